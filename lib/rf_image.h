@@ -1,0 +1,204 @@
+/*
+ * rf_image.h - the process image: what rf-snap captures and rf-restore
+ * rebuilds (struct rf_proc), its JSON metadata, and the stream that carries
+ * both.  docs/FORMAT.md describes the bytes; this header is the C side.
+ */
+#ifndef RF_IMAGE_H
+#define RF_IMAGE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/user.h>
+#include "rf.h"
+
+#define RF_IMAGE_VERSION 1
+#define RF_PAGE_SIZE 4096u
+#define RF_NSIG 64		/* signals 1..64; index sig-1 */
+#define RF_NRLIMIT 16		/* RLIM_NLIMITS on x86-64 */
+#define RF_AUXV_MAX 128		/* words (pairs * 2) */
+
+/* Limits the reader enforces before it allocates anything. */
+#define RF_META_MAX (64u << 20)	/* JSON metadata record */
+#define RF_PAGES_MAX (4u << 20)	/* payload of one page record */
+#define RF_XSTATE_MAX 16384
+
+enum rf_vma_kind {
+	RF_VMA_ANON,		/* anonymous (private or shared) */
+	RF_VMA_FILE,		/* mapping of a file */
+	RF_VMA_HEAP,		/* [heap] */
+	RF_VMA_STACK,		/* [stack] */
+	RF_VMA_VVAR,		/* [vvar] */
+	RF_VMA_VVAR_VCLOCK,	/* [vvar_vclock] */
+	RF_VMA_VDSO,		/* [vdso] */
+	RF_VMA_VSYSCALL,	/* [vsyscall]: fixed by the kernel, never mapped */
+};
+
+/* rf_vma.flags */
+#define RF_VMA_SHARED 0x1	/* MAP_SHARED */
+#define RF_VMA_GROWSDOWN 0x2	/* VM_GROWSDOWN (the main stack) */
+#define RF_VMA_FILE_PAGES 0x4	/* file not usable at restore: every page is
+				   in the stream, map anonymous instead */
+
+struct rf_file_id {
+	char *path;		/* as in /proc/PID/maps, " (deleted)" removed */
+	uint64_t dev, ino, size;
+	int64_t mtime_sec, mtime_nsec;
+};
+
+struct rf_vma {
+	uint64_t start, end;	/* page aligned, end exclusive */
+	int prot;		/* PROT_READ | PROT_WRITE | PROT_EXEC */
+	unsigned flags;		/* RF_VMA_* */
+	enum rf_vma_kind kind;
+	char *name;		/* maps' name column ("[heap]", a path, "[anon:x]") or NULL */
+	struct rf_file_id file;	/* kind == RF_VMA_FILE */
+	uint64_t pgoff;		/* file offset in bytes */
+	uint64_t npages;	/* how many of its pages the stream carries */
+};
+
+enum rf_fd_kind {
+	RF_FD_FILE,		/* regular file */
+	RF_FD_DIR,
+	RF_FD_CHR,		/* character device: /dev/null, terminals, ... */
+	RF_FD_BLK,
+	RF_FD_FIFO,		/* pipe or named fifo */
+	RF_FD_SOCKET,
+	RF_FD_ANON,		/* anon_inode: eventfd, epoll, signalfd, ... */
+	RF_FD_OTHER,
+};
+
+struct rf_fd {
+	int fd;
+	int fdflags;		/* FD_CLOEXEC */
+	int flags;		/* O_* from fdinfo "flags" (octal there) */
+	enum rf_fd_kind kind;
+	char *path;		/* readlink of /proc/PID/fd/N ("pipe:[123]" for pipes) */
+	uint64_t pos;		/* fdinfo "pos" */
+	uint64_t dev, ino;	/* stat of the open file */
+	uint64_t rdev;		/* character/block devices */
+};
+
+/* Kernel layout of struct sigaction for rt_sigaction (x86-64). */
+struct rf_sigaction {
+	uint64_t handler;	/* SIG_DFL 0, SIG_IGN 1, or an address */
+	uint64_t flags;		/* SA_* including SA_RESTORER */
+	uint64_t restorer;
+	uint64_t mask;
+};
+
+struct rf_mm {
+	uint64_t start_code, end_code, start_data, end_data;
+	uint64_t start_brk, brk, start_stack;
+	uint64_t arg_start, arg_end, env_start, env_end;
+};
+
+struct rf_proc {
+	/* what and where it was taken (informational, not restored) */
+	int pid;
+	char *comm;
+	char *host;		/* uname nodename */
+	char *kernel;		/* uname release */
+
+	/* process attributes */
+	char *exe;		/* /proc/PID/exe */
+	char *cwd;
+	unsigned umask;
+	int nice;
+	unsigned long personality;
+	uint64_t rlim_cur[RF_NRLIMIT], rlim_max[RF_NRLIMIT];	/* RLIM_INFINITY = ~0 */
+	uint32_t uid[4], gid[4];	/* real, effective, saved, filesystem */
+	uint32_t *groups;
+	size_t ngroups;
+
+	/* signal state */
+	uint64_t sigblocked;	/* bit sig-1 */
+	uint64_t sigpending;	/* pending for the thread or process; re-raised */
+	struct rf_sigaction sigact[RF_NSIG];
+	uint64_t altstack_sp, altstack_size;
+	int altstack_flags;	/* SS_DISABLE, SS_AUTODISARM; SS_ONSTACK never */
+
+	/* rseq registration; rseq_ptr == 0 means none */
+	uint64_t rseq_ptr;
+	uint32_t rseq_len, rseq_sig, rseq_flags;
+
+	/* memory */
+	struct rf_mm mm;
+	uint64_t auxv[RF_AUXV_MAX];
+	size_t auxv_len;	/* words */
+	struct rf_vma *vmas;	/* sorted by start, not overlapping */
+	size_t nvma;
+
+	/* CPU */
+	struct user_regs_struct regs;	/* includes fs_base, gs_base */
+	uint8_t *xstate;	/* NT_X86_XSTATE as PTRACE_GETREGSET gives it */
+	size_t xstate_len;
+	uint64_t xfeatures;	/* XSTATE_BV of the saved area's header */
+
+	/* files */
+	struct rf_fd *fds;	/* sorted by fd */
+	size_t nfd;
+};
+
+void rf_proc_free(struct rf_proc *p);
+/* Total page bytes the stream carries (sum of npages * RF_PAGE_SIZE). */
+uint64_t rf_proc_page_bytes(const struct rf_proc *p);
+/* Index of the VMA containing addr, or -1. */
+ssize_t rf_proc_find_vma(const struct rf_proc *p, uint64_t addr);
+const char *rf_vma_kind_name(enum rf_vma_kind k);
+const char *rf_fd_kind_name(enum rf_fd_kind k);
+int rf_vma_kind_parse(const char *s);	/* -1 if unknown */
+int rf_fd_kind_parse(const char *s);
+
+/*
+ * Metadata <-> JSON (lib/meta.c).  Dump sorts keys.  Load is strict: unknown
+ * keys, missing fields, wrong types, out-of-range values and an unsupported
+ * "version" are errors (RF_EX_DATAERR) naming the field ("metadata: vmas[3].prot:
+ * expected integer").
+ */
+char *rf_meta_dump(const struct rf_proc *p, int indent);	/* malloc'd, NULL+errno */
+int rf_meta_load(const char *json, size_t len, struct rf_proc *p, struct rf_err *e);
+
+/*
+ * The stream (lib/stream.c).  Layout in docs/FORMAT.md:
+ *   file header, META record (JSON), PAGES records in address order, END record.
+ * Every record header and payload is checksummed.
+ */
+struct rf_imgw {
+	int fd;
+	uint64_t nrec, npages, bytes;
+};
+
+int rf_imgw_start(struct rf_imgw *w, int fd, const struct rf_proc *p, struct rf_err *e);
+/* len is a multiple of RF_PAGE_SIZE, at most RF_PAGES_MAX; addr page aligned. */
+int rf_imgw_pages(struct rf_imgw *w, uint64_t addr, const void *data, size_t len,
+    struct rf_err *e);
+int rf_imgw_end(struct rf_imgw *w, struct rf_err *e);
+
+struct rf_imgr {
+	int fd;
+	const struct rf_proc *p;	/* set by rf_imgr_start */
+	uint64_t off;			/* stream offset, for messages */
+	uint64_t nrec, npages;
+	uint64_t next_addr;		/* page records must ascend */
+	uint64_t *vma_pages;		/* pages seen per VMA */
+	int done;
+};
+
+/*
+ * Read the header and metadata into *p and check the metadata against itself
+ * (VMAs sorted, aligned, not overlapping, npages fit, sizes sane).
+ * Errors: RF_EX_NOINPUT for an empty stream, RF_EX_DATAERR otherwise
+ * (RF_EX_IOERR for read errors).
+ */
+int rf_imgr_start(struct rf_imgr *r, int fd, struct rf_proc *p, struct rf_err *e);
+/*
+ * Next page record into buf (cap >= RF_PAGES_MAX).  Returns 1 and sets *addr
+ * and *len; 0 after a valid END record followed by end of input (every VMA
+ * got exactly its npages); -1 on error ("image: page record 12 at 0x7f..:
+ * checksum mismatch").
+ */
+int rf_imgr_pages(struct rf_imgr *r, uint64_t *addr, void *buf, size_t cap, size_t *len,
+    struct rf_err *e);
+void rf_imgr_free(struct rf_imgr *r);
+
+#endif

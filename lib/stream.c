@@ -1,0 +1,303 @@
+/*
+ * stream.c - the image stream: file header, then records.
+ *
+ *   header  "RFORKIMG" | u32 version | u32 flags (0) | u64 hash(first 16 bytes)
+ *   record  u32 magic "RFRC" | u32 type | u64 len | u64 arg | u64 data hash |
+ *           u64 header hash (seeded with the record's index, so a record
+ *           dropped, repeated or moved is caught) | len bytes of payload
+ *
+ * Records: META (JSON, first), PAGES (arg = address, in ascending order),
+ * END (payload: u64 page records, u64 pages).  Little endian throughout.
+ * docs/FORMAT.md is the long form.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <stddef.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include "rf_image.h"
+
+#define IMG_MAGIC "RFORKIMG"
+#define REC_MAGIC 0x43524652u	/* "RFRC" */
+
+enum { REC_META = 1, REC_PAGES = 2, REC_END = 3 };
+
+struct filehdr {
+	char magic[8];
+	uint32_t version;
+	uint32_t flags;
+	uint64_t hash;
+};
+
+struct rechdr {
+	uint32_t magic;
+	uint32_t type;
+	uint64_t len;
+	uint64_t arg;
+	uint64_t data_hash;
+	uint64_t hdr_hash;
+};
+
+_Static_assert(sizeof(struct filehdr) == 24, "file header layout");
+_Static_assert(sizeof(struct rechdr) == 40, "record header layout");
+
+static const char *const rec_names[] = { "?", "metadata", "page", "end" };
+
+/* ---- writer ---- */
+
+static int
+put_record(struct rf_imgw *w, uint32_t type, uint64_t arg, const void *data, size_t len,
+    struct rf_err *e)
+{
+	struct rechdr h = {
+		.magic = REC_MAGIC, .type = type, .len = len, .arg = arg,
+		.data_hash = rf_hash(data, len),
+	};
+	struct iovec iov[2] = { { &h, sizeof(h) }, { (void *)data, len } };
+	size_t total = sizeof(h) + len, done = 0;
+	ssize_t r;
+
+	h.hdr_hash = rf_hash_seed(&h, offsetof(struct rechdr, hdr_hash), w->nrec);
+	while (done < total) {
+		r = writev(w->fd, iov, 2);
+		if (r == -1) {
+			if (errno == EINTR)
+				continue;
+			return rf_errno(e, "image: write");
+		}
+		done += r;
+		/* Advance the iovecs past what was written (rare short writes). */
+		while (r > 0) {
+			size_t k = iov[0].iov_len ? 0 : 1;
+			size_t n = (size_t)r < iov[k].iov_len ? (size_t)r : iov[k].iov_len;
+			iov[k].iov_base = (char *)iov[k].iov_base + n;
+			iov[k].iov_len -= n;
+			r -= n;
+		}
+	}
+	w->nrec++;
+	w->bytes += total;
+	return 0;
+}
+
+int
+rf_imgw_start(struct rf_imgw *w, int fd, const struct rf_proc *p, struct rf_err *e)
+{
+	struct filehdr fh = { .version = RF_IMAGE_VERSION };
+	char *json;
+	int r;
+
+	*w = (struct rf_imgw){ .fd = fd };
+	memcpy(fh.magic, IMG_MAGIC, 8);
+	fh.hash = rf_hash(&fh, offsetof(struct filehdr, hash));
+	if (rf_writen(fd, &fh, sizeof(fh)) == -1)
+		return rf_errno(e, "image: write");
+	w->bytes = sizeof(fh);
+	if ((json = rf_meta_dump(p, 0)) == NULL)
+		return rf_errno(e, "image: metadata");
+	r = put_record(w, REC_META, 0, json, strlen(json), e);
+	free(json);
+	return r;
+}
+
+int
+rf_imgw_pages(struct rf_imgw *w, uint64_t addr, const void *data, size_t len,
+    struct rf_err *e)
+{
+	if (addr % RF_PAGE_SIZE || len % RF_PAGE_SIZE || len == 0 || len > RF_PAGES_MAX)
+		return rf_errf(e, RF_EX_SOFTWARE, "image: bad page record 0x%" PRIx64 "+%zu",
+		    addr, len);
+	if (put_record(w, REC_PAGES, addr, data, len, e) == -1)
+		return -1;
+	w->npages += len / RF_PAGE_SIZE;
+	return 0;
+}
+
+int
+rf_imgw_end(struct rf_imgw *w, struct rf_err *e)
+{
+	uint64_t end[2] = { w->nrec - 1, w->npages };
+
+	return put_record(w, REC_END, 0, end, sizeof(end), e);
+}
+
+/* ---- reader ---- */
+
+/* Read exactly n bytes; a short read is a truncated image. */
+static int
+get(struct rf_imgr *r, void *buf, size_t n, const char *what, struct rf_err *e)
+{
+	ssize_t got = rf_readn(r->fd, buf, n);
+
+	if (got == -1)
+		return rf_errno(e, "image: read");
+	r->off += got;
+	if ((size_t)got < n)
+		return rf_errf(e, RF_EX_DATAERR, "image: truncated in %s (input ends at byte %"
+		    PRIu64 ")", what, r->off);
+	return 0;
+}
+
+static int
+get_rechdr(struct rf_imgr *r, struct rechdr *h, struct rf_err *e)
+{
+	char what[64];
+
+	snprintf(what, sizeof(what), "record %" PRIu64 " header", r->nrec);
+	if (get(r, h, sizeof(*h), what, e) == -1)
+		return -1;
+	if (h->magic != REC_MAGIC ||
+	    h->hdr_hash != rf_hash_seed(h, offsetof(struct rechdr, hdr_hash), r->nrec))
+		return rf_errf(e, RF_EX_DATAERR, "image: record %" PRIu64 " at byte %" PRIu64
+		    ": header checksum mismatch", r->nrec, r->off - sizeof(*h));
+	if (h->type < REC_META || h->type > REC_END)
+		return rf_errf(e, RF_EX_DATAERR, "image: record %" PRIu64 ": unknown type %u",
+		    r->nrec, h->type);
+	return 0;
+}
+
+int
+rf_imgr_start(struct rf_imgr *r, int fd, struct rf_proc *p, struct rf_err *e)
+{
+	struct filehdr fh;
+	struct rechdr h;
+	ssize_t got;
+	char *json;
+
+	*r = (struct rf_imgr){ .fd = fd };
+	got = rf_readn(fd, &fh, sizeof(fh));
+	if (got == -1)
+		return rf_errno(e, "image: read");
+	if (got == 0)
+		return rf_errf(e, RF_EX_NOINPUT, "image: empty input");
+	r->off = got;
+	if ((size_t)got < sizeof(fh))
+		return rf_errf(e, RF_EX_DATAERR, "image: truncated in file header (%zd bytes)", got);
+	if (memcmp(fh.magic, IMG_MAGIC, 8) != 0)
+		return rf_errf(e, RF_EX_DATAERR, "image: not an rfork image (bad magic)");
+	if (fh.hash != rf_hash(&fh, offsetof(struct filehdr, hash)) || fh.flags != 0)
+		return rf_errf(e, RF_EX_DATAERR, "image: file header checksum mismatch");
+	if (fh.version != RF_IMAGE_VERSION)
+		return rf_errf(e, RF_EX_DATAERR, "image: format version %u, this program reads %u",
+		    fh.version, RF_IMAGE_VERSION);
+	if (get_rechdr(r, &h, e) == -1)
+		return -1;
+	if (h.type != REC_META)
+		return rf_errf(e, RF_EX_DATAERR, "image: first record is %s, not metadata",
+		    rec_names[h.type]);
+	if (h.len == 0 || h.len > RF_META_MAX)
+		return rf_errf(e, RF_EX_DATAERR, "image: metadata length %" PRIu64 " out of range",
+		    h.len);
+	if ((json = malloc(h.len)) == NULL)
+		return rf_errno(e, "image: metadata");
+	if (get(r, json, h.len, "metadata", e) == -1) {
+		free(json);
+		return -1;
+	}
+	if (rf_hash(json, h.len) != h.data_hash) {
+		free(json);
+		return rf_errf(e, RF_EX_DATAERR, "image: metadata: checksum mismatch");
+	}
+	if (rf_meta_load(json, h.len, p, e) == -1) {
+		free(json);
+		return -1;
+	}
+	free(json);
+	r->nrec = 1;
+	r->p = p;
+	if ((r->vma_pages = calloc(p->nvma + 1, sizeof(*r->vma_pages))) == NULL) {
+		rf_proc_free(p);
+		return rf_errno(e, "image");
+	}
+	return 0;
+}
+
+static int
+finish(struct rf_imgr *r, const struct rechdr *h, struct rf_err *e)
+{
+	uint64_t end[2];
+	size_t i;
+	char extra;
+	ssize_t got;
+
+	if (h->len != sizeof(end))
+		return rf_errf(e, RF_EX_DATAERR, "image: end record: bad length %" PRIu64, h->len);
+	if (get(r, end, sizeof(end), "end record", e) == -1)
+		return -1;
+	if (rf_hash(end, sizeof(end)) != h->data_hash)
+		return rf_errf(e, RF_EX_DATAERR, "image: end record: checksum mismatch");
+	/* r->nrec counts the metadata and this end record too. */
+	if (end[0] != r->nrec - 2 || end[1] != r->npages)
+		return rf_errf(e, RF_EX_DATAERR, "image: end record counts %" PRIu64 " page records, %"
+		    PRIu64 " pages; the stream had %" PRIu64 ", %" PRIu64, end[0], end[1],
+		    r->nrec - 2, r->npages);
+	for (i = 0; i < r->p->nvma; i++)
+		if (r->vma_pages[i] != r->p->vmas[i].npages)
+			return rf_errf(e, RF_EX_DATAERR, "image: mapping 0x%" PRIx64 "-0x%" PRIx64
+			    ": %" PRIu64 " of its %" PRIu64 " pages in the stream",
+			    r->p->vmas[i].start, r->p->vmas[i].end, r->vma_pages[i],
+			    r->p->vmas[i].npages);
+	got = rf_readn(r->fd, &extra, 1);
+	if (got == -1)
+		return rf_errno(e, "image: read");
+	if (got == 1)
+		return rf_errf(e, RF_EX_DATAERR, "image: data after the end record (byte %" PRIu64
+		    ")", r->off);
+	r->done = 1;
+	return 0;
+}
+
+int
+rf_imgr_pages(struct rf_imgr *r, uint64_t *addr, void *buf, size_t cap, size_t *len,
+    struct rf_err *e)
+{
+	struct rechdr h;
+	uint64_t n, rec;
+	ssize_t vi;
+	char what[64];
+
+	if (r->done)
+		return 0;
+	if (get_rechdr(r, &h, e) == -1)
+		return -1;
+	rec = r->nrec++;
+	if (h.type == REC_END)
+		return finish(r, &h, e) == -1 ? -1 : 0;
+	if (h.type != REC_PAGES)
+		return rf_errf(e, RF_EX_DATAERR, "image: record %" PRIu64 ": unexpected %s record",
+		    rec, rec_names[h.type]);
+	if (h.len == 0 || h.len % RF_PAGE_SIZE || h.len > RF_PAGES_MAX || h.len > cap)
+		return rf_errf(e, RF_EX_DATAERR, "image: page record %" PRIu64 ": length %" PRIu64
+		    " out of range", rec, h.len);
+	n = h.len / RF_PAGE_SIZE;
+	vi = rf_proc_find_vma(r->p, h.arg);
+	if (h.arg % RF_PAGE_SIZE || h.arg < r->next_addr || vi == -1 ||
+	    h.arg + h.len > r->p->vmas[vi].end || h.arg + h.len < h.arg)
+		return rf_errf(e, RF_EX_DATAERR, "image: page record %" PRIu64 " at 0x%" PRIx64
+		    ": outside its mappings or out of order", rec, h.arg);
+	if (r->vma_pages[vi] + n > r->p->vmas[vi].npages)
+		return rf_errf(e, RF_EX_DATAERR, "image: page record %" PRIu64 " at 0x%" PRIx64
+		    ": more pages than the metadata says", rec, h.arg);
+	snprintf(what, sizeof(what), "page record %" PRIu64 " at 0x%" PRIx64, rec, h.arg);
+	if (get(r, buf, h.len, what, e) == -1)
+		return -1;
+	if (rf_hash(buf, h.len) != h.data_hash)
+		return rf_errf(e, RF_EX_DATAERR, "image: page record %" PRIu64 " at 0x%" PRIx64
+		    ": checksum mismatch", rec, h.arg);
+	r->vma_pages[vi] += n;
+	r->npages += n;
+	r->next_addr = h.arg + h.len;
+	*addr = h.arg;
+	*len = h.len;
+	return 1;
+}
+
+void
+rf_imgr_free(struct rf_imgr *r)
+{
+	free(r->vma_pages);
+	r->vma_pages = NULL;
+}
