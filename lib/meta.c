@@ -18,7 +18,7 @@
 #include <sodium.h>
 #include "rf_image.h"
 
-#define META_ERR(e, ...) rf_errf((e), RF_EX_DATAERR, "metadata: " __VA_ARGS__)
+#define META_ERR(e, ...) rf_errf((e), RF_EX_DATAERR, "image: metadata: " __VA_ARGS__)
 
 static const char *const rlimit_names[RF_NRLIMIT] = {
 	"cpu", "fsize", "data", "stack", "core", "rss", "nproc", "nofile",
