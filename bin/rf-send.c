@@ -1,0 +1,231 @@
+/*
+ * rf-send - send the image on stdin to the rf-server on HOST; exit 0 once
+ * the process runs there, printing the server's JSON reply.
+ */
+#include <err.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <bsd/stdlib.h>
+#include <jansson.h>
+#include "rf_net.h"
+#include "rf_image.h"
+
+struct progress {
+	uint64_t total;		/* 0: unknown */
+	double start, last;
+	int tty;
+};
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: rf-send [-P] [-k key] [-t seconds] host[:port]\n");
+	exit(RF_EX_USAGE);
+}
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static const char *
+human(double b, char *buf, size_t n)
+{
+	const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	int i = 0;
+
+	while (b >= 1024 && i < 4) {
+		b /= 1024;
+		i++;
+	}
+	snprintf(buf, n, i ? "%.1f %s" : "%.0f %s", b, u[i]);
+	return buf;
+}
+
+static void
+show(void *arg, uint64_t bytes)
+{
+	struct progress *p = arg;
+	char a[32], b[32], c[32], line[160];
+	double t = now(), rate;
+	int n;
+
+	if (t - p->last < 0.5 && (p->total == 0 || bytes < p->total))
+		return;
+	p->last = t;
+	rate = t > p->start ? bytes / (t - p->start) : 0;
+	if (p->total > 0 && bytes <= p->total)
+		n = snprintf(line, sizeof(line), "rf-send: %s of %s, %s/s, ETA %.0fs",
+		    human(bytes, a, sizeof(a)), human(p->total, b, sizeof(b)),
+		    human(rate, c, sizeof(c)), rate > 0 ? (p->total - bytes) / rate : 0);
+	else
+		n = snprintf(line, sizeof(line), "rf-send: %s, %s/s",
+		    human(bytes, a, sizeof(a)), human(rate, c, sizeof(c)));
+	fprintf(stderr, p->tty ? "\r%-*s" : "%-*s\n", n, line);
+}
+
+/*
+ * The total for -P: read the start of the image into memory and let the
+ * image reader parse its metadata there.  The prefix is sent first.
+ */
+static size_t
+peek_total(uint8_t *buf, size_t cap, uint64_t *total)
+{
+	struct rf_proc p;
+	struct rf_imgr r;
+	struct rf_err e;
+	ssize_t n;
+	int mfd;
+
+	*total = 0;
+	if ((n = rf_readn(STDIN_FILENO, buf, cap)) <= 0)
+		return n == -1 ? (size_t)-1 : 0;
+	if ((mfd = memfd_create("rf-send", MFD_CLOEXEC)) == -1)
+		return n;
+	memset(&p, 0, sizeof(p));
+	memset(&r, 0, sizeof(r));
+	if (rf_writen(mfd, buf, n) == 0 && lseek(mfd, 0, SEEK_SET) == 0 &&
+	    rf_imgr_start(&r, mfd, &p, &e) == 0) {
+		*total = r.off + rf_proc_page_bytes(&p);
+		rf_imgr_free(&r);
+	}
+	rf_proc_free(&p);
+	close(mfd);
+	return n;
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct rf_chan c;
+	struct rf_key key;
+	struct rf_err e;
+	struct progress prog;
+	char keypath[4096], *kpath = NULL, *s;
+	const char *errstr, *host;
+	const uint8_t *d;
+	json_t *j = NULL;
+	size_t len, pre = 0;
+	uint8_t *prefix = NULL;
+	int ch, fd, type, r, sent_ok, pflag = 0, timeout = RF_TIMEOUT_MS, phase;
+
+	while ((ch = getopt(argc, argv, "hk:Pt:")) != -1) {
+		switch (ch) {
+		case 'k':
+			kpath = optarg;
+			break;
+		case 'P':
+			pflag = 1;
+			break;
+		case 't':
+			timeout = strtonum(optarg, 1, 86400, &errstr) * 1000;
+			if (errstr != NULL)
+				errx(RF_EX_USAGE, "-t %s: %s", optarg, errstr);
+			break;
+		default:
+			usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc != 1)
+		usage();
+	host = argv[0];
+	signal(SIGPIPE, SIG_IGN);
+
+	if (kpath == NULL) {
+		if (rf_key_path(keypath, sizeof(keypath)) == -1)
+			err(RF_EX_NOPERM, "no key: set RFORK_KEY or HOME");
+		kpath = keypath;
+	}
+	if (rf_key_load(kpath, &key, &e) == -1)
+		errx(e.code, "%s", e.msg);
+
+	memset(&prog, 0, sizeof(prog));
+	if (pflag) {
+		if ((prefix = malloc(RF_CHUNK)) == NULL)
+			err(RF_EX_OSERR, "malloc");
+		if ((pre = peek_total(prefix, RF_CHUNK, &prog.total)) == (size_t)-1)
+			err(RF_EX_IOERR, "standard input");
+		prog.tty = isatty(STDERR_FILENO);
+	}
+
+	if ((fd = rf_dial(host, timeout, &e)) == -1)
+		errx(e.code, "%s", e.msg);
+	if (rf_chan_client(&c, fd, &key, &e) == -1)
+		errx(e.code, "%s: %s", host, e.msg);
+	rf_key_wipe(&key);
+
+	j = json_pack("{s:s}", "op", "restore");
+	if (rf_chan_send_json(&c, RF_FR_REQ, j, &e) == -1)
+		errx(e.code, "%s: %s", host, e.msg);
+	json_decref(j);
+
+	prog.start = prog.last = now();
+	r = 0;
+	if (pre > 0) {
+		r = rf_chan_send(&c, RF_FR_DATA, prefix, pre, &e);
+		if (r == 0)
+			show(&prog, pre);
+	}
+	if (r == 0 && (pre == 0 || pre == RF_CHUNK))
+		r = rf_xfer_send(&c, STDIN_FILENO, pflag ? show : NULL, &prog, &e);
+	else if (r == 0)
+		r = rf_chan_send(&c, RF_FR_END, NULL, 0, &e);
+	if (pflag && prog.tty)
+		fputc('\n', stderr);
+	/* A failed write may have a reason waiting: read it before giving up. */
+	sent_ok = r != -1;
+	if (!sent_ok && rf_chan_pending(&c) != 1)
+		errx(e.code, "%s: %s", host, e.msg);
+
+	for (phase = 0;;) {
+		struct rf_err e2;
+
+		r = rf_chan_recv(&c, &type, &d, &len, &e2);
+		if (r != 1 && !sent_ok)
+			errx(e.code, "%s: %s", host, e.msg);
+		if (r == -1)
+			errx(e2.code, "%s: %s", host, e2.msg);
+		if (r == 0)
+			errx(RF_EX_PROTOCOL, "%s: connection closed before a reply", host);
+		if ((j = rf_json_frame(d, len, &e2)) == NULL)
+			errx(e2.code, "%s: %s", host, e2.msg);
+		if (type == RF_FR_ERROR) {
+			rf_json_error(j, &e2);
+			errx(e2.code, "%s: %s", host, e2.msg);
+		}
+		if (type == RF_FR_READY && phase == 0) {
+			/* Built and stopped there: now let it run. */
+			json_decref(j);
+			if (rf_chan_send(&c, RF_FR_COMMIT, NULL, 0, &e2) == -1)
+				errx(e2.code, "%s: %s", host, e2.msg);
+			phase = 1;
+			continue;
+		}
+		if (type != RF_FR_REPLY)
+			errx(RF_EX_PROTOCOL, "%s: unexpected frame type %d", host, type);
+		break;
+	}
+	rf_chan_close(&c);
+	if ((s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS)) == NULL)
+		errx(RF_EX_SOFTWARE, "cannot encode the reply");
+	if (printf("%s\n", s) < 0 || fflush(stdout) == EOF || ferror(stdout))
+		err(RF_EX_IOERR, "stdout");
+	free(s);
+	json_decref(j);
+	free(prefix);
+	return RF_EX_OK;
+}

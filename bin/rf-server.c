@@ -1,0 +1,530 @@
+/*
+ * rf-server - the per-host daemon: authenticates peers, takes their images
+ * and starts the processes through rf-restore.  One child per connection;
+ * the parent only accepts, reaps and stops.  docs/PROTOCOL.md.
+ */
+#include <err.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <bsd/stdlib.h>
+#include <bsd/string.h>
+#include <jansson.h>
+#include "rf_net.h"
+
+#define MAXPEERS 64
+
+static int timeout_ms = RF_TIMEOUT_MS;
+static int allow_root;
+static char restore_path[PATH_MAX];
+static char peer[80];			/* in a connection child: who we talk to */
+static volatile sig_atomic_t conn_fd = -1;
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: rf-server [-R] [-k key] [-l addr:port] [-t seconds]\n");
+	exit(RF_EX_USAGE);
+}
+
+/* One event, one line, one write: lines of concurrent children never mix. */
+static void __attribute__((format(printf, 1, 2)))
+logx(const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	int n;
+
+	n = snprintf(line, sizeof(line), "rf-server: %s%s", peer, peer[0] ? ": " : "");
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
+	va_end(ap);
+	n = strlen(line);
+	line[n++] = '\n';
+	(void)!write(STDERR_FILENO, line, n);
+}
+
+static long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* rf-restore beside our own binary, else from PATH. */
+static void
+find_restore(void)
+{
+	char self[PATH_MAX - 16], *slash;
+	ssize_t n;
+
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		if ((slash = strrchr(self, '/')) != NULL) {
+			*slash = '\0';
+			snprintf(restore_path, sizeof(restore_path), "%s/rf-restore", self);
+			if (access(restore_path, X_OK) == 0)
+				return;
+		}
+	}
+	strlcpy(restore_path, "rf-restore", sizeof(restore_path));
+}
+
+struct restore {
+	pid_t pid;
+	int in, out, errfd;	/* its stdin, stdout, stderr (our ends) */
+	int pidfd;
+	char errmsg[512];	/* last line it wrote on stderr */
+	size_t errlen;
+};
+
+static int
+spawn_restore(struct restore *rs, struct rf_err *e)
+{
+	int pin[2], pout[2], perr[2];
+	char *argv[4];
+	int argc = 0;
+
+	memset(rs, 0, sizeof(*rs));
+	if (pipe2(pin, O_CLOEXEC) == -1 || pipe2(pout, O_CLOEXEC) == -1 ||
+	    pipe2(perr, O_CLOEXEC) == -1)
+		return rf_errno(e, "pipe");
+	fcntl(pin[1], F_SETPIPE_SZ, 1 << 20);
+	argv[argc++] = "rf-restore";
+	argv[argc++] = "-S";
+	if (geteuid() == 0 && !allow_root)
+		argv[argc++] = "-U";
+	argv[argc] = NULL;
+	if ((rs->pid = fork()) == -1)
+		return rf_errno(e, "fork");
+	if (rs->pid == 0) {
+		sigset_t none;
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGPIPE, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		/* Its own group: on abort the whole group goes, half-built children too. */
+		setpgid(0, 0);
+		if (dup2(pin[0], 0) == -1 || dup2(pout[1], 1) == -1 || dup2(perr[1], 2) == -1)
+			_exit(RF_EX_OSERR);
+		execvp(restore_path, argv);
+		dprintf(2, "rf-restore: %s: %s\n", restore_path, strerror(errno));
+		_exit(RF_EX_UNAVAILABLE);
+	}
+	setpgid(rs->pid, rs->pid);
+	close(pin[0]);
+	close(pout[1]);
+	close(perr[1]);
+	rs->in = pin[1];
+	rs->out = pout[0];
+	rs->errfd = perr[0];
+	fcntl(rs->errfd, F_SETFL, O_NONBLOCK);
+	rs->pidfd = syscall(SYS_pidfd_open, rs->pid, 0);
+	return 0;
+}
+
+/* Keep the last line rf-restore wrote on stderr: the reason it failed. */
+static void
+drain_err(struct restore *rs)
+{
+	char buf[4096];
+	ssize_t n, i;
+
+	while ((n = read(rs->errfd, buf, sizeof(buf))) > 0) {
+		for (i = 0; i < n; i++) {
+			if (buf[i] == '\n') {
+				rs->errlen = 0;
+				continue;
+			}
+			if (rs->errlen == 0)
+				rs->errmsg[0] = '\0';
+			if (rs->errlen < sizeof(rs->errmsg) - 1) {
+				rs->errmsg[rs->errlen++] = buf[i];
+				rs->errmsg[rs->errlen] = '\0';
+			}
+		}
+	}
+}
+
+/* Wait for rf-restore to exit, up to ms.  Returns its exit code or -1. */
+static int
+wait_restore(struct restore *rs, int ms)
+{
+	struct pollfd pfd = { rs->pidfd, POLLIN, 0 };
+	int st;
+
+	if (rs->pid <= 0)
+		return -1;
+	if (rs->pidfd >= 0)
+		while (poll(&pfd, 1, ms) == -1 && errno == EINTR)
+			;
+	if (waitpid(rs->pid, &st, rs->pidfd >= 0 ? WNOHANG : 0) != rs->pid)
+		return -1;
+	rs->pid = 0;
+	drain_err(rs);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Undo everything rf-restore started: nothing half-built may remain. */
+static void
+abort_restore(struct restore *rs)
+{
+	pid_t pg = rs->pid;
+
+	if (rs->in >= 0)
+		close(rs->in);
+	rs->in = -1;
+	if (rs->pid > 0 && wait_restore(rs, 5000) == -1) {
+		kill(-pg, SIGKILL);
+		wait_restore(rs, 5000);
+	}
+	if (pg > 0)
+		kill(-pg, SIGKILL);
+}
+
+static void
+close_restore(struct restore *rs)
+{
+	if (rs->in >= 0)
+		close(rs->in);
+	close(rs->out);
+	close(rs->errfd);
+	if (rs->pidfd >= 0)
+		close(rs->pidfd);
+}
+
+/* rf-restore's one JSON line, within timeout_ms. */
+static json_t *
+read_answer(struct restore *rs)
+{
+	char buf[65536];
+	size_t n = 0;
+	ssize_t r;
+	struct pollfd pfd = { rs->out, POLLIN, 0 };
+	long end = now_ms() + timeout_ms;
+	json_t *j;
+
+	while (n < sizeof(buf) - 1 && memchr(buf, '\n', n) == NULL) {
+		if (end - now_ms() <= 0 || poll(&pfd, 1, end - now_ms()) <= 0)
+			return NULL;
+		if ((r = read(rs->out, buf + n, sizeof(buf) - 1 - n)) <= 0)
+			break;
+		n += r;
+	}
+	buf[n] = '\0';
+	if ((j = json_loads(buf, JSON_DISABLE_EOF_CHECK, NULL)) == NULL)
+		return NULL;
+	if (!json_is_object(j) || !json_is_integer(json_object_get(j, "pid")) ||
+	    json_integer_value(json_object_get(j, "pid")) <= 0) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+static int
+fail(struct rf_chan *c, int code, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	logx("%s", msg);
+	rf_chan_send_error(c, code, msg);
+	rf_chan_linger(c, 2000);
+	return code;
+}
+
+static int
+do_restore(struct rf_chan *c)
+{
+	struct restore rs;
+	struct rf_err e;
+	uint64_t bytes;
+	long t0 = now_ms(), t1, t2;
+	const uint8_t *d;
+	size_t len;
+	json_t *j;
+	pid_t pid;
+	int r, code, type;
+
+	if (spawn_restore(&rs, &e) == -1)
+		return fail(c, e.code, "restore: %s", e.msg);
+	r = rf_xfer_recv(c, rs.in, &bytes, &e);
+	if (r == -1) {
+		abort_restore(&rs);
+		close_restore(&rs);
+		logx("aborted after %llu bytes: %s", (unsigned long long)bytes, e.msg);
+		if (e.code != RF_EX_UNAVAILABLE) {
+			rf_chan_send_error(c, e.code, e.msg);
+			rf_chan_linger(c, 2000);
+		}
+		return e.code;
+	}
+	close(rs.in);
+	rs.in = -1;
+	t1 = now_ms();
+	j = r == 0 ? read_answer(&rs) : NULL;
+	code = wait_restore(&rs, j != NULL ? timeout_ms : 5000);
+	if (j == NULL || code != 0) {
+		json_decref(j);
+		abort_restore(&rs);
+		close_restore(&rs);
+		if (code <= 0 || code == 128 + SIGKILL)
+			code = code == 0 ? RF_EX_SOFTWARE : RF_EX_UNAVAILABLE;
+		if (code > 128)
+			code = RF_EX_SOFTWARE;
+		return fail(c, code, "restore failed (exit %d): %s", code,
+		    rs.errmsg[0] ? rs.errmsg : "no reason given");
+	}
+	close_restore(&rs);
+	pid = json_integer_value(json_object_get(j, "pid"));
+	json_object_set_new(j, "host", json_string(rf_hostname()));
+	json_object_set_new(j, "bytes", json_integer(bytes));
+	json_object_set_new(j, "recv_ms", json_integer(t1 - t0));
+	t2 = now_ms();
+	json_object_set_new(j, "restore_ms", json_integer(t2 - t1));
+
+	/* Two phases: it runs only when the sender knows it exists. */
+	if (rf_chan_send_json(c, RF_FR_READY, j, &e) == -1 ||
+	    (r = rf_chan_recv(c, &type, &d, &len, &e)) != 1 || type != RF_FR_COMMIT) {
+		kill(pid, SIGKILL);
+		logx("pid %d killed: no commit from the sender (%s)", pid,
+		    r == 0 ? "connection closed" : e.msg);
+		json_decref(j);
+		return RF_EX_UNAVAILABLE;
+	}
+	if (kill(pid, SIGCONT) == -1) {
+		json_decref(j);
+		return fail(c, RF_EX_SOFTWARE, "pid %d vanished before it could run", pid);
+	}
+	json_object_set_new(j, "total_ms", json_integer(now_ms() - t0));
+	if (rf_chan_send_json(c, RF_FR_REPLY, j, &e) == -1)
+		logx("pid %d runs, but the reply was lost: %s", pid, e.msg);
+	else
+		logx("pid %d runs: %llu bytes, %ld ms", pid, (unsigned long long)bytes,
+		    now_ms() - t0);
+	json_decref(j);
+	return 0;
+}
+
+static void
+on_term(int sig)
+{
+	/* Unblocks whatever read or write the connection is in. */
+	if (conn_fd >= 0)
+		shutdown(conn_fd, SHUT_RDWR);
+}
+
+static int
+serve_conn(int fd, const struct rf_key *key)
+{
+	struct sigaction sa;
+	struct rf_chan c;
+	struct rf_err e;
+	const uint8_t *d;
+	const char *op;
+	size_t len;
+	json_t *j;
+	sigset_t none;
+	int r, type;
+
+	conn_fd = fd;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_term;
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGCHLD, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	prctl(PR_SET_CHILD_SUBREAPER, 0);
+
+	if (rf_sock_setup(fd, timeout_ms) == -1 || rf_chan_server(&c, fd, key, &e) == -1) {
+		logx("%s", e.msg);
+		close(fd);
+		return e.code;
+	}
+	r = rf_chan_recv(&c, &type, &d, &len, &e);
+	if (r != 1) {
+		if (r == 0)
+			logx("closed without a request");
+		else
+			logx("%s", e.msg);
+		rf_chan_close(&c);
+		return RF_EX_PROTOCOL;
+	}
+	if (type != RF_FR_REQ || (j = rf_json_frame(d, len, &e)) == NULL) {
+		r = fail(&c, RF_EX_PROTOCOL, "expected a request");
+		rf_chan_close(&c);
+		return r;
+	}
+	op = json_string_value(json_object_get(j, "op"));
+	if (op != NULL && strcmp(op, "restore") == 0)
+		r = do_restore(&c);
+	else
+		r = fail(&c, RF_EX_PROTOCOL, "unknown request \"%s\"", op ? op : "?");
+	json_decref(j);
+	rf_chan_close(&c);
+	return r;
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct signalfd_siginfo si;
+	struct sockaddr_storage ss;
+	struct pollfd pfd[2];
+	struct rf_key key;
+	struct rf_err e;
+	socklen_t sl;
+	sigset_t mask;
+	pid_t conns[MAXPEERS], pid;
+	char keypath[4096], *kpath = NULL, *addr = "127.0.0.1";
+	const char *errstr;
+	int ch, lfd, sfd, fd, st, i, nconn = 0, stopping = 0;
+	long deadline;
+
+	while ((ch = getopt(argc, argv, "hk:l:Rt:")) != -1) {
+		switch (ch) {
+		case 'k':
+			kpath = optarg;
+			break;
+		case 'l':
+			addr = optarg;
+			break;
+		case 'R':
+			allow_root = 1;
+			break;
+		case 't':
+			timeout_ms = strtonum(optarg, 1, 86400, &errstr) * 1000;
+			if (errstr != NULL)
+				errx(RF_EX_USAGE, "-t %s: %s", optarg, errstr);
+			break;
+		default:
+			usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc != 0)
+		usage();
+
+	if (kpath == NULL) {
+		if (rf_key_path(keypath, sizeof(keypath)) == -1)
+			err(RF_EX_NOPERM, "no key: set RFORK_KEY or HOME");
+		kpath = keypath;
+	}
+	if (rf_key_load(kpath, &key, &e) == -1)
+		errx(e.code, "%s", e.msg);
+	find_restore();
+	if ((lfd = rf_listen(addr, &e)) == -1)
+		errx(e.code, "listen: %s", e.msg);
+	/* Restored processes outlive rf-restore: they are ours to reap. */
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) == -1)
+		err(RF_EX_OSERR, "PR_SET_CHILD_SUBREAPER");
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	if ((sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) == -1)
+		err(RF_EX_OSERR, "signalfd");
+	sl = sizeof(ss);
+	getsockname(lfd, (struct sockaddr *)&ss, &sl);
+	logx("listening on %s as %s (pid %d, %s)",
+	    rf_addr_str((struct sockaddr *)&ss, keypath, sizeof(keypath)), rf_hostname(),
+	    getpid(), geteuid() != 0 ? "restores only its own user's processes" :
+	    allow_root ? "root images allowed" : "root images refused");
+
+	deadline = 0;
+	for (;;) {
+		pfd[0].fd = sfd;
+		pfd[0].events = POLLIN;
+		pfd[1].fd = stopping ? -1 : lfd;
+		pfd[1].events = POLLIN;
+		if (stopping && nconn == 0)
+			break;
+		if (poll(pfd, 2, stopping ? 500 : -1) == -1 && errno != EINTR)
+			err(RF_EX_OSERR, "poll");
+		if (stopping && now_ms() > deadline) {
+			for (i = 0; i < nconn; i++)
+				kill(conns[i], SIGKILL);
+		}
+		while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+			if (si.ssi_signo != SIGCHLD && !stopping) {
+				stopping = 1;
+				deadline = now_ms() + 10000;
+				close(lfd);
+				logx("stopping on signal %d: %d connections to end", si.ssi_signo,
+				    nconn);
+				for (i = 0; i < nconn; i++)
+					kill(conns[i], SIGTERM);
+			}
+		}
+		while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+			for (i = 0; i < nconn && conns[i] != pid; i++)
+				;
+			if (i < nconn) {
+				conns[i] = conns[--nconn];
+				if (WIFSIGNALED(st))
+					logx("connection handler %d killed by signal %d", pid,
+					    WTERMSIG(st));
+				continue;
+			}
+			if (WIFEXITED(st))
+				logx("pid %d exited with status %d", pid, WEXITSTATUS(st));
+			else
+				logx("pid %d killed by signal %d", pid, WTERMSIG(st));
+		}
+		if (stopping || !(pfd[1].revents & POLLIN))
+			continue;
+		sl = sizeof(ss);
+		if ((fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC)) == -1) {
+			if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED)
+				logx("accept: %s", strerror(errno));
+			continue;
+		}
+		rf_addr_str((struct sockaddr *)&ss, peer, sizeof(peer));
+		if (nconn == MAXPEERS) {
+			logx("refused: %d connections already", nconn);
+			close(fd);
+			peer[0] = '\0';
+			continue;
+		}
+		if ((pid = fork()) == -1) {
+			logx("fork: %s", strerror(errno));
+			close(fd);
+		} else if (pid == 0) {
+			close(lfd);
+			close(sfd);
+			_exit(serve_conn(fd, &key));
+		} else {
+			conns[nconn++] = pid;
+			close(fd);
+		}
+		peer[0] = '\0';
+	}
+	logx("stopped");
+	rf_key_wipe(&key);
+	return RF_EX_OK;
+}

@@ -1,0 +1,120 @@
+/* xfer.c - an image over a channel: DATA frames then END, and JSON frames. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <jansson.h>
+#include "rf_net.h"
+
+int
+rf_xfer_send(struct rf_chan *c, int infd, void (*progress)(void *, uint64_t), void *arg,
+    struct rf_err *e)
+{
+	uint8_t *buf = rf_chan_txbuf(c);
+	uint64_t total = 0;
+	ssize_t n;
+	int p;
+
+	/* Pipes from rf-snap: fewer, larger reads (fails harmlessly on files). */
+	fcntl(infd, F_SETPIPE_SZ, 1 << 20);
+	for (;;) {
+		if ((p = rf_chan_pending(c)) != 0)
+			return p == -1 ? rf_errno(e, "poll") : 1;
+		n = rf_readn(infd, buf, RF_CHUNK);
+		if (n == -1)
+			return rf_errno(e, "standard input");
+		if (n == 0)
+			break;
+		if (rf_chan_send(c, RF_FR_DATA, buf, n, e) == -1)
+			return -1;
+		total += n;
+		if (progress != NULL)
+			progress(arg, total);
+		if ((size_t)n < RF_CHUNK)
+			break;
+	}
+	if (rf_chan_send(c, RF_FR_END, NULL, 0, e) == -1)
+		return -1;
+	return 0;
+}
+
+int
+rf_xfer_recv(struct rf_chan *c, int outfd, uint64_t *bytes, struct rf_err *e)
+{
+	const uint8_t *d;
+	size_t len;
+	int type, r;
+
+	*bytes = 0;
+	for (;;) {
+		r = rf_chan_recv(c, &type, &d, &len, e);
+		if (r == -1)
+			return -1;
+		if (r == 0)
+			return rf_errf(e, RF_EX_PROTOCOL, "sender closed the connection after "
+			    "%llu bytes, before the end of the image", (unsigned long long)*bytes);
+		if (type == RF_FR_END)
+			return 0;
+		if (type != RF_FR_DATA)
+			return rf_errf(e, RF_EX_PROTOCOL, "unexpected frame type %d in the image",
+			    type);
+		if (rf_writen(outfd, d, len) == -1) {
+			rf_errno(e, "output");
+			return -2;
+		}
+		*bytes += len;
+	}
+}
+
+json_t *
+rf_json_frame(const uint8_t *d, size_t len, struct rf_err *e)
+{
+	json_error_t je;
+	json_t *j;
+
+	j = json_loadb((const char *)d, len, JSON_REJECT_DUPLICATES, &je);
+	if (j == NULL)
+		return rf_errf(e, RF_EX_PROTOCOL, "bad JSON from peer: %s", je.text), NULL;
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return rf_errf(e, RF_EX_PROTOCOL, "bad JSON from peer: not an object"), NULL;
+	}
+	return j;
+}
+
+int
+rf_chan_send_json(struct rf_chan *c, int type, const json_t *j, struct rf_err *e)
+{
+	char *s;
+	int r;
+
+	if ((s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS)) == NULL)
+		return rf_errf(e, RF_EX_SOFTWARE, "cannot encode JSON");
+	r = rf_chan_send(c, type, s, strlen(s), e);
+	free(s);
+	return r;
+}
+
+int
+rf_json_error(const json_t *j, struct rf_err *e)
+{
+	json_int_t code = RF_EX_SOFTWARE;
+	const char *msg = "unknown error";
+	json_t *v;
+
+	if ((v = json_object_get(j, "code")) != NULL && json_is_integer(v))
+		code = json_integer_value(v);
+	if ((v = json_object_get(j, "error")) != NULL && json_is_string(v))
+		msg = json_string_value(v);
+	/* Only codes of the table leave the program, whatever the peer says. */
+	switch (code) {
+	case RF_EX_NO: case RF_EX_DATAERR: case RF_EX_NOINPUT: case RF_EX_UNAVAILABLE:
+	case RF_EX_SOFTWARE: case RF_EX_OSERR: case RF_EX_IOERR: case RF_EX_TEMPFAIL:
+	case RF_EX_PROTOCOL: case RF_EX_NOPERM:
+		break;
+	default:
+		code = RF_EX_SOFTWARE;
+	}
+	return rf_errf(e, code, "%s", msg);
+}
