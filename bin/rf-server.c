@@ -87,7 +87,7 @@ find_restore(void)
 }
 
 struct restore {
-	pid_t pid;
+	pid_t pid, pg;
 	int in, out, errfd;	/* its stdin, stdout, stderr (our ends) */
 	int pidfd;
 	char errmsg[512];	/* last line it wrote on stderr */
@@ -129,6 +129,7 @@ spawn_restore(struct restore *rs, struct rf_err *e)
 		_exit(RF_EX_UNAVAILABLE);
 	}
 	setpgid(rs->pid, rs->pid);
+	rs->pg = rs->pid;
 	close(pin[0]);
 	close(pout[1]);
 	close(perr[1]);
@@ -186,7 +187,10 @@ wait_restore(struct restore *rs, int ms)
 static void
 abort_restore(struct restore *rs)
 {
-	pid_t pg = rs->pid;
+	char buf[4096];
+	const char *p;
+	pid_t pg = rs->pg;
+	ssize_t n;
 
 	if (rs->in >= 0)
 		close(rs->in);
@@ -197,6 +201,14 @@ abort_restore(struct restore *rs)
 	}
 	if (pg > 0)
 		kill(-pg, SIGKILL);
+	/* It may have finished a process in a session of its own. */
+	fcntl(rs->out, F_SETFL, O_NONBLOCK);
+	if ((n = read(rs->out, buf, sizeof(buf) - 1)) > 0) {
+		buf[n] = '\0';
+		if ((p = strstr(buf, "\"pid\"")) != NULL && (p = strchr(p, ':')) != NULL &&
+		    atoi(p + 1) > 0)
+			kill(atoi(p + 1), SIGKILL);
+	}
 }
 
 static void
@@ -286,6 +298,8 @@ do_restore(struct rf_chan *c)
 	j = r == 0 ? read_answer(&rs) : NULL;
 	code = wait_restore(&rs, j != NULL ? timeout_ms : 5000);
 	if (j == NULL || code != 0) {
+		if (j != NULL)
+			kill(json_integer_value(json_object_get(j, "pid")), SIGKILL);
 		json_decref(j);
 		abort_restore(&rs);
 		close_restore(&rs);
