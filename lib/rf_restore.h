@@ -1,0 +1,92 @@
+/*
+ * rf_restore.h - rebuild a process from an image on this host (rf-restore).
+ *
+ * Order of calls:
+ *	rf_imgr_start				(lib/stream.c: header and metadata)
+ *	rf_restore_check			every check that needs no process
+ *	rf_restore_run  or  rf_restore_drain	build it, or (-n) read the rest
+ *	rf_restore_free
+ *
+ * rf_restore_run forks the new process, lets the restorer blob
+ * (lib/restorer/) rebuild its address space, writes the pages into it as
+ * they arrive and gives it the image's registers; docs/ARCHITECTURE.md has
+ * the sequence.  On any failure the half-built process is killed and reaped
+ * before the call returns.  Nothing here prints: warnings are collected in
+ * rs->warn for main() to show.
+ */
+#ifndef RF_RESTORE_H
+#define RF_RESTORE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/stat.h>
+#include "rf_image.h"
+
+/* -F N=M: the new process gets our fd `from` as its fd `fd`. */
+struct rf_fd_supply {
+	int fd, from;
+};
+
+struct rf_restore_opts {
+	int no_root;		/* -U: refuse an image with uid or gid 0 */
+	int leave_stopped;	/* -S: the process is left in group stop */
+	const struct rf_fd_supply *supply;
+	size_t nsupply;
+};
+
+/* What happens to one of the image's fds. */
+enum rf_fd_plan { RF_FDP_REOPEN, RF_FDP_SUPPLIED, RF_FDP_NULL };
+
+struct rf_restore_map {		/* one distinct mapped file */
+	const char *path;
+	int rdwr;		/* some MAP_SHARED writable mapping of it */
+};
+
+struct rf_restore {
+	/* results */
+	pid_t pid;
+	int exe_set;		/* /proc/PID/exe is the image's exe */
+	int *replaced;		/* fds replaced by /dev/null */
+	size_t nreplaced;
+	char **warn;		/* one line each, for stderr */
+	size_t nwarn;
+
+	/* the plan rf_restore_check makes for rf_restore_run */
+	const struct rf_proc *p;
+	struct rf_restore_opts o;
+	enum rf_fd_plan *fdplan;	/* per image fd */
+	int *vmafile;			/* per VMA: index into maps, -1 anonymous */
+	struct rf_restore_map *maps;
+	size_t nmaps;
+	uint64_t rlim[RF_NRLIMIT][2];	/* what the process will get */
+	int nice;
+	int setcreds;			/* credentials differ from ours */
+	int want_exe;			/* may set /proc/PID/exe (PR_SET_MM_MAP) */
+	int keepcap;			/* hold CAP_CHECKPOINT_RESTORE for that */
+	uint64_t host_vdso, host_vdso_len, host_vdso_part[3];
+	uint64_t img_vdso;		/* 0: the image has no vdso block */
+	uint64_t *busy;			/* our own mappings, start/end pairs */
+	size_t nbusy;
+};
+
+/*
+ * Check the metadata against itself and against this host: layout, the
+ * vdso block, CPU features, credentials (run only), mapped files (same
+ * device, inode, size and mtime), fds.  for_run = 0 checks what -n checks.
+ * Data problems fill e with RF_EX_DATAERR, privilege ones with RF_EX_NOPERM.
+ */
+int rf_restore_check(struct rf_restore *rs, const struct rf_proc *p,
+    const struct rf_restore_opts *o, int for_run, struct rf_err *e);
+/*
+ * Build the process from the rest of the stream.  On success rs->pid runs
+ * (or is stopped, leave_stopped) and is our child; every page record and
+ * the end record have been verified before it ran its first instruction.
+ */
+int rf_restore_run(struct rf_restore *rs, struct rf_imgr *r, struct rf_err *e);
+/* Read and verify the rest of the stream without restoring (-n). */
+int rf_restore_drain(struct rf_imgr *r, struct rf_err *e);
+void rf_restore_free(struct rf_restore *rs);
+/* st is the same file as mapping v had at dump time (device, inode, size, mtime). */
+int rf_restore_same_file(const struct rf_vma *v, const struct stat *st, struct rf_err *e);
+
+#endif
