@@ -1,0 +1,206 @@
+#!/usr/bin/env bats
+# rf-server: serving many peers, bad peers, stopping, credentials.
+
+load net
+
+setup_file() {
+	th_up 2
+}
+
+teardown_file() {
+	th_down
+}
+
+teardown() {
+	local p
+	for p in $MPID $RPID ${MPIDS[@]} ${RPIDS[@]}; do
+		kill -KILL "$p" 2>/dev/null || true
+	done
+	[ -z "$SPID" ] || kill -KILL "$SPID" 2>/dev/null || true
+}
+
+# own_server [ARGS]: a second server in host 2 on port 7078; sets SPID, SLOG.
+own_server() {
+	SLOG=$TDIR/own.$BATS_TEST_NUMBER.log
+	inh 2 "$BIN/rf-server" -k "$KEY" -l "$(addr 2):7078" "$@" 2> "$SLOG" &
+	SPID=$!
+	for _ in $(seq 100); do
+		grep -q listening "$SLOG" && return 0
+		sleep 0.05
+	done
+	cat "$SLOG" >&2
+	return 1
+}
+
+@test "rf-server: listens on loopback unless told otherwise" {
+	inh 2 "$BIN/rf-server" -k "$KEY" 2> "$TDIR/lo.log" &
+	SPID=$!
+	sleep 0.3
+	run inh 2 ss -ltnH
+	[[ "$output" == *"127.0.0.1:7077 "* ]]
+	grep -q "listening on 127.0.0.1:7077" "$TDIR/lo.log"
+	run inh 1 "$BIN/rf-send" -t 2 -k "$KEY" "$(addr 2):7077" < /dev/null
+	[ "$status" -eq 66 ]	# that was the test host's own server on 10.77.0.2
+}
+
+@test "rf-server: a silent peer times out and is logged; others are served meanwhile" {
+	inh 1 bash -c "exec 3<>/dev/tcp/$(addr 2)/7077; sleep 6" &
+	quiet=$!
+	sleep 0.2
+	migrant 1 1
+	kill -STOP "$MPID"
+	run --separate-stderr bash -c "'$BIN/rf-snap' $MPID | '$TH' -p $PFX exec ${PFX}1 '$BIN/rf-send' -k '$KEY' $(addr 2)"
+	[ "$status" -eq 0 ]
+	RPID=$(jq -r .pid <<<"$output")
+	check_ok "$RPID" "${PFX}2"
+	wait_log 2 "handshake: .*timed out"
+	kill "$quiet" 2>/dev/null || true
+	wait "$quiet" || true
+	serving 2
+}
+
+@test "rf-server: a huge frame length is refused with 76 before anything is allocated" {
+	run --separate-stderr inh 1 "$TESTS/netpeer" -k "$KEY" "$(addr 2)" hugelen
+	[ "$status" -eq 76 ]
+	[[ "$output" == *"frame length 4294967280 out of range"* ]]
+	wait_log 2 "frame length 4294967280 out of range"
+	only_server 2
+	serving 2
+}
+
+@test "rf-server: a forged frame after the handshake is refused with 76" {
+	run inh 1 "$TESTS/netpeer" -k "$KEY" "$(addr 2)" forged
+	[ "$status" -eq 76 ]
+	[[ "$output" == *"fails authentication"* ]]
+	only_server 2
+	serving 2
+}
+
+@test "rf-server: an unknown request is refused with 76" {
+	run inh 1 "$TESTS/netpeer" -k "$KEY" "$(addr 2)" op frobnicate
+	[ "$status" -eq 76 ]
+	[[ "$output" == *'unknown request \"frobnicate\"'* ]]
+	serving 2
+}
+
+@test "rf-server: a sender that stalls mid-image is dropped and its restore undone" {
+	migrant 1 2
+	"$BIN/rf-snap" -o "$TDIR/img" "$MPID"
+	inh 1 "$TESTS/netpeer" -k "$KEY" "$(addr 2)" stall < "$TDIR/img" &
+	wait_log 2 "aborted after 4096 bytes: receive: .*timed out"
+	wait || true
+	only_server 2
+	serving 2
+}
+
+@test "rf-server: a process whose sender never commits is killed, never runs" {
+	migrant 1 2
+	"$BIN/rf-snap" -o "$TDIR/img" "$MPID"
+	run inh 1 "$TESTS/netpeer" -k "$KEY" "$(addr 2)" nocommit < "$TDIR/img"
+	[ "$status" -eq 0 ]
+	p=$(jq -r .pid <<<"$output")
+	[ "$p" -gt 0 ]
+	wait_log 2 "pid $p killed: no commit"
+	only_server 2
+	# it never ran: the victim's status file has only the original's line
+	[ "$(grep -c . "$MST")" -eq 1 ]
+}
+
+@test "rf-server: 8 concurrent migrations to one server all arrive intact" {
+	MPIDS=() RPIDS=() MSTS=()
+	for i in $(seq 8); do
+		migrant 1 4
+		kill -STOP "$MPID"
+		MPIDS+=("$MPID") MSTS+=("$MST")
+	done
+	MPID=
+	for i in $(seq 8); do
+		( "$BIN/rf-snap" "${MPIDS[i-1]}" |
+		    inh 1 "$BIN/rf-send" -k "$KEY" "$(addr 2)" > "$TDIR/c$i.out" 2>&1
+		  echo $? > "$TDIR/c$i.rc" ) &
+	done
+	wait
+	for i in $(seq 8); do
+		[ "$(cat "$TDIR/c$i.rc")" -eq 0 ] || { cat "$TDIR/c$i.out"; false; }
+		RPIDS+=("$(jq -r .pid "$TDIR/c$i.out")")
+		[ "$(jq -r .host "$TDIR/c$i.out")" = "${PFX}2" ]
+	done
+	[ "$(printf '%s\n' "${RPIDS[@]}" | sort -u | wc -l)" -eq 8 ]
+	for i in $(seq 8); do
+		MST=${MSTS[i-1]} check_ok "${RPIDS[i-1]}" "${PFX}2"
+	done
+}
+
+@test "rf-server: SIGTERM stops it cleanly; the processes it started keep running" {
+	own_server
+	migrant 1 1
+	kill -STOP "$MPID"
+	run --separate-stderr bash -c "'$BIN/rf-snap' $MPID | '$TH' -p $PFX exec ${PFX}1 '$BIN/rf-send' -k '$KEY' $(addr 2):7078"
+	[ "$status" -eq 0 ]
+	RPID=$(jq -r .pid <<<"$output")
+	kill -TERM "$SPID"
+	rc=0
+	wait "$SPID" || rc=$?
+	[ "$rc" -eq 0 ]
+	SPID=
+	grep -q "stopped$" "$SLOG"
+	check_ok "$RPID" "${PFX}2"
+	run inh 1 "$BIN/rf-send" -k "$KEY" "$(addr 2):7078" < /dev/null
+	[ "$status" -eq 69 ]
+}
+
+@test "rf-server: SIGTERM during a transfer undoes that restore" {
+	own_server
+	migrant 1 64
+	"$BIN/rf-snap" -o "$TDIR/big" "$MPID"
+	inh 1 tc qdisc add dev eth0 root tbf rate 40mbit burst 32kbit latency 400ms
+	inh 1 "$BIN/rf-send" -k "$KEY" "$(addr 2):7078" < "$TDIR/big" > /dev/null 2> "$TDIR/s.err" &
+	cpid=$!
+	sleep 1.5
+	kill -TERM "$SPID"
+	rc=0
+	wait "$SPID" || rc=$?
+	[ "$rc" -eq 0 ]
+	SPID=
+	rc=0
+	wait "$cpid" || rc=$?
+	inh 1 tc qdisc del dev eth0 root
+	[ "$rc" -ne 0 ]
+	grep -q "aborted after" "$SLOG"
+	only_server 2
+}
+
+@test "rf-server: a server not run as root restores only its own user's processes" {
+	cp "$KEY" "$TDIR/nkey"
+	chown nobody "$TDIR/nkey"
+	SLOG=$TDIR/nobody.log
+	inh 2 setpriv --reuid=nobody --regid=nogroup --clear-groups \
+	    "$BIN/rf-server" -k "$TDIR/nkey" -l "$(addr 2):7078" 2> "$SLOG" &
+	SPID=$!
+	sleep 0.3
+	grep -q "restores only its own user's processes" "$SLOG"
+	migrant 1 1 root
+	kill -STOP "$MPID"
+	run --separate-stderr bash -c "'$BIN/rf-snap' $MPID | '$TH' -p $PFX exec ${PFX}1 '$BIN/rf-send' -k '$KEY' $(addr 2):7078"
+	[ "$status" -eq 77 ]
+	only_server 2
+	[ "$(pstate "$MPID")" = T ]
+}
+
+@test "rf-server: bad options and bad keys" {
+	run "$BIN/rf-server" -h
+	[ "$status" -eq 64 ]
+	[[ "$output" == "usage: rf-server"* ]]
+	run "$BIN/rf-server" extra
+	[ "$status" -eq 64 ]
+	run "$BIN/rf-server" -t x -k "$KEY"
+	[ "$status" -eq 64 ]
+	cp "$KEY" "$TDIR/gkey"
+	chmod 640 "$TDIR/gkey"
+	run "$BIN/rf-server" -k "$TDIR/gkey"
+	[ "$status" -eq 77 ]
+	[[ "$output" == *"group or others"* ]]
+	run inh 2 "$BIN/rf-server" -k "$KEY" -l "$(addr 2):7077"
+	[ "$status" -eq 75 ]	# the test host's server has it
+	[[ "$output" == *"in use"* ]]
+}
