@@ -1,0 +1,111 @@
+/*
+ * rf-snap - dump a stopped process to an image.
+ * Usage: rf-snap [-s] [-M] [-o FILE] PID
+ */
+#include <err.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <bsd/stdlib.h>
+#include "rf_snap.h"
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: rf-snap [-s] [-M] [-o file] pid\n");
+	exit(RF_EX_USAGE);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct rf_snap s;
+	struct rf_proc p;
+	struct rf_err e = { 0 };
+	const char *out = NULL, *errstr;
+	int ch, sflag = 0, Mflag = 0, fd = STDOUT_FILENO, created = 0, ok;
+	char *json;
+	pid_t pid;
+
+	while ((ch = getopt(argc, argv, "hMo:s")) != -1) {
+		switch (ch) {
+		case 'M':
+			Mflag = 1;
+			break;
+		case 'o':
+			out = optarg;
+			break;
+		case 's':
+			sflag = 1;
+			break;
+		default:
+			usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc != 1)
+		usage();
+	pid = (pid_t)strtonum(argv[0], 1, INT32_MAX, &errstr);
+	if (errstr != NULL)
+		errx(RF_EX_USAGE, "pid %s: %s", argv[0], errstr);
+
+	/* a reader that goes away is a write error (74), not a silent death */
+	signal(SIGPIPE, SIG_IGN);
+	if (out != NULL) {
+		/* remove only a file we made, never what was there (/dev/full) */
+		if ((fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666)) != -1)
+			created = 1;
+		else if (errno != EEXIST ||
+		    (fd = open(out, O_WRONLY | O_TRUNC | O_CLOEXEC)) == -1)
+			err(errno == EACCES || errno == EPERM ? RF_EX_NOPERM : RF_EX_IOERR,
+			    "%s", out);
+	}
+	if (!Mflag)
+		fcntl(fd, F_SETPIPE_SZ, 1 << 20);	/* fails on a file: fine */
+
+	if (sflag && rf_snap_stop(pid, &e) == -1)
+		goto fail;
+	if (rf_snap_attach(&s, pid, &e) == -1)
+		goto fail;
+	ok = rf_snap_collect(&s, &p, &e) == 0;
+	if (ok && !Mflag)
+		ok = rf_snap_write(&s, &p, fd, &e) == 0;
+	if (rf_snap_detach(&s, ok ? &e : NULL) == -1)
+		ok = 0;
+	if (!ok) {
+		rf_proc_free(&p);
+		goto fail;
+	}
+	if (Mflag) {
+		if ((json = rf_meta_dump(&p, 2)) == NULL)
+			err(RF_EX_SOFTWARE, "metadata");
+		if (rf_writen(fd, json, strlen(json)) == -1 || rf_writen(fd, "\n", 1) == -1) {
+			rf_errno(&e, "write");
+			e.code = RF_EX_IOERR;
+			free(json);
+			rf_proc_free(&p);
+			goto fail;
+		}
+		free(json);
+	}
+	rf_proc_free(&p);
+	if (close(fd) == -1) {
+		rf_errno(&e, "%s", out != NULL ? out : "stdout");
+		e.code = RF_EX_IOERR;
+		goto fail;
+	}
+	return RF_EX_OK;
+fail:
+	if (created)
+		unlink(out);
+	/* write errors on the image are I/O errors whatever errno says */
+	if (strncmp(e.msg, "image: write", 12) == 0)
+		e.code = RF_EX_IOERR;
+	errx(e.code ? e.code : RF_EX_SOFTWARE, "%s", e.msg);
+}

@@ -1,0 +1,197 @@
+/* pagemap.c - which pages of a process are present or swapped out. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+#include "rf_snap.h"
+
+/* Linux 6.7 <linux/fs.h>; the headers here are older. */
+struct rf_page_region {
+	uint64_t start, end, categories;
+};
+
+struct rf_pm_scan_arg {
+	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+
+#define PAGEMAP_SCAN _IOWR('f', 16, struct rf_pm_scan_arg)
+#define PAGE_IS_FILE (1 << 2)
+#define PAGE_IS_PRESENT (1 << 3)
+#define PAGE_IS_SWAPPED (1 << 4)
+#define PAGE_IS_PFNZERO (1 << 5)
+
+/* /proc/PID/pagemap entries */
+#define PM_PRESENT (1ULL << 63)
+#define PM_SWAPPED (1ULL << 62)
+#define PM_FILE (1ULL << 61)
+
+#define NREGION 4096
+#define NENTRY 32768
+
+struct ranges {
+	struct rf_pmrange *r;
+	size_t n, cap;
+};
+
+static int
+add(struct ranges *rs, uint64_t start, uint64_t end, unsigned cat)
+{
+	struct rf_pmrange *nr;
+
+	if (rs->n > 0 && rs->r[rs->n - 1].end == start && rs->r[rs->n - 1].cat == cat) {
+		rs->r[rs->n - 1].end = end;
+		return 0;
+	}
+	if (rs->n == rs->cap) {
+		rs->cap = rs->cap ? rs->cap * 2 : 256;
+		if ((nr = reallocarray(rs->r, rs->cap, sizeof(*nr))) == NULL)
+			return -1;
+		rs->r = nr;
+	}
+	rs->r[rs->n++] = (struct rf_pmrange){ start, end, cat };
+	return 0;
+}
+
+/* One walk over [start, end): the kernel skips the holes between mappings. */
+static int
+scan(int fd, uint64_t start, uint64_t end, struct ranges *rs)
+{
+	struct rf_page_region *vec;
+	struct rf_pm_scan_arg a;
+	unsigned cat;
+	long n, i;
+	int saved;
+
+	if ((vec = malloc(NREGION * sizeof(*vec))) == NULL)
+		return -1;
+	while (start < end) {
+		memset(&a, 0, sizeof(a));
+		a.size = sizeof(a);
+		a.start = start;
+		a.end = end;
+		a.vec = (uintptr_t)vec;
+		a.vec_len = NREGION;
+		a.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
+		a.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_FILE |
+		    PAGE_IS_PFNZERO;
+		if ((n = ioctl(fd, PAGEMAP_SCAN, &a)) == -1)
+			goto fail;
+		for (i = 0; i < n; i++) {
+			cat = (vec[i].categories & PAGE_IS_PRESENT ? RF_PM_PRESENT : 0) |
+			    (vec[i].categories & PAGE_IS_SWAPPED ? RF_PM_SWAPPED : 0) |
+			    (vec[i].categories & PAGE_IS_FILE ? RF_PM_FILE : 0) |
+			    (vec[i].categories & PAGE_IS_PFNZERO ? RF_PM_ZERO : 0);
+			if (add(rs, vec[i].start, vec[i].end, cat) == -1)
+				goto fail;
+		}
+		if (a.walk_end <= start) {
+			errno = EPROTO;
+			goto fail;
+		}
+		start = a.walk_end;
+	}
+	free(vec);
+	return 0;
+fail:
+	saved = errno;
+	free(vec);
+	errno = saved;
+	return -1;
+}
+
+/* The same from the 64-bit pagemap entries, one mapping at a time. */
+static int
+read_entries(int fd, uint64_t start, uint64_t end, struct ranges *rs)
+{
+	uint64_t *ent, addr, want;
+	size_t i, n;
+	ssize_t r;
+	unsigned cat;
+	int saved;
+
+	if ((ent = malloc(NENTRY * sizeof(*ent))) == NULL)
+		return -1;
+	for (addr = start; addr < end; addr += n * RF_PAGE_SIZE) {
+		want = (end - addr) / RF_PAGE_SIZE;
+		n = want < NENTRY ? want : NENTRY;
+		r = pread(fd, ent, n * sizeof(*ent), addr / RF_PAGE_SIZE * sizeof(*ent));
+		if (r == -1)
+			goto fail;
+		if (r == 0 || r % sizeof(*ent) != 0) {
+			errno = EPROTO;
+			goto fail;
+		}
+		n = r / sizeof(*ent);
+		for (i = 0; i < n; i++) {
+			if (!(ent[i] & (PM_PRESENT | PM_SWAPPED)))
+				continue;
+			cat = (ent[i] & PM_PRESENT ? RF_PM_PRESENT : 0) |
+			    (ent[i] & PM_SWAPPED ? RF_PM_SWAPPED : 0) |
+			    (ent[i] & PM_FILE ? RF_PM_FILE : 0);
+			if (add(rs, addr + i * RF_PAGE_SIZE, addr + (i + 1) * RF_PAGE_SIZE,
+			    cat) == -1)
+				goto fail;
+		}
+	}
+	free(ent);
+	return 0;
+fail:
+	saved = errno;
+	free(ent);
+	errno = saved;
+	return -1;
+}
+
+int
+rf_pagemap_ranges(pid_t pid, const struct rf_vma *vmas, const char *want,
+    size_t nvma, int force_read, struct rf_pmrange **out, size_t *np)
+{
+	struct ranges rs = { 0 };
+	char path[64];
+	size_t i, first = nvma, last = 0;
+	int fd, saved, done = 0;
+
+	for (i = 0; i < nvma; i++) {
+		if (!want[i])
+			continue;
+		if (first == nvma)
+			first = i;
+		last = i;
+	}
+	*out = NULL;
+	*np = 0;
+	if (first == nvma)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		if (errno == ENOENT)
+			errno = ESRCH;
+		return -1;
+	}
+	if (!force_read) {
+		if (scan(fd, vmas[first].start, vmas[last].end, &rs) == 0)
+			done = 1;
+		else if (errno != ENOTTY && errno != EINVAL)
+			goto fail;
+		else
+			rs.n = 0;
+	}
+	for (i = first; !done && i <= last; i++)
+		if (want[i] && read_entries(fd, vmas[i].start, vmas[i].end, &rs) == -1)
+			goto fail;
+	close(fd);
+	*out = rs.r;
+	*np = rs.n;
+	return 0;
+fail:
+	saved = errno;
+	close(fd);
+	free(rs.r);
+	errno = saved;
+	return -1;
+}

@@ -1,0 +1,117 @@
+/*
+ * rf_snap.h - reading a process from /proc (lib/procfs.c), finding the pages
+ * it needs carried (lib/pagemap.c), and taking it whole into a struct rf_proc
+ * and an image stream (lib/snap.c).
+ */
+#ifndef RF_SNAP_H
+#define RF_SNAP_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include "rf_image.h"
+#include "rf_ptrace.h"
+
+/* procfs.c: calls return 0, or -1 with errno (ESRCH once the pid is gone). */
+
+#define RF_PF_KTHREAD 0x00200000	/* stat "flags": a kernel thread */
+
+struct rf_pstat {
+	char state;		/* R S D T t Z X ... */
+	char comm[64];
+	unsigned long flags;	/* PF_* */
+	long nice;
+	long nthreads;
+	struct rf_mm mm;	/* all but brk, which only the task can tell */
+};
+
+struct rf_pstatus {
+	unsigned umask;
+	uint32_t uid[4], gid[4];
+	uint32_t *groups;	/* malloc'd */
+	size_t ngroups;
+	uint64_t sigpnd, shdpnd, sigblk, sigign, sigcgt;
+	pid_t tracer;
+	int seccomp;		/* 0 off, 1 strict, 2 filter */
+};
+
+int rf_procfs_stat(pid_t pid, struct rf_pstat *st);
+int rf_procfs_status(pid_t pid, struct rf_pstatus *st);
+/* /proc/PID/limits: needs no privilege, unlike prlimit(2) on another uid. */
+int rf_procfs_limits(pid_t pid, uint64_t cur[RF_NRLIMIT], uint64_t max[RF_NRLIMIT]);
+int rf_procfs_auxv(pid_t pid, uint64_t *auxv, size_t cap, size_t *n);
+int rf_procfs_personality(pid_t pid, unsigned long *pers);
+/* readlink of /proc/PID/NAME ("exe", "cwd", "fd/3"), malloc'd, or NULL. */
+char *rf_procfs_link(pid_t pid, const char *name);
+int rf_procfs_fds(pid_t pid, struct rf_fd **fds, size_t *n);
+/*
+ * Every mapping from /proc/PID/smaps: kind, protection, file identity checked
+ * against the path (RF_VMA_FILE_PAGES if it is gone or another file now),
+ * VM_GROWSDOWN.  npages is left 0.  A special mapping we cannot rebuild is an
+ * error with code RF_EX_NO.
+ */
+int rf_procfs_vmas(pid_t pid, struct rf_vma **vmas, size_t *n, struct rf_err *e);
+/* Whole contents of a small /proc file, NUL terminated, malloc'd. */
+char *rf_procfs_read(pid_t pid, const char *name, size_t *len);
+
+/* pagemap.c */
+
+/* rf_pmrange.cat */
+#define RF_PM_PRESENT 0x1
+#define RF_PM_SWAPPED 0x2
+#define RF_PM_FILE 0x4		/* page cache or shmem, not an anonymous page */
+#define RF_PM_ZERO 0x8		/* the shared zero page */
+
+struct rf_pmrange {
+	uint64_t start, end;
+	unsigned cat;
+};
+
+/*
+ * The present or swapped pages inside the given mappings (only those with
+ * want[i] set), in ascending order, neighbours with the same categories
+ * merged.  PAGEMAP_SCAN (Linux 6.7) where the kernel has it, else the
+ * pagemap entries (force_read picks the latter).  *out is malloc'd.
+ */
+int rf_pagemap_ranges(pid_t pid, const struct rf_vma *vmas, const char *want,
+    size_t nvma, int force_read, struct rf_pmrange **out, size_t *n);
+
+/* snap.c */
+
+/* A run of pages to carry, inside one mapping. */
+struct rf_snap_run {
+	uint64_t addr, npages;
+	size_t vma;
+};
+
+struct rf_snap {
+	pid_t pid;
+	struct rf_pt pt;
+	int memfd;		/* /proc/PID/mem: pages without PROT_READ */
+	int force_pagemap_read;	/* test the fallback for kernels before 6.7 */
+	struct rf_snap_run *runs;
+	size_t nrun;
+	uint8_t *buf;		/* reused for every read of the target */
+	size_t buflen;
+	int cached;		/* buf already holds every run's pages, in order */
+	uint64_t ninject;	/* syscalls run in the target */
+};
+
+/* Send SIGSTOP and wait until the process is in group stop. */
+int rf_snap_stop(pid_t pid, struct rf_err *e);
+/*
+ * Check the process can be taken (exists, ours, stopped, one thread, not a
+ * zombie or kernel thread) and seize it.  Errors name the pid with the exit
+ * code to use: 66 gone, 77 not permitted, 1 running/threaded/zombie.
+ */
+int rf_snap_attach(struct rf_snap *s, pid_t pid, struct rf_err *e);
+/* Everything into *p, including each mapping's npages. */
+int rf_snap_collect(struct rf_snap *s, struct rf_proc *p, struct rf_err *e);
+/* The image: header, metadata, the pages of every run, end. */
+int rf_snap_write(struct rf_snap *s, const struct rf_proc *p, int fd, struct rf_err *e);
+/*
+ * Let the process go, back into its group stop, and wait until it is there;
+ * frees s.  Safe to call after any failure.
+ */
+int rf_snap_detach(struct rf_snap *s, struct rf_err *e);
+
+#endif

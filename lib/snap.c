@@ -1,0 +1,763 @@
+/*
+ * snap.c - take a stopped process whole: /proc for what it shows, ptrace for
+ * the CPU, syscalls run inside the task for what only it can tell (signal
+ * actions, alternate stack, brk), and the list of pages worth carrying.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+#include "rf_snap.h"
+
+#define BUFSZ (1u << 20)	/* read buffer, reused: fresh memory is slow */
+#define RECSZ (RF_PAGES_MAX < BUFSZ ? RF_PAGES_MAX : BUFSZ)
+#define NIOV 1024		/* IOV_MAX */
+
+/* kernel-internal syscall restart codes (include/linux/errno.h) */
+#define ERESTARTSYS 512
+#define ERESTARTNOINTR 513
+#define ERESTARTNOHAND 514
+#define ERESTART_RESTARTBLOCK 516
+
+/* results of the injected syscalls, in a scratch area of the target */
+#define SA_SLOT 32		/* struct rf_sigaction, the kernel's layout */
+#define SCRATCH (RF_NSIG * SA_SLOT + 32)
+
+static void
+nap(long ns)
+{
+	struct timespec ts = { 0, ns };
+
+	nanosleep(&ts, NULL);
+}
+
+int
+rf_snap_stop(pid_t pid, struct rf_err *e)
+{
+	struct rf_pstat st;
+	int i;
+
+	if (kill(pid, SIGSTOP) == -1)
+		return rf_errno(e, "pid %d", (int)pid);
+	/* group stop is asynchronous; a task in D state gets there later */
+	for (i = 0; i < 10000; i++) {
+		if (rf_procfs_stat(pid, &st) == -1)
+			return rf_errno(e, "pid %d", (int)pid);
+		if (st.state == 'T' || st.state == 't' || st.state == 'Z' ||
+		    st.state == 'X')
+			return 0;
+		nap(i < 100 ? 100000 : 1000000);
+	}
+	return rf_errf(e, RF_EX_TEMPFAIL, "pid %d did not stop", (int)pid);
+}
+
+int
+rf_snap_attach(struct rf_snap *s, pid_t pid, struct rf_err *e)
+{
+	struct rf_pstatus ps;
+	struct rf_pstat st;
+	char path[64];
+
+	memset(s, 0, sizeof(*s));
+	s->pid = pid;
+	s->memfd = -1;
+	if (rf_procfs_stat(pid, &st) == -1) {
+		if (errno == ESRCH)
+			return rf_errf(e, RF_EX_NOINPUT, "pid %d: no such process", (int)pid);
+		return rf_errno(e, "pid %d: stat", (int)pid);
+	}
+	if (st.flags & RF_PF_KTHREAD)
+		return rf_errf(e, RF_EX_NO, "pid %d is a kernel thread", (int)pid);
+	if (st.state == 'Z' || st.state == 'X')
+		return rf_errf(e, RF_EX_NO, "pid %d is a zombie", (int)pid);
+	if (st.nthreads > 1)
+		return rf_errf(e, RF_EX_NO, "pid %d has %ld threads; only single-threaded"
+		    " processes can be dumped", (int)pid, st.nthreads);
+	if (rf_procfs_status(pid, &ps) == -1)
+		return rf_errno(e, "pid %d: status", (int)pid);
+	free(ps.groups);
+	if (ps.tracer != 0)
+		return rf_errf(e, RF_EX_NO, "pid %d is traced by pid %d", (int)pid,
+		    (int)ps.tracer);
+	if (st.state != 'T')
+		return rf_errf(e, RF_EX_NO, "pid %d is running; stop it (kill -STOP)"
+		    " or use -s", (int)pid);
+	if (rf_ptrace_seize(&s->pt, pid, ps.seccomp != 0) == -1) {
+		if (errno == ESRCH)
+			return rf_errf(e, RF_EX_NOINPUT, "pid %d: no such process", (int)pid);
+		if (errno == EPERM && ps.seccomp != 0)
+			return rf_errf(e, RF_EX_NOPERM, "pid %d runs under seccomp:"
+			    " dumping it needs CAP_SYS_ADMIN", (int)pid);
+		if (errno == EPERM)
+			return rf_errf(e, RF_EX_NOPERM, "pid %d: not permitted to trace it",
+			    (int)pid);
+		return rf_errno(e, "pid %d: ptrace", (int)pid);
+	}
+	if (s->pt.stopsig == 0) {
+		/* continued between our look and the seize */
+		rf_ptrace_detach(&s->pt);
+		return rf_errf(e, RF_EX_NO, "pid %d is running; stop it (kill -STOP)"
+		    " or use -s", (int)pid);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+	if ((s->memfd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		rf_errno(e, "pid %d: %s", (int)pid, path);
+		rf_ptrace_detach(&s->pt);
+		return -1;
+	}
+	return 0;
+}
+
+int
+rf_snap_detach(struct rf_snap *s, struct rf_err *e)
+{
+	struct rf_pstat st;
+	int i, ret = 0, stopped = s->pt.attached && s->pt.stopsig;
+
+	if (rf_ptrace_detach(&s->pt) == -1 && errno != ESRCH)
+		ret = rf_errno(e, "pid %d: detach", (int)s->pid);
+	/* back into group stop happens in the task; wait for it to get there */
+	for (i = 0; stopped && ret == 0 && i < 2000; i++) {
+		if (rf_procfs_stat(s->pid, &st) == -1 || st.state != 't')
+			break;
+		nap(50000);
+	}
+	if (s->memfd != -1)
+		close(s->memfd);
+	free(s->runs);
+	if (s->buf != NULL)
+		munmap(s->buf, s->buflen);
+	memset(s, 0, sizeof(*s));
+	s->memfd = -1;
+	return ret;
+}
+
+/*
+ * The registers as the task will go on from them: a syscall the stop
+ * interrupted is set up to run again, as the kernel does on the way out of a
+ * stop; one that needs the kernel's restart block (nanosleep, poll with a
+ * timeout) cannot travel and returns EINTR instead, which its callers handle.
+ */
+static void
+resume_regs(struct user_regs_struct *r)
+{
+	if ((int64_t)r->orig_rax < 0)
+		return;
+	switch ((int64_t)r->rax) {
+	case -ERESTARTSYS:
+	case -ERESTARTNOINTR:
+	case -ERESTARTNOHAND:
+		r->rax = r->orig_rax;
+		r->rip -= 2;
+		break;
+	case -ERESTART_RESTARTBLOCK:
+		r->rax = (uint64_t)-EINTR;
+		break;
+	}
+}
+
+static int
+cpu_state(struct rf_snap *s, struct rf_proc *p, struct rf_err *e)
+{
+	struct rf_ptrace_rseq rs;
+	uint8_t *xs;
+	size_t len;
+
+	if (rf_ptrace_getregs(&s->pt, &p->regs) == -1)
+		return rf_errno(e, "pid %d: registers", s->pid);
+	resume_regs(&p->regs);
+	if ((xs = malloc(RF_XSTATE_MAX)) == NULL)
+		return rf_errno(e, "xstate");
+	if (rf_ptrace_xstate(&s->pt, xs, RF_XSTATE_MAX, &len) == -1) {
+		free(xs);
+		return rf_errno(e, "pid %d: xstate", s->pid);
+	}
+	p->xstate = xs;
+	p->xstate_len = len;
+	if (len >= 520)	/* XSTATE_BV opens the header after the legacy area */
+		memcpy(&p->xfeatures, xs + 512, 8);
+	if (rf_ptrace_sigmask(&s->pt, &p->sigblocked) == -1)
+		return rf_errno(e, "pid %d: signal mask", s->pid);
+	if (rf_ptrace_rseq(&s->pt, &rs) == -1)
+		return rf_errno(e, "pid %d: rseq", s->pid);
+	p->rseq_ptr = rs.ptr;
+	p->rseq_len = rs.len;
+	p->rseq_sig = rs.sig;
+	p->rseq_flags = rs.flags;
+	return 0;
+}
+
+static int
+attributes(struct rf_snap *s, struct rf_proc *p, uint64_t *caught, struct rf_err *e)
+{
+	struct rf_pstatus ps;
+	struct rf_pstat st;
+	struct utsname u;
+	pid_t pid = s->pid;
+
+	p->pid = pid;
+	if (uname(&u) == -1)
+		return rf_errno(e, "uname");
+	if ((p->host = strdup(u.nodename)) == NULL || (p->kernel = strdup(u.release)) == NULL)
+		return rf_errno(e, "uname");
+	if (rf_procfs_stat(pid, &st) == -1)
+		return rf_errno(e, "pid %d: stat", pid);
+	if ((p->comm = strdup(st.comm)) == NULL)
+		return rf_errno(e, "comm");
+	p->nice = (int)st.nice;
+	p->mm = st.mm;
+	if (rf_procfs_status(pid, &ps) == -1)
+		return rf_errno(e, "pid %d: status", pid);
+	p->umask = ps.umask;
+	memcpy(p->uid, ps.uid, sizeof(p->uid));
+	memcpy(p->gid, ps.gid, sizeof(p->gid));
+	p->groups = ps.groups;
+	p->ngroups = ps.ngroups;
+	p->sigpending = ps.sigpnd | ps.shdpnd;
+	*caught = ps.sigcgt | ps.sigign;
+	if (rf_procfs_personality(pid, &p->personality) == -1)
+		return rf_errno(e, "pid %d: personality", pid);
+	if (rf_procfs_limits(pid, p->rlim_cur, p->rlim_max) == -1)
+		return rf_errno(e, "pid %d: limits", pid);
+	if (rf_procfs_auxv(pid, p->auxv, RF_AUXV_MAX, &p->auxv_len) == -1)
+		return rf_errno(e, "pid %d: auxv", pid);
+	if ((p->exe = rf_procfs_link(pid, "exe")) == NULL)
+		return rf_errno(e, "pid %d: exe", pid);
+	if ((p->cwd = rf_procfs_link(pid, "cwd")) == NULL)
+		return rf_errno(e, "pid %d: cwd", pid);
+	if (rf_procfs_fds(pid, &p->fds, &p->nfd) == -1)
+		return rf_errno(e, "pid %d: fds", pid);
+	return 0;
+}
+
+/* What a mapping carries. */
+enum { TAKE_NONE, TAKE_ANON, TAKE_COW, TAKE_ALL };
+
+static int
+take(const struct rf_vma *v)
+{
+	switch (v->kind) {
+	case RF_VMA_VVAR:
+	case RF_VMA_VVAR_VCLOCK:
+	case RF_VMA_VDSO:
+	case RF_VMA_VSYSCALL:
+		return TAKE_NONE;
+	case RF_VMA_FILE:
+		if (v->flags & RF_VMA_FILE_PAGES)
+			return TAKE_ALL;
+		return v->flags & RF_VMA_SHARED ? TAKE_NONE : TAKE_COW;
+	default:
+		return TAKE_ANON;
+	}
+}
+
+/* A run of candidate pages; zcheck: leave out those that read as zeros. */
+struct cand {
+	uint64_t addr, npages;
+	size_t vma;
+	int zcheck;
+};
+
+struct cands {
+	struct cand *c;
+	size_t n, cap;
+	uint64_t bytes;
+	uint64_t scratch, scratch_any;	/* where injected syscalls may write */
+};
+
+static int
+add_cand(struct cands *cs, uint64_t start, uint64_t end, size_t vma, int zcheck)
+{
+	struct cand *nc, *last = cs->n ? &cs->c[cs->n - 1] : NULL;
+
+	cs->bytes += end - start;
+	if (last != NULL && last->vma == vma && last->zcheck == zcheck &&
+	    last->addr + last->npages * RF_PAGE_SIZE == start) {
+		last->npages += (end - start) / RF_PAGE_SIZE;
+		return 0;
+	}
+	if (cs->n == cs->cap) {
+		cs->cap = cs->cap ? cs->cap * 2 : 256;
+		if ((nc = reallocarray(cs->c, cs->cap, sizeof(*nc))) == NULL)
+			return -1;
+		cs->c = nc;
+	}
+	cs->c[cs->n++] = (struct cand){ start, (end - start) / RF_PAGE_SIZE, vma, zcheck };
+	return 0;
+}
+
+static int
+readable(int memfd, uint64_t addr)
+{
+	char c;
+
+	return pread(memfd, &c, 1, (off_t)addr) == 1;
+}
+
+/* End of the part of a mapping that can be read: a file mapping reaching
+   past the end of its file faults (SIGBUS) there. */
+static uint64_t
+readable_end(int memfd, const struct rf_vma *v)
+{
+	uint64_t lo, hi, mid;	/* page numbers: lo readable, hi not */
+
+	if (readable(memfd, v->end - RF_PAGE_SIZE))
+		return v->end;
+	if (!readable(memfd, v->start))
+		return v->start;
+	lo = v->start / RF_PAGE_SIZE;
+	hi = v->end / RF_PAGE_SIZE - 1;
+	while (hi - lo > 1) {
+		mid = lo + (hi - lo) / 2;
+		if (readable(memfd, mid * RF_PAGE_SIZE))
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return hi * RF_PAGE_SIZE;
+}
+
+/* Candidate pages of every mapping, from the page tables. */
+static int
+candidates(struct rf_snap *s, struct rf_proc *p, struct cands *cs, struct rf_err *e)
+{
+	struct rf_pmrange *r = NULL;
+	const struct rf_vma *v;
+	uint64_t lo, hi, want, end;
+	size_t nr = 0, i, j = 0;
+	char *wantv;
+	int how, ok, cow;
+
+	if ((wantv = calloc(p->nvma ? p->nvma : 1, 1)) == NULL)
+		return rf_errno(e, "pages");
+	for (i = 0; i < p->nvma; i++) {
+		how = take(&p->vmas[i]);
+		wantv[i] = how == TAKE_ANON || how == TAKE_COW;
+	}
+	ok = rf_pagemap_ranges(s->pid, p->vmas, wantv, p->nvma, s->force_pagemap_read,
+	    &r, &nr);
+	free(wantv);
+	if (ok == -1)
+		return rf_errno(e, "pid %d: pagemap", s->pid);
+	want = (p->regs.rsp - 128 - SCRATCH) & ~(uint64_t)63;
+	for (i = 0; i < p->nvma; i++) {
+		v = &p->vmas[i];
+		how = take(v);
+		if (how == TAKE_NONE)
+			continue;
+		if (how == TAKE_ALL) {
+			end = readable_end(s->memfd, v);
+			if (end > v->start && add_cand(cs, v->start, end, i, 1) == -1)
+				goto fail;
+			continue;
+		}
+		while (j < nr && r[j].end <= v->start)
+			j++;
+		for (; j < nr && r[j].start < v->end; j++) {
+			lo = r[j].start > v->start ? r[j].start : v->start;
+			hi = r[j].end < v->end ? r[j].end : v->end;
+			cow = !(r[j].cat & RF_PM_ZERO) && (r[j].cat & RF_PM_SWAPPED ||
+			    (r[j].cat & RF_PM_PRESENT && !(r[j].cat & RF_PM_FILE)));
+			if ((how == TAKE_ANON && !(r[j].cat & RF_PM_ZERO)) ||
+			    (how == TAKE_COW && cow)) {
+				if (add_cand(cs, lo, hi, i, how == TAKE_ANON) == -1)
+					goto fail;
+			}
+			/* scratch: a present page of our own, best the stack's */
+			if (cow && r[j].cat & RF_PM_PRESENT && v->prot & PROT_WRITE &&
+			    !(v->flags & RF_VMA_SHARED)) {
+				if (want >= lo && want + SCRATCH <= hi)
+					cs->scratch = want;
+				else if (cs->scratch_any == 0)
+					cs->scratch_any = lo;
+			}
+			if (r[j].end > v->end)
+				break;	/* the rest belongs to the next mapping */
+		}
+	}
+	free(r);
+	if (cs->scratch == 0)
+		cs->scratch = cs->scratch_any;
+	return 0;
+fail:
+	free(r);
+	return rf_errno(e, "pages");
+}
+
+/* A `syscall` instruction (0f 05) in the vDSO, else in any executable
+   mapping.  Where it lies inside real instructions does not matter. */
+static int
+find_syscall(struct rf_snap *s, const struct rf_proc *p, struct rf_err *e)
+{
+	size_t i, pass, len, k;
+	const struct rf_vma *v;
+	uint8_t *b;
+	uint64_t a;
+
+	if ((b = malloc(1 << 16)) == NULL)
+		return rf_errno(e, "syscall");
+	for (pass = 0; pass < 2; pass++) {
+		for (i = 0; i < p->nvma; i++) {
+			v = &p->vmas[i];
+			if (!(v->prot & PROT_EXEC) ||
+			    (pass == 0) != (v->kind == RF_VMA_VDSO) ||
+			    v->kind == RF_VMA_VSYSCALL)
+				continue;
+			for (a = v->start; a < v->end; a += len - 1) {
+				len = v->end - a < (1 << 16) ? v->end - a : (1 << 16);
+				if (rf_ptrace_peek(s->pid, a, b, len) == -1)
+					break;
+				for (k = 0; k + 1 < len; k++)
+					if (b[k] == 0x0f && b[k + 1] == 0x05) {
+						s->pt.syscall_ip = a + k;
+						free(b);
+						return 0;
+					}
+				if (len < 2)
+					break;
+			}
+		}
+	}
+	free(b);
+	return rf_errf(e, RF_EX_NO, "pid %d: no syscall instruction to borrow", s->pid);
+}
+
+/*
+ * What only the task itself can tell: the signal actions, the alternate
+ * stack and the exact brk.  The results land in a scratch area of the task's
+ * own memory, saved before and written back after.
+ */
+static int
+inject(struct rf_snap *s, struct rf_proc *p, uint64_t scratch, uint64_t caught,
+    struct rf_err *e)
+{
+	uint8_t save[SCRATCH], res[SCRATCH];
+	struct { uint64_t sp; int32_t flags, pad; uint64_t size; } ss;
+	long ret;
+	int sig, n = 0, failed = 0;
+
+	if (find_syscall(s, p, e) == -1)
+		return -1;
+	if (scratch == 0)
+		return rf_errf(e, RF_EX_NO, "pid %d: no writable memory for syscall"
+		    " results", s->pid);
+	if (rf_ptrace_peek(s->pid, scratch, save, SCRATCH) == -1)
+		return rf_errno(e, "pid %d: read %#" PRIx64, s->pid, scratch);
+	if (rf_ptrace_inject_begin(&s->pt) == -1)
+		return rf_errno(e, "pid %d: prepare syscalls", s->pid);
+	for (sig = 1; sig <= RF_NSIG && !failed; sig++) {
+		if (sig == SIGKILL || sig == SIGSTOP ||
+		    (!(caught & (1ULL << (sig - 1))) && sig != SIGCHLD))
+			continue;
+		if (rf_ptrace_syscall(&s->pt, &ret, SYS_rt_sigaction, sig, 0,
+		    scratch + (sig - 1) * SA_SLOT, 8, 0, 0) == -1)
+			failed = rf_errno(e, "pid %d: rt_sigaction", s->pid);
+		else if (ret != 0)
+			failed = rf_errf(e, RF_EX_OSERR, "pid %d: rt_sigaction(%d): %s",
+			    s->pid, sig, strerror((int)-ret));
+		n++;
+	}
+	if (!failed) {
+		if (rf_ptrace_syscall(&s->pt, &ret, SYS_sigaltstack, 0,
+		    scratch + RF_NSIG * SA_SLOT, 0, 0, 0, 0) == -1)
+			failed = rf_errno(e, "pid %d: sigaltstack", s->pid);
+		else if (ret != 0)
+			failed = rf_errf(e, RF_EX_OSERR, "pid %d: sigaltstack: %s",
+			    s->pid, strerror((int)-ret));
+		n++;
+	}
+	if (!failed) {
+		if (rf_ptrace_syscall(&s->pt, &ret, SYS_brk, 0, 0, 0, 0, 0, 0) == -1)
+			failed = rf_errno(e, "pid %d: brk", s->pid);
+		p->mm.brk = (uint64_t)ret;
+		n++;
+	}
+	s->ninject += n;
+	if (!failed && rf_ptrace_peek(s->pid, scratch, res, SCRATCH) == -1)
+		failed = rf_errno(e, "pid %d: read %#" PRIx64, s->pid, scratch);
+	/* the task's own bytes go back whatever happened */
+	if (rf_ptrace_poke(s->pid, scratch, save, SCRATCH) == -1 && !failed)
+		failed = rf_errno(e, "pid %d: write %#" PRIx64, s->pid, scratch);
+	if (rf_ptrace_inject_end(&s->pt) == -1 && !failed)
+		failed = rf_errno(e, "pid %d: restore after syscalls", s->pid);
+	if (failed)
+		return -1;
+	for (sig = 1; sig <= RF_NSIG; sig++)
+		if (caught & (1ULL << (sig - 1)) || sig == SIGCHLD)
+			memcpy(&p->sigact[sig - 1], res + (sig - 1) * SA_SLOT, SA_SLOT);
+	memcpy(&ss, res + RF_NSIG * SA_SLOT, sizeof(ss));
+	p->altstack_sp = ss.sp;
+	p->altstack_size = ss.size;
+	p->altstack_flags = ss.flags & ~SS_ONSTACK;
+	return 0;
+}
+
+static int
+page_is_zero(const uint8_t *pg)
+{
+	const uint64_t *w = (const uint64_t *)pg;
+	uint64_t acc;
+	size_t i, k;
+
+	for (i = 0; i < RF_PAGE_SIZE / 8; i += 16) {
+		acc = 0;
+		for (k = 0; k < 16; k++)
+			acc |= w[i + k];
+		if (acc != 0)
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * Read remote ranges into dst, one after the other: process_vm_readv in big
+ * batches, /proc/PID/mem for what it cannot reach (no PROT_READ).
+ */
+static int
+read_target(struct rf_snap *s, const struct iovec *rv, size_t n, uint8_t *dst,
+    struct rf_err *e)
+{
+	struct iovec r[NIOV], l;
+	size_t i = 0, off = 0, cnt, k, total, left;
+	ssize_t got, m;
+
+	while (i < n) {
+		cnt = n - i < NIOV ? n - i : NIOV;
+		total = 0;
+		for (k = 0; k < cnt; k++) {
+			r[k] = rv[i + k];
+			total += r[k].iov_len;
+		}
+		r[0].iov_base = (char *)r[0].iov_base + off;
+		r[0].iov_len -= off;
+		total -= off;
+		l.iov_base = dst;
+		l.iov_len = total;
+		got = process_vm_readv(s->pid, &l, 1, r, cnt, 0);
+		if (got == -1) {
+			if (errno == ESRCH)
+				return rf_errno(e, "pid %d: read memory", s->pid);
+			got = 0;
+		}
+		dst += got;
+		for (k = 0; got > 0; k++) {
+			left = r[k].iov_len;
+			if ((size_t)got >= left) {
+				got -= left;
+				i++;
+				off = 0;
+			} else {
+				off += got;
+				got = 0;
+			}
+		}
+		if (i < n && (size_t)(dst - (uint8_t *)l.iov_base) < total) {
+			left = rv[i].iov_len - off;
+			m = pread(s->memfd, dst, left, (off_t)((uintptr_t)rv[i].iov_base + off));
+			if (m != (ssize_t)left) {
+				if (m >= 0)
+					errno = EIO;
+				return rf_errno(e, "pid %d: read memory at %#" PRIxPTR, s->pid,
+				    (uintptr_t)rv[i].iov_base + off);
+			}
+			dst += left;
+			i++;
+			off = 0;
+		}
+	}
+	return 0;
+}
+
+static int
+add_run(struct rf_snap *s, struct rf_proc *p, size_t *cap, uint64_t addr,
+    uint64_t npages, size_t vma)
+{
+	struct rf_snap_run *nr, *last = s->nrun ? &s->runs[s->nrun - 1] : NULL;
+
+	p->vmas[vma].npages += npages;
+	if (last != NULL && last->vma == vma &&
+	    last->addr + last->npages * RF_PAGE_SIZE == addr) {
+		last->npages += npages;
+		return 0;
+	}
+	if (s->nrun == *cap) {
+		*cap = *cap ? *cap * 2 : 256;
+		if ((nr = reallocarray(s->runs, *cap, sizeof(*nr))) == NULL)
+			return -1;
+		s->runs = nr;
+	}
+	s->runs[s->nrun++] = (struct rf_snap_run){ addr, npages, vma };
+	return 0;
+}
+
+/*
+ * Candidates to runs, leaving out anonymous pages that read as zeros.  When
+ * every candidate fits in the buffer it is read once, here, and the buffer
+ * keeps the pages of the runs in order (s->cached) for rf_snap_write.
+ */
+static int
+settle_pages(struct rf_snap *s, struct rf_proc *p, struct cands *cs, struct rf_err *e)
+{
+	static struct iovec rv[NIOV];
+	static struct {
+		size_t cand;
+		uint64_t addr, npages;
+		int read;
+	} piece[NIOV];
+	size_t ci = 0, runcap = 0, nrv, k, w, base = 0, keep = 0;
+	uint64_t pg = 0, fill, room, a, n, run_a, run_n;
+	int all = cs->bytes <= BUFSZ;
+	const struct cand *c;
+	uint8_t *d;
+
+	s->buflen = cs->bytes < BUFSZ ? (cs->bytes ? cs->bytes : RF_PAGE_SIZE) : BUFSZ;
+	s->buf = mmap(NULL, s->buflen, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (s->buf == MAP_FAILED) {
+		s->buf = NULL;
+		return rf_errno(e, "read buffer");
+	}
+	while (ci < cs->n) {
+		/* a window: pieces of candidates in order, those to read side by
+		   side in the buffer (after the previous windows' if all are kept) */
+		room = s->buflen - base;
+		for (k = 0, nrv = 0, fill = 0; ci < cs->n && k < NIOV && fill < room; k++) {
+			c = &cs->c[ci];
+			a = c->addr + pg * RF_PAGE_SIZE;
+			n = c->npages - pg;
+			piece[k].cand = ci;
+			piece[k].read = all || c->zcheck;
+			if (piece[k].read) {
+				if (n > (room - fill) / RF_PAGE_SIZE)
+					n = (room - fill) / RF_PAGE_SIZE;
+				rv[nrv].iov_base = (void *)(uintptr_t)a;
+				rv[nrv++].iov_len = n * RF_PAGE_SIZE;
+				fill += n * RF_PAGE_SIZE;
+			}
+			piece[k].addr = a;
+			piece[k].npages = n;
+			pg += n;
+			if (pg == c->npages) {
+				ci++;
+				pg = 0;
+			}
+		}
+		if (nrv > 0 && read_target(s, rv, nrv, s->buf + base, e) == -1)
+			return -1;
+		d = s->buf + base;
+		if (all)
+			base += fill;
+		for (w = 0; w < k; w++) {
+			c = &cs->c[piece[w].cand];
+			if (!piece[w].read) {
+				if (add_run(s, p, &runcap, piece[w].addr, piece[w].npages,
+				    c->vma) == -1)
+					return rf_errno(e, "pages");
+				continue;
+			}
+			run_n = 0;
+			run_a = 0;
+			for (n = 0; n < piece[w].npages; n++, d += RF_PAGE_SIZE) {
+				a = piece[w].addr + n * RF_PAGE_SIZE;
+				if (c->zcheck && page_is_zero(d))
+					continue;
+				if (all) {
+					if (s->buf + keep != d)
+						memmove(s->buf + keep, d, RF_PAGE_SIZE);
+					keep += RF_PAGE_SIZE;
+				}
+				if (run_n > 0 && run_a + run_n * RF_PAGE_SIZE == a) {
+					run_n++;
+					continue;
+				}
+				if (run_n > 0 && add_run(s, p, &runcap, run_a, run_n,
+				    c->vma) == -1)
+					return rf_errno(e, "pages");
+				run_a = a;
+				run_n = 1;
+			}
+			if (run_n > 0 && add_run(s, p, &runcap, run_a, run_n, c->vma) == -1)
+				return rf_errno(e, "pages");
+		}
+	}
+	s->cached = all;
+	return 0;
+}
+
+int
+rf_snap_collect(struct rf_snap *s, struct rf_proc *p, struct rf_err *e)
+{
+	struct cands cs = { 0 };
+	uint64_t caught;
+	int r;
+
+	memset(p, 0, sizeof(*p));
+	if (attributes(s, p, &caught, e) == -1 || cpu_state(s, p, e) == -1 ||
+	    rf_procfs_vmas(s->pid, &p->vmas, &p->nvma, e) == -1)
+		return -1;
+	r = candidates(s, p, &cs, e);
+	if (r == 0)
+		r = inject(s, p, cs.scratch, caught, e);
+	if (r == 0)
+		r = settle_pages(s, p, &cs, e);
+	free(cs.c);
+	return r;
+}
+
+int
+rf_snap_write(struct rf_snap *s, const struct rf_proc *p, int fd, struct rf_err *e)
+{
+	static struct iovec rv[NIOV];
+	struct rf_imgw w;
+	size_t ri = 0, nrv, k;
+	uint64_t pg = 0, fill, n, off = 0;
+	const struct rf_snap_run *r;
+	uint8_t *d;
+
+	if (rf_imgw_start(&w, fd, p, e) == -1)
+		return -1;
+	while (ri < s->nrun) {
+		/* a batch of records, each inside one run, read in one go */
+		for (nrv = 0, fill = 0; ri < s->nrun && nrv < NIOV && fill < s->buflen; nrv++) {
+			r = &s->runs[ri];
+			n = r->npages - pg;
+			if (n * RF_PAGE_SIZE > RECSZ)
+				n = RECSZ / RF_PAGE_SIZE;
+			if (!s->cached && fill + n * RF_PAGE_SIZE > s->buflen)
+				n = (s->buflen - fill) / RF_PAGE_SIZE;
+			rv[nrv].iov_base = (void *)(uintptr_t)(r->addr + pg * RF_PAGE_SIZE);
+			rv[nrv].iov_len = n * RF_PAGE_SIZE;
+			fill += n * RF_PAGE_SIZE;
+			pg += n;
+			if (pg == r->npages) {
+				ri++;
+				pg = 0;
+			}
+		}
+		if (s->cached) {
+			d = s->buf + off;
+			off += fill;
+		} else {
+			if (read_target(s, rv, nrv, s->buf, e) == -1)
+				return -1;
+			d = s->buf;
+		}
+		for (k = 0; k < nrv; k++) {
+			if (rf_imgw_pages(&w, (uintptr_t)rv[k].iov_base, d, rv[k].iov_len,
+			    e) == -1)
+				return -1;
+			d += rv[k].iov_len;
+		}
+	}
+	return rf_imgw_end(&w, e);
+}
