@@ -73,6 +73,8 @@ main(int argc, char *argv[])
 		goto fail;
 	if (rf_snap_attach(&s, pid, &e) == -1)
 		goto fail;
+	s.force_pagemap_read = getenv("RFORK_PAGEMAP") != NULL &&
+	    strcmp(getenv("RFORK_PAGEMAP"), "read") == 0;
 	ok = rf_snap_collect(&s, &p, &e) == 0;
 	if (ok && !Mflag)
 		ok = rf_snap_write(&s, &p, fd, &e) == 0;

@@ -273,6 +273,8 @@ struct cands {
 	size_t n, cap;
 	uint64_t bytes;
 	uint64_t scratch, scratch_any;	/* where injected syscalls may write */
+	struct rf_pmrange *pm;		/* present or swapped pages */
+	size_t npm;
 };
 
 static int
@@ -340,9 +342,12 @@ candidates(struct rf_snap *s, struct rf_proc *p, struct cands *cs, struct rf_err
 
 	if ((wantv = calloc(p->nvma ? p->nvma : 1, 1)) == NULL)
 		return rf_errno(e, "pages");
+	/* executable mappings too: the syscall instruction we borrow must be
+	   on a page already there, or borrowing it would fault one in */
 	for (i = 0; i < p->nvma; i++) {
 		how = take(&p->vmas[i]);
-		wantv[i] = how == TAKE_ANON || how == TAKE_COW;
+		wantv[i] = how == TAKE_ANON || how == TAKE_COW ||
+		    (p->vmas[i].prot & PROT_EXEC && p->vmas[i].kind != RF_VMA_VSYSCALL);
 	}
 	ok = rf_pagemap_ranges(s->pid, p->vmas, wantv, p->nvma, s->force_pagemap_read,
 	    &r, &nr);
@@ -385,7 +390,8 @@ candidates(struct rf_snap *s, struct rf_proc *p, struct cands *cs, struct rf_err
 				break;	/* the rest belongs to the next mapping */
 		}
 	}
-	free(r);
+	cs->pm = r;
+	cs->npm = nr;
 	if (cs->scratch == 0)
 		cs->scratch = cs->scratch_any;
 	return 0;
@@ -394,41 +400,41 @@ fail:
 	return rf_errno(e, "pages");
 }
 
-/* A `syscall` instruction (0f 05) in the vDSO, else in any executable
-   mapping.  Where it lies inside real instructions does not matter. */
+/* A `syscall` instruction (0f 05) on a present page of the vDSO, else of any
+   executable mapping.  Where it lies inside real instructions does not
+   matter. */
 static int
-find_syscall(struct rf_snap *s, const struct rf_proc *p, struct rf_err *e)
+find_syscall(struct rf_snap *s, const struct rf_proc *p, const struct cands *cs,
+    struct rf_err *e)
 {
-	size_t i, pass, len, k;
+	const struct rf_pmrange *r;
 	const struct rf_vma *v;
-	uint8_t *b;
+	uint8_t b[RF_PAGE_SIZE];
 	uint64_t a;
+	size_t j, k;
+	ssize_t vi;
+	int pass;
 
-	if ((b = malloc(1 << 16)) == NULL)
-		return rf_errno(e, "syscall");
 	for (pass = 0; pass < 2; pass++) {
-		for (i = 0; i < p->nvma; i++) {
-			v = &p->vmas[i];
-			if (!(v->prot & PROT_EXEC) ||
-			    (pass == 0) != (v->kind == RF_VMA_VDSO) ||
-			    v->kind == RF_VMA_VSYSCALL)
+		for (j = 0; j < cs->npm; j++) {
+			r = &cs->pm[j];
+			if (!(r->cat & RF_PM_PRESENT) ||
+			    (vi = rf_proc_find_vma(p, r->start)) == -1)
 				continue;
-			for (a = v->start; a < v->end; a += len - 1) {
-				len = v->end - a < (1 << 16) ? v->end - a : (1 << 16);
-				if (rf_ptrace_peek(s->pid, a, b, len) == -1)
+			v = &p->vmas[vi];
+			if (!(v->prot & PROT_EXEC) || (pass == 0) != (v->kind == RF_VMA_VDSO))
+				continue;
+			for (a = r->start; a < r->end && a < v->end; a += RF_PAGE_SIZE) {
+				if (rf_ptrace_peek(s->pid, a, b, sizeof(b)) == -1)
 					break;
-				for (k = 0; k + 1 < len; k++)
+				for (k = 0; k + 1 < sizeof(b); k++)
 					if (b[k] == 0x0f && b[k + 1] == 0x05) {
 						s->pt.syscall_ip = a + k;
-						free(b);
 						return 0;
 					}
-				if (len < 2)
-					break;
 			}
 		}
 	}
-	free(b);
 	return rf_errf(e, RF_EX_NO, "pid %d: no syscall instruction to borrow", s->pid);
 }
 
@@ -438,15 +444,16 @@ find_syscall(struct rf_snap *s, const struct rf_proc *p, struct rf_err *e)
  * own memory, saved before and written back after.
  */
 static int
-inject(struct rf_snap *s, struct rf_proc *p, uint64_t scratch, uint64_t caught,
+inject(struct rf_snap *s, struct rf_proc *p, const struct cands *cs, uint64_t caught,
     struct rf_err *e)
 {
+	uint64_t scratch = cs->scratch;
 	uint8_t save[SCRATCH], res[SCRATCH];
 	struct { uint64_t sp; int32_t flags, pad; uint64_t size; } ss;
 	long ret;
 	int sig, n = 0, failed = 0;
 
-	if (find_syscall(s, p, e) == -1)
+	if (find_syscall(s, p, cs, e) == -1)
 		return -1;
 	if (scratch == 0)
 		return rf_errf(e, RF_EX_NO, "pid %d: no writable memory for syscall"
@@ -698,7 +705,7 @@ int
 rf_snap_collect(struct rf_snap *s, struct rf_proc *p, struct rf_err *e)
 {
 	struct cands cs = { 0 };
-	uint64_t caught;
+	uint64_t caught = 0;
 	int r;
 
 	memset(p, 0, sizeof(*p));
@@ -707,10 +714,11 @@ rf_snap_collect(struct rf_snap *s, struct rf_proc *p, struct rf_err *e)
 		return -1;
 	r = candidates(s, p, &cs, e);
 	if (r == 0)
-		r = inject(s, p, cs.scratch, caught, e);
+		r = inject(s, p, &cs, caught, e);
 	if (r == 0)
 		r = settle_pages(s, p, &cs, e);
 	free(cs.c);
+	free(cs.pm);
 	return r;
 }
 

@@ -1,0 +1,363 @@
+#!/usr/bin/env bats
+# rf-snap: dump stopped processes (build/tests/snap_victim), leave them as found.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+setup() {
+	D=$BATS_TEST_TMPDIR
+	VPID= ZPID= NDIR=
+}
+
+teardown() {
+	[ -z "$VPID" ] || kill -KILL "$VPID" 2>/dev/null || true
+	[ -z "$ZPID" ] || kill -KILL "$ZPID" 2>/dev/null || true
+	[ -z "$NDIR" ] || rm -rf "$NDIR"
+	exec 5>&- || true
+}
+
+# victim MODE [CMD...]: start snap_victim MODE (under CMD, e.g. setpriv) with
+# its files in $D; wait for its "ready" line and parse it into R_* variables.
+victim() {
+	local mode=$1 kv
+	shift
+	VOUT=$D/victim.out
+	"$@" "$TESTS/snap_victim" "$mode" "$D" > "$VOUT" 2>&1 < "${VIN:-/dev/null}" &
+	VPID=$!
+	wait_line "$VOUT" '^(ready|FAIL)'
+	grep -q '^ready' "$VOUT"
+	for kv in $(head -1 "$VOUT" | cut -d' ' -f2-); do
+		eval "R_${kv%%=*}=${kv#*=}"
+	done
+	[ "$R_pid" = "$VPID" ]
+}
+
+# stop_victim: SIGSTOP and wait for the group stop.
+stop_victim() {
+	kill -STOP "$VPID"
+	wait_state "$VPID" T
+}
+
+# finish_victim EXPECTED: SIGCONT, wait for it to end, its last line is EXPECTED.
+finish_victim() {
+	kill -CONT "$VPID" 2>/dev/null || true	# a spinner may be done already
+	wait "$VPID"
+	VPID=
+	[ "$(tail -1 "$VOUT")" = "$1" ]
+}
+
+# meta: rf-snap -M of the victim into $D/m.json.
+meta() {
+	"$BIN/rf-snap" -M "$VPID" > "$D/m.json"
+}
+
+# vma ADDR FIELD: a field of the mapping starting at ADDR in $D/m.json.
+vma() {
+	jq -r --arg a "$1" ".vmas[] | select(.start == \$a) | .$2" "$D/m.json"
+}
+
+# fingerprint PID: what must not change while rf-snap looks at a stopped process.
+fingerprint() {
+	pstate "$1"
+	cat "/proc/$1/syscall"
+	grep -E '^(SigPnd|ShdPnd|SigBlk|SigIgn|SigCgt|TracerPid|VmRSS)' "/proc/$1/status"
+	cat "/proc/$1/maps"
+}
+
+@test "rf-snap -M: mappings, registers, xstate, mm, attributes" {
+	victim sleep
+	stop_victim
+	meta
+	jq -e '[.vmas[].name] | index("[heap]") and index("[stack]") and index("[vdso]") and index("[vvar]")' "$D/m.json"
+	if grep -q '\[vvar_vclock\]' "/proc/$VPID/maps"; then
+		jq -e '[.vmas[] | select(.kind == "vvar_vclock")] | length == 1' "$D/m.json"
+	fi
+	jq -e '.vmas[] | select(.name == "[stack]") | .growsdown and .kind == "stack"' "$D/m.json"
+	jq -e '.vmas[] | select(.kind == "vsyscall") | .pages == 0' "$D/m.json"
+	[ "$(jq '[.vmas[] | select(.kind == "vdso" or .kind == "vvar") | .pages] | add' "$D/m.json")" = 0 ]
+	# rip inside an executable mapping, TLS base set
+	rip=$(jq -r .regs.rip "$D/m.json")
+	jq -r '.vmas[] | select(.prot | test("x")) | "\(.start) \(.end)"' "$D/m.json" > "$D/x"
+	found=0
+	while read -r start end; do
+		[ $((rip)) -ge $((start)) ] && [ $((rip)) -lt $((end)) ] && found=1
+	done < "$D/x"
+	[ "$found" = 1 ]
+	[ "$(jq -r .regs.fs_base "$D/m.json")" != 0x0 ]
+	jq -e '.xstate.size > 512 and (.xstate.data | length) > 512' "$D/m.json"
+	[ "$(jq -r .mm.brk "$D/m.json")" = "$R_brk" ]
+	jq -e '(.auxv | length) % 2 == 0 and (.auxv | length) > 10 and .auxv[-2:] == ["0x0", "0x0"] and (.auxv | index(["0x6", "0x1000"])) % 2 == 0' "$D/m.json"
+	jq -e --arg d "$D" --argjson p "$VPID" \
+	    '.pid == $p and .comm == "snap_victim" and .cwd == $d and .umask == 23 and .nice == 5 and .rlimits.nofile[0] == 123' "$D/m.json"
+	jq -e '.exe | endswith("/snap_victim")' "$D/m.json"
+	jq -e --argjson u "$(id -u)" --argjson g "$(id -g)" '.creds.uid == [$u, $u, $u, $u] and .creds.gid[0] == $g' "$D/m.json"
+	jq -e '.rseq.len == 32 and .rseq.ptr != "0x0"' "$D/m.json"
+	[ "$(jq -r .host "$D/m.json")" = "$(uname -n)" ]
+	[ "$(pstate "$VPID")" = T ]
+	finish_victim "ok usr1=1 pending=none"
+}
+
+@test "rf-snap -M: signal actions, mask, pending, alternate stack" {
+	victim sleep
+	stop_victim
+	kill -USR1 "$VPID"	# caught, pending while stopped: must not be lost
+	kill -USR2 "$VPID"	# blocked
+	meta
+	jq -e --arg h "$R_handler" \
+	    '.signals.actions[] | select(.sig == 10) | .handler == $h and .mask == "0x800" and .restorer != "0x0"' "$D/m.json"
+	# SA_SIGINFO | SA_RESTART | SA_ONSTACK | SA_RESTORER
+	[ "$(jq -r '.signals.actions[] | select(.sig == 10) | .flags' "$D/m.json")" = 0x1c000004 ]
+	jq -e '.signals.actions[] | select(.sig == 13) | .handler == "0x1"' "$D/m.json"
+	jq -e '[.signals.actions[].sig] | index(15) == null' "$D/m.json"
+	jq -e '.signals.blocked == "0x800" and .signals.pending == "0xa00"' "$D/m.json"
+	jq -e --arg sp "$R_altstack" '.signals.altstack == {"sp": $sp, "size": 65536, "flags": 0}' "$D/m.json"
+	finish_victim "ok usr1=2 pending=usr2"
+}
+
+@test "rf-snap -M: open files with flags, position and identity" {
+	victim sleep
+	stop_victim
+	meta
+	jq -e --arg p "$D/data" --argjson ino "$(stat -c %i "$D/data")" \
+	    '.fds[] | select(.path == $p) | .kind == "file" and .pos == 5 and .ino == $ino and .cloexec == false and (.flags % 4) == 2' "$D/m.json"
+	jq -e '.fds[] | select(.fd == 0) | .kind == "chr" and .path == "/dev/null"' "$D/m.json"
+	[ "$(jq '.fds | length' "$D/m.json")" = "$(ls "/proc/$VPID/fd" | wc -l)" ]
+	finish_victim "ok usr1=1 pending=none"
+}
+
+@test "rf-snap: stopped inside nanosleep, left stopped and unchanged" {
+	victim sleep
+	stop_victim
+	kill -USR1 "$VPID"
+	kill -USR2 "$VPID"
+	before=$(fingerprint "$VPID")
+	"$BIN/rf-snap" "$VPID" > "$D/img"
+	[ "$(head -c 8 "$D/img")" = RFORKIMG ]
+	[ "$(fingerprint "$VPID")" = "$before" ]
+	sleep 0.2
+	[ "$(pstate "$VPID")" = T ]
+	finish_victim "ok usr1=2 pending=usr2"
+}
+
+@test "rf-snap: stopped inside read(2), it goes on reading" {
+	mkfifo "$D/in"
+	exec 5<>"$D/in"
+	VIN=$D/in victim read
+	stop_victim
+	before=$(fingerprint "$VPID")
+	"$BIN/rf-snap" "$VPID" > /dev/null
+	[ "$(fingerprint "$VPID")" = "$before" ]
+	kill -CONT "$VPID"
+	echo go >&5
+	wait "$VPID"
+	VPID=
+	[ "$(tail -1 "$VOUT")" = "ok usr1=1 pending=none" ]
+}
+
+@test "rf-snap: busy floating point loop keeps its registers" {
+	victim spin
+	for _ in 1 2 3; do
+		stop_victim
+		before=$(fingerprint "$VPID")
+		"$BIN/rf-snap" "$VPID" > /dev/null
+		[ "$(fingerprint "$VPID")" = "$before" ]
+		kill -CONT "$VPID"
+		sleep 0.05
+	done
+	finish_victim "ok usr1=1 pending=none"
+}
+
+@test "rf-snap -s stops a running process first and leaves it stopped" {
+	victim sleep
+	run --separate-stderr "$BIN/rf-snap" -s -M "$VPID"
+	[ "$status" -eq 0 ]
+	jq -e --argjson p "$VPID" '.pid == $p' <<<"$output"
+	[ "$(pstate "$VPID")" = T ]
+	sleep 0.1
+	[ "$(pstate "$VPID")" = T ]
+	finish_victim "ok usr1=1 pending=none"
+}
+
+@test "rf-snap: a sparse 1 GiB mapping with 3 pages written gives a small image" {
+	victim sleep
+	stop_victim
+	"$BIN/rf-snap" -o "$D/img" "$VPID"
+	meta
+	[ "$(vma "$R_sparse" pages)" = 3 ]
+	[ "$(vma "$R_sparse" end)" = "$(printf '%#x' $((R_sparse + (1 << 30))))" ]
+	[ "$(stat -c %s "$D/img")" -lt $((1 << 20)) ]
+	# the image holds the pages the metadata counts, and little more
+	pages=$(jq '[.vmas[].pages] | add' "$D/m.json")
+	size=$(stat -c %s "$D/img")
+	[ "$size" -gt $((pages * 4096)) ]
+	[ "$size" -lt $((pages * 4096 * 102 / 100 + $(stat -c %s "$D/m.json"))) ]
+	finish_victim "ok usr1=1 pending=none"
+}
+
+@test "rf-snap: pages that read as zeros are not carried" {
+	victim sleep
+	stop_victim
+	meta
+	# 64 pages: 16 written with zeros, 16 with data, 16 only read
+	[ "$(vma "$R_zero" end)" = "$(printf '%#x' $((R_zero + 64 * 4096)))" ]
+	[ "$(vma "$R_zero" pages)" = 16 ]
+	finish_victim "ok usr1=1 pending=none"
+}
+
+@test "rf-snap: a private file mapping carries only its written page" {
+	victim sleep
+	stop_victim
+	meta
+	[ "$(vma "$R_cow" pages)" = 1 ]
+	[ "$(vma "$R_cow" file_pages)" = false ]
+	[ "$(vma "$R_cow" file.path)" = "$D/cow" ]
+	[ "$(vma "$R_cow" file.ino)" = "$(stat -c %i "$D/cow")" ]
+	[ "$(vma "$R_cow" file.size)" = 65536 ]
+	[ "$(vma "$R_cow" file.mtime_sec)" = "$(stat -c %Y "$D/cow")" ]
+	finish_victim "ok usr1=1 pending=none"
+}
+
+@test "rf-snap: a mapping of a removed file carries every page" {
+	victim sleep
+	stop_victim
+	meta
+	[ "$(vma "$R_gone" file_pages)" = true ]
+	[ "$(vma "$R_gone" pages)" = 4 ]
+	[ "$(vma "$R_gone" name)" = "$D/gone (deleted)" ]
+	finish_victim "ok usr1=1 pending=none"
+}
+
+@test "rf-snap: pagemap entries give the same pages as PAGEMAP_SCAN" {
+	victim sleep
+	stop_victim
+	meta
+	RFORK_PAGEMAP=read "$BIN/rf-snap" -M "$VPID" > "$D/m2.json"
+	[ "$(jq -c '[.vmas[] | [.start, .pages]]' "$D/m.json")" = "$(jq -c '[.vmas[] | [.start, .pages]]' "$D/m2.json")" ]
+	[ "$(vma "$R_sparse" pages)" = 3 ]
+	finish_victim "ok usr1=1 pending=none"
+}
+
+@test "rf-snap: own process as an unprivileged user" {
+	NDIR=$(mktemp -d)
+	chmod 777 "$NDIR"
+	D=$NDIR
+	nobody=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+	victim sleep "${nobody[@]}"
+	stop_victim
+	run --separate-stderr "${nobody[@]}" "$BIN/rf-snap" -M "$VPID"
+	[ "$status" -eq 0 ]
+	jq -e '.creds.uid[0] == 65534 and .creds.groups == []' <<<"$output"
+	jq -e --arg h "$R_handler" '.signals.actions[] | select(.sig == 10) | .handler == $h' <<<"$output"
+	run "${nobody[@]}" sh -c "'$BIN/rf-snap' $VPID | wc -c"
+	[ "$status" -eq 0 ]
+	[ "$output" -gt 100000 ]
+	[ "$(pstate "$VPID")" = T ]
+	finish_victim "ok usr1=1 pending=none"
+}
+
+@test "rf-snap: someone else's process: exit 77, untouched" {
+	victim sleep
+	stop_victim
+	before=$(fingerprint "$VPID")
+	run --separate-stderr setpriv --reuid=nobody --regid=nogroup --clear-groups "$BIN/rf-snap" "$VPID"
+	[ "$status" -eq 77 ]
+	[ "$stderr" = "rf-snap: pid $VPID: not permitted to trace it" ]
+	run --separate-stderr setpriv --reuid=nobody --regid=nogroup --clear-groups "$BIN/rf-snap" -s "$VPID"
+	[ "$status" -eq 77 ]
+	[ "$(fingerprint "$VPID")" = "$before" ]
+	finish_victim "ok usr1=1 pending=none"
+}
+
+@test "rf-snap: a running process: exit 1, it runs on untouched" {
+	victim sleep
+	run --separate-stderr "$BIN/rf-snap" "$VPID"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "rf-snap: pid $VPID is running; stop it (kill -STOP) or use -s" ]
+	[ -z "$output" ]
+	grep -q '^TracerPid:	0$' "/proc/$VPID/status"
+	wait "$VPID"
+	VPID=
+	[ "$(tail -1 "$VOUT")" = "ok usr1=1 pending=none" ]
+}
+
+@test "rf-snap: a multi-threaded process: exit 1" {
+	victim thread
+	stop_victim
+	before=$(fingerprint "$VPID")
+	run --separate-stderr "$BIN/rf-snap" "$VPID"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == "rf-snap: pid $VPID has 2 threads"* ]]
+	[ "$(fingerprint "$VPID")" = "$before" ]
+	finish_victim "ok usr1=1 pending=none"
+}
+
+@test "rf-snap: a zombie: exit 1" {
+	sh -c 'sleep 0 & echo $! > "$1"; exec sleep 30' sh "$D/zpid" &
+	ZPID=$!
+	wait_line "$D/zpid" .
+	zombie=$(cat "$D/zpid")
+	wait_state "$zombie" Z
+	run --separate-stderr "$BIN/rf-snap" "$zombie"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "rf-snap: pid $zombie is a zombie" ]
+}
+
+@test "rf-snap: a kernel thread: exit 1" {
+	[ "$(cat /proc/2/comm 2>/dev/null)" = kthreadd ] || skip "no kthreadd in this pid namespace"
+	run --separate-stderr "$BIN/rf-snap" 2
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "rf-snap: pid 2 is a kernel thread" ]
+}
+
+@test "rf-snap: no such process: exit 66" {
+	pid=$(($(cat /proc/sys/kernel/pid_max) + 1))
+	run --separate-stderr "$BIN/rf-snap" "$pid"
+	[ "$status" -eq 66 ]
+	[ "$stderr" = "rf-snap: pid $pid: no such process" ]
+	run --separate-stderr "$BIN/rf-snap" -s "$pid"
+	[ "$status" -eq 66 ]
+	[[ "$stderr" == "rf-snap: pid $pid"* ]]
+}
+
+@test "rf-snap: usage errors: exit 64" {
+	for args in "" "1 2" "abc" "0" "-x 1" "-o" "-- -5" "-h"; do
+		run --separate-stderr "$BIN/rf-snap" $args
+		[ "$status" -eq 64 ]
+		[ -z "$output" ]
+	done
+	[[ "$stderr" == "usage: rf-snap "* ]]
+}
+
+@test "rf-snap: write errors: exit 74, target left stopped" {
+	victim sleep
+	stop_victim
+	before=$(fingerprint "$VPID")
+	run --separate-stderr bash -c "'$BIN/rf-snap' $VPID > /dev/full"
+	[ "$status" -eq 74 ]
+	[ "$stderr" = "rf-snap: image: write: No space left on device" ]
+	run --separate-stderr bash -c "'$BIN/rf-snap' -M $VPID > /dev/full"
+	[ "$status" -eq 74 ]
+	run --separate-stderr "$BIN/rf-snap" -o /dev/full "$VPID"
+	[ "$status" -eq 74 ]
+	[ -c /dev/full ]
+	# a reader that goes away
+	run bash -c "'$BIN/rf-snap' $VPID | head -c 100 > /dev/null; echo \${PIPESTATUS[0]}"
+	[ "${lines[-1]}" = 74 ]
+	[ "$(fingerprint "$VPID")" = "$before" ]
+	finish_victim "ok usr1=1 pending=none"
+}
+
+@test "rf-snap -o: writes the image; removes a file it made when it fails" {
+	victim sleep
+	run --separate-stderr "$BIN/rf-snap" -o "$D/img" "$VPID"
+	[ "$status" -eq 1 ]
+	[ ! -e "$D/img" ]
+	stop_victim
+	"$BIN/rf-snap" -o "$D/img" "$VPID"
+	"$BIN/rf-snap" "$VPID" > "$D/img2"
+	[ "$(head -c 8 "$D/img")" = RFORKIMG ]
+	[ "$(stat -c %s "$D/img")" = "$(stat -c %s "$D/img2")" ]
+	run --separate-stderr "$BIN/rf-snap" -o "$D/nodir/img" "$VPID"
+	[ "$status" -eq 74 ]
+	finish_victim "ok usr1=1 pending=none"
+}
