@@ -126,11 +126,15 @@ rf_snap_detach(struct rf_snap *s, struct rf_err *e)
 
 	if (rf_ptrace_detach(&s->pt) == -1 && errno != ESRCH)
 		ret = rf_errno(e, "pid %d: detach", (int)s->pid);
-	/* back into group stop happens in the task; wait for it to get there */
-	for (i = 0; stopped && ret == 0 && i < 2000; i++) {
-		if (rf_procfs_stat(s->pid, &st) == -1 || st.state != 't')
+	/*
+	 * The task goes back into group stop by itself, passing through R:
+	 * wait until it is there (or visibly elsewhere: continued meanwhile).
+	 */
+	for (i = 0; stopped && ret == 0 && i < 10000; i++) {
+		if (rf_procfs_stat(s->pid, &st) == -1 ||
+		    (st.state != 't' && st.state != 'R'))
 			break;
-		nap(50000);
+		nap(i < 100 ? 10000 : 100000);
 	}
 	if (s->memfd != -1)
 		close(s->memfd);

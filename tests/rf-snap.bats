@@ -17,12 +17,12 @@ teardown() {
 }
 
 # victim MODE [CMD...]: start snap_victim MODE (under CMD, e.g. setpriv) with
-# its files in $D; wait for its "ready" line and parse it into R_* variables.
+# its files in $D and $VMIB MiB of data; wait for its "ready" line and parse it into R_* variables.
 victim() {
 	local mode=$1 kv
 	shift
 	VOUT=$D/victim.out
-	"$@" "$TESTS/snap_victim" "$mode" "$D" > "$VOUT" 2>&1 < "${VIN:-/dev/null}" &
+	"$@" "$TESTS/snap_victim" "$mode" "$D" "${VMIB:-0}" > "$VOUT" 2>&1 < "${VIN:-/dev/null}" &
 	VPID=$!
 	wait_line "$VOUT" '^(ready|FAIL)'
 	grep -q '^ready' "$VOUT"
@@ -329,7 +329,7 @@ fingerprint() {
 }
 
 @test "rf-snap: write errors: exit 74, target left stopped" {
-	victim sleep
+	VMIB=4 victim sleep	# more than a pipe holds
 	stop_victim
 	before=$(fingerprint "$VPID")
 	run --separate-stderr bash -c "'$BIN/rf-snap' $VPID > /dev/full"

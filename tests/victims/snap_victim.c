@@ -1,5 +1,5 @@
 /*
- * snap_victim MODE [DIR] - a process for rf-snap to dump, which checks its
+ * snap_victim MODE [DIR [MIB]] - a process for rf-snap to dump, which checks its
  * own state once it goes on.  It sets up what rf-snap must see: a SIGUSR1
  * handler (SA_SIGINFO|SA_RESTART|SA_ONSTACK, mask SIGUSR2) on an alternate
  * stack, SIGUSR2 blocked, SIGPIPE ignored, umask 027, nice 5, RLIMIT_NOFILE
@@ -8,6 +8,7 @@
  *   zero    64 pages anonymous: 16 written with zeros, 16 with data
  *   cow     DIR/cow (16 pages of 'c'), private, one page written
  *   gone    DIR/gone (4 pages of 'g'), private, the file is removed
+ *   bulk    MIB MiB of anonymous memory full of data (default 0)
  * then prints one line "ready pid=.. handler=.. altstack=.. brk=.. sparse=..
  * zero=.. cow=.. gone=.." and, by MODE:
  *   sleep  sleeps 300 ms in 10 ms nanosleep steps
@@ -127,6 +128,7 @@ int
 main(int argc, char *argv[])
 {
 	const char *mode = argc > 1 ? argv[1] : "sleep", *dir = argc > 2 ? argv[2] : ".";
+	size_t bulk = argc > 3 ? strtoul(argv[3], NULL, 10) << 20 : 0;
 	char *sparse, *zero, *cow, *gone, line[256];
 	struct sigaction sa = { 0 };
 	struct rlimit rl;
@@ -188,6 +190,9 @@ main(int argc, char *argv[])
 		fail("unlink");
 	for (i = 0; i < 4; i++)	/* fault the pages in: they are the file's */
 		m += gone[i * PG];
+
+	if (bulk > 0)
+		memset(guarded(bulk), 'b', bulk);
 
 	if (strcmp(mode, "thread") == 0 && pthread_create(&th, NULL, idle, NULL) != 0)
 		fail("pthread_create");
