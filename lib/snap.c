@@ -23,12 +23,6 @@
 #define RECSZ (RF_PAGES_MAX < BUFSZ ? RF_PAGES_MAX : BUFSZ)
 #define NIOV 1024		/* IOV_MAX */
 
-/* kernel-internal syscall restart codes (include/linux/errno.h) */
-#define ERESTARTSYS 512
-#define ERESTARTNOINTR 513
-#define ERESTARTNOHAND 514
-#define ERESTART_RESTARTBLOCK 516
-
 /* results of the injected syscalls, in a scratch area of the target */
 #define SA_SLOT 32		/* struct rf_sigaction, the kernel's layout */
 #define SCRATCH (RF_NSIG * SA_SLOT + 32)
@@ -146,30 +140,6 @@ rf_snap_detach(struct rf_snap *s, struct rf_err *e)
 	return ret;
 }
 
-/*
- * The registers as the task will go on from them: a syscall the stop
- * interrupted is set up to run again, as the kernel does on the way out of a
- * stop; one that needs the kernel's restart block (nanosleep, poll with a
- * timeout) cannot travel and returns EINTR instead, which its callers handle.
- */
-static void
-resume_regs(struct user_regs_struct *r)
-{
-	if ((int64_t)r->orig_rax < 0)
-		return;
-	switch ((int64_t)r->rax) {
-	case -ERESTARTSYS:
-	case -ERESTARTNOINTR:
-	case -ERESTARTNOHAND:
-		r->rax = r->orig_rax;
-		r->rip -= 2;
-		break;
-	case -ERESTART_RESTARTBLOCK:
-		r->rax = (uint64_t)-EINTR;
-		break;
-	}
-}
-
 static int
 cpu_state(struct rf_snap *s, struct rf_proc *p, struct rf_err *e)
 {
@@ -177,9 +147,10 @@ cpu_state(struct rf_snap *s, struct rf_proc *p, struct rf_err *e)
 	uint8_t *xs;
 	size_t len;
 
+	/* as found: a syscall the stop interrupted shows as orig_rax and the
+	   kernel's restart code in rax; the restorer restarts it */
 	if (rf_ptrace_getregs(&s->pt, &p->regs) == -1)
 		return rf_errno(e, "pid %d: registers", s->pid);
-	resume_regs(&p->regs);
 	if ((xs = malloc(RF_XSTATE_MAX)) == NULL)
 		return rf_errno(e, "xstate");
 	if (rf_ptrace_xstate(&s->pt, xs, RF_XSTATE_MAX, &len) == -1) {
