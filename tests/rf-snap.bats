@@ -361,3 +361,28 @@ fingerprint() {
 	[ "$status" -eq 74 ]
 	finish_victim "ok usr1=1 pending=none"
 }
+
+@test "rf-snap | rf-restore: the victim goes on in a new process, state intact" {
+	for mode in sleep spin; do
+		VMIB=2 victim "$mode"
+		stop_victim
+		kill -USR1 "$VPID"
+		kill -USR2 "$VPID"
+		"$BIN/rf-snap" "$VPID" > "$D/img"
+		kill -KILL "$VPID"
+		wait "$VPID" || true
+		VPID=
+		run --separate-stderr timeout 20 "$BIN/rf-restore" -w < "$D/img"
+		[ "$status" -eq 0 ]
+		[ "$(tail -1 "$VOUT")" = "ok usr1=2 pending=usr2" ]
+	done
+}
+
+@test "rf-snap | rf-restore -n: the image checks and carries the same metadata" {
+	victim sleep
+	stop_victim
+	meta
+	"$BIN/rf-snap" "$VPID" | "$BIN/rf-restore" -n > "$D/n.json"
+	[ "$(jq -cS . "$D/m.json")" = "$(jq -cS . "$D/n.json")" ]
+	finish_victim "ok usr1=1 pending=none"
+}
