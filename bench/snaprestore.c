@@ -119,7 +119,7 @@ restore_from(const char *img, pid_t *pid)
 	double t0, t;
 	pid_t rp;
 
-	if (pipe(pfd) == -1)
+	if (pipe2(pfd, O_CLOEXEC) == -1)
 		err(71, "pipe");
 	t0 = now();
 	rp = spawn(argv, -1, pfd[1]);
@@ -143,7 +143,7 @@ baseline_pipe(size_t n)
 
 	src = malloc(1 << 20);
 	memset(src, 7, 1 << 20);
-	if (pipe(pfd) == -1)
+	if (pipe2(pfd, O_CLOEXEC) == -1)
 		err(71, "pipe");
 	fcntl(pfd[1], F_SETPIPE_SZ, 1 << 20);
 	dst = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -234,7 +234,7 @@ main(int argc, char *argv[])
 		/* snap | restore as one pipeline, the way a migration runs */
 		char *rargv[] = { "build/bin/rf-restore", NULL };
 		int out[2];
-		if (pipe(pfd) == -1 || pipe(out) == -1)
+		if (pipe2(pfd, O_CLOEXEC) == -1 || pipe2(out, O_CLOEXEC) == -1)
 			err(71, "pipe");
 		tsr = now();
 		snap = spawn(sargv, -1, pfd[1]);
