@@ -433,6 +433,18 @@ static const struct {
 	{ "[vsyscall]", RF_VMA_VSYSCALL },
 };
 
+/*
+ * Mappings of kernel objects that are no file: their memory cannot be read
+ * (secretmem) or means nothing without the object (aio rings, io_uring,
+ * perf buffers: "anon_inode:[...]").
+ */
+static int
+cannot_rebuild(const char *name)
+{
+	return name[0] != '/' || strcmp(name, "/secretmem" DELETED) == 0 ||
+	    strncmp(name, "/[aio]", 6) == 0;
+}
+
 /* The identity of a mapped file, or RF_VMA_FILE_PAGES if the path no longer
    leads to the file that is mapped. */
 static int
@@ -548,6 +560,11 @@ rf_procfs_vmas(pid_t pid, struct rf_vma **vmasp, size_t *np, struct rf_err *e)
 				    (int)pid, v->start, v->end, name);
 				goto fail_e;
 			}
+		} else if (cannot_rebuild(name)) {
+			rf_errf(e, RF_EX_NO, "pid %d: mapping %#" PRIx64 "-%#" PRIx64
+			    " %s: kernel object that cannot be rebuilt",
+			    (int)pid, v->start, v->end, name);
+			goto fail_e;
 		} else if (v->flags & RF_VMA_SHARED &&
 		    strcmp(name, "/dev/zero" DELETED) == 0) {
 			/* MAP_SHARED | MAP_ANONYMOUS shows up as this shmem file */

@@ -309,6 +309,24 @@ fingerprint() {
 	[ "$stderr" = "rf-snap: pid 2 is a kernel thread" ]
 }
 
+@test "rf-snap: a mapping of a kernel object (secretmem): exit 1, untouched" {
+	"$TESTS/snap_victim" secret "$D" > "$D/probe" 2>&1 &
+	VPID=$!
+	wait_line "$D/probe" '^(ready|FAIL)'
+	kill -KILL "$VPID"
+	wait "$VPID" || true
+	grep -q '^ready' "$D/probe" || skip "no memfd_secret here"
+	victim secret
+	stop_victim
+	before=$(fingerprint "$VPID")
+	run --separate-stderr "$BIN/rf-snap" "$VPID"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == "rf-snap: pid $VPID: mapping 0x"*" /secretmem (deleted): kernel object that cannot be rebuilt" ]]
+	[ -z "$output" ]
+	[ "$(fingerprint "$VPID")" = "$before" ]
+	finish_victim "ok usr1=1 pending=none"
+}
+
 @test "rf-snap: no such process: exit 66" {
 	pid=$(($(cat /proc/sys/kernel/pid_max) + 1))
 	run --separate-stderr "$BIN/rf-snap" "$pid"

@@ -15,6 +15,7 @@
  *   read   reads one line from stdin
  *   spin   runs floating point (SSE/AVX) arithmetic for 300 ms, no syscalls
  *   thread starts a second thread, then sleeps
+ *   secret maps a page of memfd_secret(2), then sleeps
  * At the end it checks memory, mask, handler, FPU results and prints
  * "ok usr1=N pending=M" (N SIGUSR1 handled, M the pending mask) or "FAIL ...".
  */
@@ -30,6 +31,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -196,6 +198,18 @@ main(int argc, char *argv[])
 
 	if (strcmp(mode, "thread") == 0 && pthread_create(&th, NULL, idle, NULL) != 0)
 		fail("pthread_create");
+	if (strcmp(mode, "secret") == 0) {
+		int sfd = syscall(SYS_memfd_secret, 0);
+		char *sec;
+
+		if (sfd == -1 || ftruncate(sfd, PG) == -1)
+			fail("memfd_secret");
+		sec = mmap(NULL, PG, PROT_READ | PROT_WRITE, MAP_SHARED, sfd, 0);
+		if (sec == MAP_FAILED)
+			fail("memfd_secret");
+		close(sfd);
+		sec[0] = 's';
+	}
 	if (strcmp(mode, "spin") == 0)
 		ref = fpwork(1000);
 
