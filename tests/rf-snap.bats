@@ -255,6 +255,28 @@ fingerprint() {
 	finish_victim "ok usr1=1 pending=none"
 }
 
+@test "rf-snap: a process under seccomp: filter suspended as root, refused (77) without" {
+	victim seccomp
+	stop_victim
+	run --separate-stderr "$BIN/rf-snap" -M "$VPID"
+	[ "$status" -eq 0 ]
+	jq -e --arg h "$R_handler" '.signals.actions[] | select(.sig == 10) | .handler == $h' <<<"$output"
+	finish_victim "ok usr1=1 pending=none"
+
+	NDIR=$(mktemp -d)
+	chmod 777 "$NDIR"
+	D=$NDIR
+	nobody=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+	victim seccomp "${nobody[@]}"
+	stop_victim
+	before=$(fingerprint "$VPID")
+	run --separate-stderr "${nobody[@]}" "$BIN/rf-snap" "$VPID"
+	[ "$status" -eq 77 ]
+	[ "$stderr" = "rf-snap: pid $VPID runs under seccomp: dumping it needs CAP_SYS_ADMIN" ]
+	[ "$(fingerprint "$VPID")" = "$before" ]
+	finish_victim "ok usr1=1 pending=none"
+}
+
 @test "rf-snap: someone else's process: exit 77, untouched" {
 	victim sleep
 	stop_victim

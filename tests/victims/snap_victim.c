@@ -16,6 +16,7 @@
  *   spin   runs floating point (SSE/AVX) arithmetic for 300 ms, no syscalls
  *   thread starts a second thread, then sleeps
  *   secret maps a page of memfd_secret(2), then sleeps
+ *   seccomp installs a seccomp filter that kills it on rt_sigaction, sleeps
  * At the end it checks memory, mask, handler, FPU results and prints
  * "ok usr1=N pending=M" (N SIGUSR1 handled, M the pending mask) or "FAIL ...".
  */
@@ -31,7 +32,11 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <stddef.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -198,6 +203,19 @@ main(int argc, char *argv[])
 
 	if (strcmp(mode, "thread") == 0 && pthread_create(&th, NULL, idle, NULL) != 0)
 		fail("pthread_create");
+	if (strcmp(mode, "seccomp") == 0) {
+		struct sock_filter f[] = {
+			BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+			BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_rt_sigaction, 0, 1),
+			BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+			BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		};
+		struct sock_fprog prog = { sizeof(f) / sizeof(*f), f };
+
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1 ||
+		    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == -1)
+			fail("seccomp");
+	}
 	if (strcmp(mode, "secret") == 0) {
 		int sfd = syscall(SYS_memfd_secret, 0);
 		char *sec;
