@@ -387,6 +387,24 @@ fingerprint() {
 	finish_victim "ok usr1=1 pending=none"
 }
 
+@test "rf-snap killed halfway through the pages: target back in its stop, intact" {
+	VMIB=8 victim sleep
+	stop_victim
+	before=$(fingerprint "$VPID")
+	mkfifo "$D/slow"
+	exec 5<>"$D/slow"	# a reader that never reads: rf-snap blocks once the pipe is full
+	"$BIN/rf-snap" "$VPID" > "$D/slow" &
+	spid=$!
+	wait_line "/proc/$VPID/status" '^TracerPid:	[1-9]'
+	sleep 0.2
+	grep -q '^State:	t' "/proc/$VPID/status"
+	kill -KILL "$spid"
+	wait "$spid" || true
+	wait_state "$VPID" T
+	[ "$(fingerprint "$VPID")" = "$before" ]
+	finish_victim "ok usr1=1 pending=none"
+}
+
 @test "rf-snap -o: writes the image; removes a file it made when it fails" {
 	victim sleep
 	run --separate-stderr "$BIN/rf-snap" -o "$D/img" "$VPID"
