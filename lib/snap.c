@@ -157,10 +157,12 @@ cpu_state(struct rf_snap *s, struct rf_proc *p, struct rf_err *e)
 		free(xs);
 		return rf_errno(e, "pid %d: xstate", s->pid);
 	}
-	p->xstate = xs;
+	p->xstate = realloc(xs, len ? len : 1);
+	if (p->xstate == NULL)
+		p->xstate = xs;
 	p->xstate_len = len;
 	if (len >= 520)	/* XSTATE_BV opens the header after the legacy area */
-		memcpy(&p->xfeatures, xs + 512, 8);
+		memcpy(&p->xfeatures, p->xstate + 512, 8);
 	if (rf_ptrace_sigmask(&s->pt, &p->sigblocked) == -1)
 		return rf_errno(e, "pid %d: signal mask", s->pid);
 	if (rf_ptrace_rseq(&s->pt, &rs) == -1)

@@ -217,6 +217,15 @@ fingerprint() {
 	finish_victim "ok usr1=1 pending=none"
 }
 
+@test "rf-snap: written pages made PROT_NONE are carried" {
+	victim sleep
+	stop_victim
+	meta
+	[ "$(vma "$R_hidden" prot)" = --- ]
+	[ "$(vma "$R_hidden" pages)" = 2 ]
+	finish_victim "ok usr1=1 pending=none"
+}
+
 @test "rf-snap: a mapping of a removed file carries every page" {
 	victim sleep
 	stop_victim

@@ -8,6 +8,7 @@
  *   zero    64 pages anonymous: 16 written with zeros, 16 with data
  *   cow     DIR/cow (16 pages of 'c'), private, one page written
  *   gone    DIR/gone (4 pages of 'g'), private, the file is removed
+ *   hidden  2 pages of data, then made PROT_NONE
  *   bulk    MIB MiB of anonymous memory full of data (default 0)
  * then prints one line "ready pid=.. handler=.. altstack=.. brk=.. sparse=..
  * zero=.. cow=.. gone=.." and, by MODE:
@@ -136,7 +137,7 @@ main(int argc, char *argv[])
 {
 	const char *mode = argc > 1 ? argv[1] : "sleep", *dir = argc > 2 ? argv[2] : ".";
 	size_t bulk = argc > 3 ? strtoul(argv[3], NULL, 10) << 20 : 0;
-	char *sparse, *zero, *cow, *gone, line[256];
+	char *sparse, *zero, *cow, *gone, *hidden, line[256];
 	struct sigaction sa = { 0 };
 	struct rlimit rl;
 	stack_t ss;
@@ -190,6 +191,16 @@ main(int argc, char *argv[])
 		memset(zero + i * PG, 'z', PG);
 	for (i = 32; i < 48; i++)	/* read only: the zero page */
 		m += zero[i * PG];
+	/* between read-write neighbours, so that the PROT_NONE part is a
+	   mapping of its own */
+	hidden = mmap(NULL, 4 * PG, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (hidden == MAP_FAILED)
+		fail("mmap");
+	hidden += PG;
+	memset(hidden, 'h', 2 * PG);
+	if (mprotect(hidden, 2 * PG, PROT_NONE) == -1)
+		fail("mprotect");
 	cow = map_file("cow", 'c', 16);
 	cow[3 * PG + 7] = 'W';
 	gone = map_file("gone", 'g', 4);
@@ -232,9 +243,10 @@ main(int argc, char *argv[])
 		ref = fpwork(1000);
 
 	printf("ready pid=%d handler=%#lx altstack=%#lx brk=%#lx sparse=%#lx zero=%#lx"
-	    " cow=%#lx gone=%#lx\n", (int)getpid(), (unsigned long)on_usr1,
+	    " cow=%#lx gone=%#lx hidden=%#lx\n", (int)getpid(), (unsigned long)on_usr1,
 	    (unsigned long)altstack, (unsigned long)sbrk(0), (unsigned long)sparse,
-	    (unsigned long)zero, (unsigned long)cow, (unsigned long)gone);
+	    (unsigned long)zero, (unsigned long)cow, (unsigned long)gone,
+	    (unsigned long)hidden);
 
 	t0 = now();
 	if (strcmp(mode, "read") == 0) {
@@ -268,6 +280,11 @@ main(int argc, char *argv[])
 	for (i = 0; i < 4 * PG; i++)
 		if (gone[i] != 'g')
 			fail("gone mapping");
+	if (mprotect(hidden, 2 * PG, PROT_READ) == -1)
+		fail("mprotect");
+	for (i = 0; i < 2 * PG; i++)
+		if (hidden[i] != 'h')
+			fail("hidden mapping");
 	if (lseek(fd, 0, SEEK_CUR) != 5)
 		fail("file offset");
 	sigprocmask(SIG_SETMASK, NULL, &set);
