@@ -1,0 +1,368 @@
+/*
+ * fwd.c - the wire of forwarded system calls (docs/FORK.md "Wire"): the
+ * buffered connection, message headers, the ioctl table and the path rule
+ * shared by the proxy (fwdproxy.c) and the stub (fwdstub.c).
+ */
+#include <endian.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+#include "rf_fwd.h"
+
+#define BUFSZ (64u << 10)
+
+static ssize_t
+fd_read(void *ctx, void *buf, size_t n)
+{
+	return read(*(int *)ctx, buf, n);
+}
+
+static ssize_t
+fd_write(void *ctx, const void *buf, size_t n)
+{
+	return write(*(int *)ctx, buf, n);
+}
+
+void
+rf_fwd_io_fd(struct rf_fwd_io *io, int *fd)
+{
+	io->ctx = fd;
+	io->read = fd_read;
+	io->write = fd_write;
+}
+
+int
+rf_fwd_conn_init(struct rf_fwd_conn *c, const struct rf_fwd_io *io)
+{
+	memset(c, 0, sizeof(*c));
+	c->io = *io;
+	c->in = malloc(BUFSZ);
+	c->out = malloc(BUFSZ);
+	if (c->in == NULL || c->out == NULL) {
+		rf_fwd_conn_free(c);
+		errno = ENOMEM;
+		return -1;
+	}
+	return 0;
+}
+
+void
+rf_fwd_conn_free(struct rf_fwd_conn *c)
+{
+	free(c->in);
+	free(c->out);
+	c->in = c->out = NULL;
+}
+
+static int
+put(struct rf_fwd_conn *c, const void *buf, size_t n)
+{
+	const char *p = buf;
+	ssize_t r;
+
+	while (n > 0) {
+		r = c->io.write(c->io.ctx, p, n);
+		if (r == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (r == 0) {
+			errno = EPIPE;
+			return -1;
+		}
+		p += r;
+		n -= r;
+	}
+	return 0;
+}
+
+static void
+enc(uint8_t *b, const struct rf_fwd_msg *m)
+{
+	uint16_t fam = htole16(m->fam);
+	uint32_t len = htole32(m->dlen);
+	uint64_t v;
+	int i;
+
+	b[0] = m->op;
+	b[1] = m->flags;
+	memcpy(b + 2, &fam, 2);
+	memcpy(b + 4, &len, 4);
+	for (i = 0; i < 4; i++) {
+		v = htole64((uint64_t)m->a[i]);
+		memcpy(b + 8 + 8 * i, &v, 8);
+	}
+}
+
+static void
+dec(const uint8_t *b, struct rf_fwd_msg *m)
+{
+	uint16_t fam;
+	uint32_t len;
+	uint64_t v;
+	int i;
+
+	m->op = b[0];
+	m->flags = b[1];
+	memcpy(&fam, b + 2, 2);
+	memcpy(&len, b + 4, 4);
+	m->fam = le16toh(fam);
+	m->dlen = le32toh(len);
+	for (i = 0; i < 4; i++) {
+		memcpy(&v, b + 8 + 8 * i, 8);
+		m->a[i] = (int64_t)le64toh(v);
+	}
+}
+
+int
+rf_fwd_send(struct rf_fwd_conn *c, const struct rf_fwd_msg *m, const void *data)
+{
+	if (m->dlen > RF_FWD_IO_MAX + RF_FWD_PATH_MAX * 2) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	enc(c->out, m);
+	/* Small messages leave in one write: latency is the point. */
+	if (m->dlen <= BUFSZ - RF_FWD_HDR) {
+		if (m->dlen > 0)
+			memcpy(c->out + RF_FWD_HDR, data, m->dlen);
+		return put(c, c->out, RF_FWD_HDR + m->dlen);
+	}
+	if (put(c, c->out, RF_FWD_HDR) == -1)
+		return -1;
+	return put(c, data, m->dlen);
+}
+
+static int
+fill(struct rf_fwd_conn *c)
+{
+	ssize_t r;
+
+	if (c->inoff > 0) {
+		memmove(c->in, c->in + c->inoff, c->inlen);
+		c->inoff = 0;
+	}
+	for (;;) {
+		r = c->io.read(c->io.ctx, c->in + c->inlen, BUFSZ - c->inlen);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1)
+			return -1;
+		c->inlen += r;
+		return r > 0;
+	}
+}
+
+int
+rf_fwd_recv_hdr(struct rf_fwd_conn *c, struct rf_fwd_msg *m)
+{
+	int r;
+
+	while (c->inlen < RF_FWD_HDR) {
+		if ((r = fill(c)) == -1)
+			return -1;
+		if (r == 0) {
+			if (c->inlen == 0)
+				return 0;
+			errno = EPROTO;
+			return -1;
+		}
+	}
+	dec(c->in + c->inoff, m);
+	c->inoff += RF_FWD_HDR;
+	c->inlen -= RF_FWD_HDR;
+	if (m->op == 0 || m->op >= RF_FWD_NOPS ||
+	    m->dlen > RF_FWD_IO_MAX + RF_FWD_PATH_MAX * 2) {
+		errno = EPROTO;
+		return -1;
+	}
+	return 1;
+}
+
+int
+rf_fwd_recv_data(struct rf_fwd_conn *c, void *buf, size_t n)
+{
+	char *p = buf;
+	size_t k;
+	ssize_t r;
+
+	k = n < c->inlen ? n : c->inlen;
+	memcpy(p, c->in + c->inoff, k);
+	c->inoff += k;
+	c->inlen -= k;
+	if (c->inlen == 0)
+		c->inoff = 0;
+	p += k;
+	n -= k;
+	while (n > 0) {
+		if (n < BUFSZ / 2) {
+			if ((r = fill(c)) == -1)
+				return -1;
+			if (r == 0)
+				break;
+			k = n < c->inlen ? n : c->inlen;
+			memcpy(p, c->in + c->inoff, k);
+			c->inoff += k;
+			c->inlen -= k;
+			if (c->inlen == 0)
+				c->inoff = 0;
+		} else {
+			r = c->io.read(c->io.ctx, p, n);
+			if (r == -1 && errno == EINTR)
+				continue;
+			if (r == -1)
+				return -1;
+			if (r == 0)
+				break;
+			k = r;
+		}
+		p += k;
+		n -= k;
+	}
+	if (n > 0) {
+		errno = EPROTO;
+		return -1;
+	}
+	return 0;
+}
+
+size_t
+rf_fwd_pending(const struct rf_fwd_conn *c)
+{
+	return c->inlen;
+}
+
+const char *
+rf_fwd_op_name(int op)
+{
+	static const char *const names[RF_FWD_NOPS] = {
+		[RF_FWD_HELLO] = "hello", [RF_FWD_READ] = "read",
+		[RF_FWD_WRITE] = "write", [RF_FWD_LSEEK] = "lseek",
+		[RF_FWD_CLOSE] = "close", [RF_FWD_OPEN] = "open",
+		[RF_FWD_BIND] = "bind", [RF_FWD_DROP] = "drop",
+		[RF_FWD_FCNTL] = "fcntl", [RF_FWD_LOCK] = "lock",
+		[RF_FWD_FSTAT] = "fstat", [RF_FWD_STATAT] = "statat",
+		[RF_FWD_STATX] = "statx", [RF_FWD_GETDENTS] = "getdents",
+		[RF_FWD_IOCTL] = "ioctl", [RF_FWD_FDOP] = "fdop",
+		[RF_FWD_PATHOP] = "pathop", [RF_FWD_KILL] = "kill",
+		[RF_FWD_WAIT] = "wait", [RF_FWD_PROC] = "proc",
+		[RF_FWD_POLL] = "poll", [RF_FWD_EXEC] = "exec",
+		[RF_FWD_EXIT] = "exit", [RF_FWD_SIGNAL] = "signal",
+		[RF_FWD_FORK] = "fork", [RF_FWD_FAMEND] = "famend",
+	};
+
+	if (op <= 0 || op >= RF_FWD_NOPS || names[op] == NULL)
+		return "?";
+	return names[op];
+}
+
+/* Kernel sizes (not glibc's): struct termios 36, struct termios2 44. */
+#define TCGETS2_ _IOC(_IOC_READ, 'T', 0x2A, 44)
+#define TCSETS2_ _IOC(_IOC_WRITE, 'T', 0x2B, 44)
+#define TCSETSW2_ _IOC(_IOC_WRITE, 'T', 0x2C, 44)
+#define TCSETSF2_ _IOC(_IOC_WRITE, 'T', 0x2D, 44)
+static const struct rf_fwd_ioctl ioctls[] = {
+	{ TCGETS, 0, 36 }, { TCSETS, 36, 0 }, { TCSETSW, 36, 0 }, { TCSETSF, 36, 0 },
+	{ TCGETS2_, 0, 44 }, { TCSETS2_, 44, 0 }, { TCSETSW2_, 44, 0 }, { TCSETSF2_, 44, 0 },
+	{ TIOCGWINSZ, 0, 8 }, { TIOCSWINSZ, 8, 0 },
+	{ FIONREAD, 0, 4 }, { TIOCOUTQ, 0, 4 }, { FIONBIO, 4, 0 }, { FIOASYNC, 4, 0 },
+	{ TIOCGPGRP, 0, 4 }, { TIOCSPGRP, 4, 0 }, { TIOCGSID, 0, 4 },
+	{ TIOCGPTN, 0, 4 }, { TIOCSPTLCK, 4, 0 }, { TIOCGPTLCK, 0, 4 },
+	{ TCFLSH, 0, 0 }, { TCXONC, 0, 0 }, { TCSBRK, 0, 0 }, { TCSBRKP, 0, 0 },
+	{ TIOCSCTTY, 0, 0 }, { TIOCNOTTY, 0, 0 },
+};
+
+const struct rf_fwd_ioctl *
+rf_fwd_ioctl_find(unsigned long req)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(ioctls) / sizeof(ioctls[0]); i++)
+		if (ioctls[i].req == (req & 0xffffffffu))
+			return &ioctls[i];
+	return NULL;
+}
+
+/*
+ * Opened on the remote host: what the program's own code and libraries are
+ * made of there.  An entry ending in '/' is a directory and all under it, one
+ * ending in '*' a plain prefix, anything else one exact path.
+ */
+const char *const rf_fwd_local_default[] = {
+	"/usr/", "/lib/", "/lib64/", "/lib32/", "/libx32/", "/bin/", "/sbin/",
+	"/etc/ld.so.*", "/etc/localtime", "/etc/locale.alias", "/etc/gai.conf",
+	"/proc/", "/sys/", "/dev/null", "/dev/zero", "/dev/full", "/dev/random",
+	"/dev/urandom",
+	NULL
+};
+
+/* Lexical: "//", "/./" and "x/.." go; symlinks are not followed. */
+static int
+normalize(const char *path, char *out, size_t cap)
+{
+	size_t n = 0, k;
+	const char *p = path, *e;
+
+	if (*p != '/')
+		return -1;
+	while (*p != '\0') {
+		while (*p == '/')
+			p++;
+		if (*p == '\0')
+			break;
+		for (e = p; *e != '\0' && *e != '/'; e++)
+			;
+		k = e - p;
+		if (k == 1 && p[0] == '.') {
+			;
+		} else if (k == 2 && p[0] == '.' && p[1] == '.') {
+			while (n > 0 && out[n - 1] != '/')
+				n--;
+			if (n > 0)
+				n--;
+		} else {
+			if (n + 1 + k + 1 > cap)
+				return -1;
+			out[n++] = '/';
+			memcpy(out + n, p, k);
+			n += k;
+		}
+		p = e;
+	}
+	if (n == 0)
+		out[n++] = '/';
+	out[n] = '\0';
+	return 0;
+}
+
+int
+rf_fwd_path_local(const char *path, const char *const *local)
+{
+	char norm[RF_FWD_PATH_MAX];
+	const char *const *l;
+	size_t k;
+
+	if (local == NULL)
+		local = rf_fwd_local_default;
+	if (normalize(path, norm, sizeof(norm)) == -1)
+		return 0;
+	for (l = local; *l != NULL; l++) {
+		k = strlen(*l);
+		if (k == 0)
+			continue;
+		if ((*l)[k - 1] == '*') {
+			if (strncmp(norm, *l, k - 1) == 0)
+				return 1;
+		} else if ((*l)[k - 1] == '/') {
+			if (strncmp(norm, *l, k - 1) == 0 &&
+			    (norm[k - 1] == '\0' || norm[k - 1] == '/'))
+				return 1;
+		} else if (strcmp(norm, *l) == 0) {
+			return 1;
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,1988 @@
+/*
+ * fwdproxy.c - the remote side of forwarded calls: the child's seccomp
+ * filter, and the proxy that answers its notifications, locally or through
+ * the stub (docs/FORK.md "The proxy").
+ *
+ * Every home fd number of the child holds the same placeholder: the write
+ * end of a pipe whose read end is closed, which the proxy also holds.  Calls
+ * the filter does not send here fail on it loudly (read EBADF, write EPIPE,
+ * poll POLLERR, mmap ENODEV) instead of acting on the wrong file.  (O_PATH
+ * would be quieter still, but SECCOMP_IOCTL_NOTIF_ADDFD cannot pass it.)
+ * kcmp(KCMP_FILE) against the proxy's copy tells whether a number is still a
+ * placeholder: how a successful exec is noticed, its close-on-exec home
+ * numbers being gone.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/kcmp.h>
+#include <linux/seccomp.h>
+#include <bsd/stdlib.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "rf_fwd.h"
+
+#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
+#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
+#endif
+#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
+#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#define ERESTARTSYS 512		/* restarted, or EINTR, as the child's handler says */
+
+#define F_HOME 0x1
+#define F_CLOEXEC 0x2
+
+/*
+ * A family: the processes sharing one fd table.  Family 0 is the child's;
+ * each process it (or its own) starts here without CLONE_FILES gets one,
+ * a copy of its parent's table taken at the clone call.
+ */
+struct fam {
+	uint16_t id;
+	pid_t pid;		/* a process of it; 0 while the clone is pending */
+	int pidfd;		/* readable once that process is gone */
+	uint8_t *fds;		/* number -> F_HOME | F_CLOEXEC */
+	size_t nfds;
+	int exec_pending;
+	pid_t exec_tid;
+	uint64_t seq;		/* order of the clone calls */
+};
+
+#define FAM_MAX 1024
+#define PENDING_MAX 64
+
+struct px {
+	struct rf_fwd_conn c;
+	const struct rf_proxy_opts *o;
+	int lfd, connfd, pidfd, ph;
+	pid_t child, self;
+	struct fam *fams[FAM_MAX];	/* [0] is the child's */
+	size_t nfam;
+	struct fam *f;		/* the family of the call in hand */
+	pid_t last_tid;
+	uint16_t next_id;
+	uint64_t seq;
+	int32_t *hello;		/* HELLO's (fd, flags) pairs */
+	size_t nhello;
+	int armed;
+	struct seccomp_notif *n;
+	struct seccomp_notif_resp *r;
+	size_t nsize, rsize;
+	char *buf;		/* RF_FWD_IO_MAX + slack */
+	char path[RF_FWD_PATH_MAX], path2[RF_FWD_PATH_MAX];
+	struct rf_err *e;
+	int lost;
+	pid_t hostpid;		/* the child in /proc, which shows the outer namespace */
+};
+
+/* The syscalls the filter sends to the proxy. */
+static const int notified[] = {
+	SYS_read, SYS_write, SYS_open, SYS_close, SYS_stat, SYS_fstat, SYS_lstat,
+	SYS_poll, SYS_lseek, SYS_ioctl, SYS_pread64, SYS_pwrite64, SYS_readv,
+	SYS_writev, SYS_access, SYS_dup, SYS_dup2, SYS_sendfile, SYS_sendto,
+	SYS_recvfrom, SYS_sendmsg, SYS_recvmsg, SYS_shutdown, SYS_wait4,
+	SYS_execve, SYS_fcntl, SYS_flock, SYS_fsync, SYS_fdatasync, SYS_truncate,
+	SYS_ftruncate, SYS_getcwd, SYS_chdir, SYS_fchdir, SYS_rename, SYS_mkdir,
+	SYS_rmdir, SYS_creat, SYS_link, SYS_unlink, SYS_symlink, SYS_readlink,
+	SYS_chmod, SYS_fchmod, SYS_fchown, SYS_setpgid, SYS_getpgrp, SYS_setsid,
+	SYS_getpgid, SYS_getsid, SYS_getdents64, SYS_fadvise64, SYS_waitid,
+	SYS_openat, SYS_mkdirat, SYS_newfstatat, SYS_unlinkat, SYS_renameat,
+	SYS_linkat, SYS_symlinkat, SYS_readlinkat, SYS_fchmodat, SYS_faccessat,
+	SYS_ppoll, SYS_splice, SYS_tee, SYS_fallocate, SYS_dup3, SYS_preadv,
+	SYS_pwritev, SYS_execveat, SYS_copy_file_range, SYS_preadv2, SYS_pwritev2,
+	SYS_statx, SYS_close_range, SYS_openat2, SYS_faccessat2, SYS_renameat2,
+	SYS_select, SYS_pselect6, SYS_clone, SYS_clone3, SYS_fork, SYS_vfork,
+};
+
+/* Signals to itself stay native; anything else comes here. */
+static const int signalling[] = {
+	SYS_kill, SYS_tkill, SYS_tgkill, SYS_rt_sigqueueinfo, SYS_rt_tgsigqueueinfo,
+};
+
+int
+rf_fwd_filter_install(pid_t self)
+{
+	enum { NN = sizeof(notified) / sizeof(notified[0]),
+	    NS = sizeof(signalling) / sizeof(signalling[0]) };
+	struct sock_filter f[8 + 3 * NS + NN];
+	struct sock_fprog prog;
+	size_t k = 0, i, allow, notif;
+	int fd;
+
+	/* Layout: header, signalling blocks, notified list, ALLOW, NOTIF. */
+	allow = 6 + 3 * NS + NN;
+	notif = allow + 1;
+	f[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+	    offsetof(struct seccomp_data, arch));
+	f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
+	f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+	f[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+	    offsetof(struct seccomp_data, nr));
+	f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1);
+	f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS);
+	for (i = 0; i < NS; i++) {
+		f[k] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, signalling[i], 0, 2);
+		k++;
+		f[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+		    offsetof(struct seccomp_data, args[0]));
+		f[k] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)self,
+		    allow - k - 1, notif - k - 1);
+		k++;
+	}
+	for (i = 0; i < NN; i++) {
+		f[k] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, notified[i],
+		    notif - k - 1, 0);
+		k++;
+	}
+	f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF);
+	prog.len = k;
+	prog.filter = f;
+	/* KILLABLE: once the proxy holds a call only a fatal signal ends the
+	   wait, so a signal cannot lose what the stub already read at home. */
+	fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+	    SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, &prog);
+	/* Without CAP_SYS_ADMIN the kernel wants no_new_privs. */
+	if (fd == -1 && errno == EACCES) {
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+			return -1;
+		fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+		    SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
+		    &prog);
+	}
+	return fd;
+}
+
+/* --- the child's memory and the notification fd --- */
+
+static int
+rmem(struct px *p, pid_t pid, uint64_t addr, void *buf, size_t len)
+{
+	struct iovec l = { buf, len }, r = { (void *)(uintptr_t)addr, len };
+	ssize_t k;
+
+	if (len == 0)
+		return 0;
+	k = process_vm_readv(pid, &l, 1, &r, 1, 0);
+	if (k != (ssize_t)len)
+		return -EFAULT;
+	(void)p;
+	return 0;
+}
+
+static int
+wmem(struct px *p, pid_t pid, uint64_t addr, const void *buf, size_t len)
+{
+	struct iovec l = { (void *)buf, len }, r = { (void *)(uintptr_t)addr, len };
+	ssize_t k;
+
+	if (len == 0)
+		return 0;
+	k = process_vm_writev(pid, &l, 1, &r, 1, 0);
+	if (k != (ssize_t)len)
+		return -EFAULT;
+	(void)p;
+	return 0;
+}
+
+/* A NUL-terminated string, a page at a time (the next may be unmapped). */
+static int
+rstr(struct px *p, pid_t pid, uint64_t addr, char *buf, size_t cap)
+{
+	size_t got = 0, k;
+	struct iovec l, r;
+	ssize_t n;
+	char *z;
+
+	if (addr == 0)
+		return -EFAULT;
+	while (got < cap) {
+		k = 4096 - ((addr + got) & 4095);
+		if (k > cap - got)
+			k = cap - got;
+		l.iov_base = buf + got;
+		l.iov_len = k;
+		r.iov_base = (void *)(uintptr_t)(addr + got);
+		r.iov_len = k;
+		n = process_vm_readv(pid, &l, 1, &r, 1, 0);
+		if (n <= 0)
+			return -EFAULT;
+		if ((z = memchr(buf + got, '\0', n)) != NULL)
+			return z - buf;
+		got += n;
+	}
+	(void)p;
+	return -ENAMETOOLONG;
+}
+
+static void
+resp(struct px *p, uint64_t id, int64_t val, int err)
+{
+	struct seccomp_notif_resp *r = p->r;
+
+	memset(r, 0, p->rsize);
+	r->id = id;
+	if (err < 0)
+		r->error = err;
+	else
+		r->val = val;
+	/* ENOENT: the child was killed, or the call was interrupted. */
+	ioctl(p->lfd, SECCOMP_IOCTL_NOTIF_SEND, r);
+}
+
+/* A result as the stub gave it: -errno or a value. */
+static void
+result(struct px *p, uint64_t id, int64_t ret)
+{
+	if (ret < 0)
+		resp(p, id, 0, ret);
+	else
+		resp(p, id, ret, 0);
+}
+
+static void
+cont(struct px *p, uint64_t id)
+{
+	struct seccomp_notif_resp *r = p->r;
+
+	memset(r, 0, p->rsize);
+	r->id = id;
+	r->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+	ioctl(p->lfd, SECCOMP_IOCTL_NOTIF_SEND, r);
+}
+
+/* Put the placeholder at newfd (-1: lowest free); with send, it answers the
+   call with the number.  Returns the number or -errno. */
+static int
+addfd(struct px *p, uint64_t id, int newfd, int cloexec, int send)
+{
+	struct seccomp_notif_addfd a;
+	int r;
+
+	memset(&a, 0, sizeof(a));
+	a.id = id;
+	a.srcfd = p->ph;
+	a.newfd = newfd < 0 ? 0 : newfd;
+	a.flags = (newfd >= 0 ? SECCOMP_ADDFD_FLAG_SETFD : 0) |
+	    (send ? SECCOMP_ADDFD_FLAG_SEND : 0);
+	a.newfd_flags = cloexec ? O_CLOEXEC : 0;
+	r = ioctl(p->lfd, SECCOMP_IOCTL_NOTIF_ADDFD, &a);
+	return r == -1 ? -errno : r;
+}
+
+/* --- the table of home numbers --- */
+
+static int
+home(struct px *p, int64_t fd)
+{
+	return fd >= 0 && (uint64_t)fd < p->f->nfds && (p->f->fds[fd] & F_HOME);
+}
+
+static int
+mark(struct px *p, int64_t fd, int flags)
+{
+	size_t k;
+	uint8_t *v;
+
+	if (fd < 0)
+		return -1;
+	if ((uint64_t)fd >= p->f->nfds) {
+		if (flags == 0)
+			return 0;
+		for (k = p->f->nfds ? p->f->nfds : 64; k <= (uint64_t)fd; k *= 2)
+			;
+		if ((v = realloc(p->f->fds, k)) == NULL)
+			return -1;
+		memset(v + p->f->nfds, 0, k - p->f->nfds);
+		p->f->fds = v;
+		p->f->nfds = k;
+	}
+	p->f->fds[fd] = flags;
+	return 0;
+}
+
+/* Is number fd open in the caller's table at all?  (pidfd_getfd dups it.) */
+static int
+child_has(struct px *p, int fd)
+{
+	int k = syscall(SYS_pidfd_getfd, p->f->pidfd, fd, 0);
+
+	if (k < 0)
+		return 0;
+	close(k);
+	return 1;
+}
+
+/* --- talking to the stub --- */
+
+static int
+lost(struct px *p, const char *what)
+{
+	if (!p->lost)
+		rf_errf(p->e, RF_EX_UNAVAILABLE, "proxy: %s: connection to the stub lost%s%s",
+		    what, errno ? ": " : "", errno ? strerror(errno) : "");
+	p->lost = 1;
+	return -1;
+}
+
+static int
+on_signal_msg(struct px *p, const struct rf_fwd_msg *m)
+{
+	if (m->a[0] >= 1 && m->a[0] <= 64)
+		kill(p->child, (int)m->a[0]);
+	return 0;
+}
+
+static int
+oneway(struct px *p, int op, int flags, int64_t a0, int64_t a1, int64_t a2,
+    const void *data, size_t len)
+{
+	struct rf_fwd_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.op = op;
+	m.flags = flags;
+	m.fam = p->f->id;
+	m.a[0] = a0;
+	m.a[1] = a1;
+	m.a[2] = a2;
+	m.dlen = len;
+	if (rf_fwd_send(&p->c, &m, data) == -1)
+		return lost(p, rf_fwd_op_name(op));
+	return 0;
+}
+
+/*
+ * One request and its reply; the reply's data (at most cap bytes) lands in
+ * out.  SIGNAL messages met on the way are delivered first, so that the
+ * signal is pending in the child when the call returns.
+ */
+static int
+call(struct px *p, struct rf_fwd_msg *m, const void *data, struct rf_fwd_msg *rep,
+    void *out, size_t cap)
+{
+	m->fam = p->f->id;
+	if (p->o->verbose)
+		fprintf(stderr, "proxy: %s fd %lld (family %u)%s%s\n", rf_fwd_op_name(m->op),
+		    (long long)m->a[0], m->fam, data != NULL && m->dlen > 0 && m->dlen < 200 ? " " : "",
+		    data != NULL && m->dlen > 0 && m->dlen < 200 && ((const char *)data)[m->dlen - 1] == '\0' ? (const char *)data : "");
+	if (rf_fwd_send(&p->c, m, data) == -1)
+		return lost(p, rf_fwd_op_name(m->op));
+	for (;;) {
+		errno = 0;
+		if (rf_fwd_recv_hdr(&p->c, rep) != 1)
+			return lost(p, rf_fwd_op_name(m->op));
+		if (rep->op == RF_FWD_SIGNAL) {
+			if (rep->dlen != 0)
+				goto proto;
+			on_signal_msg(p, rep);
+			continue;
+		}
+		if (rep->op != m->op || rep->dlen > cap)
+			goto proto;
+		if (rf_fwd_recv_data(&p->c, out, rep->dlen) == -1)
+			return lost(p, rf_fwd_op_name(m->op));
+		/* A signal to the stub cut the call short: let the child's kernel
+		   restart it or fail it with EINTR, as its handler says. */
+		if ((rep->flags & RF_FWDF_INTR) && rep->a[0] == -EINTR)
+			rep->a[0] = -ERESTARTSYS;
+		return 0;
+	}
+proto:
+	errno = EPROTO;
+	rf_errf(p->e, RF_EX_PROTOCOL, "proxy: %s: unexpected reply %s (%u bytes)",
+	    rf_fwd_op_name(m->op), rf_fwd_op_name(rep->op), rep->dlen);
+	p->lost = 1;
+	return -1;
+}
+
+static void
+req(struct rf_fwd_msg *m, int op, int flags, int64_t a0, int64_t a1, int64_t a2, int64_t a3)
+{
+	memset(m, 0, sizeof(*m));
+	m->op = op;
+	m->flags = flags;
+	m->a[0] = a0;
+	m->a[1] = a1;
+	m->a[2] = a2;
+	m->a[3] = a3;
+}
+
+/* --- arming and exec --- */
+
+static int
+arm(struct px *p, uint64_t id)
+{
+	size_t i;
+	int fd, cloexec, r;
+
+	for (i = 0; i < p->nhello; i++) {
+		fd = p->hello[2 * i];
+		cloexec = p->hello[2 * i + 1] & FD_CLOEXEC;
+		if ((r = addfd(p, id, fd, cloexec, 0)) < 0)
+			return r;
+		if (mark(p, fd, F_HOME | (cloexec ? F_CLOEXEC : 0)) == -1)
+			return -ENOMEM;
+	}
+	p->armed = 1;
+	return 0;
+}
+
+static int
+is_placeholder(struct px *p, int fd)
+{
+	return syscall(SYS_kcmp, p->f->pid, p->self, KCMP_FILE, fd, p->ph) == 0;
+}
+
+/*
+ * After an execve: the close-on-exec home numbers are gone once it worked,
+ * and still placeholders when the exec'ing thread is back with another call.
+ */
+static int
+exec_check(struct px *p, pid_t tid)
+{
+	int32_t *gone;
+	size_t i, n = 0, k = 0;
+	int r;
+
+	for (i = 0; i < p->f->nfds; i++)
+		if ((p->f->fds[i] & (F_HOME | F_CLOEXEC)) == (F_HOME | F_CLOEXEC)) {
+			n++;
+			if (!is_placeholder(p, i))
+				k++;
+		}
+	if (k == 0) {
+		if (tid == p->f->exec_tid || n == 0)
+			p->f->exec_pending = 0;
+		return 0;
+	}
+	if ((gone = calloc(n, sizeof(*gone))) == NULL)
+		return -1;
+	for (i = 0, k = 0; i < p->f->nfds; i++)
+		if ((p->f->fds[i] & (F_HOME | F_CLOEXEC)) == (F_HOME | F_CLOEXEC)) {
+			gone[k++] = htole32(i);
+			p->f->fds[i] = 0;
+		}
+	p->f->exec_pending = 0;
+	r = oneway(p, RF_FWD_EXEC, 0, 0, 0, 0, gone, k * sizeof(*gone));
+	free(gone);
+	return r;
+}
+
+/* --- where a path is opened --- */
+
+/* /dev/fd/N and its aliases name the child's fd N: -1 if not one. */
+static int
+fdpath(struct px *p, const char *path)
+{
+	static const char *const pre[] = { "/dev/fd/", "/proc/self/fd/",
+	    "/proc/thread-self/fd/" };
+	char own[64];
+	const char *s = NULL, *err;
+	size_t i;
+	int n;
+
+	if (strcmp(path, "/dev/stdin") == 0)
+		return 0;
+	if (strcmp(path, "/dev/stdout") == 0)
+		return 1;
+	if (strcmp(path, "/dev/stderr") == 0)
+		return 2;
+	for (i = 0; i < sizeof(pre) / sizeof(pre[0]) && s == NULL; i++)
+		if (strncmp(path, pre[i], strlen(pre[i])) == 0)
+			s = path + strlen(pre[i]);
+	snprintf(own, sizeof(own), "/proc/%d/fd/", (int)p->f->pid);
+	if (s == NULL && strncmp(path, own, strlen(own)) == 0)
+		s = path + strlen(own);
+	if (s == NULL || *s == '\0' || strchr(s, '/') != NULL)
+		return -1;
+	n = strtonum(s, 0, INT_MAX, &err);
+	return err == NULL ? n : -1;
+}
+
+/* 1: at home, 0: here. */
+static int
+where(struct px *p, int64_t dirfd, const char *path)
+{
+	if (path[0] == '/')
+		return !rf_fwd_path_local(path, p->o->local);
+	if (dirfd == AT_FDCWD)
+		return 1;
+	return home(p, dirfd);
+}
+
+/* The dirfd to send with a path that is home. */
+static int64_t
+home_dirfd(int64_t dirfd, const char *path)
+{
+	return path[0] == '/' ? AT_FDCWD : dirfd;
+}
+
+/* --- the calls --- */
+
+static int
+do_read(struct px *p, struct seccomp_notif *n, int64_t fd, uint64_t buf, uint64_t count,
+    int pos, int64_t off, int64_t msgflags)
+{
+	struct rf_fwd_msg m, rep;
+	size_t cnt = count > RF_FWD_IO_MAX ? RF_FWD_IO_MAX : count;
+	int r;
+
+	req(&m, RF_FWD_READ, pos ? RF_FWDF_POS : 0, fd, cnt, off, msgflags);
+	if (call(p, &m, NULL, &rep, p->buf, cnt) == -1)
+		return -1;
+	if (rep.a[0] > 0 && (r = wmem(p, n->pid, buf, p->buf, rep.dlen)) < 0)
+		rep.a[0] = r;
+	result(p, n->id, rep.a[0]);
+	return 0;
+}
+
+static int
+do_write(struct px *p, struct seccomp_notif *n, int64_t fd, uint64_t buf, uint64_t count,
+    int pos, int64_t off, int64_t msgflags)
+{
+	struct rf_fwd_msg m, rep;
+	uint64_t done = 0;
+	size_t k;
+	int r;
+
+	/* Large writes go in pieces, so that a regular file gets them whole. */
+	do {
+		k = count - done > RF_FWD_IO_MAX ? RF_FWD_IO_MAX : count - done;
+		if ((r = rmem(p, n->pid, buf + done, p->buf, k)) < 0) {
+			rep.a[0] = r;
+			break;
+		}
+		req(&m, RF_FWD_WRITE, pos ? RF_FWDF_POS : 0, fd, off + done, 0, msgflags);
+		m.dlen = k;
+		if (call(p, &m, p->buf, &rep, p->buf, 0) == -1)
+			return -1;
+		if (rep.a[0] < 0)
+			break;
+		done += rep.a[0];
+	} while ((size_t)rep.a[0] == k && done < count);
+	if (rep.a[0] == -EPIPE && !(msgflags & MSG_NOSIGNAL) && done == 0)
+		syscall(SYS_tgkill, p->f->pid, n->pid, SIGPIPE);
+	result(p, n->id, done > 0 ? (int64_t)done : rep.a[0]);
+	return 0;
+}
+
+/* readv/writev and the like: one READ or WRITE of the whole vector. */
+static int
+do_vec(struct px *p, struct seccomp_notif *n, int wr, int64_t fd, uint64_t iovp, uint64_t cnt,
+    int pos, int64_t off, int64_t msgflags)
+{
+	struct iovec *iov;
+	struct iovec l;
+	struct rf_fwd_msg m, rep;
+	size_t total = 0, i, left;
+	int r;
+
+	if (cnt > 1024) {
+		resp(p, n->id, 0, -EINVAL);
+		return 0;
+	}
+	if ((iov = calloc(cnt ? cnt : 1, sizeof(*iov))) == NULL) {
+		resp(p, n->id, 0, -ENOMEM);
+		return 0;
+	}
+	if ((r = rmem(p, n->pid, iovp, iov, cnt * sizeof(*iov))) < 0)
+		goto fail;
+	for (i = 0; i < cnt; i++) {
+		if (iov[i].iov_len > RF_FWD_IO_MAX - total)
+			iov[i].iov_len = RF_FWD_IO_MAX - total;
+		total += iov[i].iov_len;
+	}
+	l.iov_base = p->buf;
+	l.iov_len = total;
+	if (wr) {
+		if (total > 0 && process_vm_readv(n->pid, &l, 1, iov, cnt, 0) != (ssize_t)total) {
+			r = -EFAULT;
+			goto fail;
+		}
+		req(&m, RF_FWD_WRITE, pos ? RF_FWDF_POS : 0, fd, off, 0, msgflags);
+		m.dlen = total;
+		if (call(p, &m, p->buf, &rep, p->buf, 0) == -1)
+			goto lost;
+		if (rep.a[0] == -EPIPE && !(msgflags & MSG_NOSIGNAL))
+			syscall(SYS_tgkill, p->f->pid, n->pid, SIGPIPE);
+	} else {
+		req(&m, RF_FWD_READ, pos ? RF_FWDF_POS : 0, fd, total, off, msgflags);
+		if (call(p, &m, NULL, &rep, p->buf, total) == -1)
+			goto lost;
+		if (rep.a[0] > 0) {
+			for (i = 0, left = rep.dlen; i < cnt; i++) {
+				if (iov[i].iov_len > left)
+					iov[i].iov_len = left;
+				left -= iov[i].iov_len;
+			}
+			l.iov_len = rep.dlen;
+			if (process_vm_writev(n->pid, &l, 1, iov, cnt, 0) != (ssize_t)rep.dlen)
+				rep.a[0] = -EFAULT;
+		}
+	}
+	free(iov);
+	result(p, n->id, rep.a[0]);
+	return 0;
+fail:
+	free(iov);
+	resp(p, n->id, 0, r);
+	return 0;
+lost:
+	free(iov);
+	return -1;
+}
+
+static int
+do_msg(struct px *p, struct seccomp_notif *n, int wr)
+{
+	struct msghdr mh;
+	int r;
+
+	if ((r = rmem(p, n->pid, n->data.args[1], &mh, sizeof(mh))) < 0) {
+		resp(p, n->id, 0, r);
+		return 0;
+	}
+	if (wr && ((mh.msg_name != NULL && mh.msg_namelen > 0) ||
+	    (mh.msg_control != NULL && mh.msg_controllen > 0))) {
+		resp(p, n->id, 0, -EOPNOTSUPP);
+		return 0;
+	}
+	if (!wr) {
+		/* Neither an address nor ancillary data come back from home. */
+		mh.msg_namelen = 0;
+		mh.msg_controllen = 0;
+		mh.msg_flags = 0;
+		if ((r = wmem(p, n->pid, n->data.args[1], &mh, sizeof(mh))) < 0) {
+			resp(p, n->id, 0, r);
+			return 0;
+		}
+	}
+	return do_vec(p, n, wr, (int)n->data.args[0], (uintptr_t)mh.msg_iov, mh.msg_iovlen, 0, 0,
+	    (int)n->data.args[2]);
+}
+
+static int
+do_open(struct px *p, struct seccomp_notif *n, int64_t dirfd, uint64_t pathp, int64_t flags,
+    int64_t mode)
+{
+	struct rf_fwd_msg m, rep;
+	int len, fdn, newfd;
+
+	if ((len = rstr(p, n->pid, pathp, p->path, sizeof(p->path))) < 0) {
+		resp(p, n->id, 0, len);
+		return 0;
+	}
+	if ((fdn = fdpath(p, p->path)) >= 0 && home(p, fdn)) {
+		req(&m, RF_FWD_OPEN, RF_FWDF_FDPATH, fdn, flags, mode, 0);
+		p->path[0] = '\0';
+		len = 0;
+	} else if (!where(p, dirfd, p->path)) {
+		cont(p, n->id);
+		return 0;
+	} else
+		req(&m, RF_FWD_OPEN, 0, home_dirfd(dirfd, p->path), flags, mode, 0);
+	m.dlen = len + 1;
+	if (call(p, &m, p->path, &rep, p->buf, 0) == -1)
+		return -1;
+	if (rep.a[0] < 0) {
+		result(p, n->id, rep.a[0]);
+		return 0;
+	}
+	newfd = addfd(p, n->id, -1, flags & O_CLOEXEC, 1);
+	if (newfd < 0) {
+		resp(p, n->id, 0, newfd);
+		return oneway(p, RF_FWD_BIND, 0, -1, 0, rep.a[0], NULL, 0);
+	}
+	mark(p, newfd, F_HOME | (flags & O_CLOEXEC ? F_CLOEXEC : 0));
+	return oneway(p, RF_FWD_BIND, 0, newfd, 0, rep.a[0], NULL, 0);
+}
+
+/* dup family: the placeholder goes to the new number, the stub binds it. */
+static int
+dup_to(struct px *p, struct seccomp_notif *n, int64_t old, int newfd, int cloexec)
+{
+	int r;
+
+	if ((r = addfd(p, n->id, newfd, cloexec, 1)) < 0) {
+		resp(p, n->id, 0, r);
+		return 0;
+	}
+	mark(p, r, F_HOME | (cloexec ? F_CLOEXEC : 0));
+	return oneway(p, RF_FWD_BIND, 0, r, 1, old, NULL, 0);
+}
+
+static int
+do_dup2(struct px *p, struct seccomp_notif *n, int64_t old, int64_t newfd, int64_t flags, int three)
+{
+	if (old == newfd || (three && (flags & ~O_CLOEXEC))) {
+		cont(p, n->id);
+		return 0;
+	}
+	if (newfd < 0 || newfd > INT_MAX) {
+		resp(p, n->id, 0, -EBADF);
+		return 0;
+	}
+	if (home(p, old))
+		return dup_to(p, n, old, newfd, flags & O_CLOEXEC);
+	if (home(p, newfd) && child_has(p, old)) {
+		/* A local file replaces a home number. */
+		mark(p, newfd, 0);
+		if (oneway(p, RF_FWD_DROP, 0, newfd, 0, 0, NULL, 0) == -1)
+			return -1;
+	}
+	cont(p, n->id);
+	return 0;
+}
+
+static int
+do_fcntl(struct px *p, struct seccomp_notif *n)
+{
+	int64_t fd = (int)n->data.args[0], cmd = (int)n->data.args[1], arg = n->data.args[2];
+	struct rf_fwd_msg m, rep;
+	struct flock fl;
+	int k, r;
+
+	if (!home(p, fd)) {
+		cont(p, n->id);
+		return 0;
+	}
+	switch (cmd) {
+	case F_DUPFD:
+	case F_DUPFD_CLOEXEC:
+		if (arg < 0 || arg > INT_MAX) {
+			resp(p, n->id, 0, -EINVAL);
+			return 0;
+		}
+		for (k = arg; child_has(p, k); k++)
+			;
+		return dup_to(p, n, fd, k, cmd == F_DUPFD_CLOEXEC);
+	case F_GETFD:
+		resp(p, n->id, p->f->fds[fd] & F_CLOEXEC ? FD_CLOEXEC : 0, 0);
+		return 0;
+	case F_SETFD:
+		if ((r = addfd(p, n->id, fd, arg & FD_CLOEXEC, 0)) < 0) {
+			resp(p, n->id, 0, r);
+			return 0;
+		}
+		mark(p, fd, F_HOME | (arg & FD_CLOEXEC ? F_CLOEXEC : 0));
+		resp(p, n->id, 0, 0);
+		return 0;
+	case F_GETLK: case F_SETLK: case F_SETLKW:
+	case F_OFD_GETLK: case F_OFD_SETLK: case F_OFD_SETLKW:
+		if ((r = rmem(p, n->pid, arg, &fl, sizeof(fl))) < 0) {
+			resp(p, n->id, 0, r);
+			return 0;
+		}
+		req(&m, RF_FWD_LOCK, 0, fd, cmd, 0, 0);
+		m.dlen = sizeof(fl);
+		if (call(p, &m, &fl, &rep, p->buf, sizeof(fl)) == -1)
+			return -1;
+		if (rep.a[0] >= 0 && rep.dlen == sizeof(fl) &&
+		    (r = wmem(p, n->pid, arg, p->buf, sizeof(fl))) < 0)
+			rep.a[0] = r;
+		result(p, n->id, rep.a[0]);
+		return 0;
+	default:
+		req(&m, RF_FWD_FCNTL, 0, fd, cmd, arg, 0);
+		if (call(p, &m, NULL, &rep, p->buf, 0) == -1)
+			return -1;
+		result(p, n->id, rep.a[0]);
+		return 0;
+	}
+}
+
+static int
+do_ioctl(struct px *p, struct seccomp_notif *n)
+{
+	int64_t fd = (int)n->data.args[0];
+	unsigned long rq = (unsigned)n->data.args[1];
+	uint64_t arg = n->data.args[2];
+	const struct rf_fwd_ioctl *t;
+	struct rf_fwd_msg m, rep;
+	char in[64];
+	int r;
+
+	if (!home(p, fd)) {
+		cont(p, n->id);
+		return 0;
+	}
+	if (rq == FIOCLEX || rq == FIONCLEX) {
+		if ((r = addfd(p, n->id, fd, rq == FIOCLEX, 0)) >= 0) {
+			mark(p, fd, F_HOME | (rq == FIOCLEX ? F_CLOEXEC : 0));
+			r = 0;
+		}
+		resp(p, n->id, 0, r);
+		return 0;
+	}
+	if ((t = rf_fwd_ioctl_find(rq)) == NULL) {
+		resp(p, n->id, 0, -ENOTTY);
+		return 0;
+	}
+	if (t->in > 0 && (r = rmem(p, n->pid, arg, in, t->in)) < 0) {
+		resp(p, n->id, 0, r);
+		return 0;
+	}
+	req(&m, RF_FWD_IOCTL, 0, fd, rq, arg, t->out);
+	m.dlen = t->in;
+	if (call(p, &m, in, &rep, p->buf, t->out) == -1)
+		return -1;
+	if (rep.a[0] >= 0 && rep.dlen > 0 && (r = wmem(p, n->pid, arg, p->buf, rep.dlen)) < 0)
+		rep.a[0] = r;
+	result(p, n->id, rep.a[0]);
+	return 0;
+}
+
+/* stat, lstat, newfstatat, statx. */
+static int
+do_stat(struct px *p, struct seccomp_notif *n, int64_t dirfd, uint64_t pathp, int64_t flags,
+    int x, uint64_t mask, uint64_t buf)
+{
+	struct rf_fwd_msg m, rep;
+	int len, fdn, r;
+
+	if ((len = rstr(p, n->pid, pathp, p->path, sizeof(p->path))) < 0) {
+		resp(p, n->id, 0, len);
+		return 0;
+	}
+	if (len == 0 && (flags & AT_EMPTY_PATH)) {
+		if (dirfd != AT_FDCWD && !home(p, dirfd)) {
+			cont(p, n->id);
+			return 0;
+		}
+	} else if ((fdn = fdpath(p, p->path)) >= 0 && home(p, fdn) &&
+	    !(flags & AT_SYMLINK_NOFOLLOW)) {
+		dirfd = fdn;
+		flags |= AT_EMPTY_PATH;
+		p->path[0] = '\0';
+		len = 0;
+	} else if (!where(p, dirfd, p->path)) {
+		cont(p, n->id);
+		return 0;
+	} else
+		dirfd = home_dirfd(dirfd, p->path);
+	req(&m, x ? RF_FWD_STATX : RF_FWD_STATAT, 0, dirfd, flags, mask, 0);
+	m.dlen = len + 1;
+	if (call(p, &m, p->path, &rep, p->buf, 256) == -1)
+		return -1;
+	if (rep.a[0] >= 0 && (r = wmem(p, n->pid, buf, p->buf, rep.dlen)) < 0)
+		rep.a[0] = r;
+	result(p, n->id, rep.a[0]);
+	return 0;
+}
+
+static int
+do_fdop(struct px *p, struct seccomp_notif *n, int sub, int64_t a1, int64_t a2, int64_t a3)
+{
+	struct rf_fwd_msg m, rep;
+
+	if (!home(p, (int)n->data.args[0])) {
+		cont(p, n->id);
+		return 0;
+	}
+	req(&m, RF_FWD_FDOP, sub, (int)n->data.args[0], a1, a2, a3);
+	if (call(p, &m, NULL, &rep, p->buf, 0) == -1)
+		return -1;
+	result(p, n->id, rep.a[0]);
+	return 0;
+}
+
+/*
+ * Path calls.  Two paths must be on the same side (else EXDEV, as between
+ * file systems).  out/outcap: where data (readlink) goes in the child.
+ */
+static int
+do_pathop(struct px *p, struct seccomp_notif *n, int sub, int64_t dirfd, uint64_t pathp,
+    int64_t dirfd2, uint64_t path2p, int64_t a1, int64_t a2, uint64_t out, uint64_t outcap)
+{
+	struct rf_fwd_msg m, rep;
+	char *data = p->buf;
+	int len, len2 = -1, w, w2, r;
+
+	if ((len = rstr(p, n->pid, pathp, p->path, sizeof(p->path))) < 0) {
+		resp(p, n->id, 0, len);
+		return 0;
+	}
+	w = where(p, dirfd, p->path);
+	if (path2p != 0) {
+		if ((len2 = rstr(p, n->pid, path2p, p->path2, sizeof(p->path2))) < 0) {
+			resp(p, n->id, 0, len2);
+			return 0;
+		}
+		w2 = where(p, dirfd2, p->path2);
+		if (sub == RF_PATHOP_SYMLINK)
+			w = w2;		/* the target is only a string */
+		else if (w != w2) {
+			resp(p, n->id, 0, -EXDEV);
+			return 0;
+		}
+	}
+	if (!w) {
+		cont(p, n->id);
+		return 0;
+	}
+	memcpy(data, p->path, len + 1);
+	if (len2 >= 0)
+		memcpy(data + len + 1, p->path2, len2 + 1);
+	if (sub == RF_PATHOP_SYMLINK)
+		req(&m, RF_FWD_PATHOP, sub, AT_FDCWD, home_dirfd(dirfd2, p->path2), a1, a2);
+	else
+		req(&m, RF_FWD_PATHOP, sub, home_dirfd(dirfd, p->path),
+		    len2 >= 0 ? home_dirfd(dirfd2, p->path2) : a1, len2 >= 0 ? a1 : a2, a2);
+	m.dlen = len + 1 + (len2 >= 0 ? len2 + 1 : 0);
+	if (call(p, &m, data, &rep, p->buf, RF_FWD_PATH_MAX) == -1)
+		return -1;
+	if (rep.a[0] > 0 && out != 0) {
+		if (rep.dlen > outcap)
+			rep.dlen = outcap;
+		if ((r = wmem(p, n->pid, out, p->buf, rep.dlen)) < 0)
+			rep.a[0] = r;
+		else if (sub == RF_PATHOP_READLINK)
+			rep.a[0] = rep.dlen;
+	}
+	result(p, n->id, rep.a[0]);
+	return 0;
+}
+
+/* --- processes --- */
+
+/* A process (or thread) of this namespace other than the proxy and init:
+   the child itself or what it started here. */
+static int
+local_pid(struct px *p, int64_t pid, int thread)
+{
+	long r;
+
+	if (pid <= 1 || pid == p->self || pid > INT_MAX)
+		return 0;
+	r = thread ? syscall(SYS_tkill, (pid_t)pid, 0) : kill((pid_t)pid, 0);
+	return r == 0 || errno == EPERM;
+}
+
+/* Has the child children of its own here?  (/proc/PID/task/TID/children) */
+static int
+local_children(struct px *p)
+{
+	char path[64], buf[64];
+	int fd;
+	ssize_t k;
+
+	if (p->hostpid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)p->hostpid,
+	    (int)p->hostpid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		if (p->o->verbose)
+			fprintf(stderr, "proxy: %s: %s\n", path, strerror(errno));
+		return 0;
+	}
+	k = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (p->o->verbose)
+		fprintf(stderr, "proxy: %s: %zd\n", path, k);
+	return k > 0;
+}
+
+static int
+do_kill(struct px *p, struct seccomp_notif *n, int kind)
+{
+	struct rf_fwd_msg m, rep;
+	int64_t a[3] = { (int)n->data.args[0], (int)n->data.args[1], (int)n->data.args[2] };
+
+	switch (kind) {
+	case 0:		/* kill(pid, sig) */
+		if (local_pid(p, a[0], 0))
+			goto native;
+		req(&m, RF_FWD_KILL, 0, (int)a[0], (int)a[1], -1, 0);
+		break;
+	case 1:		/* tgkill(tgid, tid, sig) */
+		if (local_pid(p, a[0], 0))
+			goto native;
+		req(&m, RF_FWD_KILL, 0, (int)a[0], (int)a[2], (int)a[1], 1);
+		break;
+	case 2:		/* tkill(tid, sig) */
+		if (local_pid(p, a[0], 1))
+			goto native;
+		req(&m, RF_FWD_KILL, 0, 0, (int)a[1], (int)a[0], 2);
+		break;
+	default:	/* sigqueue: the value cannot travel (yet) */
+		if (local_pid(p, a[0], 0))
+			goto native;
+		resp(p, n->id, 0, -ENOSYS);
+		return 0;
+	}
+	if (call(p, &m, NULL, &rep, p->buf, 0) == -1)
+		return -1;
+	result(p, n->id, rep.a[0]);
+	return 0;
+native:
+	cont(p, n->id);
+	return 0;
+}
+
+static int
+do_wait(struct px *p, struct seccomp_notif *n, int id)
+{
+	struct rf_fwd_msg m, rep;
+	uint64_t *a = (uint64_t *)n->data.args;
+	struct rusage ru;
+	int status, r = 0;
+
+	/* Children started here are waited for here (see docs/FORK.md). */
+	if (id ? (((int)a[0] == P_PID && local_pid(p, (int)a[1], 0)) ||
+	    ((int)a[0] != P_PID && local_children(p))) :
+	    (((int)a[0] > 0 && local_pid(p, (int)a[0], 0)) || ((int)a[0] <= 0 && local_children(p)))) {
+		cont(p, n->id);
+		return 0;
+	}
+	if (id)
+		req(&m, RF_FWD_WAIT, 1, (int)a[0], (int)a[1], (int)a[3], 0);
+	else
+		req(&m, RF_FWD_WAIT, 0, (int)a[0], (int)a[2], 0, 0);
+	if (call(p, &m, NULL, &rep, p->buf, 256) == -1)
+		return -1;
+	if (rep.a[0] >= 0) {
+		if (id) {
+			if (a[2] != 0 && rep.dlen > 0)
+				r = wmem(p, n->pid, a[2], p->buf, rep.dlen);
+			memset(&ru, 0, sizeof(ru));
+			if (r == 0 && a[4] != 0)
+				r = wmem(p, n->pid, a[4], &ru, sizeof(ru));
+		} else {
+			status = (int)rep.a[1];
+			if (rep.a[0] > 0 && a[1] != 0)
+				r = wmem(p, n->pid, a[1], &status, sizeof(status));
+			if (r == 0 && a[3] != 0 && rep.dlen == sizeof(ru))
+				r = wmem(p, n->pid, a[3], p->buf, sizeof(ru));
+		}
+		if (r < 0)
+			rep.a[0] = r;
+	}
+	result(p, n->id, rep.a[0]);
+	return 0;
+}
+
+static int
+do_proc(struct px *p, struct seccomp_notif *n, int sub, int64_t a0, int64_t a1)
+{
+	struct rf_fwd_msg m, rep;
+
+	req(&m, RF_FWD_PROC, sub, a0, a1, 0, 0);
+	if (call(p, &m, NULL, &rep, p->buf, 0) == -1)
+		return -1;
+	result(p, n->id, rep.a[0]);
+	return 0;
+}
+
+/* --- poll and select: all fds home, or none --- */
+
+static int
+poll_home(struct px *p, struct seccomp_notif *n, struct pollfd *pf, size_t nfds, int64_t ms,
+    int *ready)
+{
+	struct rf_fwd_msg m, rep;
+
+	req(&m, RF_FWD_POLL, 0, nfds, ms, 0, 0);
+	m.dlen = nfds * sizeof(*pf);
+	if (call(p, &m, pf, &rep, p->buf, m.dlen) == -1)
+		return -1;
+	if (rep.a[0] >= 0 && rep.dlen == m.dlen)
+		memcpy(pf, p->buf, m.dlen);
+	*ready = rep.a[0];
+	(void)n;
+	return 0;
+}
+
+/* 0: none home, 1: all home, -1: mixed. */
+static int
+poll_side(struct px *p, const struct pollfd *pf, size_t nfds)
+{
+	size_t i, h = 0, l = 0;
+
+	for (i = 0; i < nfds; i++) {
+		if (pf[i].fd < 0)
+			continue;
+		if (home(p, pf[i].fd))
+			h++;
+		else
+			l++;
+	}
+	return h == 0 ? 0 : l == 0 ? 1 : -1;
+}
+
+static int64_t
+ts_ms(struct px *p, pid_t pid, uint64_t addr, int usec)
+{
+	struct timespec ts;
+	struct timeval tv;
+
+	if (addr == 0)
+		return -1;
+	if (usec) {
+		if (rmem(p, pid, addr, &tv, sizeof(tv)) < 0)
+			return -2;
+		return tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000;
+	}
+	if (rmem(p, pid, addr, &ts, sizeof(ts)) < 0)
+		return -2;
+	return ts.tv_sec * 1000 + (ts.tv_nsec + 999999) / 1000000;
+}
+
+static int
+do_poll(struct px *p, struct seccomp_notif *n, int pp)
+{
+	uint64_t *a = (uint64_t *)n->data.args;
+	size_t nfds = (unsigned)a[1];
+	struct pollfd *pf;
+	int64_t ms;
+	int side, r, ready;
+
+	if (nfds == 0 || nfds > 4096) {
+		cont(p, n->id);
+		return 0;
+	}
+	pf = (struct pollfd *)p->path;	/* 4096 bytes: 512 fds */
+	if (nfds * sizeof(*pf) > sizeof(p->path)) {
+		cont(p, n->id);
+		return 0;
+	}
+	if ((r = rmem(p, n->pid, a[0], pf, nfds * sizeof(*pf))) < 0) {
+		resp(p, n->id, 0, r);
+		return 0;
+	}
+	if ((side = poll_side(p, pf, nfds)) <= 0) {
+		if (side == 0)
+			cont(p, n->id);
+		else
+			resp(p, n->id, 0, -EINVAL);
+		return 0;
+	}
+	ms = pp ? ts_ms(p, n->pid, a[2], 0) : (int)a[2];
+	if (ms == -2) {
+		resp(p, n->id, 0, -EFAULT);
+		return 0;
+	}
+	if (poll_home(p, n, pf, nfds, ms, &ready) == -1)
+		return -1;
+	if (ready >= 0 && (r = wmem(p, n->pid, a[0], pf, nfds * sizeof(*pf))) < 0)
+		ready = r;
+	result(p, n->id, ready);
+	return 0;
+}
+
+static int
+do_select(struct px *p, struct seccomp_notif *n, int ps)
+{
+	uint64_t *a = (uint64_t *)n->data.args;
+	fd_set set[3];
+	struct pollfd *pf = (struct pollfd *)p->path;
+	size_t nfds = (int)a[0] < 0 ? 0 : (int)a[0], k = 0, i;
+	int s, fd, r, ready, home_n = 0, local_n = 0;
+	int64_t ms;
+
+	if (nfds > FD_SETSIZE) {
+		cont(p, n->id);
+		return 0;
+	}
+	for (s = 0; s < 3; s++) {
+		FD_ZERO(&set[s]);
+		if (a[1 + s] != 0 && (r = rmem(p, n->pid, a[1 + s], &set[s], (nfds + 7) / 8)) < 0) {
+			resp(p, n->id, 0, r);
+			return 0;
+		}
+	}
+	for (fd = 0; (size_t)fd < nfds; fd++) {
+		short ev = (FD_ISSET(fd, &set[0]) ? POLLIN : 0) |
+		    (FD_ISSET(fd, &set[1]) ? POLLOUT : 0) | (FD_ISSET(fd, &set[2]) ? POLLPRI : 0);
+		if (ev == 0)
+			continue;
+		if (home(p, fd))
+			home_n++;
+		else
+			local_n++;
+		if (k < sizeof(p->path) / sizeof(*pf)) {
+			pf[k].fd = fd;
+			pf[k].events = ev;
+			pf[k].revents = 0;
+			k++;
+		}
+	}
+	if (home_n == 0 || local_n > 0) {
+		if (home_n == 0)
+			cont(p, n->id);
+		else
+			resp(p, n->id, 0, -EINVAL);
+		return 0;
+	}
+	ms = ts_ms(p, n->pid, a[4], !ps);
+	if (ms == -2) {
+		resp(p, n->id, 0, -EFAULT);
+		return 0;
+	}
+	if (poll_home(p, n, pf, k, ms, &ready) == -1)
+		return -1;
+	if (ready < 0) {
+		result(p, n->id, ready);
+		return 0;
+	}
+	for (s = 0; s < 3; s++)
+		FD_ZERO(&set[s]);
+	ready = 0;
+	for (i = 0; i < k; i++) {
+		short rv = pf[i].revents;
+		if ((pf[i].events & POLLIN) && (rv & (POLLIN | POLLHUP | POLLERR)))
+			FD_SET(pf[i].fd, &set[0]), ready++;
+		if ((pf[i].events & POLLOUT) && (rv & (POLLOUT | POLLERR)))
+			FD_SET(pf[i].fd, &set[1]), ready++;
+		if ((pf[i].events & POLLPRI) && (rv & POLLPRI))
+			FD_SET(pf[i].fd, &set[2]), ready++;
+	}
+	for (s = 0; s < 3; s++)
+		if (a[1 + s] != 0 && (r = wmem(p, n->pid, a[1 + s], &set[s], (nfds + 7) / 8)) < 0) {
+			resp(p, n->id, 0, r);
+			return 0;
+		}
+	result(p, n->id, ready);
+	return 0;
+}
+
+static int
+do_close_range(struct px *p, struct seccomp_notif *n)
+{
+	uint64_t first = (unsigned)n->data.args[0], last = (unsigned)n->data.args[1], i;
+	int flags = n->data.args[2];
+	int32_t *gone;
+	size_t k = 0;
+	int r = 0;
+
+	if (last >= p->f->nfds)
+		last = p->f->nfds ? p->f->nfds - 1 : 0;
+	if (first <= last && p->f->nfds > 0) {
+		if ((gone = calloc(last - first + 1, sizeof(*gone))) == NULL) {
+			resp(p, n->id, 0, -ENOMEM);
+			return 0;
+		}
+		for (i = first; i <= last; i++) {
+			if (!home(p, i))
+				continue;
+			if (flags & CLOSE_RANGE_CLOEXEC)
+				p->f->fds[i] |= F_CLOEXEC;
+			else {
+				gone[k++] = htole32(i);
+				p->f->fds[i] = 0;
+			}
+		}
+		if (k > 0)
+			r = oneway(p, RF_FWD_EXEC, 0, 0, 0, 0, gone, k * sizeof(*gone));
+		free(gone);
+	}
+	cont(p, n->id);
+	return r;
+}
+
+static int
+any_home(struct px *p, int64_t a, int64_t b)
+{
+	return home(p, a) || home(p, b);
+}
+
+/* --- families --- */
+
+static struct fam *
+fam_new(struct px *p, const struct fam *from)
+{
+	struct fam *f;
+	size_t i;
+	int used;
+
+	if (p->nfam >= FAM_MAX || (f = calloc(1, sizeof(*f))) == NULL)
+		return NULL;
+	f->pidfd = -1;
+	f->seq = ++p->seq;
+	if (p->nfam > 0)
+		do {
+			if (++p->next_id == 0)
+				p->next_id = 1;
+			for (i = 0, used = 0; i < p->nfam; i++)
+				used |= p->fams[i]->id == p->next_id;
+		} while (used);
+	f->id = p->nfam > 0 ? p->next_id : 0;
+	if (from != NULL && from->nfds > 0) {
+		if ((f->fds = malloc(from->nfds)) == NULL) {
+			free(f);
+			return NULL;
+		}
+		memcpy(f->fds, from->fds, from->nfds);
+		f->nfds = from->nfds;
+	}
+	p->fams[p->nfam++] = f;
+	return f;
+}
+
+/* Family i (never 0) is over: the stub lets go of its files. */
+static int
+fam_end(struct px *p, size_t i)
+{
+	struct fam *f = p->fams[i];
+	int r;
+
+	p->f = f;
+	r = oneway(p, RF_FWD_FAMEND, 0, 0, 0, 0, NULL, 0);
+	if (f->pidfd >= 0)
+		close(f->pidfd);
+	free(f->fds);
+	free(f);
+	p->fams[i] = p->fams[--p->nfam];
+	p->f = p->fams[0];
+	p->last_tid = 0;
+	return r;
+}
+
+/* A clone without CLONE_FILES: the new process's table, as it is now. */
+static int
+fam_fork(struct px *p)
+{
+	struct fam *from = p->f, *f;
+	size_t i, pending = 0, oldest = 0;
+
+	for (i = 1; i < p->nfam; i++)
+		if (p->fams[i]->pid == 0 && ++pending > 0 &&
+		    (oldest == 0 || p->fams[i]->seq < p->fams[oldest]->seq))
+			oldest = i;
+	/* Clones that failed leave snapshots nobody claims. */
+	if (pending >= PENDING_MAX) {
+		if (fam_end(p, oldest) == -1)
+			return -1;
+		p->f = from;
+	}
+	if ((f = fam_new(p, from)) == NULL)
+		return 0;	/* the new process will share its parent's */
+	if (p->o->verbose)
+		fprintf(stderr, "proxy: clone in family %u: family %u\n", from->id, f->id);
+	return oneway(p, RF_FWD_FORK, 0, f->id, 0, 0, NULL, 0);
+}
+
+static int
+same_home(struct px *p, pid_t tid, const struct fam *f)
+{
+	size_t i;
+	int ph;
+
+	for (i = 0; i < f->nfds; i++) {
+		ph = syscall(SYS_kcmp, tid, p->self, KCMP_FILE, i, p->ph) == 0;
+		if (ph != !!(f->fds[i] & F_HOME))
+			return 0;
+	}
+	return 1;
+}
+
+/* The family of thread tid, found or made; p->f is set to it. */
+static struct fam *
+family(struct px *p, pid_t tid)
+{
+	struct fam *f = NULL, *pend = NULL;
+	size_t i;
+
+	if (tid == p->last_tid && p->f != NULL)
+		return p->f;
+	for (i = 0; i < p->nfam && f == NULL; i++)
+		if (p->fams[i]->pid == tid)
+			f = p->fams[i];
+	for (i = 0; i < p->nfam && f == NULL; i++)
+		if (p->fams[i]->pid > 0 &&
+		    syscall(SYS_kcmp, tid, p->fams[i]->pid, KCMP_FILES, 0, 0) == 0)
+			f = p->fams[i];
+	if (f == NULL) {
+		/* New here: the oldest pending clone whose home numbers it has. */
+		for (i = 1; i < p->nfam; i++) {
+			if (p->fams[i]->pid != 0)
+				continue;
+			if (same_home(p, tid, p->fams[i]) &&
+			    (f == NULL || p->fams[i]->seq < f->seq))
+				f = p->fams[i];
+			if (pend == NULL || p->fams[i]->seq < pend->seq)
+				pend = p->fams[i];
+		}
+		if (f == NULL)
+			f = pend;
+		if (f == NULL) {
+			p->f = p->fams[0];
+			if ((f = fam_new(p, p->fams[0])) == NULL ||
+			    oneway(p, RF_FWD_FORK, 0, f->id, 0, 0, NULL, 0) == -1)
+				f = p->fams[0];
+		}
+		if (f->pid == 0) {
+			f->pid = tid;
+			f->pidfd = syscall(SYS_pidfd_open, tid, 0);
+			if (f->pidfd == -1)
+				f->pidfd = syscall(SYS_pidfd_open, tid, O_EXCL /* PIDFD_THREAD */);
+		}
+	}
+	p->last_tid = tid;
+	p->f = f;
+	return f;
+}
+
+/* --- one notification --- */
+
+static int
+handle(struct px *p, struct seccomp_notif *n)
+{
+	uint64_t *a = (uint64_t *)n->data.args;
+	int64_t fd = (int)a[0];
+	struct rf_fwd_msg m, rep;
+	int r, len;
+
+	if (!p->armed) {
+		p->f = p->fams[0];
+		if (n->data.nr == SYS_execve || n->data.nr == SYS_execveat ||
+		    (n->data.nr == SYS_read && p->o->ctlfd >= 0 && fd == p->o->ctlfd)) {
+			if ((r = arm(p, n->id)) < 0) {
+				resp(p, n->id, 0, r);
+				return 0;
+			}
+			if (n->data.nr == SYS_read) {
+				len = p->o->ctlmsglen < a[2] ? p->o->ctlmsglen : a[2];
+				r = wmem(p, n->pid, a[1], p->o->ctlmsg, len);
+				resp(p, n->id, len, r);
+				return 0;
+			}
+		}
+		cont(p, n->id);
+		return 0;
+	}
+	family(p, n->pid);
+	if (p->f->exec_pending && exec_check(p, n->pid) == -1)
+		return -1;
+
+	switch (n->data.nr) {
+	case SYS_read:
+		if (!home(p, fd))
+			break;
+		return do_read(p, n, fd, a[1], a[2], 0, 0, 0);
+	case SYS_pread64:
+		if (!home(p, fd))
+			break;
+		return do_read(p, n, fd, a[1], a[2], 1, a[3], 0);
+	case SYS_recvfrom:
+		if (!home(p, fd))
+			break;
+		if (a[4] != 0) {
+			/* A stream socket gives no address: say so. */
+			socklen_t zero = 0;
+			if (a[5] != 0)
+				wmem(p, n->pid, a[5], &zero, sizeof(zero));
+		}
+		return do_read(p, n, fd, a[1], a[2], 0, 0, (int)a[3]);
+	case SYS_write:
+		if (!home(p, fd))
+			break;
+		return do_write(p, n, fd, a[1], a[2], 0, 0, 0);
+	case SYS_pwrite64:
+		if (!home(p, fd))
+			break;
+		return do_write(p, n, fd, a[1], a[2], 1, a[3], 0);
+	case SYS_sendto:
+		if (!home(p, fd))
+			break;
+		if (a[4] != 0) {
+			resp(p, n->id, 0, -EISCONN);
+			return 0;
+		}
+		return do_write(p, n, fd, a[1], a[2], 0, 0, (int)a[3]);
+	case SYS_readv:
+	case SYS_writev:
+		if (!home(p, fd))
+			break;
+		return do_vec(p, n, n->data.nr == SYS_writev, fd, a[1], a[2], 0, 0, 0);
+	case SYS_preadv:
+	case SYS_pwritev:
+	case SYS_preadv2:
+	case SYS_pwritev2:
+		if (!home(p, fd))
+			break;
+		if ((n->data.nr == SYS_preadv2 || n->data.nr == SYS_pwritev2) && a[5] != 0) {
+			resp(p, n->id, 0, -EOPNOTSUPP);
+			return 0;
+		}
+		return do_vec(p, n, n->data.nr == SYS_pwritev || n->data.nr == SYS_pwritev2, fd,
+		    a[1], a[2], (int64_t)a[3] != -1, a[3], 0);
+	case SYS_recvmsg:
+	case SYS_sendmsg:
+		if (!home(p, fd))
+			break;
+		return do_msg(p, n, n->data.nr == SYS_sendmsg);
+	case SYS_lseek:
+		if (!home(p, fd))
+			break;
+		req(&m, RF_FWD_LSEEK, 0, fd, a[1], (int)a[2], 0);
+		goto simple;
+	case SYS_getdents64:
+		if (!home(p, fd))
+			break;
+		req(&m, RF_FWD_GETDENTS, 0, fd, (unsigned)a[2], 0, 0);
+		if (call(p, &m, NULL, &rep, p->buf, RF_FWD_IO_MAX) == -1)
+			return -1;
+		if (rep.a[0] > 0 && (r = wmem(p, n->pid, a[1], p->buf, rep.dlen)) < 0)
+			rep.a[0] = r;
+		result(p, n->id, rep.a[0]);
+		return 0;
+	case SYS_close:
+		if (!home(p, fd))
+			break;
+		/* One way: the child's close cannot fail once fd is valid. */
+		mark(p, fd, 0);
+		if (oneway(p, RF_FWD_DROP, 0, fd, 0, 0, NULL, 0) == -1)
+			return -1;
+		break;
+	case SYS_close_range:
+		return do_close_range(p, n);
+	case SYS_dup:
+		if (!home(p, fd))
+			break;
+		return dup_to(p, n, fd, -1, 0);
+	case SYS_dup2:
+		return do_dup2(p, n, fd, (int)a[1], 0, 0);
+	case SYS_dup3:
+		return do_dup2(p, n, fd, (int)a[1], (int)a[2], 1);
+	case SYS_fcntl:
+		return do_fcntl(p, n);
+	case SYS_ioctl:
+		return do_ioctl(p, n);
+	case SYS_fstat:
+		if (!home(p, fd))
+			break;
+		req(&m, RF_FWD_FSTAT, 0, fd, 0, 0, 0);
+		if (call(p, &m, NULL, &rep, p->buf, 256) == -1)
+			return -1;
+		if (rep.a[0] >= 0 && (r = wmem(p, n->pid, a[1], p->buf, rep.dlen)) < 0)
+			rep.a[0] = r;
+		result(p, n->id, rep.a[0]);
+		return 0;
+	case SYS_stat:
+		return do_stat(p, n, AT_FDCWD, a[0], 0, 0, 0, a[1]);
+	case SYS_lstat:
+		return do_stat(p, n, AT_FDCWD, a[0], AT_SYMLINK_NOFOLLOW, 0, 0, a[1]);
+	case SYS_newfstatat:
+		return do_stat(p, n, (int)a[0], a[1], (int)a[3], 0, 0, a[2]);
+	case SYS_statx:
+		return do_stat(p, n, (int)a[0], a[1], (int)a[2], 1, (unsigned)a[3], a[4]);
+	case SYS_open:
+		return do_open(p, n, AT_FDCWD, a[0], (int)a[1], (unsigned)a[2]);
+	case SYS_creat:
+		return do_open(p, n, AT_FDCWD, a[0], O_CREAT | O_WRONLY | O_TRUNC, (unsigned)a[1]);
+	case SYS_openat:
+		return do_open(p, n, (int)a[0], a[1], (int)a[2], (unsigned)a[3]);
+	case SYS_openat2:
+		if ((len = rstr(p, n->pid, a[1], p->path, sizeof(p->path))) < 0) {
+			resp(p, n->id, 0, len);
+			return 0;
+		}
+		if (!where(p, (int)a[0], p->path))
+			break;
+		resp(p, n->id, 0, -ENOSYS);
+		return 0;
+	case SYS_fsync:
+		return do_fdop(p, n, RF_FDOP_FSYNC, 0, 0, 0);
+	case SYS_fdatasync:
+		return do_fdop(p, n, RF_FDOP_FDATASYNC, 0, 0, 0);
+	case SYS_ftruncate:
+		return do_fdop(p, n, RF_FDOP_FTRUNCATE, a[1], 0, 0);
+	case SYS_fchmod:
+		return do_fdop(p, n, RF_FDOP_FCHMOD, (unsigned)a[1], 0, 0);
+	case SYS_fchown:
+		return do_fdop(p, n, RF_FDOP_FCHOWN, (int)a[1], (int)a[2], 0);
+	case SYS_flock:
+		return do_fdop(p, n, RF_FDOP_FLOCK, (int)a[1], 0, 0);
+	case SYS_fallocate:
+		return do_fdop(p, n, RF_FDOP_FALLOCATE, (int)a[1], a[2], a[3]);
+	case SYS_fadvise64:
+		return do_fdop(p, n, RF_FDOP_FADVISE, a[1], a[2], (int)a[3]);
+	case SYS_fchdir:
+		return do_fdop(p, n, RF_FDOP_FCHDIR, 0, 0, 0);
+	case SYS_shutdown:
+		return do_fdop(p, n, RF_FDOP_SHUTDOWN, (int)a[1], 0, 0);
+	case SYS_access:
+		return do_pathop(p, n, RF_PATHOP_ACCESS, AT_FDCWD, a[0], 0, 0, (int)a[1], 0, 0, 0);
+	case SYS_faccessat:
+		return do_pathop(p, n, RF_PATHOP_ACCESS, (int)a[0], a[1], 0, 0, (int)a[2], 0, 0, 0);
+	case SYS_faccessat2:
+		return do_pathop(p, n, RF_PATHOP_ACCESS, (int)a[0], a[1], 0, 0, (int)a[2], (int)a[3], 0, 0);
+	case SYS_readlink:
+		return do_pathop(p, n, RF_PATHOP_READLINK, AT_FDCWD, a[0], 0, 0, a[2], 0, a[1], a[2]);
+	case SYS_readlinkat:
+		return do_pathop(p, n, RF_PATHOP_READLINK, (int)a[0], a[1], 0, 0, a[3], 0, a[2], a[3]);
+	case SYS_unlink:
+		return do_pathop(p, n, RF_PATHOP_UNLINK, AT_FDCWD, a[0], 0, 0, 0, 0, 0, 0);
+	case SYS_rmdir:
+		return do_pathop(p, n, RF_PATHOP_UNLINK, AT_FDCWD, a[0], 0, 0, AT_REMOVEDIR, 0, 0, 0);
+	case SYS_unlinkat:
+		return do_pathop(p, n, RF_PATHOP_UNLINK, (int)a[0], a[1], 0, 0, (int)a[2], 0, 0, 0);
+	case SYS_mkdir:
+		return do_pathop(p, n, RF_PATHOP_MKDIR, AT_FDCWD, a[0], 0, 0, (int)a[1], 0, 0, 0);
+	case SYS_mkdirat:
+		return do_pathop(p, n, RF_PATHOP_MKDIR, (int)a[0], a[1], 0, 0, (unsigned)a[2], 0, 0, 0);
+	case SYS_chmod:
+		return do_pathop(p, n, RF_PATHOP_CHMOD, AT_FDCWD, a[0], 0, 0, (int)a[1], 0, 0, 0);
+	case SYS_fchmodat:
+		return do_pathop(p, n, RF_PATHOP_CHMOD, (int)a[0], a[1], 0, 0, (unsigned)a[2], 0, 0, 0);
+	case SYS_truncate:
+		return do_pathop(p, n, RF_PATHOP_TRUNCATE, AT_FDCWD, a[0], 0, 0, a[1], 0, 0, 0);
+	case SYS_chdir:
+		return do_pathop(p, n, RF_PATHOP_CHDIR, AT_FDCWD, a[0], 0, 0, 0, 0, 0, 0);
+	case SYS_rename:
+		return do_pathop(p, n, RF_PATHOP_RENAME, AT_FDCWD, a[0], AT_FDCWD, a[1], 0, 0, 0, 0);
+	case SYS_renameat:
+		return do_pathop(p, n, RF_PATHOP_RENAME, (int)a[0], a[1], (int)a[2], a[3], 0, 0, 0, 0);
+	case SYS_renameat2:
+		return do_pathop(p, n, RF_PATHOP_RENAME, (int)a[0], a[1], (int)a[2], a[3], (unsigned)a[4], 0, 0, 0);
+	case SYS_link:
+		return do_pathop(p, n, RF_PATHOP_LINK, AT_FDCWD, a[0], AT_FDCWD, a[1], 0, 0, 0, 0);
+	case SYS_linkat:
+		return do_pathop(p, n, RF_PATHOP_LINK, (int)a[0], a[1], (int)a[2], a[3], (unsigned)a[4], 0, 0, 0);
+	case SYS_symlink:
+		return do_pathop(p, n, RF_PATHOP_SYMLINK, AT_FDCWD, a[0], AT_FDCWD, a[1], 0, 0, 0, 0);
+	case SYS_symlinkat:
+		return do_pathop(p, n, RF_PATHOP_SYMLINK, AT_FDCWD, a[0], (int)a[1], a[2], 0, 0, 0, 0);
+	case SYS_getcwd:
+		req(&m, RF_FWD_PATHOP, RF_PATHOP_GETCWD, 0, 0, 0, 0);
+		if (call(p, &m, NULL, &rep, p->buf, RF_FWD_PATH_MAX) == -1)
+			return -1;
+		if (rep.a[0] > 0 && (uint64_t)rep.a[0] > a[1])
+			rep.a[0] = -ERANGE;
+		if (rep.a[0] > 0 && (r = wmem(p, n->pid, a[0], p->buf, rep.dlen)) < 0)
+			rep.a[0] = r;
+		result(p, n->id, rep.a[0]);
+		return 0;
+	case SYS_kill:
+		return do_kill(p, n, 0);
+	case SYS_tgkill:
+		return do_kill(p, n, 1);
+	case SYS_tkill:
+		return do_kill(p, n, 2);
+	case SYS_rt_sigqueueinfo:
+	case SYS_rt_tgsigqueueinfo:
+		return do_kill(p, n, 3);
+	case SYS_wait4:
+		return do_wait(p, n, 0);
+	case SYS_waitid:
+		return do_wait(p, n, 1);
+	case SYS_getpgrp:
+		return do_proc(p, n, RF_PROC_GETPGID, 0, 0);
+	case SYS_getpgid:
+		return do_proc(p, n, RF_PROC_GETPGID, (int)a[0], 0);
+	case SYS_setpgid:
+		return do_proc(p, n, RF_PROC_SETPGID, (int)a[0], (int)a[1]);
+	case SYS_getsid:
+		return do_proc(p, n, RF_PROC_GETSID, (int)a[0], 0);
+	case SYS_setsid:
+		return do_proc(p, n, RF_PROC_SETSID, 0, 0);
+	case SYS_poll:
+		return do_poll(p, n, 0);
+	case SYS_ppoll:
+		return do_poll(p, n, 1);
+	case SYS_select:
+		return do_select(p, n, 0);
+	case SYS_pselect6:
+		return do_select(p, n, 1);
+	case SYS_sendfile:
+	case SYS_splice:
+	case SYS_tee:
+		/* Callers fall back to read and write. */
+		if (!any_home(p, a[0], n->data.nr == SYS_splice ? a[2] : a[1]))
+			break;
+		resp(p, n->id, 0, -EINVAL);
+		return 0;
+	case SYS_copy_file_range:
+		if (!any_home(p, a[0], a[2]))
+			break;
+		resp(p, n->id, 0, -EXDEV);
+		return 0;
+	case SYS_clone:
+		if (a[0] & CLONE_FILES)
+			break;
+		if (fam_fork(p) == -1)
+			return -1;
+		break;
+	case SYS_clone3:
+		if (rmem(p, n->pid, a[0], &m.a[0], sizeof(m.a[0])) == 0 && (m.a[0] & CLONE_FILES))
+			break;
+		if (fam_fork(p) == -1)
+			return -1;
+		break;
+	case SYS_fork:
+	case SYS_vfork:
+		if (fam_fork(p) == -1)
+			return -1;
+		break;
+	case SYS_execve:
+	case SYS_execveat:
+		for (r = 0; (size_t)r < p->f->nfds; r++)
+			if ((p->f->fds[r] & (F_HOME | F_CLOEXEC)) == (F_HOME | F_CLOEXEC)) {
+				p->f->exec_pending = 1;
+				p->f->exec_tid = n->pid;
+				break;
+			}
+		break;
+	}
+	cont(p, n->id);
+	return 0;
+simple:
+	if (call(p, &m, NULL, &rep, p->buf, 0) == -1)
+		return -1;
+	result(p, n->id, rep.a[0]);
+	return 0;
+}
+
+/* --- the loop --- */
+
+static int
+get_hello(struct px *p)
+{
+	struct rf_fwd_msg m;
+	size_t i;
+
+	errno = 0;
+	if (rf_fwd_recv_hdr(&p->c, &m) != 1)
+		return lost(p, "hello");
+	if (m.op != RF_FWD_HELLO || m.a[0] != RF_FWD_VERSION || m.a[3] < 0 ||
+	    m.a[3] > RF_FWD_NFD_MAX || m.dlen != (uint64_t)m.a[3] * 8)
+		return rf_errf(p->e, RF_EX_PROTOCOL, "proxy: bad hello (%s, version %lld)",
+		    rf_fwd_op_name(m.op), (long long)m.a[0]);
+	p->nhello = m.a[3];
+	if ((p->hello = calloc(p->nhello + 1, 8)) == NULL)
+		return rf_errno(p->e, "proxy");
+	if (rf_fwd_recv_data(&p->c, p->hello, m.dlen) == -1)
+		return lost(p, "hello");
+	for (i = 0; i < 2 * p->nhello; i++)
+		p->hello[i] = (int32_t)le32toh(p->hello[i]);
+	for (i = 0; i < p->nhello; i++)
+		if (p->hello[2 * i] < 0)
+			return rf_errf(p->e, RF_EX_PROTOCOL, "proxy: hello: fd %d", p->hello[2 * i]);
+	return 0;
+}
+
+/* The child's pid in /proc (the outer namespace): "NSpid:" of its pidfd. */
+static pid_t
+host_pid(int pidfd)
+{
+	char path[64], line[256];
+	FILE *f;
+	pid_t pid = -1;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
+	if ((f = fopen(path, "re")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, "NSpid:", 6) == 0) {
+			pid = strtol(line + 6, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return pid;
+}
+
+/* A message from the stub between calls: SIGNAL, or the end. */
+static int
+idle_msg(struct px *p)
+{
+	struct rf_fwd_msg m;
+
+	errno = 0;
+	if (rf_fwd_recv_hdr(&p->c, &m) != 1)
+		return lost(p, "idle");
+	if (m.op != RF_FWD_SIGNAL || m.dlen != 0) {
+		errno = EPROTO;
+		p->lost = 1;
+		return rf_errf(p->e, RF_EX_PROTOCOL, "proxy: unexpected %s from the stub",
+		    rf_fwd_op_name(m.op));
+	}
+	return on_signal_msg(p, &m);
+}
+
+int
+rf_proxy_serve(const struct rf_fwd_io *io, const struct rf_proxy_opts *o, int *status,
+    struct rf_err *e)
+{
+	struct seccomp_notif_sizes sz;
+	struct pollfd pf[3 + FAM_MAX];
+	struct px px, *p = &px;
+	struct rf_fwd_msg m;
+	int ret = -1, st = 0, r, pp[2], timeout;
+	size_t i, npf;
+
+	memset(p, 0, sizeof(*p));
+	p->o = o;
+	p->e = e;
+	p->lfd = o->lfd;
+	p->connfd = o->connfd;
+	p->child = o->child;
+	p->self = getpid();
+	p->pidfd = p->ph = -1;
+	signal(SIGPIPE, SIG_IGN);
+	if (rf_fwd_conn_init(&p->c, io) == -1)
+		return rf_errno(e, "proxy");
+	if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sz) == -1) {
+		rf_errno(e, "proxy: seccomp notification sizes");
+		goto out;
+	}
+	p->nsize = sz.seccomp_notif > sizeof(*p->n) ? sz.seccomp_notif : sizeof(*p->n);
+	p->rsize = sz.seccomp_notif_resp > sizeof(*p->r) ? sz.seccomp_notif_resp : sizeof(*p->r);
+	p->n = malloc(p->nsize);
+	p->r = malloc(p->rsize);
+	p->buf = malloc(RF_FWD_IO_MAX + RF_FWD_PATH_MAX * 2 + 64);
+	if (p->n == NULL || p->r == NULL || p->buf == NULL) {
+		rf_errno(e, "proxy");
+		goto out;
+	}
+	if ((p->pidfd = syscall(SYS_pidfd_open, p->child, 0)) == -1) {
+		rf_errno(e, "proxy: pidfd_open %d", (int)p->child);
+		goto out;
+	}
+	p->hostpid = host_pid(p->pidfd);
+	if (o->verbose)
+		fprintf(stderr, "proxy: child %d is %d in /proc\n", (int)p->child, (int)p->hostpid);
+	if (pipe2(pp, O_CLOEXEC) == -1) {
+		rf_errno(e, "proxy: pipe");
+		goto out;
+	}
+	close(pp[0]);
+	p->ph = pp[1];
+	if (fam_new(p, NULL) == NULL) {
+		rf_errno(e, "proxy");
+		goto out;
+	}
+	p->f = p->fams[0];
+	p->fams[0]->pid = p->child;
+	p->fams[0]->pidfd = p->pidfd;
+	/* The child and the proxy hand the CPU to each other: wake on this one
+	   (Linux 6.6; older kernels just schedule as usual). */
+	ioctl(p->lfd, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
+	if (get_hello(p) == -1)
+		goto lost;
+
+	for (;;) {
+		if (rf_fwd_pending(&p->c) >= RF_FWD_HDR) {
+			if (idle_msg(p) == -1)
+				goto lost;
+			continue;
+		}
+		pf[0].fd = p->lfd;
+		pf[0].events = POLLIN;
+		pf[1].fd = p->connfd;
+		pf[1].events = POLLIN;
+		pf[2].fd = p->pidfd;
+		pf[2].events = POLLIN;
+		npf = 3;
+		timeout = -1;
+		for (i = 0; i < p->nfam; i++) {
+			if (p->fams[i]->exec_pending)
+				timeout = 20;
+			if (i > 0) {
+				pf[npf].fd = p->fams[i]->pidfd;
+				pf[npf++].events = POLLIN;
+			}
+		}
+		r = poll(pf, npf, timeout);
+		if (r == -1) {
+			if (errno == EINTR)
+				continue;
+			rf_errno(e, "proxy: poll");
+			goto lost;
+		}
+		if (r == 0) {
+			for (i = 0; i < p->nfam; i++) {
+				p->f = p->fams[i];
+				if (p->f->exec_pending && exec_check(p, 0) == -1)
+					goto lost;
+			}
+			continue;
+		}
+		if (pf[1].revents) {
+			if (idle_msg(p) == -1)
+				goto lost;
+			continue;
+		}
+		if (pf[0].revents & POLLIN) {
+			memset(p->n, 0, p->nsize);
+			if (ioctl(p->lfd, SECCOMP_IOCTL_NOTIF_RECV, p->n) == -1) {
+				if (errno == EINTR || errno == ENOENT)
+					continue;
+				rf_errno(e, "proxy: seccomp receive");
+				goto lost;
+			}
+			if (handle(p, p->n) == -1)
+				goto lost;
+			continue;
+		}
+		if (pf[2].revents || (pf[0].revents & (POLLHUP | POLLERR)))
+			break;
+		/* A local descendant is gone (one per round: fam_end reorders). */
+		for (i = 3; i < npf; i++)
+			if (pf[i].revents) {
+				if (fam_end(p, i - 2) == -1)
+					goto lost;
+				break;
+			}
+	}
+	/* The child is gone: its status is the stub's to show. */
+	if (waitpid(p->child, &st, 0) == -1) {
+		rf_errno(e, "proxy: waitpid %d", (int)p->child);
+		goto lost;
+	}
+	memset(&m, 0, sizeof(m));
+	m.op = RF_FWD_EXIT;
+	m.a[0] = st;
+	if (rf_fwd_send(&p->c, &m, NULL) == -1) {
+		lost(p, "exit");
+		goto out;
+	}
+	*status = st;
+	ret = 0;
+	goto out;
+lost:
+	if (e != NULL && e->msg[0] == '\0')
+		rf_errf(e, RF_EX_UNAVAILABLE, "proxy: connection to the stub lost");
+	kill(p->child, SIGKILL);
+	waitpid(p->child, &st, 0);
+	*status = st;
+out:
+	rf_fwd_conn_free(&p->c);
+	if (p->pidfd >= 0)
+		close(p->pidfd);
+	if (p->ph >= 0)
+		close(p->ph);
+	free(p->n);
+	free(p->r);
+	free(p->buf);
+	for (i = 0; i < p->nfam; i++) {
+		if (i > 0 && p->fams[i]->pidfd >= 0)
+			close(p->fams[i]->pidfd);
+		free(p->fams[i]->fds);
+		free(p->fams[i]);
+	}
+	free(p->hello);
+	return ret;
+}

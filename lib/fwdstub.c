@@ -1,0 +1,810 @@
+/*
+ * fwdstub.c - the home side of forwarded calls: performs each request of the
+ * proxy on the real fds and answers (docs/FORK.md "The stub").
+ *
+ * The child's fd numbers are its own business: the stub keeps a map from
+ * the child's number to one of its own fds, with a count of numbers per
+ * open fd, so that dup'ed numbers share one open file description here as
+ * they would in the child, and closing the last one closes it at home.
+ * Processes the child starts on its host without CLONE_FILES have their own
+ * maps (families), copied at the clone.
+ */
+#include <dirent.h>
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <bsd/stdlib.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "rf_fwd.h"
+
+#define MAPMAX (1 << 24)	/* highest fd number the child may bind */
+#define IBUFSZ (RF_FWD_IO_MAX + 2 * RF_FWD_PATH_MAX + 8)
+
+/* One fd table of the remote side: the child's (0), or a local descendant's. */
+struct famtab {
+	int *map;		/* number -> own fd, -1 */
+	size_t nmap;
+	int used;
+};
+
+struct stub {
+	struct rf_fwd_conn c;
+	int connfd;
+	struct famtab *fam;
+	size_t nfam;
+	struct famtab *cur;	/* the family of the request in hand */
+	int *refs;		/* own fd -> numbers (of all families) bound to it */
+	size_t nrefs;
+	char *ibuf, *obuf;
+	sigset_t none, all;
+	pid_t self;
+};
+
+static volatile uint64_t sigpend;
+static pid_t sig_self;
+
+static void
+on_signal(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	/* A fault of the stub's own: die of it rather than loop. */
+	if (si->si_code > 0 && (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL ||
+	    sig == SIGFPE || sig == SIGTRAP || sig == SIGSYS)) {
+		signal(sig, SIG_DFL);
+		return;
+	}
+	/* SIGPIPE and SIGXFSZ raised by the stub's own write: the proxy
+	   raises them in the child from the errno instead. */
+	if ((sig == SIGPIPE || sig == SIGXFSZ) && si->si_pid == sig_self &&
+	    (si->si_code == SI_USER || si->si_code == SI_KERNEL))
+		return;
+	__atomic_fetch_or(&sigpend, 1ULL << (sig - 1), __ATOMIC_RELAXED);
+}
+
+static int
+catch_all(void)
+{
+	struct sigaction sa;
+	int sig;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_signal;
+	sa.sa_flags = SA_SIGINFO;	/* no SA_RESTART: a signal interrupts the call */
+	sigfillset(&sa.sa_mask);
+	for (sig = 1; sig <= 64; sig++) {
+		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		if (sigaction(sig, &sa, NULL) == -1 && errno != EINVAL)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+reply(struct stub *s, const struct rf_fwd_msg *rq, int64_t ret, int64_t aux,
+    const void *data, size_t len, int flags)
+{
+	struct rf_fwd_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.op = rq->op;
+	m.flags = flags;
+	m.fam = rq->fam;
+	m.dlen = len;
+	m.a[0] = ret;
+	m.a[1] = aux;
+	return rf_fwd_send(&s->c, &m, data);
+}
+
+static int
+send_signals(struct stub *s)
+{
+	struct rf_fwd_msg m;
+	uint64_t p;
+	int sig;
+
+	p = __atomic_exchange_n(&sigpend, 0, __ATOMIC_RELAXED);
+	for (sig = 1; p != 0 && sig <= 64; sig++) {
+		if (!(p & (1ULL << (sig - 1))))
+			continue;
+		p &= ~(1ULL << (sig - 1));
+		memset(&m, 0, sizeof(m));
+		m.op = RF_FWD_SIGNAL;
+		m.a[0] = sig;
+		if (rf_fwd_send(&s->c, &m, NULL) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+grow(int **a, size_t *n, size_t want)
+{
+	size_t k = *n ? *n : 64, i;
+	int *p;
+
+	if (want < *n)
+		return 0;
+	while (k <= want)
+		k *= 2;
+	if ((p = realloc(*a, k * sizeof(int))) == NULL)
+		return -1;
+	for (i = *n; i < k; i++)
+		p[i] = -1;
+	*a = p;
+	*n = k;
+	return 0;
+}
+
+/* The own fd for the child's number, or -1. */
+static int
+xlate(struct stub *s, int64_t n)
+{
+	if (n < 0 || (size_t)n >= s->cur->nmap)
+		return -1;
+	return s->cur->map[n];
+}
+
+static int
+dirfd_of(struct stub *s, int64_t n)
+{
+	if (n == AT_FDCWD)
+		return AT_FDCWD;
+	return xlate(s, n);
+}
+
+static void
+unref(struct stub *s, int fd)
+{
+	if (fd < 0 || (size_t)fd >= s->nrefs)
+		return;
+	if (s->refs[fd] > 0)
+		s->refs[fd]--;
+	if (s->refs[fd] <= 0) {
+		s->refs[fd] = -1;
+		close(fd);
+	}
+}
+
+/* Returns 0, or -errno. */
+static int
+unbind_num(struct stub *s, int64_t n, int *closeret)
+{
+	int fd = xlate(s, n);
+
+	if (fd < 0)
+		return -EBADF;
+	s->cur->map[n] = -1;
+	if (s->refs[fd] > 1) {
+		s->refs[fd]--;
+		return 0;
+	}
+	s->refs[fd] = -1;
+	if (close(fd) == -1 && closeret != NULL)
+		*closeret = -errno;
+	return 0;
+}
+
+static int
+bind_num(struct stub *s, int64_t n, int fd)
+{
+	if (n < 0 || n >= MAPMAX || fd < 0)
+		return -EBADF;
+	if (grow(&s->cur->map, &s->cur->nmap, n) == -1 || grow(&s->refs, &s->nrefs, fd) == -1)
+		return -ENOMEM;
+	/* Reference first: n may already name fd. */
+	s->refs[fd] = s->refs[fd] < 0 ? 1 : s->refs[fd] + 1;
+	if (s->cur->map[n] >= 0)
+		unbind_num(s, n, NULL);
+	s->cur->map[n] = fd;
+	return 0;
+}
+
+static struct famtab *
+fam_get(struct stub *s, unsigned id, int create)
+{
+	struct famtab *v;
+
+	if (id >= s->nfam) {
+		if (!create)
+			return NULL;
+		if ((v = reallocarray(s->fam, id + 16, sizeof(*v))) == NULL)
+			return NULL;
+		memset(v + s->nfam, 0, (id + 16 - s->nfam) * sizeof(*v));
+		s->fam = v;
+		s->nfam = id + 16;
+	}
+	if (!s->fam[id].used && !create)
+		return NULL;
+	return &s->fam[id];
+}
+
+static void
+fam_end(struct stub *s, struct famtab *f)
+{
+	struct famtab *save = s->cur;
+	size_t n;
+
+	s->cur = f;
+	for (n = 0; n < f->nmap; n++)
+		if (f->map[n] >= 0)
+			unbind_num(s, n, NULL);
+	free(f->map);
+	memset(f, 0, sizeof(*f));
+	s->cur = save == f ? &s->fam[0] : save;
+}
+
+/* A copy of the current family's map: the same files, one more reference. */
+static void
+fam_fork(struct stub *s, int64_t id)
+{
+	struct famtab *f, *from;
+	size_t n, cur = s->cur - s->fam;
+
+	if (id <= 0 || id > 65535 || (f = fam_get(s, id, 1)) == NULL)
+		return;
+	from = s->cur = &s->fam[cur];	/* fam_get may have moved the array */
+	if (f == from)
+		return;
+	if (f->used)
+		fam_end(s, f);
+	if ((f->map = calloc(from->nmap ? from->nmap : 1, sizeof(int))) == NULL)
+		return;
+	f->nmap = from->nmap;
+	f->used = 1;
+	for (n = 0; n < from->nmap; n++) {
+		f->map[n] = from->map[n];
+		if (f->map[n] >= 0)
+			s->refs[f->map[n]]++;
+	}
+}
+
+static int
+hello(struct stub *s, const struct rf_stub_opts *o)
+{
+	struct rf_fwd_msg m;
+	struct dirent *d;
+	DIR *dir;
+	int32_t *v = NULL, fd, flags;
+	size_t n = 0, cap = 0, i;
+	const char *err;
+	int r;
+
+	if ((dir = opendir("/proc/self/fd")) == NULL)
+		return -1;
+	while ((d = readdir(dir)) != NULL) {
+		fd = strtonum(d->d_name, 0, INT_MAX, &err);
+		if (err != NULL || fd == dirfd(dir) || fd == o->connfd)
+			continue;
+		if (n >= RF_FWD_NFD_MAX)
+			break;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			if ((v = reallocarray(v, cap, 2 * sizeof(int32_t))) == NULL) {
+				closedir(dir);
+				return -1;
+			}
+		}
+		flags = 0;
+		for (i = 0; i < o->ncloexec; i++)
+			if (o->cloexec[i] == fd)
+				flags = FD_CLOEXEC;
+		v[2 * n] = htole32(fd);
+		v[2 * n + 1] = htole32(flags);
+		n++;
+	}
+	closedir(dir);
+	if ((s->cur = fam_get(s, 0, 1)) == NULL) {
+		free(v);
+		errno = ENOMEM;
+		return -1;
+	}
+	s->cur->used = 1;
+	for (i = 0; i < n; i++)
+		if (bind_num(s, (int32_t)le32toh(v[2 * i]), (int32_t)le32toh(v[2 * i])) != 0) {
+			free(v);
+			errno = ENOMEM;
+			return -1;
+		}
+	memset(&m, 0, sizeof(m));
+	m.op = RF_FWD_HELLO;
+	m.a[0] = RF_FWD_VERSION;
+	m.a[1] = getpid();
+	m.a[2] = getppid();
+	m.a[3] = n;
+	m.dlen = n * 2 * sizeof(int32_t);
+	r = rf_fwd_send(&s->c, &m, v);
+	free(v);
+	return r;
+}
+
+/* The path in the request's data; *second the one after it (or NULL). */
+static const char *
+paths(struct stub *s, const struct rf_fwd_msg *m, const char **second)
+{
+	char *p = s->ibuf, *z;
+
+	if (second != NULL)
+		*second = NULL;
+	if (m->dlen == 0 || (z = memchr(p, '\0', m->dlen)) == NULL)
+		return NULL;
+	if (second != NULL && z + 1 < p + m->dlen) {
+		if (memchr(z + 1, '\0', p + m->dlen - (z + 1)) == NULL)
+			return NULL;
+		*second = z + 1;
+	}
+	return p;
+}
+
+static long
+do_ioctl(struct stub *s, const struct rf_fwd_msg *m, int fd, size_t *outlen)
+{
+	const struct rf_fwd_ioctl *t = rf_fwd_ioctl_find((unsigned long)m->a[1]);
+	long r;
+
+	*outlen = 0;
+	if (t == NULL)
+		return -ENOTTY;
+	if (t->in == 0 && t->out == 0)
+		r = ioctl(fd, (unsigned long)m->a[1], (unsigned long)m->a[2]);
+	else {
+		if (m->dlen != t->in)
+			return -EINVAL;
+		memset(s->obuf, 0, t->in > t->out ? t->in : t->out);
+		memcpy(s->obuf, s->ibuf, t->in);
+		r = ioctl(fd, (unsigned long)m->a[1], s->obuf);
+		if (r >= 0)
+			*outlen = t->out;
+	}
+	return r == -1 ? -errno : r;
+}
+
+static long
+do_fdop(struct stub *s, const struct rf_fwd_msg *m, int fd)
+{
+	long r;
+
+	switch (m->flags) {
+	case RF_FDOP_FSYNC: r = fsync(fd); break;
+	case RF_FDOP_FDATASYNC: r = fdatasync(fd); break;
+	case RF_FDOP_FTRUNCATE: r = ftruncate(fd, m->a[1]); break;
+	case RF_FDOP_FCHMOD: r = fchmod(fd, m->a[1]); break;
+	case RF_FDOP_FCHOWN: r = fchown(fd, m->a[1], m->a[2]); break;
+	case RF_FDOP_FLOCK: r = flock(fd, m->a[1]); break;
+	case RF_FDOP_FALLOCATE: r = fallocate(fd, m->a[1], m->a[2], m->a[3]); break;
+	case RF_FDOP_FADVISE: r = syscall(SYS_fadvise64, fd, m->a[1], m->a[2], m->a[3]); break;
+	case RF_FDOP_FCHDIR: r = fchdir(fd); break;
+	case RF_FDOP_SHUTDOWN: r = shutdown(fd, m->a[1]); break;
+	default: errno = ENOSYS; r = -1; break;
+	}
+	(void)s;
+	return r == -1 ? -errno : r;
+}
+
+static long
+do_pathop(struct stub *s, const struct rf_fwd_msg *m, size_t *outlen)
+{
+	const char *p, *q;
+	int dfd = dirfd_of(s, m->a[0]), dfd2;
+	long r;
+
+	*outlen = 0;
+	if (m->flags == RF_PATHOP_GETCWD) {
+		if (getcwd(s->obuf, RF_FWD_PATH_MAX) == NULL)
+			return -errno;
+		*outlen = strlen(s->obuf) + 1;
+		return *outlen;
+	}
+	if ((p = paths(s, m, &q)) == NULL)
+		return -EINVAL;
+	if (dfd == -1 && m->a[0] != AT_FDCWD)
+		return -EBADF;
+	switch (m->flags) {
+	case RF_PATHOP_ACCESS:
+		r = syscall(SYS_faccessat2, dfd, p, (int)m->a[1], (int)m->a[2]);
+		break;
+	case RF_PATHOP_READLINK:
+		r = readlinkat(dfd, p, s->obuf,
+		    m->a[1] > 0 && m->a[1] < RF_FWD_PATH_MAX ? m->a[1] : RF_FWD_PATH_MAX);
+		if (r >= 0)
+			*outlen = r;
+		break;
+	case RF_PATHOP_UNLINK: r = unlinkat(dfd, p, m->a[1]); break;
+	case RF_PATHOP_MKDIR: r = mkdirat(dfd, p, m->a[1]); break;
+	case RF_PATHOP_CHMOD: r = fchmodat(dfd, p, m->a[1], 0); break;
+	case RF_PATHOP_CHDIR: r = chdir(p); break;
+	case RF_PATHOP_TRUNCATE: r = truncate(p, m->a[1]); break;
+	case RF_PATHOP_RENAME:
+	case RF_PATHOP_LINK:
+	case RF_PATHOP_SYMLINK:
+		if (q == NULL)
+			return -EINVAL;
+		dfd2 = dirfd_of(s, m->a[1]);
+		if (dfd2 == -1 && m->a[1] != AT_FDCWD)
+			return -EBADF;
+		if (m->flags == RF_PATHOP_RENAME)
+			r = syscall(SYS_renameat2, dfd, p, dfd2, q, (unsigned)m->a[2]);
+		else if (m->flags == RF_PATHOP_LINK)
+			r = linkat(dfd, p, dfd2, q, m->a[2]);
+		else
+			r = symlinkat(p, dfd2, q);
+		break;
+	default:
+		errno = ENOSYS;
+		r = -1;
+	}
+	return r == -1 ? -errno : r;
+}
+
+static long
+do_proc(const struct rf_fwd_msg *m)
+{
+	long r;
+
+	switch (m->flags) {
+	case RF_PROC_GETPGID: r = getpgid(m->a[0]); break;
+	case RF_PROC_SETPGID: r = setpgid(m->a[0], m->a[1]); break;
+	case RF_PROC_GETSID: r = getsid(m->a[0]); break;
+	case RF_PROC_SETSID: r = setsid(); break;
+	default: errno = ENOSYS; r = -1;
+	}
+	return r == -1 ? -errno : r;
+}
+
+static long
+do_poll(struct stub *s, const struct rf_fwd_msg *m, size_t *outlen)
+{
+	struct pollfd *pf = (struct pollfd *)s->obuf;
+	int32_t *own = (int32_t *)(s->obuf + RF_FWD_IO_MAX / 2);
+	size_t n = m->a[0], i;
+	int r;
+
+	*outlen = 0;
+	if (n > 4096 || m->dlen != n * sizeof(*pf))
+		return -EINVAL;
+	memcpy(pf, s->ibuf, m->dlen);
+	for (i = 0; i < n; i++) {
+		own[i] = pf[i].fd;
+		pf[i].fd = pf[i].fd < 0 ? -1 : xlate(s, pf[i].fd);
+		if (own[i] >= 0 && pf[i].fd < 0)
+			pf[i].fd = INT_MAX;	/* poll says POLLNVAL, as for a bad fd */
+	}
+	r = poll(pf, n, m->a[1] < -1 || m->a[1] > INT_MAX ? -1 : (int)m->a[1]);
+	for (i = 0; i < n; i++)
+		pf[i].fd = own[i];
+	if (r >= 0)
+		*outlen = m->dlen;
+	return r == -1 ? -errno : r;
+}
+
+/* One request; its data is in s->ibuf.  Returns 0, or -1 (connection). */
+static int
+serve(struct stub *s, const struct rf_fwd_msg *m)
+{
+	size_t outlen = 0, cnt;
+	int64_t aux = 0;
+	long r;
+	int fd = -1, flags = 0, closeret = 0, e;
+	struct stat st;
+	struct statx stx;
+	struct flock fl;
+	struct rusage ru;
+	siginfo_t si;
+	char path[64];
+	const char *p;
+
+	{
+		struct famtab *f = fam_get(s, m->fam, 0);
+		if (f == NULL) {
+			if (m->op == RF_FWD_BIND || m->op == RF_FWD_DROP || m->op == RF_FWD_EXEC ||
+			    m->op == RF_FWD_FORK || m->op == RF_FWD_FAMEND)
+				return 0;
+			return reply(s, m, -EBADF, 0, NULL, 0, 0);
+		}
+		s->cur = f;
+	}
+	switch (m->op) {
+	case RF_FWD_FORK:
+		fam_fork(s, m->a[0]);
+		return 0;
+	case RF_FWD_FAMEND:
+		if (m->fam != 0)
+			fam_end(s, s->cur);
+		return 0;
+	case RF_FWD_BIND:
+		if (m->a[0] < 0) {
+			if (m->a[1] == 0)
+				unref(s, m->a[2]);
+			return 0;
+		}
+		fd = m->a[1] == 0 ? (int)m->a[2] : xlate(s, m->a[2]);
+		if (m->a[1] == 0 && (m->a[2] < 0 || (size_t)m->a[2] >= s->nrefs ||
+		    s->refs[m->a[2]] != 0))
+			fd = -1;	/* not a handle of an OPEN */
+		bind_num(s, m->a[0], fd);
+		return 0;
+	case RF_FWD_DROP:
+		unbind_num(s, m->a[0], NULL);
+		return 0;
+	case RF_FWD_EXEC:
+		for (cnt = 0; cnt + 4 <= m->dlen; cnt += 4) {
+			int32_t n;
+			memcpy(&n, s->ibuf + cnt, 4);
+			unbind_num(s, (int32_t)le32toh(n), NULL);
+		}
+		return 0;
+	case RF_FWD_OPEN:
+	case RF_FWD_STATAT:
+	case RF_FWD_STATX:
+	case RF_FWD_PATHOP:
+	case RF_FWD_KILL:
+	case RF_FWD_WAIT:
+	case RF_FWD_PROC:
+	case RF_FWD_POLL:
+		break;
+	default:
+		if ((fd = xlate(s, m->a[0])) == -1)
+			return reply(s, m, -EBADF, 0, NULL, 0, 0);
+	}
+
+	sigprocmask(SIG_SETMASK, &s->none, NULL);
+	switch (m->op) {
+	case RF_FWD_READ:
+		cnt = m->a[1] < 0 ? 0 : m->a[1] > RF_FWD_IO_MAX ? RF_FWD_IO_MAX : m->a[1];
+		if (m->flags & RF_FWDF_POS)
+			r = pread(fd, s->obuf, cnt, m->a[2]);
+		else if (m->a[3] != 0)
+			r = recv(fd, s->obuf, cnt, m->a[3]);
+		else
+			r = read(fd, s->obuf, cnt);
+		outlen = r > 0 ? r : 0;
+		break;
+	case RF_FWD_WRITE:
+		if (m->flags & RF_FWDF_POS)
+			r = pwrite(fd, s->ibuf, m->dlen, m->a[1]);
+		else if (m->a[3] != 0)
+			r = send(fd, s->ibuf, m->dlen, m->a[3]);
+		else
+			r = write(fd, s->ibuf, m->dlen);
+		break;
+	case RF_FWD_LSEEK:
+		r = lseek(fd, m->a[1], m->a[2]);
+		break;
+	case RF_FWD_CLOSE:
+		r = unbind_num(s, m->a[0], &closeret);
+		if (r == 0)
+			r = closeret;
+		errno = -r;
+		r = r < 0 ? -1 : 0;
+		break;
+	case RF_FWD_OPEN:
+		if ((p = paths(s, m, NULL)) == NULL) {
+			errno = EINVAL;
+			r = -1;
+			break;
+		}
+		fd = m->a[0] == AT_FDCWD ? AT_FDCWD : xlate(s, m->a[0]);
+		if (m->flags & RF_FWDF_FDPATH) {
+			/* /dev/fd/N of a home fd: reopen our own. */
+			snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+			p = path;
+			fd = AT_FDCWD;
+		}
+		if (fd == -1) {
+			errno = EBADF;
+			r = -1;
+			break;
+		}
+		r = openat(fd, p, (int)m->a[1] | O_CLOEXEC, (mode_t)m->a[2]);
+		if (r >= 0) {
+			if (grow(&s->refs, &s->nrefs, r) == -1) {
+				close(r);
+				errno = ENOMEM;
+				r = -1;
+			} else
+				s->refs[r] = 0;	/* a handle until BIND */
+		}
+		break;
+	case RF_FWD_FCNTL:
+		switch (m->a[1]) {
+		case F_GETFL: case F_SETFL: case F_GETPIPE_SZ: case F_SETPIPE_SZ:
+		case F_GETOWN: case F_SETOWN: case F_GETSIG: case F_SETSIG:
+		case F_GET_SEALS: case F_ADD_SEALS: case F_GETLEASE: case F_SETLEASE:
+		case F_NOTIFY:
+			r = fcntl(fd, (int)m->a[1], (long)m->a[2]);
+			break;
+		default:
+			errno = EINVAL;
+			r = -1;
+		}
+		break;
+	case RF_FWD_LOCK:
+		if (m->dlen != sizeof(fl)) {
+			errno = EINVAL;
+			r = -1;
+			break;
+		}
+		memcpy(&fl, s->ibuf, sizeof(fl));
+		switch (m->a[1]) {
+		case F_GETLK: case F_SETLK: case F_SETLKW:
+		case F_OFD_GETLK: case F_OFD_SETLK: case F_OFD_SETLKW:
+			r = fcntl(fd, (int)m->a[1], &fl);
+			break;
+		default:
+			errno = EINVAL;
+			r = -1;
+		}
+		if (r >= 0) {
+			memcpy(s->obuf, &fl, sizeof(fl));
+			outlen = sizeof(fl);
+		}
+		break;
+	case RF_FWD_FSTAT:
+		r = fstat(fd, &st);
+		if (r == 0) {
+			memcpy(s->obuf, &st, sizeof(st));
+			outlen = sizeof(st);
+		}
+		break;
+	case RF_FWD_STATAT:
+	case RF_FWD_STATX:
+		fd = dirfd_of(s, m->a[0]);
+		if ((p = paths(s, m, NULL)) == NULL || (fd == -1 && m->a[0] != AT_FDCWD)) {
+			errno = p == NULL ? EINVAL : EBADF;
+			r = -1;
+			break;
+		}
+		if (m->op == RF_FWD_STATAT) {
+			r = fstatat(fd, p, &st, (int)m->a[1]);
+			memcpy(s->obuf, &st, sizeof(st));
+			outlen = r == 0 ? sizeof(st) : 0;
+		} else {
+			r = statx(fd, p, (int)m->a[1], (unsigned)m->a[2], &stx);
+			memcpy(s->obuf, &stx, sizeof(stx));
+			outlen = r == 0 ? sizeof(stx) : 0;
+		}
+		break;
+	case RF_FWD_GETDENTS:
+		cnt = m->a[1] < 0 ? 0 : m->a[1] > RF_FWD_IO_MAX ? RF_FWD_IO_MAX : m->a[1];
+		r = syscall(SYS_getdents64, fd, s->obuf, cnt);
+		outlen = r > 0 ? r : 0;
+		break;
+	case RF_FWD_IOCTL:
+		r = do_ioctl(s, m, fd, &outlen);
+		goto done;
+	case RF_FWD_FDOP:
+		r = do_fdop(s, m, fd);
+		goto done;
+	case RF_FWD_PATHOP:
+		r = do_pathop(s, m, &outlen);
+		goto done;
+	case RF_FWD_PROC:
+		r = do_proc(m);
+		goto done;
+	case RF_FWD_POLL:
+		r = do_poll(s, m, &outlen);
+		goto done;
+	case RF_FWD_KILL:
+		if (m->a[3] == 1)
+			r = syscall(SYS_tgkill, (pid_t)m->a[0], (pid_t)m->a[2], (int)m->a[1]);
+		else if (m->a[3] == 2)
+			r = syscall(SYS_tkill, (pid_t)m->a[2], (int)m->a[1]);
+		else
+			r = kill((pid_t)m->a[0], (int)m->a[1]);
+		break;
+	case RF_FWD_WAIT:
+		memset(&ru, 0, sizeof(ru));
+		if (m->flags & 1) {
+			memset(&si, 0, sizeof(si));
+			r = waitid((idtype_t)m->a[0], (id_t)m->a[1], &si, (int)m->a[2]);
+			if (r == 0) {
+				memcpy(s->obuf, &si, sizeof(si));
+				outlen = sizeof(si);
+			}
+		} else {
+			int status = 0;
+			r = wait4((pid_t)m->a[0], &status, (int)m->a[1], &ru);
+			aux = status;
+			memcpy(s->obuf, &ru, sizeof(ru));
+			outlen = r >= 0 ? sizeof(ru) : 0;
+		}
+		break;
+	default:
+		errno = ENOSYS;
+		r = -1;
+	}
+	if (r == -1)
+		r = -errno;
+done:
+	e = errno;
+	sigprocmask(SIG_BLOCK, &s->all, NULL);
+	if (r == -EINTR && sigpend != 0)
+		flags = RF_FWDF_INTR;
+	errno = e;
+	if (send_signals(s) == -1)
+		return -1;
+	return reply(s, m, r, aux, s->obuf, outlen, flags);
+}
+
+int
+rf_stub_serve(const struct rf_fwd_io *io, const struct rf_stub_opts *o, int *status,
+    struct rf_err *e)
+{
+	struct stub s;
+	struct rf_fwd_msg m;
+	struct pollfd pf;
+	sigset_t all;
+	int r, ret = -1;
+
+	memset(&s, 0, sizeof(s));
+	s.connfd = o->connfd;
+	s.self = sig_self = getpid();
+	sigemptyset(&s.none);
+	sigfillset(&all);
+	s.all = all;
+	if (rf_fwd_conn_init(&s.c, io) == -1)
+		return rf_errno(e, "stub");
+	if ((s.ibuf = malloc(IBUFSZ)) == NULL || (s.obuf = malloc(RF_FWD_IO_MAX + 64)) == NULL) {
+		rf_errno(e, "stub");
+		goto out;
+	}
+	/* Signals are taken only where the stub can pass them on: in ppoll
+	   between requests, and during a call (which they interrupt). */
+	sigprocmask(SIG_BLOCK, &all, NULL);
+	if (catch_all() == -1) {
+		rf_errno(e, "stub: sigaction");
+		goto out;
+	}
+	if (hello(&s, o) == -1) {
+		rf_errno(e, "stub: hello");
+		goto out;
+	}
+	for (;;) {
+		if (send_signals(&s) == -1)
+			break;
+		if (rf_fwd_pending(&s.c) < RF_FWD_HDR && s.connfd >= 0) {
+			pf.fd = s.connfd;
+			pf.events = POLLIN;
+			if (ppoll(&pf, 1, NULL, &s.none) == -1) {
+				if (errno == EINTR)
+					continue;
+				break;
+			}
+		}
+		if ((r = rf_fwd_recv_hdr(&s.c, &m)) <= 0)
+			break;
+		if (m.dlen > IBUFSZ - 1 || rf_fwd_recv_data(&s.c, s.ibuf, m.dlen) == -1)
+			break;
+		s.ibuf[m.dlen] = '\0';
+		if (m.op == RF_FWD_EXIT) {
+			*status = (int)m.a[0];
+			ret = RF_STUB_EXITED;
+			goto out;
+		}
+		if (serve(&s, &m) == -1)
+			break;
+	}
+	ret = RF_STUB_LOST;
+out:
+	rf_fwd_conn_free(&s.c);
+	free(s.ibuf);
+	free(s.obuf);
+	for (size_t i = 0; i < s.nfam; i++)
+		free(s.fam[i].map);
+	free(s.fam);
+	free(s.refs);
+	return ret;
+}

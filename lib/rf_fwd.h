@@ -1,0 +1,220 @@
+/*
+ * rf_fwd.h - forwarded system calls of a remote fork child (docs/FORK.md).
+ *
+ * Three parties.  The child C runs on the remote host under a seccomp filter
+ * whose home-bound system calls (fds, kill outside, wait, relative paths)
+ * raise user notifications.  The proxy, C's parent there, receives them,
+ * reads and writes C's memory, and sends each call as one request to the
+ * stub.  The stub, at home, holds C's pid, parent and open files, performs
+ * the call on the real fds and answers.  C's own fd table keeps a
+ * placeholder (an O_PATH file) at every number that is home, so fds C opens
+ * locally never take a home number.
+ *
+ * The wire (lib/fwd.c) is a byte stream reached through two callbacks, so
+ * that the transport may wrap it (encryption): little-endian fixed headers,
+ * every length bounded, one request and one reply per call, a few one-way
+ * messages (BIND, DROP, EXIT, SIGNAL).
+ */
+#ifndef RF_FWD_H
+#define RF_FWD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "rf.h"
+
+#define RF_FWD_VERSION 1
+#define RF_FWD_IO_MAX (1u << 20)	/* data bytes of one request or reply */
+#define RF_FWD_PATH_MAX 4096
+#define RF_FWD_NFD_MAX 65536		/* fds in HELLO */
+
+/* Byte I/O: both behave like read(2) and write(2) (short counts allowed). */
+struct rf_fwd_io {
+	void *ctx;
+	ssize_t (*read)(void *ctx, void *buf, size_t n);
+	ssize_t (*write)(void *ctx, const void *buf, size_t n);
+};
+
+/* Callbacks over a plain fd (socket, pipe); ctx points at the int. */
+void rf_fwd_io_fd(struct rf_fwd_io *io, int *fd);
+
+/*
+ * One header for every message, 40 bytes on the wire: op, flags (per op;
+ * the sub-operation for FDOP/PATHOP/PROC), family, data length, four
+ * arguments.  Family: the fd table of one process here (0, the child's;
+ * its local descendants get their own, see FORK).  A reply repeats op; a[0] is the result (-errno on failure),
+ * a[1] an auxiliary result (wait status), then dlen data bytes.
+ */
+struct rf_fwd_msg {
+	uint8_t op, flags;
+	uint16_t fam;
+	uint32_t dlen;
+	int64_t a[4];
+};
+#define RF_FWD_HDR 40
+
+/* Message types.  Requests go proxy -> stub and get one reply. */
+enum rf_fwd_op {
+	RF_FWD_HELLO = 1,	/* stub -> proxy, first: version, pid, ppid, fds */
+	RF_FWD_READ,		/* fd, count, off (RF_FWDF_POS) -> data */
+	RF_FWD_WRITE,		/* fd, off (RF_FWDF_POS); data -> count */
+	RF_FWD_LSEEK,		/* fd, off, whence */
+	RF_FWD_CLOSE,		/* fd */
+	RF_FWD_OPEN,		/* dirfd, flags, mode; path -> handle */
+	RF_FWD_BIND,		/* one-way: handle (or -1 - fd: dup of fd) at number */
+	RF_FWD_DROP,		/* one-way: forget number (the child closed it) */
+	RF_FWD_FCNTL,		/* fd, cmd, arg (integer commands) */
+	RF_FWD_LOCK,		/* fd, cmd; struct flock -> struct flock */
+	RF_FWD_FSTAT,		/* fd -> struct stat */
+	RF_FWD_STATAT,		/* dirfd, flags; path -> struct stat */
+	RF_FWD_STATX,		/* dirfd, flags, mask; path -> struct statx */
+	RF_FWD_GETDENTS,	/* fd, count -> data */
+	RF_FWD_IOCTL,		/* fd, req, arg, outlen; data in -> data out */
+	RF_FWD_FDOP,		/* sub (RF_FDOP_*), fd, a, b: integer fd calls */
+	RF_FWD_PATHOP,		/* sub (RF_PATHOP_*), dirfd, a, b; path(s) -> data */
+	RF_FWD_KILL,		/* pid, sig, tid (tgkill when >= 0) */
+	RF_FWD_WAIT,		/* pid, options -> ret, status */
+	RF_FWD_PROC,		/* sub (RF_PROC_*), a, b: getpgid, setsid, ... */
+	RF_FWD_POLL,		/* nfds, timeout_ms; pollfd[] -> pollfd[] */
+	RF_FWD_EXEC,		/* one-way: the child exec'd; data: fds now closed */
+	RF_FWD_EXIT,		/* one-way, proxy -> stub: wait status of the child */
+	RF_FWD_SIGNAL,		/* one-way, stub -> proxy: sig sent to the stub */
+	RF_FWD_FORK,		/* one-way: new family a[0], a copy of this one */
+	RF_FWD_FAMEND,		/* one-way: the family's processes are gone */
+	RF_FWD_NOPS
+};
+
+/* Header flags. */
+#define RF_FWDF_POS 0x1		/* READ/WRITE at an offset (pread/pwrite) */
+#define RF_FWDF_INTR 0x2	/* reply: a signal to the stub interrupted the call */
+#define RF_FWDF_FDPATH 0x4	/* OPEN: reopen fd a[0] (/dev/fd/N), not a path */
+
+enum { RF_FDOP_FSYNC = 1, RF_FDOP_FDATASYNC, RF_FDOP_FTRUNCATE, RF_FDOP_FCHMOD,
+	RF_FDOP_FCHOWN, RF_FDOP_FLOCK, RF_FDOP_FALLOCATE, RF_FDOP_FADVISE,
+	RF_FDOP_FCHDIR, RF_FDOP_SHUTDOWN, RF_FDOP_NOPS };
+enum { RF_PATHOP_ACCESS = 1, RF_PATHOP_READLINK, RF_PATHOP_UNLINK, RF_PATHOP_MKDIR,
+	RF_PATHOP_RENAME, RF_PATHOP_CHMOD, RF_PATHOP_CHDIR, RF_PATHOP_GETCWD,
+	RF_PATHOP_SYMLINK, RF_PATHOP_LINK, RF_PATHOP_TRUNCATE, RF_PATHOP_NOPS };
+enum { RF_PROC_GETPGID = 1, RF_PROC_SETPGID, RF_PROC_GETSID, RF_PROC_SETSID,
+	RF_PROC_NOPS };
+
+/*
+ * The buffered connection both sides use (lib/fwd.c).  Send writes header and
+ * data with as few callback calls as it can; recv_hdr returns 1, or 0 on a
+ * clean end between messages; recv_data reads exactly n bytes.  A short or
+ * malformed message is EPROTO.
+ */
+struct rf_fwd_conn {
+	struct rf_fwd_io io;
+	uint8_t *in, *out;
+	size_t inoff, inlen;
+};
+
+int rf_fwd_conn_init(struct rf_fwd_conn *c, const struct rf_fwd_io *io);
+void rf_fwd_conn_free(struct rf_fwd_conn *c);
+int rf_fwd_send(struct rf_fwd_conn *c, const struct rf_fwd_msg *m, const void *data);
+int rf_fwd_recv_hdr(struct rf_fwd_conn *c, struct rf_fwd_msg *m);
+int rf_fwd_recv_data(struct rf_fwd_conn *c, void *buf, size_t n);
+/* Bytes already received and not yet consumed. */
+size_t rf_fwd_pending(const struct rf_fwd_conn *c);
+const char *rf_fwd_op_name(int op);
+
+/*
+ * ioctls that may be forwarded, with the size of their argument: what the
+ * stub reads into and sends back.  Anything else on a home fd is ENOTTY.
+ */
+struct rf_fwd_ioctl {
+	unsigned long req;
+	uint16_t in, out;	/* bytes copied in and out; 0/0: integer argument */
+};
+const struct rf_fwd_ioctl *rf_fwd_ioctl_find(unsigned long req);
+
+/*
+ * The stub (bin/rf-stub.c): send HELLO listing every open fd except the
+ * connection's own (cloexec: fds that are close-on-exec in the child), then
+ * serve requests until EXIT or the connection ends.  Signals sent to the
+ * calling process are passed on to the child meanwhile.
+ */
+struct rf_stub_opts {
+	int connfd;		/* the connection's fd, left out of HELLO; -1: none */
+	const int *cloexec;	/* fds to report as close-on-exec */
+	size_t ncloexec;
+};
+
+enum rf_stub_end {
+	RF_STUB_EXITED,		/* *status: the child's wait status */
+	RF_STUB_LOST,		/* the connection ended without EXIT */
+};
+
+/* Returns RF_STUB_EXITED or RF_STUB_LOST, or -1 with e filled. */
+int rf_stub_serve(const struct rf_fwd_io *io, const struct rf_stub_opts *o, int *status,
+    struct rf_err *e);
+
+/*
+ * The child side, run in the child itself before it execs or resumes:
+ * install the filter (no_new_privs unless CAP_SYS_ADMIN) with a listener and
+ * return the listener fd, which the caller hands to the proxy.  self is the
+ * child's own pid as it sees it: signals to itself stay native.
+ */
+int rf_fwd_filter_install(pid_t self);
+
+/*
+ * The proxy: serve the child's notifications on listener lfd.  Before the
+ * child is "armed" every notification continues natively; it arms at its
+ * first execve, or its first read of ctlfd (>= 0), and at that moment gets a
+ * placeholder at every home fd of HELLO.  A read of ctlfd is answered with
+ * ctlmsg.  Returns when the child is gone, with *status its wait status (the
+ * proxy must be its parent) after sending EXIT; a dropped connection kills
+ * the child (SIGKILL) and returns -1 with e->code RF_EX_UNAVAILABLE.
+ */
+struct rf_proxy_opts {
+	int lfd;		/* seccomp listener */
+	int connfd;		/* the connection's fd, polled; -1: none */
+	pid_t child;		/* pid of the child, as the proxy sees it */
+	int ctlfd;		/* -1: arm at execve */
+	const void *ctlmsg;
+	size_t ctlmsglen;
+	const char *const *local;	/* path prefixes opened locally; NULL: default */
+	int verbose;		/* one line per forwarded call on stderr */
+};
+
+int rf_proxy_serve(const struct rf_fwd_io *io, const struct rf_proxy_opts *o, int *status,
+    struct rf_err *e);
+
+/* The default prefixes opened on the remote host (shared libraries, locale). */
+extern const char *const rf_fwd_local_default[];
+/* 1 if the absolute, normalized path is opened locally under the prefixes. */
+int rf_fwd_path_local(const char *path, const char *const *local);
+
+/*
+ * The remote side's process tree (lib/fwdns.c): a new pid namespace whose
+ * pid 1 is a small init, a proxy with pid ppid, and the child with pid cpid,
+ * so that getpid/getppid/gettid in the child are native and right.  Falls back
+ * to a new user namespace when not privileged.  fn runs in the proxy (it
+ * must spawn the child with rf_fwdns_child); the call returns in the caller
+ * with the init's pid, which exits with the proxy's status.
+ */
+pid_t rf_fwdns_spawn(pid_t ppid, int (*fn)(void *), void *arg, int *userns);
+/* In the proxy: clone the child with pid cpid; returns its pid, 0 in it. */
+pid_t rf_fwdns_child(pid_t cpid);
+
+/*
+ * Both sides on this host (lib/fwdlocal.c), for tests and benchmarks: the
+ * caller is the parent; it gets a stub (stubpath, exec'd with the caller's
+ * fds) and a remote tree in a pid namespace whose child execs argv under the
+ * proxy, joined by a socketpair.  Wait for l->stub as for a child; l->tree
+ * (a helper that ends with the remote init) must be waited for too.
+ */
+struct rf_fwdlocal {
+	pid_t stub;		/* the child as the caller sees it */
+	pid_t tree;		/* helper: exits with the proxy's status */
+	pid_t init;		/* pid 1 of the remote namespace (outer pid) */
+	int userns;		/* 1 if a user namespace was needed */
+};
+
+#define RF_FWDLOCAL_TCP 0x1	/* loopback TCP instead of a socketpair */
+
+int rf_fwdlocal_spawn(char *const argv[], const char *stubpath, int flags,
+    struct rf_fwdlocal *l, struct rf_err *e);
+
+#endif

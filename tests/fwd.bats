@@ -1,0 +1,268 @@
+#!/usr/bin/env bats
+# The forwarding core (lib/fwd*.c, rf-stub): build/tests/fwdrun runs
+# build/tests/fwd_child as the remote fork child of fwdrun, on this host, in a
+# pid namespace under the proxy, with its fds held at home by rf-stub.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+setup() {
+	D=$BATS_TEST_TMPDIR
+	RUN=$TESTS/fwdrun
+	CHILD=$TESTS/fwd_child
+	BG=
+	TOKEN=fwdtest-$$-$BATS_TEST_NUMBER
+}
+
+teardown() {
+	[ -z "$BG" ] || kill -KILL "$BG" 2>/dev/null || true
+	pkill -KILL -f "$TOKEN" 2>/dev/null || true
+	exec 5>&- || true
+}
+
+# stub_pid: the stub's pid from the -p file fwdrun writes.
+pidof_() {
+	wait_line "$D/pids" "^$1 " && awk -v k="$1" '$1 == k { print $2 }' "$D/pids"
+}
+
+# appears REGEX: wait up to 5 s until a process matches.
+appears() {
+	local _
+	for _ in $(seq 500); do
+		pgrep -f "$1" > /dev/null && return 0
+		sleep 0.01
+	done
+	return 1
+}
+
+# gone REGEX: wait up to 5 s until no process matches.
+gone() {
+	local _
+	for _ in $(seq 500); do
+		pgrep -f "$1" > /dev/null || return 0
+		sleep 0.01
+	done
+	return 1
+}
+
+# nofds CMD...: run CMD with only fds 0, 1, 2 (and 5 if open): bats keeps
+# others open, and they would be home fds of the child too.
+nofds() {
+	local fd
+	for fd in $(ls /proc/$BASHPID/fd); do
+		[ "$fd" -le 2 ] || [ "$fd" -eq 5 ] || eval "exec $fd>&-"
+	done
+	"$@"
+}
+
+# wchan PID WORD: wait up to 5 s for the process to sleep in a kernel function named *WORD*.
+wchan() {
+	local _
+	for _ in $(seq 500); do
+		case $(cat "/proc/$1/wchan" 2>/dev/null) in *"$2"*) return 0 ;; esac
+		sleep 0.01
+	done
+	return 1
+}
+
+@test "write and stdio at exit reach the home stdout" {
+	run "$RUN" "$CHILD" write "one " printf "buffered, flushed by exit"
+	[ "$status" -eq 0 ]
+	[ "$output" = "one buffered, flushed by exit" ]
+}
+
+@test "the offset of a regular file is shared with the parent" {
+	( echo X; "$RUN" "$CHILD" write "B"; echo C ) > "$D/f"
+	[ "$(cat "$D/f")" = "$(printf 'X\nBC')" ]
+	printf '0123456789' > "$D/g"
+	exec 5< "$D/g"
+	"$RUN" "$CHILD" seek 5 4
+	read -r -u 5 rest || :
+	[ "$rest" = "456789" ]
+}
+
+@test "O_APPEND: the child's writes go to the end whatever its offset" {
+	echo first > "$D/f"
+	{ echo a; "$RUN" "$CHILD" seek 1 0 write b; echo c; } >> "$D/f"
+	[ "$(cat "$D/f")" = "$(printf 'first\na\nbc')" ]
+}
+
+@test "reads are on demand: the child takes 3 bytes of a pipe, the parent the rest" {
+	run bash -c 'printf abcdefgh | { "$1" "$2" read 3; cat; }' _ "$RUN" "$CHILD"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(printf 'read 3: abc\ndefgh')" ]
+}
+
+@test "files the child opens are opened at home, relative to the cwd there" {
+	mkdir "$D/w"
+	cd "$D/w"
+	run "$RUN" "$CHILD" create rel.txt "made" cat rel.txt stat rel.txt ls . cwd
+	[ "$status" -eq 0 ]
+	[ "$(cat "$D/w/rel.txt")" = made ]
+	[ "$output" = "$(printf 'madestat rel.txt: 4\nrel.txt\ncwd %s' "$D/w")" ]
+	run "$RUN" "$CHILD" chdir "$D" create there.txt x cwd
+	[ "$status" -eq 0 ]
+	[ -f "$D/there.txt" ]
+	[ "$output" = "cwd $D" ]
+	run "$RUN" "$CHILD" cat no-such-file
+	[ "$status" -eq 4 ]
+	[ "$output" = "cat no-such-file: No such file or directory" ]
+}
+
+@test "fds the child opens locally never take a home number" {
+	# home: 0 1 2 5; /etc/ld.so.cache and /usr/... are opened on its own host
+	exec 5< /dev/null
+	run nofds "$RUN" "$CHILD" open /etc/ld.so.cache open /usr/lib/os-release open /proc/self/status
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(printf 'open /etc/ld.so.cache: 3\nopen /usr/lib/os-release: 4\nopen /proc/self/status: 6')" ]
+}
+
+@test "dup2 and close act on the home fds; the exec'd program sees them" {
+	run nofds "$RUN" "$CHILD" dup2 1 7 close 1 exec /bin/sh -c 'echo via seven >&7; echo lost 2>/dev/null || :'
+	[ "$output" = "via seven" ]
+	run "$RUN" "$CHILD" getfd 1 cloexec 1 getfd 1 exec /bin/echo gone
+	[ "$status" -eq 1 ]
+	[ "${lines[0]}" = "getfd 1: 0" ]
+	[ "${lines[1]}" = "getfd 1: 1" ]
+	[[ "${lines[2]}" == *"write error"* ]]
+}
+
+@test "getpid, getppid, gettid are native and the origin's" {
+	"$RUN" -p "$D/pids" "$CHILD" pids exec /bin/sh -c 'echo sh $$' > "$D/out" &
+	BG=$!
+	wait "$BG"
+	BG=
+	stub=$(pidof_ stub)
+	[ "$(head -1 "$D/out")" = "pid $stub ppid $! tid $stub" ]
+	[ "$(tail -1 "$D/out")" = "sh $stub" ]
+}
+
+@test "exit code and death by a signal reach the parent's waitpid" {
+	run "$RUN" -v "$CHILD" exit 7
+	[ "$status" -eq 7 ]
+	[[ "$output" == *"fwdrun: exit 7"* ]]
+	run "$RUN" -v "$CHILD" raise 15
+	[ "$status" -eq 143 ]
+	[[ "$output" == *"fwdrun: signal 15"* ]]
+	run "$RUN" -v "$CHILD" abort
+	[ "$status" -eq 134 ]
+	[[ "$output" == *"fwdrun: signal 6"* ]]
+}
+
+@test "kill(getppid(), sig) in the child reaches the parent" {
+	run "$RUN" -v "$CHILD" killparent 10
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"fwdrun: parent got SIGUSR1"* ]]
+}
+
+@test "a signal to the stub reaches the child; a blocked home read restarts (SA_RESTART)" {
+	mkfifo "$D/fifo"
+	exec 5<> "$D/fifo"
+	"$RUN" -p "$D/pids" "$CHILD" rhandler 10 waitread < "$D/fifo" > "$D/out" &
+	BG=$!
+	stub=$(pidof_ stub)
+	wchan "$stub" pipe_read
+	kill -USR1 "$stub"
+	wait_line "$D/out" "got 10"
+	echo x >&5
+	wait "$BG"
+	BG=
+	[ "$(cat "$D/out")" = "$(printf 'got 10\nwaitread 1 ')" ]
+}
+
+@test "a signal to the stub interrupts a blocked home read (no SA_RESTART)" {
+	mkfifo "$D/fifo"
+	exec 5<> "$D/fifo"
+	"$RUN" -p "$D/pids" "$CHILD" handler 12 waitread < "$D/fifo" > "$D/out" &
+	BG=$!
+	stub=$(pidof_ stub)
+	wchan "$stub" pipe_read
+	kill -USR2 "$stub"
+	wait "$BG"
+	BG=
+	[ "$(cat "$D/out")" = "$(printf 'got 12\nwaitread -1 Interrupted system call')" ]
+	# nothing was taken from the pipe
+	echo y >&5
+	read -r -t 5 got <&5
+	[ "$got" = y ]
+}
+
+@test "stub killed: the remote child dies, nothing is left" {
+	"$RUN" -p "$D/pids" "$CHILD" sleep 30 "$TOKEN" &
+	BG=$!
+	stub=$(pidof_ stub)
+	appears "$TOKEN"
+	kill -KILL "$stub"
+	st=0
+	wait "$BG" || st=$?
+	BG=
+	[ "$st" -eq 137 ]
+	gone "$TOKEN"
+}
+
+@test "remote side gone: the stub dies by SIGKILL" {
+	"$RUN" -v -p "$D/pids" "$CHILD" sleep 30 "$TOKEN" 2> "$D/err" &
+	BG=$!
+	init=$(pidof_ init)
+	appears "$TOKEN"
+	kill -KILL "$init"
+	st=0
+	wait "$BG" || st=$?
+	BG=
+	[ "$st" -eq 137 ]
+	grep -q "connection to the remote child lost" "$D/err"
+	grep -q "fwdrun: signal 9" "$D/err"
+	gone "$TOKEN"
+}
+
+@test "processes the child starts on its host have their own fd tables" {
+	cd "$D"
+	echo content > rel.txt
+	run "$RUN" "$CHILD" exec /bin/sh -c 'cat rel.txt; x=$(echo sub | tr s S); echo "$x"; ls rel.txt | wc -l; exec 1>&-; echo no 2>/dev/null || :'
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(printf 'content\nSub\n1')" ]
+}
+
+@test "poll and large writes on home fds; loopback TCP between stub and proxy" {
+	run "$RUN" "$CHILD" poll 0 1000 < /dev/null
+	[ "$output" = "poll 1 0x1" ]
+	run bash -c 'sleep 2 | "$1" "$2" poll 0 50' _ "$RUN" "$CHILD"
+	[ "$output" = "poll 0 0" ]
+	[ "$("$RUN" -t "$CHILD" bulk 3145728 | wc -c)" -eq 3145728 ]
+	run "$RUN" -t "$CHILD" write tcp
+	[ "$output" = tcp ]
+}
+
+@test "rf-stub: usage, bad fd, garbage from the peer" {
+	run "$BIN/rf-stub"
+	[ "$status" -eq 64 ]
+	[[ "$output" == usage:* ]]
+	run "$BIN/rf-stub" -h
+	[ "$status" -eq 64 ]
+	run "$BIN/rf-stub" -c 77
+	[ "$status" -eq 64 ]
+	run "$BIN/rf-stub" -x 3,zz -c 0
+	[ "$status" -eq 64 ]
+	# a peer that answers HELLO with junk: the stub dies as if the child were lost
+	run python3 -c '
+import socket, subprocess, sys
+a, b = socket.socketpair()
+p = subprocess.Popen([sys.argv[1], "-c", str(a.fileno())], pass_fds=[a.fileno()])
+a.close()
+b.recv(4096)
+b.sendall(b"\xff" * 64)
+sys.exit(-p.wait())' "$BIN/rf-stub"
+	[ "$status" -eq 9 ]
+	[[ "$output" == *"rf-stub: "* ]]
+}
+
+@test "proxy: a stub that says nothing, or junk, gets the child killed before it runs" {
+	run "$RUN" -v -s /bin/true "$CHILD" create "$D/never" x
+	[[ "$output" == *"fwdrun: proxy 69"* ]]
+	[ ! -e "$D/never" ]
+	printf '#!/bin/sh\nprintf "\\001\\000\\000\\000\\010\\000\\000\\000%%040d" 0 >&$2\nsleep 5\n' > "$D/junkstub"
+	chmod +x "$D/junkstub"
+	run "$RUN" -v -s "$D/junkstub" "$CHILD" create "$D/never" x
+	[[ "$output" == *"fwdrun: proxy 76"* ]]
+	[ ! -e "$D/never" ]
+}
