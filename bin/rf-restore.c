@@ -137,12 +137,16 @@ main(int argc, char *argv[])
 	}
 	if (rf_restore_run(&rs, &r, &e) == -1)
 		errx(e.code, "%s", e.msg);
+	/*
+	 * The reply goes out while the process is still held: once let go it
+	 * may take our CPU, and whoever waits for its pid would wait for it.
+	 */
 	if (print_reply(&rs) == -1) {
-		/* Nobody learns its pid: it must not run on unseen. */
-		kill(rs.pid, SIGKILL);
-		waitpid(rs.pid, &st, 0);
+		rf_restore_abort(&rs);
 		err(RF_EX_IOERR, "stdout");
 	}
+	if (rf_restore_release(&rs, &e) == -1)
+		errx(e.code, "%s", e.msg);
 	if (!wflag)
 		return RF_EX_OK;
 	/* Like system(3): a terminal's ^C is for the process, not for us. */

@@ -27,6 +27,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -34,6 +35,7 @@
 #include <string.h>
 #include <elf.h>
 #include <sys/fsuid.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
@@ -46,7 +48,9 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <time.h>
 #include <linux/capability.h>
+#include <linux/userfaultfd.h>
 #include "rf_restore.h"
 #include "restorer/restorer.h"
 
@@ -54,7 +58,14 @@
 #define PAGE RF_PAGE_SIZE
 #define PG_UP(x) (((x) + PAGE - 1) & ~(uint64_t)(PAGE - 1))
 #define NCAND 16
-#define BATCH (2 * RF_PAGES_MAX)
+/*
+ * Sleeping until the child answers costs up to a millisecond of wakeup
+ * latency on these virtual CPUs; the answers come within that, so poll
+ * (yielding, in case the child shares our CPU) before sleeping.
+ */
+#define SPIN_US 5000
+#define FLUSH (1u << 20)
+#define BATCH (FLUSH + RF_PAGES_MAX)
 #define RSEQ_SIG 0x53053053
 #define ERESTARTNOINTR 513
 #define ERESTART_RESTARTBLOCK 516
@@ -75,6 +86,7 @@ struct build {
 	int fd_lo;
 	int want_exe;
 	int sock;		/* our end */
+	int uffd;		/* the child's userfaultfd, or -1 */
 	int csock;		/* the child's end, in the parent's numbering */
 };
 
@@ -405,12 +417,18 @@ fill_args(struct build *b)
 			w->how |= RST_FILL;
 		if (v->flags & RF_VMA_GROWSDOWN)
 			w->how |= RST_GROWSDOWN;
-		/* Dense anonymous memory: prefault it beside the page stream. */
-		if ((w->how & RST_FILL) && len >= (1u << 20) && v->npages * PAGE >= len / 16 * 15)
-			w->how |= RST_POPULATE;
 		n++;
 	}
 	a->nvma = n;
+}
+
+static uint64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000ull + ts.tv_nsec / 1000;
 }
 
 /* Kill and reap the half-built child. */
@@ -466,11 +484,22 @@ static int
 get_msg(struct build *b, pid_t pid, struct rst_msg *m, int *stopreq, struct rf_err *e)
 {
 	struct pollfd pfd = { b->sock, POLLIN, 0 };
+	union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } cm;
+	struct iovec iov = { m, sizeof(*m) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+	    .msg_controllen = sizeof(cm.buf) };
+	struct cmsghdr *c;
 	ssize_t n;
-	int st, r;
+	int st, r, spin = 1;
+	uint64_t t0 = mono_us();
 
 	for (;;) {
-		r = poll(&pfd, 1, 200);
+		r = poll(&pfd, 1, spin ? 0 : 200);
+		if (r == 0 && spin) {
+			spin = mono_us() - t0 < SPIN_US;
+			sched_yield();
+			continue;
+		}
 		if (r == -1 && errno != EINTR)
 			return rf_errno(e, "restore: poll");
 		if (r > 0)
@@ -484,9 +513,15 @@ get_msg(struct build *b, pid_t pid, struct rst_msg *m, int *stopreq, struct rf_e
 			    "0x%x) before it was ready", st);
 		}
 	}
-	n = recv(b->sock, m, sizeof(*m), 0);
+	n = recvmsg(b->sock, &mh, MSG_CMSG_CLOEXEC);
 	if (n == -1)
 		return rf_errno(e, "restore: from the new process");
+	if ((c = CMSG_FIRSTHDR(&mh)) != NULL && c->cmsg_level == SOL_SOCKET &&
+	    c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int))) {
+		if (b->uffd != -1)
+			close(b->uffd);
+		memcpy(&b->uffd, CMSG_DATA(c), sizeof(int));
+	}
 	if (n != sizeof(*m))
 		return rf_errf(e, RF_EX_SOFTWARE, "restore: the new process died before it was "
 		    "ready");
@@ -519,38 +554,71 @@ write_pages(pid_t pid, struct iovec *l, struct iovec *rv, int n, struct rf_err *
 	return 0;
 }
 
-/* Every page record into the child, in batches; 0 once the end record checked out. */
+/* UFFDIO_COPY len bytes from buf to addr in the child. */
+static int
+uffd_copy(int uffd, uint64_t addr, const char *buf, size_t len, struct rf_err *e)
+{
+	struct uffdio_copy c;
+
+	while (len > 0) {
+		c = (struct uffdio_copy){ .dst = addr, .src = (uint64_t)buf, .len = len };
+		if (ioctl(uffd, UFFDIO_COPY, &c) == -1 && errno != EAGAIN)
+			return rf_errno(e, "restore: writing pages at 0x%" PRIx64, addr);
+		if (c.copy <= 0) {
+			if (c.copy == -EAGAIN)
+				continue;
+			errno = -c.copy;
+			return rf_errno(e, "restore: writing pages at 0x%" PRIx64, addr);
+		}
+		addr += c.copy;
+		buf += c.copy;
+		len -= c.copy;
+	}
+	return 0;
+}
+
+/*
+ * Every page record into the child; 0 once the end record checked out.
+ * Anonymous memory goes in with UFFDIO_COPY record by record; the rest
+ * (copy-on-write pages of file mappings, or everything without a
+ * userfaultfd) is gathered up to FLUSH bytes for one process_vm_writev.
+ * The buffer is reused from its start, so it stays hot: the first touch
+ * of memory is what costs here.
+ */
 static int
 stream_pages(struct build *b, pid_t pid, struct rf_imgr *r, struct rf_err *e)
 {
 	static struct iovec l[IOV_MAX], rv[IOV_MAX];
 	const struct rf_proc *p = b->p;
+	const struct rf_vma *v;
 	uint64_t addr;
 	size_t len, used;
 	char *buf;
 	int n, got = 1, ret = 0;
 	ssize_t vi;
 
-	buf = mmap(NULL, BATCH + (2u << 20), PROT_READ | PROT_WRITE,
-	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	buf = mmap(NULL, BATCH, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS |
+	    MAP_NORESERVE, -1, 0);
 	if (buf == MAP_FAILED)
 		return rf_errno(e, "restore: buffer");
-	{
-		/* 2 MiB aligned and huge-page backed: first touch of small pages is slow. */
-		char *al = (char *)(((uintptr_t)buf + (2u << 20) - 1) & ~(uintptr_t)((2u << 20) - 1));
-		madvise(al, BATCH, MADV_HUGEPAGE);
-		buf = al;
-	}
-	while (got == 1) {
+	while (got == 1 && ret == 0) {
 		used = 0;
 		n = 0;
-		while (used + RF_PAGES_MAX <= BATCH && n < IOV_MAX) {
+		while (used < FLUSH && n < IOV_MAX) {
 			got = rf_imgr_pages(r, &addr, buf + used, BATCH - used, &len, e);
 			if (got != 1)
 				break;
 			vi = rf_proc_find_vma(p, addr);
-			if (vi == -1 || (p->vmas[vi].flags & RF_VMA_SHARED))
+			v = &p->vmas[vi];
+			if (v->flags & RF_VMA_SHARED)
 				continue;	/* a shared mapping shows the file */
+			if (b->uffd != -1 && b->rs->vmafile[vi] == -1) {
+				if (uffd_copy(b->uffd, addr, buf + used, len, e) == -1) {
+					ret = -1;
+					break;
+				}
+				continue;
+			}
 			if (n > 0 && (char *)l[n - 1].iov_base + l[n - 1].iov_len == buf + used &&
 			    (uint64_t)rv[n - 1].iov_base + rv[n - 1].iov_len == addr) {
 				l[n - 1].iov_len += len;
@@ -562,16 +630,12 @@ stream_pages(struct build *b, pid_t pid, struct rf_imgr *r, struct rf_err *e)
 			}
 			used += len;
 		}
-		if (got == -1) {
+		if (got == -1)
 			ret = -1;
-			break;
-		}
-		if (n > 0 && write_pages(pid, l, rv, n, e) == -1) {
-			ret = -1;
-			break;
-		}
+		if (ret == 0 && n > 0)
+			ret = write_pages(pid, l, rv, n, e);
 	}
-	munmap((char *)((uintptr_t)buf & ~(uintptr_t)((2u << 20) - 1)), BATCH + (2u << 20));
+	munmap(buf, BATCH);
 	return ret;
 }
 
@@ -585,11 +649,18 @@ finish(struct build *b, pid_t pid, uint64_t self, uint64_t self_len, int stopreq
 	struct iovec iov = { p->xstate, p->xstate_len };
 	siginfo_t si;
 	uint64_t mask = p->sigblocked;
-	int st, sig = 0;
+	int st, r, sig = 0, spin = 1;
+	uint64_t t0 = mono_us();
 	struct rst_msg m;
 
 	for (;;) {
-		if (waitpid(pid, &st, __WALL) == -1) {
+		r = waitpid(pid, &st, __WALL | (spin ? WNOHANG : 0));
+		if (r == 0 && spin) {
+			spin = mono_us() - t0 < SPIN_US;
+			sched_yield();
+			continue;
+		}
+		if (r == -1) {
 			if (errno == EINTR)
 				continue;
 			return rf_errno(e, "restore: waitpid");
@@ -631,15 +702,14 @@ finish(struct build *b, pid_t pid, uint64_t self, uint64_t self_len, int stopreq
 		sig = SIGSTOP;
 	else if (p->sigpending & (1ull << (SIGSEGV - 1)))
 		sig = SIGSEGV;
-	if (ptrace(PTRACE_DETACH, pid, 0, sig) == -1)
-		return rf_errno(e, "restore: PTRACE_DETACH");
+	b->rs->detach_sig = sig;
 	return 0;
 }
 
 int
 rf_restore_run(struct rf_restore *rs, struct rf_imgr *r, struct rf_err *e)
 {
-	struct build b = { .rs = rs, .p = rs->p, .sock = -1, .csock = -1 };
+	struct build b = { .rs = rs, .p = rs->p, .sock = -1, .csock = -1, .uffd = -1 };
 	const struct rf_proc *p = rs->p;
 	struct rst_msg m;
 	int sv[2], stopreq = 0, ret = -1;
@@ -691,6 +761,10 @@ rf_restore_run(struct rf_restore *rs, struct rf_imgr *r, struct rf_err *e)
 		kill_child(pid);
 		goto out;
 	}
+	if (b.uffd != -1) {
+		close(b.uffd);	/* the blob closes its copy: the registrations go */
+		b.uffd = -1;
+	}
 	{
 		struct rst_msg go = { .type = RST_GO };
 		if (send(b.sock, &go, sizeof(go), MSG_NOSIGNAL) != sizeof(go)) {
@@ -706,12 +780,33 @@ rf_restore_run(struct rf_restore *rs, struct rf_imgr *r, struct rf_err *e)
 	rs->pid = pid;
 	ret = 0;
 out:
+	if (b.uffd != -1)
+		close(b.uffd);
 	if (b.sock != -1)
 		close(b.sock);
 	if (b.csock != -1)
 		close(b.csock);
 	free(b.args);
 	return ret;
+}
+
+int
+rf_restore_release(struct rf_restore *rs, struct rf_err *e)
+{
+	if (ptrace(PTRACE_DETACH, rs->pid, 0, rs->detach_sig) == -1) {
+		rf_errno(e, "restore: PTRACE_DETACH");
+		rf_restore_abort(rs);
+		return -1;
+	}
+	return 0;
+}
+
+void
+rf_restore_abort(struct rf_restore *rs)
+{
+	if (rs->pid > 0)
+		kill_child(rs->pid);
+	rs->pid = -1;
 }
 
 int

@@ -67,8 +67,19 @@ vma_label(const struct rf_vma *v)
 	return v->name ? v->name : "anonymous";
 }
 
-#define VMA_ERR(e, v, ...) rf_errf((e), RF_EX_DATAERR, "image: mapping 0x%" PRIx64 \
-	"-0x%" PRIx64 " %s: " __VA_ARGS__, (v)->start, (v)->end, vma_label(v))
+/* "image: mapping 0x..-0x.. /path: " + the rest; RF_EX_DATAERR. */
+__attribute__((format(printf, 3, 4))) static int
+vma_err(struct rf_err *e, const struct rf_vma *v, const char *fmt, ...)
+{
+	char rest[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(rest, sizeof(rest), fmt, ap);
+	va_end(ap);
+	return rf_errf(e, RF_EX_DATAERR, "image: mapping 0x%" PRIx64 "-0x%" PRIx64 " %s: %s",
+	    v->start, v->end, vma_label(v), rest);
+}
 
 /* Our own layout: what the child starts with, and where our vdso block is. */
 static int
@@ -135,9 +146,9 @@ check_vdso(struct rf_restore *rs, const struct rf_proc *p, struct rf_err *e)
 		if (!seen)
 			rs->img_vdso = at = v->start;
 		if (v->start != at || part[k])
-			return VMA_ERR(e, v, "the vdso block is not in one piece");
+			return vma_err(e, v, "the vdso block is not in one piece");
 		if (v->flags & RF_VMA_SHARED)
-			return VMA_ERR(e, v, "a kernel mapping cannot be shared");
+			return vma_err(e, v, "a kernel mapping cannot be shared");
 		part[k] = v->end - v->start;
 		at = v->end;
 		seen = 1;
@@ -223,14 +234,14 @@ rf_restore_same_file(const struct rf_vma *v, const struct stat *st, struct rf_er
 	const struct rf_file_id *id = &v->file;
 
 	if ((uint64_t)st->st_dev != id->dev || (uint64_t)st->st_ino != id->ino)
-		return VMA_ERR(e, v, "file changed (device/inode %" PRIu64 "/%" PRIu64
+		return vma_err(e, v, "file changed (device/inode %" PRIu64 "/%" PRIu64
 		    ", now %" PRIu64 "/%" PRIu64 ")", id->dev, id->ino, (uint64_t)st->st_dev,
 		    (uint64_t)st->st_ino);
 	if ((uint64_t)st->st_size != id->size)
-		return VMA_ERR(e, v, "file changed (size %" PRIu64 ", now %" PRIu64 ")",
+		return vma_err(e, v, "file changed (size %" PRIu64 ", now %" PRIu64 ")",
 		    id->size, (uint64_t)st->st_size);
 	if (st->st_mtim.tv_sec != id->mtime_sec || st->st_mtim.tv_nsec != id->mtime_nsec)
-		return VMA_ERR(e, v, "file changed (modified since the dump)");
+		return vma_err(e, v, "file changed (modified since the dump)");
 	return 0;
 }
 
@@ -246,28 +257,28 @@ check_vmas(struct rf_restore *rs, const struct rf_proc *p, struct rf_err *e)
 		rs->vmafile[i] = -1;
 		if (v->kind == RF_VMA_VSYSCALL) {
 			if (v->start < TASK_SIZE)
-				return VMA_ERR(e, v, "[vsyscall] inside user space");
+				return vma_err(e, v, "[vsyscall] inside user space");
 			continue;
 		}
 		if (v->end > TASK_SIZE || v->start < 0x10000)
-			return VMA_ERR(e, v, "outside the addresses a process can map");
+			return vma_err(e, v, "outside the addresses a process can map");
 		if (is_shared_anon(v))
-			return VMA_ERR(e, v, "shared anonymous memory (MAP_SHARED or System V) "
+			return vma_err(e, v, "shared anonymous memory (MAP_SHARED or System V) "
 			    "cannot be restored");
 		if (v->kind != RF_VMA_FILE)
 			continue;
 		if (v->flags & RF_VMA_FILE_PAGES) {
 			if (v->flags & RF_VMA_SHARED)
-				return VMA_ERR(e, v, "shared mapping of a file that could not be "
+				return vma_err(e, v, "shared mapping of a file that could not be "
 				    "verified at dump time");
 			continue;
 		}
 		if (v->file.path == NULL || v->file.path[0] != '/')
-			return VMA_ERR(e, v, "file mapping without a path");
+			return vma_err(e, v, "file mapping without a path");
 		if (stat(v->file.path, &st) == -1)
-			return VMA_ERR(e, v, "file vanished (%s)", strerror(errno));
+			return vma_err(e, v, "file vanished (%s)", strerror(errno));
 		if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode))
-			return VMA_ERR(e, v, "not a regular file now");
+			return vma_err(e, v, "not a regular file now");
 		if (rf_restore_same_file(v, &st, e) == -1)
 			return -1;
 		if ((k = add_map(rs, v, e)) == -1)

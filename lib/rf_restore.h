@@ -5,6 +5,7 @@
  *	rf_imgr_start				(lib/stream.c: header and metadata)
  *	rf_restore_check			every check that needs no process
  *	rf_restore_run  or  rf_restore_drain	build it, or (-n) read the rest
+ *	rf_restore_release  or  rf_restore_abort	let it run, or kill it
  *	rf_restore_free
  *
  * rf_restore_run forks the new process, lets the restorer blob
@@ -46,6 +47,7 @@ struct rf_restore {
 	/* results */
 	pid_t pid;
 	int exe_set;		/* /proc/PID/exe is the image's exe */
+	int detach_sig;
 	int *replaced;		/* fds replaced by /dev/null */
 	size_t nreplaced;
 	char **warn;		/* one line each, for stderr */
@@ -78,11 +80,15 @@ struct rf_restore {
 int rf_restore_check(struct rf_restore *rs, const struct rf_proc *p,
     const struct rf_restore_opts *o, int for_run, struct rf_err *e);
 /*
- * Build the process from the rest of the stream.  On success rs->pid runs
- * (or is stopped, leave_stopped) and is our child; every page record and
- * the end record have been verified before it ran its first instruction.
+ * Build the process from the rest of the stream.  On success rs->pid is our
+ * child, complete and held (ptrace) before its first instruction of the
+ * image; every page record and the end record have been verified.
  */
 int rf_restore_run(struct rf_restore *rs, struct rf_imgr *r, struct rf_err *e);
+/* Let it run (or leave it in group stop, leave_stopped).  Kills it on failure. */
+int rf_restore_release(struct rf_restore *rs, struct rf_err *e);
+/* Kill and reap it instead (no one learnt its pid). */
+void rf_restore_abort(struct rf_restore *rs);
 /* Read and verify the rest of the stream without restoring (-n). */
 int rf_restore_drain(struct rf_imgr *r, struct rf_err *e);
 void rf_restore_free(struct rf_restore *rs);

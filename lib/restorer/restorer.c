@@ -10,6 +10,8 @@
  * handlers only once nothing of ours can be interrupted by them.
  */
 #include "restorer.h"
+#include <linux/ioctl.h>
+#include <linux/userfaultfd.h>
 #include "sys.h"
 
 __asm__(
@@ -150,26 +152,75 @@ map_vmas(struct rst_args *a)
 }
 
 /*
- * While rf-restore writes pages (in ascending order), fault in the dense
- * mappings from the top down on this CPU: the two meet in the middle and the
- * first-touch cost is shared.  Failures only cost speed.
+ * Anonymous mappings to be filled are registered with a userfaultfd that
+ * rf-restore gets with RST_READY: UFFDIO_COPY puts each page in place
+ * without first zeroing a fresh one, about twice as fast as faulting it
+ * in through process_vm_writev.  Without it, rf-restore falls back to that.
  */
-static void
-populate(struct rst_args *a)
+static long
+make_uffd(struct rst_args *a)
 {
-	const uint64_t chunk = 2u << 20;
-	uint64_t i, end, start;
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg;
+	uint64_t i;
+	long fd;
 
-	for (i = a->nvma; i-- > 0;) {
+	fd = sys1(__NR_userfaultfd, R_O_CLOEXEC | R_O_NONBLOCK | UFFD_USER_MODE_ONLY);
+	if (fd < 0)
+		return -1;
+	if (sys3(__NR_ioctl, fd, UFFDIO_API, &api) < 0)
+		goto fail;
+	for (i = 0; i < a->nvma; i++) {
 		const struct rst_vma *v = &a->vma[i];
-		if (!(v->how & RST_POPULATE))
+		if (!(v->how & RST_FILL) || v->fd >= 0)
 			continue;
-		for (end = v->start + v->len; end > v->start; end = start) {
-			start = end - v->start > chunk ? end - chunk : v->start;
-			if (sys3(__NR_madvise, start, end - start, R_MADV_POPULATE_WRITE) < 0)
-				return;
-		}
+		memset(&reg, 0, sizeof(reg));
+		reg.range.start = v->start;
+		reg.range.len = v->len;
+		reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+		if (sys3(__NR_ioctl, fd, UFFDIO_REGISTER, &reg) < 0)
+			goto fail;
 	}
+	return fd;
+fail:
+	sys1(__NR_close, fd);
+	return -1;
+}
+
+/* RST_READY, with the userfaultfd attached if there is one. */
+static void
+send_ready(struct rst_args *a, long uffd)
+{
+	struct rst_msg m;
+	struct { uint64_t base; uint64_t len; } iov;
+	struct {
+		uint64_t name; uint32_t namelen; uint32_t pad0;
+		uint64_t iov; uint64_t iovlen;
+		uint64_t control; uint64_t controllen;
+		int32_t flags; int32_t pad1;
+	} mh;
+	struct { uint64_t len; int32_t level, type; int32_t fd; int32_t pad; } cm;
+
+	memset(&m, 0, sizeof(m));
+	m.type = RST_READY;
+	m.addr = a->self;
+	m.len = a->self_len;
+	m.uffd = uffd >= 0;
+	iov.base = (uint64_t)&m;
+	iov.len = sizeof(m);
+	memset(&mh, 0, sizeof(mh));
+	mh.iov = (uint64_t)&iov;
+	mh.iovlen = 1;
+	if (uffd >= 0) {
+		cm.len = 20;		/* CMSG_LEN(sizeof(int)) */
+		cm.level = 1;		/* SOL_SOCKET */
+		cm.type = 1;		/* SCM_RIGHTS */
+		cm.fd = uffd;
+		cm.pad = 0;
+		mh.control = (uint64_t)&cm;
+		mh.controllen = sizeof(cm);
+	}
+	sys3(__NR_sendmsg, a->sock, &mh, 0);
 }
 
 static void
@@ -262,7 +313,7 @@ rst_main(struct rst_args *a)
 {
 	uint64_t all = ~0ull, segv_only;
 	uint32_t exe_set = 0;
-	long r = 0;
+	long r = 0, uffd;
 	int i;
 
 	if (a->magic != RST_MAGIC)
@@ -282,9 +333,11 @@ rst_main(struct rst_args *a)
 	unmap_old(a);
 	move_vdso(a);
 	map_vmas(a);
-	send_msg(a, RST_READY, RST_STEP_NONE, 0, 0, a->self, a->self_len, 0);
-	populate(a);
+	uffd = make_uffd(a);
+	send_ready(a, uffd);
 	wait_go(a);
+	if (uffd >= 0)
+		sys1(__NR_close, uffd);
 
 	finish_mm(a, &exe_set);
 	finish_signals(a);

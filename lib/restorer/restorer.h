@@ -32,7 +32,6 @@
 #define RST_FILL 0x1		/* mapped writable first: pages come from rf-restore */
 #define RST_SHARED 0x2		/* MAP_SHARED */
 #define RST_GROWSDOWN 0x4	/* MAP_GROWSDOWN */
-#define RST_POPULATE 0x8	/* dense: prefault while rf-restore streams pages */
 
 struct rst_vma {
 	uint64_t start, len, pgoff;
@@ -85,7 +84,7 @@ struct rst_msg {
 	uint32_t index;
 	uint64_t addr, len;	/* RST_READY: the blob's region */
 	uint32_t exe_set;	/* RST_DONE: /proc/PID/exe was set */
-	uint32_t pad;
+	uint32_t uffd;		/* RST_READY: a userfaultfd is attached (SCM_RIGHTS) */
 	char text[400];		/* RST_STEP_CHILD: the whole message */
 };
 

@@ -32,6 +32,8 @@ sys6(long nr, long a, long b, long c, long d, long e, long f)
 	sys6((n), (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), 0)
 
 /* Constants the blob needs, from the kernel ABI (no libc headers here). */
+#define R_O_NONBLOCK 04000
+#define R_O_CLOEXEC 02000000
 #define R_PROT_READ 0x1
 #define R_PROT_WRITE 0x2
 #define R_MAP_SHARED 0x01
@@ -42,7 +44,6 @@ sys6(long nr, long a, long b, long c, long d, long e, long f)
 #define R_MAP_NORESERVE 0x4000
 #define R_MREMAP_MAYMOVE 1
 #define R_MREMAP_FIXED 2
-#define R_MADV_POPULATE_WRITE 23
 #define R_PR_SET_MM 35
 #define R_PR_SET_MM_MAP 14
 #define R_RSEQ_FLAG_UNREGISTER 1
