@@ -66,6 +66,9 @@ main(int argc, char *argv[])
 			err(errno == EACCES || errno == EPERM ? RF_EX_NOPERM : RF_EX_IOERR,
 			    "%s", out);
 	}
+	if (!Mflag && isatty(fd))
+		errx(RF_EX_USAGE, "will not write an image to a terminal; use -o file"
+		    " or a pipe");
 	if (!Mflag)
 		fcntl(fd, F_SETPIPE_SZ, 1 << 20);	/* fails on a file: fine */
 

@@ -375,6 +375,10 @@ fingerprint() {
 		[ -z "$output" ]
 	done
 	[[ "$stderr" == "usage: rf-snap "* ]]
+	# an image is no output for a terminal
+	run script -qec "'$BIN/rf-snap' $$" /dev/null
+	[ "$status" -eq 64 ]
+	[[ "$output" == *"rf-snap: will not write an image to a terminal; use -o file or a pipe"* ]]
 }
 
 @test "rf-snap: write errors: exit 74, target left stopped" {
