@@ -91,7 +91,7 @@ fingerprint() {
 	    '.pid == $p and .comm == "snap_victim" and .cwd == $d and .umask == 23 and .nice == 5 and .rlimits.nofile[0] == 123' "$D/m.json"
 	jq -e '.exe | endswith("/snap_victim")' "$D/m.json"
 	jq -e --argjson u "$(id -u)" --argjson g "$(id -g)" '.creds.uid == [$u, $u, $u, $u] and .creds.gid[0] == $g' "$D/m.json"
-	jq -e '.rseq.len == 32 and .rseq.ptr != "0x0"' "$D/m.json"
+	jq -e '.rseq.len >= 32 and .rseq.ptr != "0x0" and .rseq.sig != "0x0"' "$D/m.json"
 	[ "$(jq -r .host "$D/m.json")" = "$(uname -n)" ]
 	[ "$(pstate "$VPID")" = T ]
 	finish_victim "ok usr1=1 pending=none"
