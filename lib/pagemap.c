@@ -67,7 +67,8 @@ scan(int fd, uint64_t start, uint64_t end, struct ranges *rs)
 	long n, i;
 	int saved;
 
-	if ((vec = malloc(NREGION * sizeof(*vec))) == NULL)
+	/* calloc: tools like valgrind do not know that the ioctl fills it */
+	if ((vec = calloc(NREGION, sizeof(*vec))) == NULL)
 		return -1;
 	while (start < end) {
 		memset(&a, 0, sizeof(a));
