@@ -411,6 +411,10 @@ fingerprint() {
 	wait_line "/proc/$VPID/status" '^TracerPid:	[1-9]'
 	sleep 0.2
 	grep -q '^State:	t' "/proc/$VPID/status"
+	# meanwhile another rf-snap finds it taken
+	run --separate-stderr "$BIN/rf-snap" -M "$VPID"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "rf-snap: pid $VPID is traced by pid $spid" ]
 	kill -KILL "$spid"
 	wait "$spid" || true
 	wait_state "$VPID" T
