@@ -104,9 +104,7 @@ rf_procfs_stat(pid_t pid, struct rf_pstat *st)
 	st->state = close[2];
 	s = close + 3;
 	for (i = 4; i < 53 && *s != '\0'; i++) {
-		f[i] = strtoull(s, &end, 10);
-		if (*s == '-')	/* nice and friends */
-			f[i] = (unsigned long long)strtoll(s, &end, 10);
+		f[i] = strtoull(s, &end, 10);	/* "-5" (nice) wraps, cast back below */
 		if (end == s)
 			break;
 		s = end;
@@ -320,18 +318,20 @@ fd_kind(const char *path, mode_t mode)
 static int
 fd_info(pid_t pid, int fd, struct rf_fd *f)
 {
-	char name[32], *buf, *s;
+	char name[32], *buf, *line, *next;
 	int seen = 0;
 
 	snprintf(name, sizeof(name), "fdinfo/%d", fd);
 	if ((buf = rf_procfs_read(pid, name, NULL)) == NULL)
 		return -1;
-	for (s = buf; s != NULL && *s != '\0'; s = strchr(s, '\n'), s = s ? s + 1 : s) {
-		if (strncmp(s, "pos:", 4) == 0) {
-			f->pos = strtoull(s + 4, NULL, 10);
+	for (line = buf; line != NULL && *line != '\0'; line = next) {
+		if ((next = strchr(line, '\n')) != NULL)
+			*next++ = '\0';
+		if (strncmp(line, "pos:", 4) == 0) {
+			f->pos = strtoull(line + 4, NULL, 10);
 			seen |= 1;
-		} else if (strncmp(s, "flags:", 6) == 0) {
-			f->flags = (int)strtoul(s + 6, NULL, 8);
+		} else if (strncmp(line, "flags:", 6) == 0) {
+			f->flags = (int)strtoul(line + 6, NULL, 8);
 			seen |= 2;
 		}
 	}
