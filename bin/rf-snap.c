@@ -21,15 +21,52 @@ usage(void)
 	exit(RF_EX_USAGE);
 }
 
-int
-main(int argc, char *argv[])
+/* Dump pid to fd: the image, or with meta only its metadata as JSON. */
+static int
+snap(pid_t pid, int stop, int meta, int fd, struct rf_err *e)
 {
 	struct rf_snap s;
 	struct rf_proc p;
+	char *json = NULL;
+	int ok;
+
+	if (stop && rf_snap_stop(pid, e) == -1)
+		return -1;
+	if (rf_snap_attach(&s, pid, e) == -1)
+		return -1;
+	s.force_pagemap_read = getenv("RFORK_PAGEMAP") != NULL &&
+	    strcmp(getenv("RFORK_PAGEMAP"), "read") == 0;
+	ok = rf_snap_collect(&s, &p, e) == 0;
+	if (ok && !meta && rf_snap_write(&s, &p, fd, e) == -1) {
+		/* not writing the output is an I/O error whatever errno says */
+		if (strncmp(e->msg, "image: write", 12) == 0)
+			e->code = RF_EX_IOERR;
+		ok = 0;
+	}
+	/* let the process go before anything else can fail */
+	if (rf_snap_detach(&s, ok ? e : NULL) == -1)
+		ok = 0;
+	if (ok && meta) {
+		if ((json = rf_meta_dump(&p, 2)) == NULL)
+			ok = rf_errno(e, "metadata") == 0;
+		else if (rf_writen(fd, json, strlen(json)) == -1 ||
+		    rf_writen(fd, "\n", 1) == -1) {
+			rf_errno(e, "write");
+			e->code = RF_EX_IOERR;
+			ok = 0;
+		}
+	}
+	free(json);
+	rf_proc_free(&p);
+	return ok ? 0 : -1;
+}
+
+int
+main(int argc, char *argv[])
+{
 	struct rf_err e = { 0 };
 	const char *out = NULL, *errstr;
-	int ch, sflag = 0, Mflag = 0, fd = STDOUT_FILENO, created = 0, ok;
-	char *json;
+	int ch, sflag = 0, Mflag = 0, fd = STDOUT_FILENO, created = 0;
 	pid_t pid;
 
 	while ((ch = getopt(argc, argv, "hMo:s")) != -1) {
@@ -72,34 +109,8 @@ main(int argc, char *argv[])
 	if (!Mflag)
 		fcntl(fd, F_SETPIPE_SZ, 1 << 20);	/* fails on a file: fine */
 
-	if (sflag && rf_snap_stop(pid, &e) == -1)
+	if (snap(pid, sflag, Mflag, fd, &e) == -1)
 		goto fail;
-	if (rf_snap_attach(&s, pid, &e) == -1)
-		goto fail;
-	s.force_pagemap_read = getenv("RFORK_PAGEMAP") != NULL &&
-	    strcmp(getenv("RFORK_PAGEMAP"), "read") == 0;
-	ok = rf_snap_collect(&s, &p, &e) == 0;
-	if (ok && !Mflag)
-		ok = rf_snap_write(&s, &p, fd, &e) == 0;
-	if (rf_snap_detach(&s, ok ? &e : NULL) == -1)
-		ok = 0;
-	if (!ok) {
-		rf_proc_free(&p);
-		goto fail;
-	}
-	if (Mflag) {
-		if ((json = rf_meta_dump(&p, 2)) == NULL)
-			err(RF_EX_SOFTWARE, "metadata");
-		if (rf_writen(fd, json, strlen(json)) == -1 || rf_writen(fd, "\n", 1) == -1) {
-			rf_errno(&e, "write");
-			e.code = RF_EX_IOERR;
-			free(json);
-			rf_proc_free(&p);
-			goto fail;
-		}
-		free(json);
-	}
-	rf_proc_free(&p);
 	if (close(fd) == -1) {
 		rf_errno(&e, "%s", out != NULL ? out : "stdout");
 		e.code = RF_EX_IOERR;
@@ -109,8 +120,5 @@ main(int argc, char *argv[])
 fail:
 	if (created)
 		unlink(out);
-	/* write errors on the image are I/O errors whatever errno says */
-	if (strncmp(e.msg, "image: write", 12) == 0)
-		e.code = RF_EX_IOERR;
 	errx(e.code ? e.code : RF_EX_SOFTWARE, "%s", e.msg);
 }

@@ -67,9 +67,9 @@ struct rf_pmrange {
 };
 
 /*
- * The present or swapped pages inside the given mappings (only those with
- * want[i] set), in ascending order, neighbours with the same categories
- * merged.  PAGEMAP_SCAN (Linux 6.7) where the kernel has it, else the
+ * The present or swapped pages of the mappings with want[i] set (and perhaps
+ * of others lying between them), in ascending order, neighbours with the
+ * same categories merged, ranges not cut at mapping boundaries.  PAGEMAP_SCAN (Linux 6.7) where the kernel has it, else the
  * pagemap entries (force_read picks the latter).  *out is malloc'd.
  */
 int rf_pagemap_ranges(pid_t pid, const struct rf_vma *vmas, const char *want,
