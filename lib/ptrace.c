@@ -233,51 +233,39 @@ rf_ptrace_detach(struct rf_pt *t)
 	return ret;
 }
 
+/* process_vm_readv/writev, else /proc/PID/mem, which reaches more pages */
 static int
-mem_fd(pid_t pid, int flags)
+mem_rw(pid_t pid, uint64_t addr, void *buf, size_t len, int write)
 {
+	struct iovec l = { buf, len }, r = { (void *)addr, len };
 	char path[64];
+	ssize_t n;
+	int fd, saved;
 
+	n = write ? process_vm_writev(pid, &l, 1, &r, 1, 0) :
+	    process_vm_readv(pid, &l, 1, &r, 1, 0);
+	if (n == (ssize_t)len)
+		return 0;
 	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
-	return open(path, flags | O_CLOEXEC);
+	if ((fd = open(path, (write ? O_WRONLY : O_RDONLY) | O_CLOEXEC)) == -1)
+		return -1;
+	n = write ? pwrite(fd, buf, len, (off_t)addr) : pread(fd, buf, len, (off_t)addr);
+	saved = errno;
+	close(fd);
+	if (n == (ssize_t)len)
+		return 0;
+	errno = n == -1 ? saved : EFAULT;
+	return -1;
 }
 
 int
 rf_ptrace_peek(pid_t pid, uint64_t addr, void *buf, size_t len)
 {
-	struct iovec l = { buf, len }, r = { (void *)addr, len };
-	ssize_t n;
-	int fd, saved;
-
-	if (process_vm_readv(pid, &l, 1, &r, 1, 0) == (ssize_t)len)
-		return 0;
-	if ((fd = mem_fd(pid, O_RDONLY)) == -1)
-		return -1;
-	n = pread(fd, buf, len, (off_t)addr);
-	saved = errno;
-	close(fd);
-	if (n == (ssize_t)len)
-		return 0;
-	errno = n == -1 ? saved : EFAULT;
-	return -1;
+	return mem_rw(pid, addr, buf, len, 0);
 }
 
 int
 rf_ptrace_poke(pid_t pid, uint64_t addr, const void *buf, size_t len)
 {
-	struct iovec l = { (void *)buf, len }, r = { (void *)addr, len };
-	ssize_t n;
-	int fd, saved;
-
-	if (process_vm_writev(pid, &l, 1, &r, 1, 0) == (ssize_t)len)
-		return 0;
-	if ((fd = mem_fd(pid, O_WRONLY)) == -1)
-		return -1;
-	n = pwrite(fd, buf, len, (off_t)addr);
-	saved = errno;
-	close(fd);
-	if (n == (ssize_t)len)
-		return 0;
-	errno = n == -1 ? saved : EFAULT;
-	return -1;
+	return mem_rw(pid, addr, (void *)buf, len, 1);
 }

@@ -46,6 +46,14 @@ finish_victim() {
 	[ "$(tail -1 "$VOUT")" = "$1" ]
 }
 
+# nobody_dir: a directory nobody can use becomes $D; $nobody runs as nobody.
+nobody_dir() {
+	NDIR=$(mktemp -d)
+	chmod 777 "$NDIR"
+	D=$NDIR
+	nobody=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+}
+
 # meta: rf-snap -M of the victim into $D/m.json.
 meta() {
 	"$BIN/rf-snap" -M "$VPID" > "$D/m.json"
@@ -247,10 +255,7 @@ fingerprint() {
 }
 
 @test "rf-snap: own process as an unprivileged user" {
-	NDIR=$(mktemp -d)
-	chmod 777 "$NDIR"
-	D=$NDIR
-	nobody=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+	nobody_dir
 	victim sleep "${nobody[@]}"
 	stop_victim
 	run --separate-stderr "${nobody[@]}" "$BIN/rf-snap" -M "$VPID"
@@ -272,10 +277,7 @@ fingerprint() {
 	jq -e --arg h "$R_handler" '.signals.actions[] | select(.sig == 10) | .handler == $h' <<<"$output"
 	finish_victim "ok usr1=1 pending=none"
 
-	NDIR=$(mktemp -d)
-	chmod 777 "$NDIR"
-	D=$NDIR
-	nobody=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+	nobody_dir
 	victim seccomp "${nobody[@]}"
 	stop_victim
 	before=$(fingerprint "$VPID")
