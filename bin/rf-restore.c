@@ -124,8 +124,6 @@ main(int argc, char *argv[])
 		errx(e.code, "%s", e.msg);
 	if (rf_restore_check(&rs, &p, &o, !nflag, &e) == -1)
 		errx(e.code, "%s", e.msg);
-	for (i = 0; i < rs.nwarn; i++)
-		warnx("%s", rs.warn[i]);
 	if (nflag) {
 		if (rf_restore_drain(&r, &e) == -1)
 			errx(e.code, "%s", e.msg);
@@ -137,6 +135,8 @@ main(int argc, char *argv[])
 	}
 	if (rf_restore_run(&rs, &r, &e) == -1)
 		errx(e.code, "%s", e.msg);
+	for (i = 0; i < rs.nwarn; i++)
+		warnx("%s", rs.warn[i]);
 	/*
 	 * The reply goes out while the process is still held: once let go it
 	 * may take our CPU, and whoever waits for its pid would wait for it.

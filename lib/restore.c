@@ -149,6 +149,30 @@ cmp_int(const void *x, const void *y)
 }
 
 /*
+ * The image does not say which fds shared one open file description (2>&1):
+ * an fd reopened like an earlier one (same file, flags and offset) is taken
+ * as a dup of it, so that both go on writing at one offset.
+ */
+static ssize_t
+shared_with(struct build *b, size_t i)
+{
+	const struct rf_fd *f = &b->p->fds[i], *g;
+	size_t j;
+
+	if (b->rs->fdplan[i] != RF_FDP_REOPEN)
+		return -1;
+	for (j = 0; j < i; j++) {
+		g = &b->p->fds[j];
+		if (b->rs->fdplan[j] == RF_FDP_REOPEN && g->kind == f->kind &&
+		    g->dev == f->dev && g->ino == f->ino && g->rdev == f->rdev &&
+		    g->flags == f->flags && g->pos == f->pos &&
+		    strcmp(g->path, f->path) == 0)
+			return j;
+	}
+	return -1;
+}
+
+/*
  * Our own fds go to fd_lo.. (socket, exe, mapped files) and supplied ones
  * to their numbers; every other fd we inherited is closed.  Two passes via
  * a scratch range above all targets, so no move overwrites a source.
@@ -160,6 +184,7 @@ child_fds(struct build *b)
 	const struct rf_proc *p = b->p;
 	size_t nkeep = 0, i, k;
 	int *src, *dst, *tmp, *sorted, scratch, fd, flags;
+	ssize_t j;
 	struct stat st;
 
 	k = 2 + rs->nmaps + rs->o.nsupply;
@@ -218,7 +243,9 @@ child_fds(struct build *b)
 		if (rs->fdplan[i] == RF_FDP_SUPPLIED) {
 			fd = f->fd;
 		} else {
-			if (rs->fdplan[i] == RF_FDP_REOPEN) {
+			if ((j = shared_with(b, i)) >= 0) {
+				fd = fcntl(p->fds[j].fd, F_DUPFD_CLOEXEC, 0);
+			} else if (rs->fdplan[i] == RF_FDP_REOPEN) {
 				flags = f->flags & ~(O_CREAT | O_TRUNC | O_EXCL | O_CLOEXEC);
 				fd = open(f->path, flags | O_NOCTTY | O_CLOEXEC);
 			} else {
@@ -233,7 +260,7 @@ child_fds(struct build *b)
 				close(fd);
 				fd = f->fd;
 			}
-			if (rs->fdplan[i] == RF_FDP_REOPEN && f->kind == RF_FD_FILE &&
+			if (rs->fdplan[i] == RF_FDP_REOPEN && j < 0 && f->kind == RF_FD_FILE &&
 			    lseek(fd, f->pos, SEEK_SET) == -1)
 				child_fail(b, 0, "restore: fd %d %s: seek", f->fd, f->path);
 		}

@@ -32,3 +32,21 @@ wait_line() {
 	done
 	return 1
 }
+
+# wait_gone PID: wait up to 10 s for PID to be gone (reaped).
+wait_gone() {
+	local _
+	for _ in $(seq 1000); do
+		kill -0 "$1" 2>/dev/null || return 0
+		sleep 0.01
+	done
+	return 1
+}
+
+# flip_byte FILE OFFSET: invert the byte at OFFSET in place.
+flip_byte() {
+	local b
+	b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+	printf "$(printf '\\%03o' $((b ^ 0xff)))" |
+	    dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}

@@ -1,0 +1,383 @@
+#!/usr/bin/env bats
+# rf-restore: rebuild processes dumped by rf-snap (build/tests/restore_victim
+# checks its own state once restored), and refuse bad images cleanly.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+setup() {
+	D=$BATS_TEST_TMPDIR
+	VPID= RPID= NDIR=
+	head -c 16384 /dev/zero | tr '\0' d > "$D/data"
+}
+
+teardown() {
+	[ -z "$VPID" ] || kill -KILL "$VPID" 2>/dev/null || true
+	[ -z "$RPID" ] || kill -KILL "$RPID" 2>/dev/null || true
+	[ -z "$NDIR" ] || rm -rf "$NDIR"
+	exec 7>&- || true
+}
+
+# start MODE [CMD...]: restore_victim MODE (under CMD, e.g. setpriv) writing
+# to $D/log, stdin from $VIN; waits for its "ready" line.
+start() {
+	local mode=$1
+	shift
+	"$@" "$TESTS/restore_victim" "$mode" "$D" > "$D/log" 2>&1 < "${VIN:-/dev/null}" 3>&- &
+	VPID=$!
+	wait_line "$D/log" '^ready'
+}
+
+# snap [CMD...]: wait for the victim's stop, dump it (rf-snap under CMD) to
+# $D/img, and kill the original: every restore here runs after it died.
+snap() {
+	wait_state "$VPID" T
+	"$@" "$BIN/rf-snap" "$VPID" > "$D/img"
+	kill -KILL "$VPID"
+	wait "$VPID" 2> /dev/null || true
+	VPID=
+}
+
+# passed: the restored copy printed only PASS lines and got to "done".
+passed() {
+	grep -q '^PASS' "$D/log"
+	! grep '^FAIL' "$D/log"
+	grep -qx done "$D/log"
+}
+
+# no_copies: no restore_victim is left, not even a zombie.
+no_copies() {
+	! pgrep -x restore_victim
+}
+
+# bad_image EXIT REGEX < IMG: rf-restore refuses it with that exit code and
+# one line on stderr, prints nothing, and leaves no process behind.
+bad_image() {
+	run --separate-stderr "$BIN/rf-restore"
+	echo "status $status: $stderr"
+	[ "$status" -eq "$1" ]
+	[ -z "$output" ]
+	[ "$(printf '%s\n' "$stderr" | grep -c .)" -eq 1 ]
+	[[ "$stderr" =~ ^rf-restore:\ .*$2 ]]
+	no_copies
+}
+
+# remeta JQ-FILTER: $D/img with its metadata passed through jq, as $D/bad.
+remeta() {
+	"$TESTS/imgtool" meta < "$D/img" | jq -c "$1" > "$D/meta.json"
+	"$TESTS/imgtool" remeta "$D/meta.json" < "$D/img" > "$D/bad"
+}
+
+@test "memory, heap, stack, brk, sparse and file mappings, clocks, rseq, cwd, limits survive" {
+	start mem
+	snap
+	run --separate-stderr "$BIN/rf-restore" -w -i "$D/img"
+	cat "$D/log"
+	[ "$status" -eq 0 ]
+	passed
+	[ "$(jq -r '.exe' <<< "$output")" = true ]
+	[ "$(jq -r '.pid | type' <<< "$output")" = number ]
+}
+
+@test "signal handlers (raise, outside kill), alternate stack, blocked, ignored, pending" {
+	start sig
+	snap
+	run --separate-stderr "$BIN/rf-restore" -i "$D/img"
+	[ "$status" -eq 0 ]
+	RPID=$(jq .pid <<< "$output")
+	wait_line "$D/log" '^waiting'
+	kill -USR1 "$RPID"
+	wait_gone "$RPID"
+	cat "$D/log"
+	passed
+}
+
+@test "x87, SSE, AVX, AVX-512 and general registers and the rounding mode survive" {
+	start fpu
+	snap
+	run "$BIN/rf-restore" -w -i "$D/img"
+	cat "$D/log"
+	[ "$status" -eq 0 ]
+	passed
+}
+
+@test "a file written on both sides of the restore: no gap, no overlap; 2>&1 keeps one offset" {
+	start file
+	snap
+	run "$BIN/rf-restore" -w -i "$D/img"
+	[ "$status" -eq 0 ]
+	diff <(seq -f 'line %g' 1000) "$D/out"
+	cat "$D/log"
+	[ "$(sed 1d "$D/log")" = "$(printf 'PASS file written\nstderr line\ndone')" ]
+}
+
+@test "a sleep interrupted by the dump completes after the restore" {
+	start sleep
+	sleep 0.1
+	kill -STOP "$VPID"
+	snap
+	run "$BIN/rf-restore" -w -i "$D/img"
+	cat "$D/log"
+	[ "$status" -eq 0 ]
+	passed
+}
+
+@test "-F N gives the process our fd N: a read stopped midway gets its line" {
+	mkfifo "$D/in"
+	exec 7<> "$D/in"
+	VIN=/dev/fd/7 start read
+	sleep 0.1
+	kill -STOP "$VPID"
+	snap
+	(sleep 0.2; echo hello >&7) &
+	run --separate-stderr "$BIN/rf-restore" -w -F 0 -i "$D/img" 0<&7
+	cat "$D/log"
+	[ "$status" -eq 0 ]
+	passed
+	grep -qx 'got hello' "$D/log"
+	[ "$(jq -c '[.replaced[] | select(. == 0)]' <<< "$output")" = '[]' ]
+}
+
+@test "an fd that cannot be reopened becomes /dev/null, with a warning, listed in the reply" {
+	mkfifo "$D/in"
+	exec 7<> "$D/in"
+	VIN=/dev/fd/7 start exit42
+	snap
+	run --separate-stderr "$BIN/rf-restore" -w -i "$D/img"
+	[ "$status" -eq 42 ]
+	[ "$(jq -c '[.replaced[] | select(. == 0)]' <<< "$output")" = '[0]' ]
+	[[ "$stderr" == *"fd 0 (fifo $D/in): not restorable, replaced by /dev/null"* ]]
+}
+
+@test "-F 5=7: our fd 7 becomes its fd 5" {
+	start exit42
+	snap
+	: > "$D/extra"
+	exec 7> "$D/extra"
+	run --separate-stderr "$BIN/rf-restore" -S -F 5=7 -i "$D/img"
+	[ "$status" -eq 0 ]
+	RPID=$(jq .pid <<< "$output")
+	[ "$(readlink "/proc/$RPID/fd/5")" = "$D/extra" ]
+	kill -KILL "$RPID"
+	run "$BIN/rf-restore" -F 5=99 -i "$D/img"
+	[ "$status" -eq 66 ]
+}
+
+@test "python3 stopped mid-loop finishes with the right result" {
+	python3 -c '
+import sys
+print("start", flush=True)
+s = 0
+for i in range(30000000):
+    s += i
+print(s, flush=True)' > "$D/py.out" 2>&1 < /dev/null 3>&- &
+	VPID=$!
+	wait_line "$D/py.out" '^start'
+	sleep 0.3
+	kill -STOP "$VPID"
+	[ "$(cat "$D/py.out")" = start ]	# mid-loop
+	snap
+	run "$BIN/rf-restore" -w -i "$D/img"
+	[ "$status" -eq 0 ]
+	[ "$(tail -1 "$D/py.out")" = $((30000000 * 29999999 / 2)) ]
+}
+
+@test "perl stopped mid-loop finishes with the right result" {
+	perl -e '$| = 1; print "start\n"; my $s = 0;
+	    for my $i (0 .. 29999999) { $s += $i } print "$s\n"' > "$D/pl.out" 2>&1 < /dev/null 3>&- &
+	VPID=$!
+	wait_line "$D/pl.out" '^start'
+	sleep 0.3
+	kill -STOP "$VPID"
+	[ "$(cat "$D/pl.out")" = start ]
+	snap
+	run "$BIN/rf-restore" -w -i "$D/img"
+	[ "$status" -eq 0 ]
+	[ "$(tail -1 "$D/pl.out")" = $((30000000 * 29999999 / 2)) ]
+}
+
+@test "an unprivileged user restores its own process" {
+	NDIR=$(mktemp -d)
+	chmod 777 "$NDIR"
+	D=$NDIR
+	head -c 16384 /dev/zero | tr '\0' d > "$D/data"
+	: > "$D/log"
+	chmod 666 "$D/log"
+	nobody=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+	start mem "${nobody[@]}"
+	snap "${nobody[@]}"
+	run --separate-stderr "${nobody[@]}" "$BIN/rf-restore" -w -i "$D/img"
+	echo "$stderr"
+	cat "$D/log"
+	[ "$status" -eq 0 ]
+	passed
+	[ "$(jq -r .exe <<< "$output")" = false ]	# needs CAP_CHECKPOINT_RESTORE
+}
+
+@test "credentials: root's image refused to another user and to -U; root restores nobody as nobody" {
+	NDIR=$(mktemp -d)
+	chmod 777 "$NDIR"
+	D=$NDIR
+	start exit42
+	snap
+	nobody=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+	run "${nobody[@]}" "$BIN/rf-restore" -i "$D/img"
+	[ "$status" -eq 77 ]
+	[[ "$output" == *"image: process of uid 0; only uid $(id -u nobody) can be restored here" ]]
+	run "$BIN/rf-restore" -U -i "$D/img"
+	[ "$status" -eq 77 ]
+	[[ "$output" == *"refused by -U" ]]
+	no_copies
+
+	: > "$D/log"
+	chmod 666 "$D/log"
+	start exit42 "${nobody[@]}"
+	snap "${nobody[@]}"
+	run --separate-stderr "$BIN/rf-restore" -U -S -i "$D/img"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	RPID=$(jq .pid <<< "$output")
+	[ "$(jq -r .exe <<< "$output")" = true ]
+	[ "$(readlink "/proc/$RPID/exe")" = "$TESTS/restore_victim" ]
+	grep -E "^Uid:\s+$(id -u nobody)\s+$(id -u nobody)\s+$(id -u nobody)\s+$(id -u nobody)$" \
+	    "/proc/$RPID/status"
+	grep -E '^CapEff:\s+0+$' "/proc/$RPID/status"
+	grep -E '^CapPrm:\s+0+$' "/proc/$RPID/status"
+}
+
+@test "-S leaves it stopped; SIGCONT lets it go on" {
+	start fpu
+	snap
+	run --separate-stderr "$BIN/rf-restore" -S -i "$D/img"
+	[ "$status" -eq 0 ]
+	RPID=$(jq .pid <<< "$output")
+	wait_state "$RPID" T
+	sleep 0.1
+	[ "$(pstate "$RPID")" = T ]
+	! grep -q done "$D/log"
+	kill -CONT "$RPID"
+	wait_gone "$RPID"
+	passed
+}
+
+@test "-w exits with the process's code, or 128+signal" {
+	start exit42
+	snap
+	run "$BIN/rf-restore" -w -i "$D/img"
+	[ "$status" -eq 42 ]
+	start term
+	snap
+	run "$BIN/rf-restore" -w -i "$D/img"
+	[ "$status" -eq 143 ]
+}
+
+@test "rf-restore -n checks the whole image and prints its metadata, restoring nothing" {
+	start mem
+	snap
+	run --separate-stderr "$BIN/rf-restore" -n -i "$D/img"
+	[ "$status" -eq 0 ]
+	jq -e '.version == 1 and .comm == "restore_victim" and
+	    ([.vmas[] | select(.kind == "vdso")] | length) == 1 and
+	    ([.vmas[] | select(.pages > 0)] | length) > 3' <<< "$output"
+	no_copies
+	head -c -100 "$D/img" > "$D/bad"
+	run --separate-stderr "$BIN/rf-restore" -n -i "$D/bad"
+	[ "$status" -eq 65 ]
+	[ -z "$output" ]
+	run "$BIN/rf-restore" -n -w
+	[ "$status" -eq 64 ]
+}
+
+@test "empty input, junk, a missing file" {
+	bad_image 66 'image: empty input' < /dev/null
+	bad_image 65 'not an rfork image' < "$TESTS/restore_victim"
+	printf 'RFORKIMG' | bad_image 65 'truncated'
+	head -c 100000 /dev/urandom > "$D/junk"
+	bad_image 65 'image' < "$D/junk"
+	run "$BIN/rf-restore" -i "$D/nonexistent"
+	[ "$status" -eq 66 ]
+}
+
+@test "a truncated image is refused wherever it ends" {
+	start mem
+	snap
+	size=$(stat -c %s "$D/img")
+	for n in 8 23 30 100 2000 $((size / 3)) $((size / 2)) $((size - 20)) $((size - 1)); do
+		head -c "$n" "$D/img" | bad_image 65 'image: .*truncated'
+	done
+}
+
+@test "a flipped byte is refused wherever it is" {
+	start mem
+	snap
+	size=$(stat -c %s "$D/img")
+	for off in 0 9 13 17 30 60 500 $((size / 3)) $((size / 2)) $((size - 20)) $((size - 1)); do
+		cp "$D/img" "$D/bad"
+		flip_byte "$D/bad" "$off"
+		bad_image 65 'image: ' < "$D/bad"
+	done
+}
+
+@test "a newer format version, and data after the end, are refused" {
+	start exit42
+	snap
+	"$TESTS/imgtool" version 2 < "$D/img" > "$D/bad"
+	bad_image 65 'format version 2' < "$D/bad"
+	cat "$D/img" "$D/img" | bad_image 65 'data after the end'
+}
+
+@test "a mapped file that changed or vanished is named and refused" {
+	start mem
+	snap
+	touch -d '2001-01-01' "$D/data"
+	bad_image 65 "mapping 0x[0-9a-f]+-0x[0-9a-f]+ $D/data: file changed" < "$D/img"
+	echo more >> "$D/data"
+	bad_image 65 "$D/data: file changed \(size 16384, now 16389\)" < "$D/img"
+	rm "$D/data"
+	bad_image 65 "$D/data: file vanished" < "$D/img"
+}
+
+@test "shared anonymous and System V memory are refused, naming the mapping" {
+	start shm
+	snap
+	bad_image 65 'mapping 0x[0-9a-f]+-0x[0-9a-f]+ .*: shared anonymous memory' < "$D/img"
+	start sysv
+	snap
+	bad_image 65 'mapping 0x[0-9a-f]+-0x[0-9a-f]+ .*: shared anonymous memory' < "$D/img"
+}
+
+@test "a colliding layout is refused" {
+	start exit42
+	snap
+	remeta '.vmas[1].start = .vmas[0].start'
+	bad_image 65 'overlaps' < "$D/bad"
+	remeta '.vmas[0].start = "0x1000" | .vmas[0].end = "0x2000"'
+	bad_image 65 'outside the addresses a process can map' < "$D/bad"
+	remeta '(.vmas[] | select(.kind == "vvar_vclock")) |= (.kind = "anon")'
+	bad_image 65 'vdso block is not in one piece' < "$D/bad"
+}
+
+@test "metadata that cannot describe a process here is refused" {
+	start exit42
+	snap
+	remeta '.regs.rip = "0x10"'
+	bad_image 65 'rip 0x10 outside every mapping' < "$D/bad"
+	remeta '.regs.cs = "0x23"'
+	bad_image 65 'not a 64-bit process' < "$D/bad"
+	remeta ".xstate.size = 4096 | .xstate.data = \"$(head -c 4096 /dev/zero | base64 -w0)\""
+	bad_image 65 'CPU state of 4096 bytes' < "$D/bad"
+	remeta '.rseq.ptr = "0x1234"'
+	bad_image 65 'rseq area' < "$D/bad"
+	remeta '.personality = 8'
+	bad_image 65 'personality' < "$D/bad"
+	remeta '.vmas as $v | ($v | map(.kind) | index("vvar_vclock")) as $i |
+	    .vmas = ($v[:$i] | .[-1].end = $v[$i].end) + $v[$i + 1:]'
+	bad_image 65 'vdso block of [0-9+]+ bytes; this kernel.s is' < "$D/bad"
+	remeta '.fds = [.fds[0], .fds[0]]'
+	bad_image 65 'fds.1.: fd 0 ' < "$D/bad"
+	remeta '.fds += [{"fd": 9, "cloexec": false, "flags": 0, "kind": "file",
+	    "path": "'"$D"'/nonexistent", "pos": 0, "dev": 1, "ino": 2, "rdev": 0}]'
+	bad_image 65 "fd 9 $D/nonexistent: file vanished; supply it with -F 9" < "$D/bad"
+	remeta '.vmas |= map(if .kind == "heap" then .shared = true else . end)'
+	bad_image 65 'shared anonymous memory' < "$D/bad"
+}
