@@ -493,7 +493,13 @@ msg_error(const struct rst_msg *m, struct rf_err *e)
 		return rf_errf(e, m->err > 0 && m->err < 128 ? m->err : RF_EX_SOFTWARE, "%s",
 		    text);
 	}
-	code = m->err == EINVAL ? RF_EX_DATAERR : rf_errno_code(m->err);
+	/*
+	 * What the blob sets comes from the image: the kernel refusing it is a
+	 * bad image, unless it is about privilege or memory for mappings.
+	 */
+	code = rf_errno_code(m->err);
+	if (code != RF_EX_NOPERM && (m->err == EINVAL || m->step > RST_STEP_WAIT))
+		code = RF_EX_DATAERR;
 	if (m->step == RST_STEP_MMAP || m->step == RST_STEP_MPROTECT)
 		return rf_errf(e, code, "restore: %s of mapping 0x%" PRIx64 ": %s", what, m->addr,
 		    strerror(m->err));
@@ -565,8 +571,10 @@ write_pages(pid_t pid, struct iovec *l, struct iovec *rv, int n, struct rf_err *
 
 	while (i < n) {
 		w = process_vm_writev(pid, l + i, n - i, rv + i, n - i, 0);
+		/* EFAULT: e.g. file pages beyond the end of the file (SIGBUS). */
 		if (w <= 0)
-			return rf_errf(e, RF_EX_OSERR, "restore: writing pages at 0x%" PRIx64 ": %s",
+			return rf_errf(e, w == 0 || errno == EFAULT ? RF_EX_DATAERR : RF_EX_OSERR,
+			    "image: pages at 0x%" PRIx64 ": cannot be written in place (%s)",
 			    (uint64_t)rv[i].iov_base, w == 0 ? "no progress" : strerror(errno));
 		/* Partial: skip what went in and go on. */
 		while (i < n && (size_t)w >= l[i].iov_len)
@@ -719,10 +727,15 @@ finish(struct build *b, pid_t pid, uint64_t self, uint64_t self_len, int stopreq
 	 */
 	if ((long long)regs.orig_rax >= 0 && (long long)regs.rax == -ERESTART_RESTARTBLOCK)
 		regs.rax = -ERESTARTNOINTR;
+	/* The kernel checks what the image says: EIO, EINVAL are bad values. */
 	if (ptrace(PTRACE_SETREGS, pid, 0, &regs) == -1)
-		return rf_errno(e, "restore: PTRACE_SETREGS");
+		return errno == EIO || errno == EINVAL ? rf_errf(e, RF_EX_DATAERR, "image: "
+		    "registers: refused by the kernel (%s)", strerror(errno)) :
+		    rf_errno(e, "restore: PTRACE_SETREGS");
 	if (p->xstate_len && ptrace(PTRACE_SETREGSET, pid, NT_X86_XSTATE, &iov) == -1)
-		return rf_errno(e, "restore: PTRACE_SETREGSET xstate");
+		return errno == EIO || errno == EINVAL || errno == EFAULT ? rf_errf(e,
+		    RF_EX_DATAERR, "image: CPU state: refused by the kernel (%s)",
+		    strerror(errno)) : rf_errno(e, "restore: PTRACE_SETREGSET xstate");
 	if (ptrace(PTRACE_SETSIGMASK, pid, sizeof(mask), &mask) == -1)
 		return rf_errno(e, "restore: PTRACE_SETSIGMASK");
 	if (b->rs->o.leave_stopped || stopreq)
