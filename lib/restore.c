@@ -9,7 +9,7 @@
  *                                  [blob] rseq off, unmap old layout,
  *                                  move vdso block, mmap every VMA
  *                      <........   RST_READY
- *   page records -> process_vm_writev   (blob prefaults dense VMAs meanwhile)
+ *   page records -> UFFDIO_COPY, process_vm_writev   (restore_pages.c)
  *   end record verified, RST_GO ..>
  *                                  mprotect, rlimits, PR_SET_MM_MAP, signals,
  *                                  rseq, pending signals, close own fds
@@ -25,7 +25,6 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -35,7 +34,6 @@
 #include <string.h>
 #include <elf.h>
 #include <sys/fsuid.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
@@ -50,7 +48,6 @@
 #include <unistd.h>
 #include <time.h>
 #include <linux/capability.h>
-#include <linux/userfaultfd.h>
 #include "rf_restore.h"
 #include "restorer/restorer.h"
 
@@ -64,8 +61,6 @@
  * (yielding, in case the child shares our CPU) before sleeping.
  */
 #define SPIN_US 5000
-#define FLUSH (1u << 20)
-#define BATCH (FLUSH + RF_PAGES_MAX)
 #define RSEQ_SIG 0x53053053
 #define ERESTARTNOINTR 513
 #define ERESTART_RESTARTBLOCK 516
@@ -563,116 +558,6 @@ get_msg(struct build *b, pid_t pid, struct rst_msg *m, int *stopreq, struct rf_e
 	return 0;
 }
 
-static int
-write_pages(pid_t pid, struct iovec *l, struct iovec *rv, int n, struct rf_err *e)
-{
-	ssize_t w;
-	int i = 0;
-
-	while (i < n) {
-		w = process_vm_writev(pid, l + i, n - i, rv + i, n - i, 0);
-		/* EFAULT: e.g. file pages beyond the end of the file (SIGBUS). */
-		if (w <= 0)
-			return rf_errf(e, w == 0 || errno == EFAULT ? RF_EX_DATAERR : RF_EX_OSERR,
-			    "image: pages at 0x%" PRIx64 ": cannot be written in place (%s)",
-			    (uint64_t)rv[i].iov_base, w == 0 ? "no progress" : strerror(errno));
-		/* Partial: skip what went in and go on. */
-		while (i < n && (size_t)w >= l[i].iov_len)
-			w -= l[i++].iov_len;
-		if (i < n && w > 0) {
-			l[i].iov_base = (char *)l[i].iov_base + w;
-			l[i].iov_len -= w;
-			rv[i].iov_base = (char *)rv[i].iov_base + w;
-			rv[i].iov_len -= w;
-		}
-	}
-	return 0;
-}
-
-/* UFFDIO_COPY len bytes from buf to addr in the child. */
-static int
-uffd_copy(int uffd, uint64_t addr, const char *buf, size_t len, struct rf_err *e)
-{
-	struct uffdio_copy c;
-
-	while (len > 0) {
-		c = (struct uffdio_copy){ .dst = addr, .src = (uint64_t)buf, .len = len };
-		if (ioctl(uffd, UFFDIO_COPY, &c) == -1 && errno != EAGAIN)
-			return rf_errno(e, "restore: writing pages at 0x%" PRIx64, addr);
-		if (c.copy <= 0) {
-			if (c.copy == -EAGAIN)
-				continue;
-			errno = -c.copy;
-			return rf_errno(e, "restore: writing pages at 0x%" PRIx64, addr);
-		}
-		addr += c.copy;
-		buf += c.copy;
-		len -= c.copy;
-	}
-	return 0;
-}
-
-/*
- * Every page record into the child; 0 once the end record checked out.
- * Anonymous memory goes in with UFFDIO_COPY record by record; the rest
- * (copy-on-write pages of file mappings, or everything without a
- * userfaultfd) is gathered up to FLUSH bytes for one process_vm_writev.
- * The buffer is reused from its start, so it stays hot: the first touch
- * of memory is what costs here.
- */
-static int
-stream_pages(struct build *b, pid_t pid, struct rf_imgr *r, struct rf_err *e)
-{
-	static struct iovec l[IOV_MAX], rv[IOV_MAX];
-	const struct rf_proc *p = b->p;
-	const struct rf_vma *v;
-	uint64_t addr;
-	size_t len, used;
-	char *buf;
-	int n, got = 1, ret = 0;
-	ssize_t vi;
-
-	buf = mmap(NULL, BATCH, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS |
-	    MAP_NORESERVE, -1, 0);
-	if (buf == MAP_FAILED)
-		return rf_errno(e, "restore: buffer");
-	while (got == 1 && ret == 0) {
-		used = 0;
-		n = 0;
-		while (used < FLUSH && n < IOV_MAX) {
-			got = rf_imgr_pages(r, &addr, buf + used, BATCH - used, &len, e);
-			if (got != 1)
-				break;
-			vi = rf_proc_find_vma(p, addr);
-			v = &p->vmas[vi];
-			if (v->flags & RF_VMA_SHARED)
-				continue;	/* a shared mapping shows the file */
-			if (b->uffd != -1 && b->rs->vmafile[vi] == -1) {
-				if (uffd_copy(b->uffd, addr, buf + used, len, e) == -1) {
-					ret = -1;
-					break;
-				}
-				continue;
-			}
-			if (n > 0 && (char *)l[n - 1].iov_base + l[n - 1].iov_len == buf + used &&
-			    (uint64_t)rv[n - 1].iov_base + rv[n - 1].iov_len == addr) {
-				l[n - 1].iov_len += len;
-				rv[n - 1].iov_len += len;
-			} else {
-				l[n] = (struct iovec){ buf + used, len };
-				rv[n] = (struct iovec){ (void *)addr, len };
-				n++;
-			}
-			used += len;
-		}
-		if (got == -1)
-			ret = -1;
-		if (ret == 0 && n > 0)
-			ret = write_pages(pid, l, rv, n, e);
-	}
-	munmap(buf, BATCH);
-	return ret;
-}
 
 /* At the SIGSEGV stop of the blob's last fetch: the image's CPU state, and let go. */
 static int
@@ -797,7 +682,7 @@ rf_restore_run(struct rf_restore *rs, struct rf_imgr *r, struct rf_err *e)
 		kill_child(pid);
 		goto out;
 	}
-	if (stream_pages(&b, pid, r, e) == -1) {
+	if (rf_restore_pages(b.uffd, pid, r, p, rs->vmafile, e) == -1) {
 		kill_child(pid);
 		goto out;
 	}

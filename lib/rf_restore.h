@@ -92,6 +92,13 @@ void rf_restore_abort(struct rf_restore *rs);
 /* Read and verify the rest of the stream without restoring (-n). */
 int rf_restore_drain(struct rf_imgr *r, struct rf_err *e);
 void rf_restore_free(struct rf_restore *rs);
+/*
+ * Internal (restore.c): the rest of the stream into process pid, anonymous
+ * memory through its userfaultfd (or -1), per VMA vmafile[i] >= 0 for a
+ * file mapping.
+ */
+int rf_restore_pages(int uffd, pid_t pid, struct rf_imgr *r, const struct rf_proc *p,
+    const int *vmafile, struct rf_err *e);
 /* st is the same file as mapping v had at dump time (device, inode, size, mtime). */
 int rf_restore_same_file(const struct rf_vma *v, const struct stat *st, struct rf_err *e);
 
