@@ -75,6 +75,7 @@ remeta() {
 	cat "$D/log"
 	[ "$status" -eq 0 ]
 	passed
+	[ "$(tr -d '\0' < "$D/shared" | tr -s '\n')" = beforeafter ]
 	[ "$(jq -r '.exe' <<< "$output")" = true ]
 	[ "$(jq -r '.pid | type' <<< "$output")" = number ]
 }

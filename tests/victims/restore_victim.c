@@ -5,9 +5,11 @@
  * "ready pid=N", stops itself (raise(SIGSTOP), except where noted), and
  * after the restore prints "PASS what" or "FAIL what" lines, then "done",
  * and exits 0 if everything passed, else 1.  Modes:
- *   mem     heap, stack, brk, a sparse 1 GiB mapping, a private file mapping
- *           of DIR/data with a written page, read-only and PROT_NONE data;
- *           clocks (the vdso block moved back), rseq, cwd, umask, rlimit, nice
+ *   mem     heap, stack (and its growth), brk, a sparse 1 GiB mapping, a
+ *           private file mapping of DIR/data with a written page, DIR/shared
+ *           mapped shared ("before", then "after" a page later), read-only
+ *           and PROT_NONE data; clocks (the vdso block moved back), rseq,
+ *           /proc/self/cmdline, cwd, umask, rlimit, nice
  *   sig     handlers (raise, and an outside SIGUSR1 it waits for after
  *           printing "waiting"), alternate stack, blocked, ignored, pending
  *   fpu     x87, SSE, AVX and AVX-512 registers and the rounding mode,
@@ -108,13 +110,23 @@ mono(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* Uses about 2 MiB of stack: the [stack] mapping must grow down. */
 static int
-mode_mem(void)
+deep(int n)
+{
+	volatile char pad[1024];
+
+	pad[0] = 1;
+	return n == 0 ? 0 : deep(n - 1) + pad[0];
+}
+
+static int
+mode_mem(int argc, char *argv[])
 {
 	unsigned char stackbuf[64 << 10];
 	size_t i, nsmall = 2000;
 	char **small = malloc(nsmall * sizeof(*small));
-	unsigned char *big = malloc(3 << 20), *sparse, *fmap, *ro, *none, *brk0, *brk1;
+	unsigned char *big = malloc(3 << 20), *sparse, *fmap, *ro, *none, *brk0, *brk1, *shared;
 	char path[4096], cwd[4096], perms[5];
 	unsigned long vdso = getauxval(AT_SYSINFO_EHDR);
 	struct rlimit rl;
@@ -141,6 +153,12 @@ mode_mem(void)
 		return perror("data"), 2;
 	close(fd);
 	memcpy(fmap + PG, "written", 8);
+	snprintf(path, sizeof(path), "%s/shared", dir);
+	if ((fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0666)) == -1 || ftruncate(fd, 2 * PG) ||
+	    (shared = mmap(NULL, 2 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED)
+		return perror("shared"), 2;
+	close(fd);
+	strcpy((char *)shared, "before");
 	ro = mmap(NULL, 2 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	strcpy((char *)ro, "read-only data");
 	mprotect(ro, 2 * PG, PROT_READ);
@@ -194,6 +212,23 @@ mode_mem(void)
 	brk1 = sbrk(0);
 	check(brk0 != (void *)-1 && brk1 > brk0 && sbrk(64 << 10) != (void *)-1 &&
 	    (memset(brk1, 1, 64 << 10), 1), "brk grows");
+
+	strcpy((char *)shared + PG, "after");
+	check(strcmp((char *)shared, "before") == 0 && msync(shared, 2 * PG, MS_SYNC) == 0,
+	    "shared file mapping");
+	check(deep(2000) == 2000, "stack grows");
+	{
+		char cmd[8192];
+		size_t n = 0;
+		int i, cfd = open("/proc/self/cmdline", O_RDONLY);
+		ssize_t got = read(cfd, cmd, sizeof(cmd));
+		close(cfd);
+		for (ok = got > 0, i = 0; i < argc && ok; i++) {
+			ok = (size_t)got > n && strcmp(cmd + n, argv[i]) == 0;
+			n += strlen(argv[i]) + 1;
+		}
+		check(ok && (size_t)got == n, "/proc/self/cmdline");
+	}
 
 	t1 = mono();
 	check(t1 >= t0 && gettimeofday(&tv, NULL) == 0 && tv.tv_sec > 1600000000 &&
@@ -456,7 +491,7 @@ main(int argc, char *argv[])
 	mode = argv[1];
 	dir = argv[2];
 	if (strcmp(mode, "mem") == 0)
-		return mode_mem();
+		return mode_mem(argc, argv);
 	if (strcmp(mode, "sig") == 0)
 		return mode_sig();
 	if (strcmp(mode, "fpu") == 0)
