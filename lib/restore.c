@@ -324,6 +324,25 @@ cmp_u64(const void *x, const void *y)
 	return (a > b) - (a < b);
 }
 
+/*
+ * The blob's last instruction fetch must fault (restore.c's header).  Below
+ * a stack that may grow down over it, it would grow the stack instead.
+ */
+static int
+below_stack(const struct rf_proc *p, uint64_t at, uint64_t len)
+{
+	uint64_t lim = p->rlim_cur[RLIMIT_STACK];
+	size_t i;
+
+	for (i = 0; i < p->nvma; i++) {
+		const struct rf_vma *v = &p->vmas[i];
+		if ((v->flags & RF_VMA_GROWSDOWN) && at + len <= v->start &&
+		    (lim == UINT64_MAX || v->start - at <= lim + (1u << 20)))
+			return 1;
+	}
+	return 0;
+}
+
 /* Spots for the blob's region free in our layout and in the image's, highest first. */
 static int
 pick_region(struct build *b, struct rf_err *e)
@@ -353,8 +372,12 @@ pick_region(struct build *b, struct rf_err *e)
 	for (i = m + 1; i-- > 0 && b->ncand < NCAND;) {
 		lo = i > 0 ? r[2 * (i - 1) + 1] : 0x100000;
 		hi = i < m ? r[2 * i] : TASK_SIZE;
-		if (hi > lo && hi - lo >= b->region_len + 2 * margin)
+		if (hi <= lo || hi - lo < b->region_len + 2 * margin)
+			continue;
+		if (!below_stack(p, hi - margin - b->region_len, b->region_len))
 			b->cand[b->ncand++] = hi - margin - b->region_len;
+		else if (!below_stack(p, lo + margin, b->region_len))
+			b->cand[b->ncand++] = lo + margin;
 	}
 	free(r);
 	if (b->ncand == 0)
@@ -602,8 +625,9 @@ finish(struct build *b, pid_t pid, uint64_t self, uint64_t self_len, int stopreq
 		return rf_errno(e, "restore: PTRACE_GETSIGINFO");
 	if (si.si_code != SEGV_MAPERR || (uint64_t)si.si_addr < self ||
 	    (uint64_t)si.si_addr >= self + self_len)
-		return rf_errf(e, RF_EX_SOFTWARE, "restore: the restorer crashed at %p",
-		    si.si_addr);
+		return rf_errf(e, RF_EX_SOFTWARE, "restore: the restorer crashed (signal %d code "
+		    "%d at %p; region 0x%" PRIx64 "+0x%" PRIx64 ")", si.si_signo, si.si_code,
+		    si.si_addr, self, self_len);
 	if (recv(b->sock, &m, sizeof(m), MSG_DONTWAIT) == sizeof(m) && m.type == RST_DONE)
 		b->rs->exe_set = m.exe_set;
 	/*

@@ -80,6 +80,24 @@ remeta() {
 	[ "$(jq -r '.pid | type' <<< "$output")" = number ]
 }
 
+@test "the vdso block moves back through a bounce area when ours overlaps it" {
+	# Without randomisation the block sits below the stack gap, which
+	# follows the stack limit: 8 KiB more limit, the block 8 KiB lower.
+	vdso() { (ulimit -s "$1"; setarch -R cat /proc/self/maps) | awk '/\[vvar\]/ { print $1 }'; }
+	a=$(vdso 204800)
+	b=$(vdso 204808)
+	[ -n "$a" ] && [ "$a" != "$b" ] || skip "no overlapping vdso layouts here ($a, $b)"
+	(ulimit -s 204800; start mem setarch -R)
+	VPID=$(pgrep -x restore_victim)
+	snap
+	[ "$("$BIN/rf-restore" -n -i "$D/img" | jq -r '.vmas[] | select(.kind == "vvar") | .start')" = "0x${a%-*}" ]
+	run --separate-stderr bash -c "ulimit -s 204808; exec setarch -R '$BIN/rf-restore' -w -i '$D/img'"
+	echo "$stderr"
+	cat "$D/log"
+	[ "$status" -eq 0 ]
+	passed
+}
+
 @test "signal handlers (raise, outside kill), alternate stack, blocked, ignored, pending" {
 	start sig
 	snap
