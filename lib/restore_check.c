@@ -358,15 +358,15 @@ check_fds(struct rf_restore *rs, const struct rf_proc *p, struct rf_err *e)
 			rs->fdplan[i] = RF_FDP_SUPPLIED;
 			continue;
 		}
-		if (f->kind == RF_FD_FILE || f->kind == RF_FD_DIR) {
-			if (f->path == NULL || f->path[0] != '/' || stat(f->path, &st) == -1)
-				return rf_errf(e, RF_EX_DATAERR, "image: fd %d %s: file vanished; "
-				    "supply it with -F %d", f->fd, f->path ? f->path : "?", f->fd);
+		if ((f->kind == RF_FD_FILE || f->kind == RF_FD_DIR) && f->path &&
+		    f->path[0] == '/' && stat(f->path, &st) == 0 &&
+		    (f->kind == RF_FD_FILE ? S_ISREG(st.st_mode) : S_ISDIR(st.st_mode))) {
+			/* Reopened by path all the same: on another host it never matches. */
 			if ((uint64_t)st.st_dev != f->dev || (uint64_t)st.st_ino != f->ino)
-				return rf_errf(e, RF_EX_DATAERR, "image: fd %d %s: file changed "
-				    "(device/inode %" PRIu64 "/%" PRIu64 ", now %" PRIu64 "/%" PRIu64
-				    "); supply it with -F %d", f->fd, f->path, f->dev, f->ino,
-				    (uint64_t)st.st_dev, (uint64_t)st.st_ino, f->fd);
+				warnf(rs, "fd %d %s: not the file it was at dump time (device/inode "
+				    "%" PRIu64 "/%" PRIu64 ", now %" PRIu64 "/%" PRIu64 "); reopened "
+				    "by path", f->fd, f->path, f->dev, f->ino, (uint64_t)st.st_dev,
+				    (uint64_t)st.st_ino);
 			rs->fdplan[i] = RF_FDP_REOPEN;
 			continue;
 		}
@@ -381,8 +381,10 @@ check_fds(struct rf_restore *rs, const struct rf_proc *p, struct rf_err *e)
 			return rf_errno(e, "restore");
 		rs->replaced = r;
 		rs->replaced[rs->nreplaced++] = f->fd;
-		warnf(rs, "fd %d (%s %s): not restorable, replaced by /dev/null", f->fd,
-		    rf_fd_kind_name(f->kind), f->path ? f->path : "?");
+		warnf(rs, "fd %d (%s %s): %s, replaced by /dev/null (-F %d supplies one)",
+		    f->fd, rf_fd_kind_name(f->kind), f->path ? f->path : "?",
+		    f->kind == RF_FD_FILE || f->kind == RF_FD_DIR || f->kind == RF_FD_CHR ?
+		    "gone" : "cannot be reopened", f->fd);
 	}
 	return 0;
 }

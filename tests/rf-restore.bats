@@ -165,7 +165,28 @@ remeta() {
 	run --separate-stderr "$BIN/rf-restore" -w -i "$D/img"
 	[ "$status" -eq 42 ]
 	[ "$(jq -c '[.replaced[] | select(. == 0)]' <<< "$output")" = '[0]' ]
-	[[ "$stderr" == *"fd 0 (fifo $D/in): not restorable, replaced by /dev/null"* ]]
+	[[ "$stderr" == *"fd 0 (fifo $D/in): cannot be reopened, replaced by /dev/null (-F 0 supplies one)"* ]]
+}
+
+@test "an fd whose file is gone becomes /dev/null; one of another inode is reopened, with a warning" {
+	start exit42
+	snap
+	: > "$D/other"
+	remeta '.fds += [{"fd": 8, "cloexec": true, "flags": 1, "kind": "file", "path":
+	    "'"$D"'/other", "pos": 0, "dev": 1, "ino": 2, "rdev": 0}, {"fd": 9, "cloexec":
+	    false, "flags": 0, "kind": "file", "path": "'"$D"'/nonexistent", "pos": 0,
+	    "dev": 1, "ino": 2, "rdev": 0}]'
+	run --separate-stderr "$BIN/rf-restore" -S -i "$D/bad"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	RPID=$(jq .pid <<< "$output")
+	[ "$(jq -c .replaced <<< "$output")" = '[9]' ]
+	[[ "$stderr" == *"fd 8 $D/other: not the file it was at dump time"* ]]
+	[[ "$stderr" == *"fd 9 (file $D/nonexistent): gone, replaced by /dev/null (-F 9 supplies one)"* ]]
+	[ "$(readlink "/proc/$RPID/fd/8")" = "$D/other" ]
+	[ "$(readlink "/proc/$RPID/fd/9")" = /dev/null ]
+	flags=$(awk '/^flags:/ { print $2 }' "/proc/$RPID/fdinfo/8")
+	(( (8#$flags & 02000000) && (8#$flags & 3) == 1 ))	# O_CLOEXEC, O_WRONLY
 }
 
 @test "-F 5=7: our fd 7 becomes its fd 5" {
@@ -394,9 +415,6 @@ print(s, flush=True)' > "$D/py.out" 2>&1 < /dev/null 3>&- &
 	bad_image 65 'vdso block of [0-9+]+ bytes; this kernel.s is' < "$D/bad"
 	remeta '.fds = [.fds[0], .fds[0]]'
 	bad_image 65 'fds.1.: fd 0 ' < "$D/bad"
-	remeta '.fds += [{"fd": 9, "cloexec": false, "flags": 0, "kind": "file",
-	    "path": "'"$D"'/nonexistent", "pos": 0, "dev": 1, "ino": 2, "rdev": 0}]'
-	bad_image 65 "fd 9 $D/nonexistent: file vanished; supply it with -F 9" < "$D/bad"
 	remeta '.vmas |= map(if .kind == "heap" then .shared = true else . end)'
 	bad_image 65 'shared anonymous memory' < "$D/bad"
 }
