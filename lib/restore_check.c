@@ -323,11 +323,12 @@ check_creds(struct rf_restore *rs, const struct rf_proc *p, struct rf_err *e)
 	}
 	/*
 	 * Changing /proc/PID/exe needs CAP_CHECKPOINT_RESTORE at PR_SET_MM_MAP
-	 * time; a process whose uid we change keeps only that one capability
-	 * until then (the blob drops it).
+	 * time.  A process of a non-root user keeps only that one capability
+	 * until then (the blob drops it); with a root uid left among real,
+	 * effective and saved, the kernel's own rules decide what it keeps.
 	 */
 	rs->want_exe = p->exe != NULL && have_cap(CAP_CHECKPOINT_RESTORE);
-	rs->keepcap = rs->want_exe && rs->setcreds && (p->uid[0] || p->uid[1] || p->uid[2]);
+	rs->keepcap = rs->want_exe && rs->setcreds && p->uid[0] && p->uid[1] && p->uid[2];
 	return 0;
 }
 
