@@ -194,10 +194,10 @@ child_fds(struct build *b)
 		src[nkeep] = fd, dst[nkeep++] = b->fd_lo + 1;
 	for (i = 0; i < rs->nmaps; i++) {
 		const struct rf_vma *v = NULL;
-		size_t j;
-		for (j = 0; j < p->nvma && v == NULL; j++)
-			if (rs->vmafile[j] == (int)i)
-				v = &p->vmas[j];
+		size_t x;
+		for (x = 0; x < p->nvma && v == NULL; x++)
+			if (rs->vmafile[x] == (int)i)
+				v = &p->vmas[x];
 		fd = open(rs->maps[i].path, (rs->maps[i].rdwr ? O_RDWR : O_RDONLY) | O_CLOEXEC);
 		if (fd == -1)
 			child_fail(b, 0, "restore: mapping 0x%" PRIx64 "-0x%" PRIx64 " %s",
