@@ -62,11 +62,14 @@ show(void *arg, uint64_t bytes)
 	double t = now(), rate;
 	int n;
 
-	if (t - p->last < 0.5 && (p->total == 0 || bytes < p->total))
+	if (t - p->last < 0.5 && p->last != 0)
 		return;
 	p->last = t;
 	rate = t > p->start ? bytes / (t - p->start) : 0;
-	if (p->total > 0 && bytes <= p->total)
+	/* The metadata's total leaves out record headers: never show less. */
+	if (p->total > 0 && bytes > p->total)
+		p->total = bytes;
+	if (p->total > 0)
 		n = snprintf(line, sizeof(line), "rf-send: %s of %s, %s/s, ETA %.0fs",
 		    human(bytes, a, sizeof(a)), human(p->total, b, sizeof(b)),
 		    human(rate, c, sizeof(c)), rate > 0 ? (p->total - bytes) / rate : 0);
@@ -118,6 +121,7 @@ main(int argc, char *argv[])
 	const uint8_t *d;
 	json_t *j = NULL;
 	size_t len, pre = 0;
+	uint64_t reqlen;
 	uint8_t *prefix = NULL;
 	int ch, fd, type, r, sent_ok, pflag = 0, timeout = RF_TIMEOUT_MS, phase;
 
@@ -172,6 +176,7 @@ main(int argc, char *argv[])
 	if (rf_chan_send_json(&c, RF_FR_REQ, j, &e) == -1)
 		errx(e.code, "%s: %s", host, e.msg);
 	json_decref(j);
+	reqlen = c.tx_bytes;
 
 	prog.start = prog.last = now();
 	r = 0;
@@ -184,8 +189,12 @@ main(int argc, char *argv[])
 		r = rf_xfer_send(&c, STDIN_FILENO, pflag ? show : NULL, &prog, &e);
 	else if (r == 0)
 		r = rf_chan_send(&c, RF_FR_END, NULL, 0, &e);
-	if (pflag && prog.tty)
-		fputc('\n', stderr);
+	if (pflag) {
+		prog.last = 0;
+		show(&prog, c.tx_bytes - reqlen);
+		if (prog.tty)
+			fputc('\n', stderr);
+	}
 	/* A failed write may have a reason waiting: read it before giving up. */
 	sent_ok = r != -1;
 	if (!sent_ok && rf_chan_pending(&c) != 1)

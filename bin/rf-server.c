@@ -411,7 +411,7 @@ main(int argc, char *argv[])
 	struct rf_err e;
 	socklen_t sl;
 	sigset_t mask;
-	pid_t conns[MAXPEERS], pid;
+	pid_t conns[MAXPEERS], pid, mainpid;
 	char keypath[4096], *kpath = NULL, *addr = "127.0.0.1";
 	const char *errstr;
 	int ch, lfd, sfd, fd, st, i, nconn = 0, stopping = 0;
@@ -471,6 +471,7 @@ main(int argc, char *argv[])
 	    allow_root ? "root images allowed" : "root images refused");
 
 	deadline = 0;
+	mainpid = getpid();
 	for (;;) {
 		pfd[0].fd = sfd;
 		pfd[0].events = POLLIN;
@@ -529,6 +530,9 @@ main(int argc, char *argv[])
 			logx("fork: %s", strerror(errno));
 			close(fd);
 		} else if (pid == 0) {
+			/* A server killed outright takes its transfers with it. */
+			if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 || getppid() != mainpid)
+				_exit(RF_EX_UNAVAILABLE);
 			close(lfd);
 			close(sfd);
 			_exit(serve_conn(fd, &key));

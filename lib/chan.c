@@ -66,13 +66,23 @@ sock_write(int fd, const void *buf, size_t n)
 	return 0;
 }
 
+/* The peer vanished (crashed, killed, reset): the host is unavailable. */
+static int
+lost(struct rf_err *e, const char *what)
+{
+	rf_errno(e, "%s: connection lost", what);
+	if (e != NULL && (errno == EPIPE || errno == ECONNRESET))
+		e->code = RF_EX_UNAVAILABLE;
+	return -1;
+}
+
 static int
 read_exact(int fd, void *buf, size_t n, const char *what, struct rf_err *e)
 {
 	ssize_t r = sock_read(fd, buf, n);
 
 	if (r == -1)
-		return rf_errno(e, "%s", what);
+		return errno == ECONNRESET ? lost(e, what) : rf_errno(e, "%s", what);
 	if ((size_t)r < n)
 		return rf_errf(e, RF_EX_PROTOCOL, "%s: connection closed by peer", what);
 	return 0;
@@ -82,7 +92,7 @@ static int
 write_all(int fd, const void *buf, size_t n, const char *what, struct rf_err *e)
 {
 	if (sock_write(fd, buf, n) == -1)
-		return rf_errno(e, "%s", what);
+		return lost(e, what);
 	return 0;
 }
 
@@ -315,7 +325,7 @@ rf_chan_recv(struct rf_chan *c, int *type, const uint8_t **data, size_t *len,
 
 	r = sock_read(c->fd, c->rxb, 4);
 	if (r == -1)
-		return rf_errno(e, "receive");
+		return errno == ECONNRESET ? lost(e, "receive") : rf_errno(e, "receive");
 	if (r == 0)
 		return 0;
 	if (r < 4)

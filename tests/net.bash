@@ -1,6 +1,8 @@
 # tests/net.bash - helpers for the transport tests: test hosts, victims,
 # and checks that nothing was left behind.  Loaded by rf-send.bats etc.
 
+bats_require_minimum_version 1.5.0
+
 ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
 BIN=$ROOT/build/bin
 TESTS=$ROOT/build/tests
@@ -10,9 +12,11 @@ TH=$ROOT/sh/rf-testhosts
 # Called from setup_file; exports PFX, KEY, TDIR.
 th_up() {
 	export PFX=t$(basename "$BATS_TEST_FILENAME" .bats | tr -dc a-z | cut -c1-8)$$
-	export TDIR=$BATS_FILE_TMPDIR
+	# victims run as nobody: their status files need a reachable directory
+	export TDIR=$(mktemp -d /tmp/rf-net.XXXXXX)
 	mkdir -p "$TDIR/srvtmp" "$TDIR/st"
-	chmod 777 "$TDIR/st" "$TDIR"
+	chmod 755 "$TDIR"
+	chmod 777 "$TDIR/st"
 	TMPDIR=$TDIR/srvtmp "$TH" -p "$PFX" -s "-t ${2:-3}" up "$1" >&3
 	export KEY=$("$TH" -p "$PFX" dir)/key
 	export LOGDIR=$("$TH" -p "$PFX" dir)
@@ -20,6 +24,7 @@ th_up() {
 
 th_down() {
 	"$TH" -p "$PFX" down
+	rm -rf "$TDIR"
 }
 
 # inh I CMD...: run CMD in test host I.
@@ -27,6 +32,15 @@ inh() {
 	local i=$1
 	shift
 	"$TH" -p "$PFX" exec "$PFX$i" "$@"
+}
+
+# bgin I CMD...: CMD in host I in the background; BGPID is CMD's own pid
+# (rf-testhosts execs it), so it can be killed and waited for.
+bgin() {
+	local i=$1
+	shift
+	"$TH" -p "$PFX" exec "$PFX$i" "$@" 0<&0 &
+	BGPID=$!
 }
 
 addr() { echo "10.77.0.$1"; }
@@ -43,7 +57,7 @@ migrant() {
 	if [ "$user" = root ]; then
 		inh "$i" setsid "$TESTS/migrant" "$mib" "$MST" < /dev/null > /dev/null 2>&1 &
 	else
-		inh "$i" setsid setpriv --reuid="$user" --regid="$user" --clear-groups \
+		inh "$i" setsid setpriv --reuid="$user" --regid="$(id -g "$user")" --clear-groups \
 		    "$TESTS/migrant" "$mib" "$MST" < /dev/null > /dev/null 2>&1 &
 	fi
 	for n in $(seq 300); do
@@ -57,10 +71,10 @@ migrant() {
 # check_ok PID HOST: the victim PID reports an intact state from HOST.
 check_ok() {
 	local pid=$1 host=$2 n before
-	before=$(grep -c "^ok pid $pid host $host " "$MST")
+	before=$(grep -c "^ok pid $pid host $host " "$MST" || true)
 	kill -USR1 "$pid"
 	for n in $(seq 100); do
-		[ "$(grep -c "^ok pid $pid host $host " "$MST")" -gt "$before" ] && return 0
+		[ "$(grep -c "^ok pid $pid host $host " "$MST" || true)" -gt "$before" ] && return 0
 		grep -q "^BAD pid $pid" "$MST" && break
 		sleep 0.05
 	done
@@ -79,7 +93,7 @@ pstate() {
 only_server() {
 	local i=$1 n left
 	for n in $(seq 60); do
-		left=$(ip netns pids "$PFX$i" | grep -vx "$(srvpid "$i")")
+		left=$(ip netns pids "$PFX$i" | grep -vx "$(srvpid "$i")" || true)
 		[ -z "$left" ] && break
 		sleep 0.05
 	done

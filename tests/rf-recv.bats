@@ -20,8 +20,8 @@ teardown() {
 # recv_to CMD: rf-recv in host 2 on port 7079 piped into CMD; sets LPID, ROUT, RERR.
 recv_to() {
 	ROUT=$TDIR/r$BATS_TEST_NUMBER.out RERR=$TDIR/r$BATS_TEST_NUMBER.err
-	inh 2 bash -c "'$BIN/rf-recv' -t 3 -k '$KEY' -l $(addr 2):7079 | $1" > "$ROUT" 2> "$RERR" &
-	LPID=$!
+	bgin 2 bash -c "'$BIN/rf-recv' -t 3 -k '$KEY' -l $(addr 2):7079 | $1" > "$ROUT" 2> "$RERR"
+	LPID=$BGPID
 	for _ in $(seq 100); do
 		inh 2 ss -ltnH | grep -q ":7079 " && return 0
 		sleep 0.05
@@ -81,9 +81,10 @@ recv_to() {
 	[ "$(tail -1 "$RERR")" = 76 ]
 
 	recv_to "cat > /dev/null; echo \${PIPESTATUS[0]} >&2"
-	head -c 100000 /dev/urandom | inh 1 "$TESTS/netpeer" -k "$KEY" "$(addr 2):7079" stall &
+	head -c 100000 /dev/urandom > "$TDIR/data"
+	bgin 1 "$TESTS/netpeer" -k "$KEY" "$(addr 2):7079" stall < "$TDIR/data"
 	sleep 0.5
-	kill -KILL $!
+	kill -KILL "$BGPID"
 	wait "$LPID" || true
 	LPID=
 	grep -q "before the end of the image" "$RERR"

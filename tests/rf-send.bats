@@ -12,6 +12,7 @@ teardown_file() {
 }
 
 teardown() {
+	inh 1 tc qdisc del dev eth0 root 2>/dev/null || true
 	[ -z "$MPID" ] || kill -KILL "$MPID" 2>/dev/null || true
 	[ -z "$RPID" ] || kill -KILL "$RPID" 2>/dev/null || true
 }
@@ -98,7 +99,7 @@ snapsend() {
 }
 
 @test "rf-send: a peer that is not an rfork server is a protocol error (76)" {
-	inh 2 timeout 10 socat TCP-LISTEN:7098,reuseaddr SYSTEM:'head -c 100 /dev/urandom' &
+	bgin 2 timeout 10 socat TCP-LISTEN:7098,reuseaddr SYSTEM:'head -c 100 /dev/urandom'
 	sleep 0.3
 	run --separate-stderr inh 1 "$BIN/rf-send" -t 2 -k "$KEY" "$(addr 2):7098" < /dev/null
 	[ "$status" -eq 76 ]
@@ -108,6 +109,7 @@ snapsend() {
 
 @test "rf-send: a corrupt image is rejected with 65, nothing runs there" {
 	migrant 1 2
+	kill -STOP "$MPID"
 	"$BIN/rf-snap" -o "$TDIR/img" "$MPID"
 	size=$(stat -c %s "$TDIR/img")
 	printf '\x5a' | dd of="$TDIR/img" bs=1 seek=$((size / 2)) conv=notrunc status=none
@@ -120,6 +122,7 @@ snapsend() {
 
 @test "rf-send: a truncated image is rejected with 65, nothing runs there" {
 	migrant 1 2
+	kill -STOP "$MPID"
 	"$BIN/rf-snap" -o "$TDIR/img" "$MPID"
 	head -c $(($(stat -c %s "$TDIR/img") - 5000)) "$TDIR/img" > "$TDIR/trunc"
 	run --separate-stderr inh 1 "$BIN/rf-send" -k "$KEY" "$(addr 2)" < "$TDIR/trunc"
@@ -148,8 +151,8 @@ snapsend() {
 	[ "$status" -eq 77 ]
 	only_server 2
 	[ "$(pstate "$MPID")" = T ]
-	inh 2 "$BIN/rf-server" -R -k "$KEY" -l "$(addr 2):7078" 2> "$TDIR/r.log" &
-	spid=$!
+	bgin 2 "$BIN/rf-server" -R -k "$KEY" -l "$(addr 2):7078" 2> "$TDIR/r.log"
+	spid=$BGPID
 	sleep 0.3
 	run --separate-stderr snapsend -k "$KEY" "$(addr 2):7078"
 	kill "$spid"
@@ -163,10 +166,10 @@ snapsend() {
 @test "rf-send: the server killed mid-stream fails the send, the original is unchanged" {
 	migrant 1 64
 	kill -STOP "$MPID"
-	inh 2 "$BIN/rf-server" -k "$KEY" -l "$(addr 2):7078" 2> "$TDIR/k.log" &
-	spid=$!
+	bgin 2 "$BIN/rf-server" -k "$KEY" -l "$(addr 2):7078" 2> "$TDIR/k.log"
+	spid=$BGPID
 	sleep 0.3
-	inh 1 tc qdisc add dev eth0 root tbf rate 40mbit burst 32kbit latency 400ms
+	inh 1 tc qdisc replace dev eth0 root tbf rate 40mbit burst 32kbit latency 400ms
 	( sleep 1.5; kill -KILL "$spid" ) &
 	run --separate-stderr snapsend -t 5 -k "$KEY" "$(addr 2):7078"
 	inh 1 tc qdisc del dev eth0 root
@@ -184,9 +187,9 @@ snapsend() {
 	migrant 1 64
 	kill -STOP "$MPID"
 	"$BIN/rf-snap" -o "$TDIR/big" "$MPID"
-	inh 1 tc qdisc add dev eth0 root tbf rate 40mbit burst 32kbit latency 400ms
-	inh 1 "$BIN/rf-send" -k "$KEY" "$(addr 2)" < "$TDIR/big" > /dev/null 2>&1 &
-	spid=$!
+	inh 1 tc qdisc replace dev eth0 root tbf rate 40mbit burst 32kbit latency 400ms
+	bgin 1 "$BIN/rf-send" -k "$KEY" "$(addr 2)" < "$TDIR/big" > /dev/null 2> "$TDIR/send.err"
+	spid=$BGPID
 	sleep 1.5
 	kill -KILL "$spid"
 	wait "$spid" || true
@@ -200,7 +203,7 @@ snapsend() {
 @test "rf-send: the link going down mid-transfer fails within the timeout, nothing is left" {
 	migrant 1 64
 	kill -STOP "$MPID"
-	inh 1 tc qdisc add dev eth0 root tbf rate 40mbit burst 32kbit latency 400ms
+	inh 1 tc qdisc replace dev eth0 root tbf rate 40mbit burst 32kbit latency 400ms
 	( sleep 1.5; inh 2 ip link set eth0 down ) &
 	run --separate-stderr snapsend -t 3 -k "$KEY" "$(addr 2)"
 	wait

@@ -22,8 +22,8 @@ teardown() {
 # own_server [ARGS]: a second server in host 2 on port 7078; sets SPID, SLOG.
 own_server() {
 	SLOG=$TDIR/own.$BATS_TEST_NUMBER.log
-	inh 2 "$BIN/rf-server" -k "$KEY" -l "$(addr 2):7078" "$@" 2> "$SLOG" &
-	SPID=$!
+	bgin 2 "$BIN/rf-server" -k "$KEY" -l "$(addr 2):7078" "$@" 2> "$SLOG"
+	SPID=$BGPID
 	for _ in $(seq 100); do
 		grep -q listening "$SLOG" && return 0
 		sleep 0.05
@@ -33,8 +33,8 @@ own_server() {
 }
 
 @test "rf-server: listens on loopback unless told otherwise" {
-	inh 2 "$BIN/rf-server" -k "$KEY" 2> "$TDIR/lo.log" &
-	SPID=$!
+	bgin 2 "$BIN/rf-server" -k "$KEY" 2> "$TDIR/lo.log"
+	SPID=$BGPID
 	sleep 0.3
 	run inh 2 ss -ltnH
 	[[ "$output" == *"127.0.0.1:7077 "* ]]
@@ -44,8 +44,8 @@ own_server() {
 }
 
 @test "rf-server: a silent peer times out and is logged; others are served meanwhile" {
-	inh 1 bash -c "exec 3<>/dev/tcp/$(addr 2)/7077; sleep 6" &
-	quiet=$!
+	bgin 1 bash -c "exec 3<>/dev/tcp/$(addr 2)/7077; sleep 6"
+	quiet=$BGPID
 	sleep 0.2
 	migrant 1 1
 	kill -STOP "$MPID"
@@ -86,7 +86,7 @@ own_server() {
 @test "rf-server: a sender that stalls mid-image is dropped and its restore undone" {
 	migrant 1 2
 	"$BIN/rf-snap" -o "$TDIR/img" "$MPID"
-	inh 1 "$TESTS/netpeer" -k "$KEY" "$(addr 2)" stall < "$TDIR/img" &
+	bgin 1 "$TESTS/netpeer" -k "$KEY" "$(addr 2)" stall < "$TDIR/img"
 	wait_log 2 "aborted after 4096 bytes: receive: .*timed out"
 	wait || true
 	only_server 2
@@ -154,8 +154,8 @@ own_server() {
 	migrant 1 64
 	"$BIN/rf-snap" -o "$TDIR/big" "$MPID"
 	inh 1 tc qdisc add dev eth0 root tbf rate 40mbit burst 32kbit latency 400ms
-	inh 1 "$BIN/rf-send" -k "$KEY" "$(addr 2):7078" < "$TDIR/big" > /dev/null 2> "$TDIR/s.err" &
-	cpid=$!
+	bgin 1 "$BIN/rf-send" -k "$KEY" "$(addr 2):7078" < "$TDIR/big" > /dev/null 2> "$TDIR/s.err"
+	cpid=$BGPID
 	sleep 1.5
 	kill -TERM "$SPID"
 	rc=0
