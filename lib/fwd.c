@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include "rf_fwd.h"
 
@@ -25,12 +26,20 @@ fd_write(void *ctx, const void *buf, size_t n)
 	return write(*(int *)ctx, buf, n);
 }
 
+static int
+fd_urgent(void *ctx)
+{
+	return send(*(int *)ctx, "!", 1, MSG_OOB | MSG_DONTWAIT | MSG_NOSIGNAL) == 1 ? 0 : -1;
+}
+
 void
 rf_fwd_io_fd(struct rf_fwd_io *io, int *fd)
 {
+	memset(io, 0, sizeof(*io));
 	io->ctx = fd;
 	io->read = fd_read;
 	io->write = fd_write;
+	io->urgent = fd_urgent;
 }
 
 int

@@ -82,6 +82,7 @@ struct px {
 	size_t nfam;
 	struct fam *f;		/* the family of the call in hand */
 	pid_t last_tid;
+	pid_t tid;		/* the thread whose call is in hand */
 	uint16_t next_id;
 	uint64_t seq;
 	int32_t *hello;		/* HELLO's (fd, flags) pairs */
@@ -374,23 +375,108 @@ oneway(struct px *p, int op, int flags, int64_t a0, int64_t a1, int64_t a2,
 	return 0;
 }
 
+/* The thread's pid in /proc (outer numbering): NSpid of a pidfd. */
+static pid_t
+host_tid(struct px *p, pid_t tid)
+{
+	char path[64], line[256];
+	FILE *f;
+	pid_t pid = -1;
+	int fd;
+
+	if (tid == p->child)
+		return p->hostpid;
+	if ((fd = syscall(SYS_pidfd_open, tid, O_EXCL /* PIDFD_THREAD */)) == -1 &&
+	    (fd = syscall(SYS_pidfd_open, tid, 0)) == -1)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	if ((f = fopen(path, "re")) != NULL) {
+		while (fgets(line, sizeof(line), f) != NULL)
+			if (strncmp(line, "NSpid:", 6) == 0) {
+				pid = strtol(line + 6, NULL, 10);
+				break;
+			}
+		fclose(f);
+	}
+	close(fd);
+	return pid;
+}
+
+/*
+ * Will the kernel deliver a signal to thread tid when its call returns?
+ * Only then may the proxy answer -ERESTARTSYS: without one pending the
+ * number would reach the program as errno 512.
+ */
+static int
+deliverable(struct px *p, pid_t tid)
+{
+	char path[64], line[256];
+	unsigned long long pnd = 0, shd = 0, blk = 0, ign = 0;
+	pid_t h = host_tid(p, tid);
+	FILE *f;
+
+	if (h <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)h);
+	if ((f = fopen(path, "re")) == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (strncmp(line, "SigPnd:", 7) == 0)
+			pnd = strtoull(line + 7, NULL, 16);
+		else if (strncmp(line, "ShdPnd:", 7) == 0)
+			shd = strtoull(line + 7, NULL, 16);
+		else if (strncmp(line, "SigBlk:", 7) == 0)
+			blk = strtoull(line + 7, NULL, 16);
+		else if (strncmp(line, "SigIgn:", 7) == 0)
+			ign = strtoull(line + 7, NULL, 16);
+	}
+	fclose(f);
+	/* SIGKILL and SIGSTOP are always delivered. */
+	return ((pnd | shd) & (~(blk | ign) | (1ULL << (SIGKILL - 1)) | (1ULL << (SIGSTOP - 1)))) != 0;
+}
+
 /*
  * One request and its reply; the reply's data (at most cap bytes) lands in
  * out.  SIGNAL messages met on the way are delivered first, so that the
- * signal is pending in the child when the call returns.
+ * signal is pending in the child when the call returns.  While the stub
+ * works, the caller may die, or get a signal on this host: then the stub's
+ * call is cut short (the urgent byte), as the kernel would cut a local one.
  */
 static int
 call(struct px *p, struct rf_fwd_msg *m, const void *data, struct rf_fwd_msg *rep,
     void *out, size_t cap)
 {
+	struct pollfd pf[2];
+	int cancelled, r;
+
 	m->fam = p->f->id;
 	if (p->o->verbose)
 		fprintf(stderr, "proxy: %s fd %lld (family %u)%s%s\n", rf_fwd_op_name(m->op),
 		    (long long)m->a[0], m->fam, data != NULL && m->dlen > 0 && m->dlen < 200 ? " " : "",
 		    data != NULL && m->dlen > 0 && m->dlen < 200 && ((const char *)data)[m->dlen - 1] == '\0' ? (const char *)data : "");
+again:
+	cancelled = 0;
 	if (rf_fwd_send(&p->c, m, data) == -1)
 		return lost(p, rf_fwd_op_name(m->op));
 	for (;;) {
+		if (rf_fwd_pending(&p->c) == 0 && p->connfd >= 0 && p->c.io.urgent != NULL &&
+		    (p->c.io.pending == NULL || !p->c.io.pending(p->c.io.ctx))) {
+			pf[0].fd = p->connfd;
+			pf[0].events = POLLIN;
+			pf[1].fd = cancelled ? -1 : p->f->pidfd;
+			pf[1].events = POLLIN;
+			r = poll(pf, 2, cancelled ? -1 : 20);
+			if (r == -1 && errno != EINTR)
+				return lost(p, rf_fwd_op_name(m->op));
+			if (r == 0 && deliverable(p, p->tid))
+				pf[1].revents = POLLIN;
+			if (!cancelled && pf[1].revents) {
+				p->c.io.urgent(p->c.io.ctx);
+				cancelled = 1;
+			}
+			if (r <= 0 || !pf[0].revents)
+				continue;
+		}
 		errno = 0;
 		if (rf_fwd_recv_hdr(&p->c, rep) != 1)
 			return lost(p, rf_fwd_op_name(m->op));
@@ -404,10 +490,15 @@ call(struct px *p, struct rf_fwd_msg *m, const void *data, struct rf_fwd_msg *re
 			goto proto;
 		if (rf_fwd_recv_data(&p->c, out, rep->dlen) == -1)
 			return lost(p, rf_fwd_op_name(m->op));
-		/* A signal to the stub cut the call short: let the child's kernel
-		   restart it or fail it with EINTR, as its handler says. */
-		if ((rep->flags & RF_FWDF_INTR) && rep->a[0] == -EINTR)
-			rep->a[0] = -ERESTARTSYS;
+		if ((rep->flags & RF_FWDF_INTR) && rep->a[0] == -EINTR) {
+			/* Cut short by a signal: the child's kernel restarts the
+			   call or fails it with EINTR, as its handler says.  If no
+			   signal will be delivered there, the call goes again. */
+			if (deliverable(p, p->tid))
+				rep->a[0] = -ERESTARTSYS;
+			else if (syscall(SYS_tgkill, p->f->pid, p->tid, 0) == 0)
+				goto again;
+		}
 		return 0;
 	}
 proto:
@@ -1474,6 +1565,7 @@ handle(struct px *p, struct seccomp_notif *n)
 		return 0;
 	}
 	family(p, n->pid);
+	p->tid = n->pid;
 	if (p->f->exec_pending && exec_check(p, n->pid) == -1)
 		return -1;
 

@@ -54,6 +54,7 @@ struct stub {
 };
 
 static volatile uint64_t sigpend;
+static volatile sig_atomic_t cancelled;
 static pid_t sig_self;
 
 static void
@@ -64,6 +65,11 @@ on_signal(int sig, siginfo_t *si, void *uc)
 	if (si->si_code > 0 && (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL ||
 	    sig == SIGFPE || sig == SIGTRAP || sig == SIGSYS)) {
 		signal(sig, SIG_DFL);
+		return;
+	}
+	/* The proxy's urgent byte: cut the call short, pass nothing on. */
+	if (sig == SIGURG && si->si_code == SI_KERNEL) {
+		cancelled = 1;
 		return;
 	}
 	/* SIGPIPE and SIGXFSZ raised by the stub's own write: the proxy
@@ -91,6 +97,20 @@ catch_all(void)
 			return -1;
 	}
 	return 0;
+}
+
+/* Read the urgent byte, if one came, so that the next one raises SIGURG. */
+static void
+take_urgent(struct stub *s)
+{
+	char b;
+
+	if (!cancelled)
+		return;
+	cancelled = 0;
+	if (s->connfd >= 0)
+		while (recv(s->connfd, &b, 1, MSG_OOB | MSG_DONTWAIT) == 1)
+			;
 }
 
 static int
@@ -731,8 +751,9 @@ serve(struct stub *s, const struct rf_fwd_msg *m)
 done:
 	e = errno;
 	sigprocmask(SIG_BLOCK, &s->all, NULL);
-	if (r == -EINTR && sigpend != 0)
+	if (r == -EINTR && (sigpend != 0 || cancelled))
 		flags = RF_FWDF_INTR;
+	take_urgent(s);
 	errno = e;
 	if (send_signals(s) == -1)
 		return -1;
@@ -772,7 +793,11 @@ rf_stub_serve(const struct rf_fwd_io *io, const struct rf_stub_opts *o, int *sta
 		rf_errno(e, "stub: hello");
 		goto out;
 	}
+	/* The proxy's urgent byte raises SIGURG here. */
+	if (s.connfd >= 0)
+		fcntl(s.connfd, F_SETOWN, getpid());
 	for (;;) {
+		take_urgent(&s);
 		if (send_signals(&s) == -1)
 			break;
 		if (rf_fwd_pending(&s.c) < RF_FWD_HDR && s.connfd >= 0) {

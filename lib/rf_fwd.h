@@ -28,14 +28,21 @@
 #define RF_FWD_PATH_MAX 4096
 #define RF_FWD_NFD_MAX 65536		/* fds in HELLO */
 
-/* Byte I/O: both behave like read(2) and write(2) (short counts allowed). */
+/*
+ * Byte I/O: read and write behave like read(2) and write(2) (short counts
+ * allowed).  Optional: urgent sends the out-of-band "cancel" that cuts short
+ * the stub's call in progress (its SIGURG); pending says whether read has
+ * bytes buffered that poll on the fd would not show.
+ */
 struct rf_fwd_io {
 	void *ctx;
 	ssize_t (*read)(void *ctx, void *buf, size_t n);
 	ssize_t (*write)(void *ctx, const void *buf, size_t n);
+	int (*urgent)(void *ctx);
+	int (*pending)(void *ctx);
 };
 
-/* Callbacks over a plain fd (socket, pipe); ctx points at the int. */
+/* Callbacks over a socket (urgent: MSG_OOB) or pipe; ctx points at the int. */
 void rf_fwd_io_fd(struct rf_fwd_io *io, int *fd);
 
 /*

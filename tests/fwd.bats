@@ -16,6 +16,8 @@ setup() {
 
 teardown() {
 	[ -z "$BG" ] || kill -KILL "$BG" 2>/dev/null || true
+	# a failed test must not leave a stub waiting on a fifo
+	[ ! -f "$D/pids" ] || kill -KILL $(awk '{ print $2 }' "$D/pids") 2>/dev/null || true
 	pkill -KILL -f "$TOKEN" 2>/dev/null || true
 	exec 5>&- || true
 }
@@ -185,6 +187,46 @@ wchan() {
 	echo y >&5
 	read -r -t 5 got <&5
 	[ "$got" = y ]
+}
+
+@test "a signal the child blocks does not cut its home read short" {
+	mkfifo "$D/fifo"
+	exec 5<> "$D/fifo"
+	"$RUN" -p "$D/pids" "$CHILD" handler 10 block 10 waitread < "$D/fifo" > "$D/out" &
+	BG=$!
+	stub=$(pidof_ stub)
+	wchan "$stub" pipe_read
+	kill -USR1 "$stub"
+	wchan "$stub" pipe_read
+	echo x >&5
+	wait "$BG"
+	BG=
+	[ "$(cat "$D/out")" = "waitread 1 " ]
+}
+
+@test "a signal raised on the child's host cuts its home read short (alarm)" {
+	mkfifo "$D/fifo"
+	exec 5<> "$D/fifo"
+	run "$RUN" "$CHILD" handler 14 alarm 1 waitread < "$D/fifo"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(printf 'got 14\nwaitread -1 Interrupted system call')" ]
+	echo y >&5
+	read -r -t 5 got <&5
+	[ "$got" = y ]
+}
+
+@test "child killed on its host during a home read: the parent sees SIGKILL" {
+	mkfifo "$D/fifo"
+	exec 5<> "$D/fifo"
+	"$RUN" -p "$D/pids" "$CHILD" waitread "$TOKEN" < "$D/fifo" &
+	BG=$!
+	stub=$(pidof_ stub)
+	wchan "$stub" pipe_read
+	pkill -KILL -f "$CHILD waitread $TOKEN"
+	st=0
+	wait "$BG" || st=$?
+	BG=
+	[ "$st" -eq 137 ]
 }
 
 @test "stub killed: the remote child dies, nothing is left" {

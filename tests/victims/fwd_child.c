@@ -7,7 +7,8 @@
  *	create PATH STR | cat PATH | open PATH | dup2 A B | close FD | cloexec FD
  *	getfd FD | pids | exit N | raise SIG | abort | sleep SEC | killparent SIG
  *	handler SIG | rhandler SIG | waitread | stat PATH | isatty FD | cwd
- *	chdir DIR | ls DIR | bulk N | poll FD MS | exec PROG [ARG...]
+ *	chdir DIR | ls DIR | bulk N | poll FD MS | block SIG | alarm SEC
+ *	exec PROG [ARG...]
  */
 #include <dirent.h>
 #include <errno.h>
@@ -210,6 +211,13 @@ main(int argc, char *argv[])
 			n = atoi(ARG);
 			r = poll(&pf, 1, n);
 			say("poll %zd %#x\n", r, r > 0 ? pf.revents : 0);
+		} else if (strcmp(c, "block") == 0) {
+			sigset_t set;
+			sigemptyset(&set);
+			sigaddset(&set, atoi(ARG));
+			sigprocmask(SIG_BLOCK, &set, NULL);
+		} else if (strcmp(c, "alarm") == 0) {
+			alarm(atoi(ARG));
 		} else if (strcmp(c, "exec") == 0) {
 			if (i + 1 >= argc)
 				return 2;
