@@ -70,8 +70,10 @@ sock_write(int fd, const void *buf, size_t n)
 static int
 lost(struct rf_err *e, const char *what)
 {
+	if (errno != EPIPE && errno != ECONNRESET)
+		return rf_errno(e, "%s", what);
 	rf_errno(e, "%s: connection lost", what);
-	if (e != NULL && (errno == EPIPE || errno == ECONNRESET))
+	if (e != NULL)
 		e->code = RF_EX_UNAVAILABLE;
 	return -1;
 }

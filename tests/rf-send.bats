@@ -104,7 +104,8 @@ snapsend() {
 	run --separate-stderr inh 1 "$BIN/rf-send" -t 2 -k "$KEY" "$(addr 2):7098" < /dev/null
 	[ "$status" -eq 76 ]
 	[[ "$stderr" == *"does not speak rfork"* ]]
-	wait
+	kill "$BGPID" 2>/dev/null || true
+	wait "$BGPID" || true
 }
 
 @test "rf-send: a corrupt image is rejected with 65, nothing runs there" {
@@ -205,8 +206,9 @@ snapsend() {
 	kill -STOP "$MPID"
 	inh 1 tc qdisc replace dev eth0 root tbf rate 40mbit burst 32kbit latency 400ms
 	( sleep 1.5; inh 2 ip link set eth0 down ) &
+	downer=$!
 	run --separate-stderr snapsend -t 3 -k "$KEY" "$(addr 2)"
-	wait
+	wait "$downer"
 	inh 1 tc qdisc del dev eth0 root
 	[ "$status" -eq 69 ]
 	[[ "$stderr" == *"timed out"* ]]

@@ -88,7 +88,7 @@ own_server() {
 	"$BIN/rf-snap" -o "$TDIR/img" "$MPID"
 	bgin 1 "$TESTS/netpeer" -k "$KEY" "$(addr 2)" stall < "$TDIR/img"
 	wait_log 2 "aborted after 4096 bytes: receive: .*timed out"
-	wait || true
+	wait "$BGPID" || true
 	only_server 2
 	serving 2
 }
@@ -114,12 +114,14 @@ own_server() {
 		MPIDS+=("$MPID") MSTS+=("$MST")
 	done
 	MPID=
+	senders=()
 	for i in $(seq 8); do
 		( "$BIN/rf-snap" "${MPIDS[i-1]}" |
 		    inh 1 "$BIN/rf-send" -k "$KEY" "$(addr 2)" > "$TDIR/c$i.out" 2>&1
 		  echo $? > "$TDIR/c$i.rc" ) &
+		senders+=($!)
 	done
-	wait
+	wait "${senders[@]}"
 	for i in $(seq 8); do
 		[ "$(cat "$TDIR/c$i.rc")" -eq 0 ] || { cat "$TDIR/c$i.out"; false; }
 		RPIDS+=("$(jq -r .pid "$TDIR/c$i.out")")
