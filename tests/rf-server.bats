@@ -85,6 +85,7 @@ own_server() {
 
 @test "rf-server: a sender that stalls mid-image is dropped and its restore undone" {
 	migrant 1 2
+	kill -STOP "$MPID"
 	"$BIN/rf-snap" -o "$TDIR/img" "$MPID"
 	bgin 1 "$TESTS/netpeer" -k "$KEY" "$(addr 2)" stall < "$TDIR/img"
 	wait_log 2 "aborted after 4096 bytes: receive: .*timed out"
@@ -95,6 +96,7 @@ own_server() {
 
 @test "rf-server: a process whose sender never commits is killed, never runs" {
 	migrant 1 2
+	kill -STOP "$MPID"
 	"$BIN/rf-snap" -o "$TDIR/img" "$MPID"
 	run inh 1 "$TESTS/netpeer" -k "$KEY" "$(addr 2)" nocommit < "$TDIR/img"
 	[ "$status" -eq 0 ]
@@ -154,6 +156,7 @@ own_server() {
 @test "rf-server: SIGTERM during a transfer undoes that restore" {
 	own_server
 	migrant 1 64
+	kill -STOP "$MPID"
 	"$BIN/rf-snap" -o "$TDIR/big" "$MPID"
 	inh 1 tc qdisc add dev eth0 root tbf rate 40mbit burst 32kbit latency 400ms
 	bgin 1 "$BIN/rf-send" -k "$KEY" "$(addr 2):7078" < "$TDIR/big" > /dev/null 2> "$TDIR/s.err"
@@ -176,15 +179,29 @@ own_server() {
 	cp "$KEY" "$TDIR/nkey"
 	chown nobody "$TDIR/nkey"
 	SLOG=$TDIR/nobody.log
-	inh 2 setpriv --reuid=nobody --regid=nogroup --clear-groups \
-	    "$BIN/rf-server" -k "$TDIR/nkey" -l "$(addr 2):7078" 2> "$SLOG" &
-	SPID=$!
+	bgin 2 setpriv --reuid=nobody --regid=nogroup --clear-groups \
+	    "$BIN/rf-server" -k "$TDIR/nkey" -l "$(addr 2):7078" 2> "$SLOG"
+	SPID=$BGPID
 	sleep 0.3
 	grep -q "restores only its own user's processes" "$SLOG"
 	migrant 1 1 root
 	kill -STOP "$MPID"
 	run --separate-stderr bash -c "'$BIN/rf-snap' $MPID | '$TH' -p $PFX exec ${PFX}1 '$BIN/rf-send' -k '$KEY' $(addr 2):7078"
 	[ "$status" -eq 77 ]
+	grep -q "restore failed (exit 77)" "$SLOG"
+	kill -KILL "$MPID"
+	# its own user's process it restores
+	migrant 1 1 nobody
+	kill -STOP "$MPID"
+	run --separate-stderr bash -c "'$BIN/rf-snap' $MPID | '$TH' -p $PFX exec ${PFX}1 '$BIN/rf-send' -k '$KEY' $(addr 2):7078"
+	[ "$status" -eq 0 ]
+	RPID=$(jq -r .pid <<<"$output")
+	check_ok "$RPID" "${PFX}2"
+	[ "$(stat -c %U "/proc/$RPID")" = nobody ]
+	kill -KILL "$RPID"
+	kill "$SPID"
+	wait "$SPID" || true
+	SPID=
 	only_server 2
 	[ "$(pstate "$MPID")" = T ]
 }
