@@ -20,7 +20,7 @@
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: rf-stub [-x fd[,fd...]] -c fd\n");
+	fprintf(stderr, "usage: rf-stub [-h] [-x fd[,fd...]] -c fd\n");
 	exit(RF_EX_USAGE);
 }
 
