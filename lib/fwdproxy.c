@@ -613,6 +613,21 @@ fdpath(struct px *p, const char *path)
 	return err == NULL ? n : -1;
 }
 
+/* A shared object, by name: "x.so" or "x.so.1.2". */
+static int
+shared_object(const char *path)
+{
+	const char *b = strrchr(path, '/'), *so;
+
+	b = b != NULL ? b + 1 : path;
+	if ((so = strstr(b, ".so")) == NULL || so == b)
+		return 0;
+	for (so += 3; *so != '\0'; so++)
+		if (*so != '.' && (*so < '0' || *so > '9'))
+			return 0;
+	return 1;
+}
+
 /* 1: at home, 0: here. */
 static int
 where(struct px *p, int64_t dirfd, const char *path)
@@ -790,7 +805,10 @@ do_open(struct px *p, struct seccomp_notif *n, int64_t dirfd, uint64_t pathp, in
 		req(&m, RF_FWD_OPEN, RF_FWDF_FDPATH, fdn, flags, mode, 0);
 		p->path[0] = '\0';
 		len = 0;
-	} else if (!where(p, dirfd, p->path)) {
+	} else if (!where(p, dirfd, p->path) ||
+	    ((flags & O_ACCMODE) == O_RDONLY && shared_object(p->path))) {
+		/* Libraries are mapped, and a placeholder cannot be: the
+		   program's own come from this host, as the program does. */
 		cont(p, n->id);
 		return 0;
 	} else

@@ -7,7 +7,8 @@
  * open fd, so that dup'ed numbers share one open file description here as
  * they would in the child, and closing the last one closes it at home.
  * Processes the child starts on its host without CLONE_FILES have their own
- * maps (families), copied at the clone.
+ * maps (families), copied at the clone, and their own working directories:
+ * the stub's own cwd never changes, relative paths go through the family's.
  */
 #include <dirent.h>
 #include <endian.h>
@@ -18,6 +19,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <bsd/stdlib.h>
+#include <bsd/string.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -37,6 +39,7 @@
 struct famtab {
 	int *map;		/* number -> own fd, -1 */
 	size_t nmap;
+	int cwd;		/* its working directory (O_PATH), for relative paths */
 	int used;
 };
 
@@ -182,7 +185,7 @@ static int
 dirfd_of(struct stub *s, int64_t n)
 {
 	if (n == AT_FDCWD)
-		return AT_FDCWD;
+		return s->cur->cwd;
 	return xlate(s, n);
 }
 
@@ -263,6 +266,8 @@ fam_end(struct stub *s, struct famtab *f)
 		if (f->map[n] >= 0)
 			unbind_num(s, n, NULL);
 	free(f->map);
+	if (f->cwd >= 0)
+		close(f->cwd);
 	memset(f, 0, sizeof(*f));
 	s->cur = save == f ? &s->fam[0] : save;
 }
@@ -285,6 +290,7 @@ fam_fork(struct stub *s, int64_t id)
 		return;
 	f->nmap = from->nmap;
 	f->used = 1;
+	f->cwd = fcntl(from->cwd, F_DUPFD_CLOEXEC, 0);
 	for (n = 0; n < from->nmap; n++) {
 		f->map[n] = from->map[n];
 		if (f->map[n] >= 0)
@@ -333,6 +339,10 @@ hello(struct stub *s, const struct rf_stub_opts *o)
 		return -1;
 	}
 	s->cur->used = 1;
+	if ((s->cur->cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		free(v);
+		return -1;
+	}
 	for (i = 0; i < n; i++)
 		if (bind_num(s, (int32_t)le32toh(v[2 * i]), (int32_t)le32toh(v[2 * i])) != 0) {
 			free(v);
@@ -392,6 +402,33 @@ do_ioctl(struct stub *s, const struct rf_fwd_msg *m, int fd, size_t *outlen)
 	return r == -1 ? -errno : r;
 }
 
+/* The family's cwd becomes path (relative to dirfd), or dirfd itself. */
+static int
+set_cwd(struct stub *s, int dirfd, const char *path)
+{
+	struct stat st;
+	int fd;
+
+	if (*path != '\0' && faccessat(dirfd, path, X_OK, 0) == -1)
+		return -1;
+	fd = *path != '\0' ? openat(dirfd, path, O_PATH | O_DIRECTORY | O_CLOEXEC) :
+	    fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+	if (fd == -1)
+		return -1;
+	if (fstat(fd, &st) == -1 || !S_ISDIR(st.st_mode)) {
+		close(fd);
+		errno = ENOTDIR;
+		return -1;
+	}
+	if (*path == '\0' && faccessat(fd, "", X_OK, AT_EMPTY_PATH) == -1) {
+		close(fd);
+		return -1;
+	}
+	close(s->cur->cwd);
+	s->cur->cwd = fd;
+	return 0;
+}
+
 static long
 do_fdop(struct stub *s, const struct rf_fwd_msg *m, int fd)
 {
@@ -406,7 +443,7 @@ do_fdop(struct stub *s, const struct rf_fwd_msg *m, int fd)
 	case RF_FDOP_FLOCK: r = flock(fd, m->a[1]); break;
 	case RF_FDOP_FALLOCATE: r = fallocate(fd, m->a[1], m->a[2], m->a[3]); break;
 	case RF_FDOP_FADVISE: r = syscall(SYS_fadvise64, fd, m->a[1], m->a[2], m->a[3]); break;
-	case RF_FDOP_FCHDIR: r = fchdir(fd); break;
+	case RF_FDOP_FCHDIR: r = set_cwd(s, fd, ""); break;
 	case RF_FDOP_SHUTDOWN: r = shutdown(fd, m->a[1]); break;
 	default: errno = ENOSYS; r = -1; break;
 	}
@@ -417,15 +454,20 @@ do_fdop(struct stub *s, const struct rf_fwd_msg *m, int fd)
 static long
 do_pathop(struct stub *s, const struct rf_fwd_msg *m, size_t *outlen)
 {
+	char path[RF_FWD_PATH_MAX + 64];
 	const char *p, *q;
 	int dfd = dirfd_of(s, m->a[0]), dfd2;
 	long r;
 
 	*outlen = 0;
 	if (m->flags == RF_PATHOP_GETCWD) {
-		if (getcwd(s->obuf, RF_FWD_PATH_MAX) == NULL)
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", s->cur->cwd);
+		if ((r = readlink(path, s->obuf, RF_FWD_PATH_MAX - 1)) == -1)
 			return -errno;
-		*outlen = strlen(s->obuf) + 1;
+		s->obuf[r] = '\0';
+		if (s->obuf[0] != '/')
+			return -ENOENT;		/* removed */
+		*outlen = r + 1;
 		return *outlen;
 	}
 	if ((p = paths(s, m, &q)) == NULL)
@@ -445,8 +487,19 @@ do_pathop(struct stub *s, const struct rf_fwd_msg *m, size_t *outlen)
 	case RF_PATHOP_UNLINK: r = unlinkat(dfd, p, m->a[1]); break;
 	case RF_PATHOP_MKDIR: r = mkdirat(dfd, p, m->a[1]); break;
 	case RF_PATHOP_CHMOD: r = fchmodat(dfd, p, m->a[1], 0); break;
-	case RF_PATHOP_CHDIR: r = chdir(p); break;
-	case RF_PATHOP_TRUNCATE: r = truncate(p, m->a[1]); break;
+	case RF_PATHOP_CHDIR: r = set_cwd(s, dfd, p); break;
+	case RF_PATHOP_TRUNCATE:
+		if (p[0] != '/' && dfd >= 0) {
+			snprintf(path, sizeof(path), "/proc/self/fd/%d/", dfd);
+			if (strlcat(path, p, sizeof(path)) >= sizeof(path)) {
+				errno = ENAMETOOLONG;
+				r = -1;
+				break;
+			}
+			p = path;
+		}
+		r = truncate(p, m->a[1]);
+		break;
 	case RF_PATHOP_RENAME:
 	case RF_PATHOP_LINK:
 	case RF_PATHOP_SYMLINK:
@@ -616,7 +669,7 @@ serve(struct stub *s, const struct rf_fwd_msg *m)
 			r = -1;
 			break;
 		}
-		fd = m->a[0] == AT_FDCWD ? AT_FDCWD : xlate(s, m->a[0]);
+		fd = dirfd_of(s, m->a[0]);
 		if (m->flags & RF_FWDF_FDPATH) {
 			/* /dev/fd/N of a home fd: reopen our own. */
 			snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);

@@ -265,6 +265,34 @@ wchan() {
 	[ "$output" = "$(printf 'content\nSub\n1')" ]
 }
 
+@test "a descendant's chdir is its own; getcwd is the home one" {
+	mkdir "$D/w"
+	cd "$D/w"
+	echo here > rel.txt
+	run "$RUN" "$CHILD" exec /bin/sh -c '(cd / && pwd && ls -d tmp); pwd; cat rel.txt; cd ..; pwd; cat w/rel.txt'
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(printf '/\ntmp\n%s\nhere\n%s\nhere' "$D/w" "$D")" ]
+}
+
+@test "python3 as the child: threads, os.fork with a pipe, subprocess" {
+	cd "$D"
+	echo abc > in.txt
+	run "$RUN" /usr/bin/python3 -c '
+import os, subprocess, threading
+ts = [threading.Thread(target=os.write, args=(1, b"t\n")) for i in range(3)]
+[t.start() for t in ts]; [t.join() for t in ts]
+print(open("in.txt").read().strip(), flush=True)
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(r); os.write(w, b"from grandchild"); os._exit(3)
+os.close(w)
+print(os.read(r, 100).decode(), os.waitpid(pid, 0)[1] >> 8, flush=True)
+print(subprocess.run(["echo", "sub"], capture_output=True).stdout.decode().strip())'
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(printf 't\nt\nt\nabc\nfrom grandchild 3\nsub')" ]
+}
+
 @test "poll and large writes on home fds; loopback TCP between stub and proxy" {
 	run "$RUN" "$CHILD" poll 0 1000 < /dev/null
 	[ "$output" = "poll 1 0x1" ]
