@@ -244,6 +244,18 @@ rf_fwd_pending(const struct rf_fwd_conn *c)
 	return c->inlen;
 }
 
+int
+rf_fwd_op_blocks(int op)
+{
+	switch (op) {
+	case RF_FWD_LSEEK: case RF_FWD_CLOSE: case RF_FWD_FSTAT: case RF_FWD_STATAT:
+	case RF_FWD_STATX: case RF_FWD_GETDENTS: case RF_FWD_KILL: case RF_FWD_PROC:
+		return 0;
+	default:
+		return 1;
+	}
+}
+
 const char *
 rf_fwd_op_name(int op)
 {

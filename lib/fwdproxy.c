@@ -459,7 +459,8 @@ again:
 	if (rf_fwd_send(&p->c, m, data) == -1)
 		return lost(p, rf_fwd_op_name(m->op));
 	for (;;) {
-		if (rf_fwd_pending(&p->c) == 0 && p->connfd >= 0 && p->c.io.urgent != NULL &&
+		if (rf_fwd_op_blocks(m->op) && rf_fwd_pending(&p->c) == 0 && p->connfd >= 0 &&
+		    p->c.io.urgent != NULL &&
 		    (p->c.io.pending == NULL || !p->c.io.pending(p->c.io.ctx))) {
 			pf[0].fd = p->connfd;
 			pf[0].events = POLLIN;
@@ -1102,15 +1103,10 @@ local_children(struct px *p)
 		return 0;
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)p->hostpid,
 	    (int)p->hostpid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
-		if (p->o->verbose)
-			fprintf(stderr, "proxy: %s: %s\n", path, strerror(errno));
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 		return 0;
-	}
 	k = read(fd, buf, sizeof(buf));
 	close(fd);
-	if (p->o->verbose)
-		fprintf(stderr, "proxy: %s: %zd\n", path, k);
 	return k > 0;
 }
 
@@ -1972,8 +1968,6 @@ rf_proxy_serve(const struct rf_fwd_io *io, const struct rf_proxy_opts *o, int *s
 		goto out;
 	}
 	p->hostpid = host_pid(p->pidfd);
-	if (o->verbose)
-		fprintf(stderr, "proxy: child %d is %d in /proc\n", (int)p->child, (int)p->hostpid);
 	if (pipe2(pp, O_CLOEXEC) == -1) {
 		rf_errno(e, "proxy: pipe");
 		goto out;

@@ -570,7 +570,7 @@ serve(struct stub *s, const struct rf_fwd_msg *m)
 	size_t outlen = 0, cnt;
 	int64_t aux = 0;
 	long r;
-	int fd = -1, flags = 0, closeret = 0, e;
+	int fd = -1, flags = 0, closeret = 0, e, blocks;
 	struct stat st;
 	struct statx stx;
 	struct flock fl;
@@ -633,7 +633,8 @@ serve(struct stub *s, const struct rf_fwd_msg *m)
 			return reply(s, m, -EBADF, 0, NULL, 0, 0);
 	}
 
-	sigprocmask(SIG_SETMASK, &s->none, NULL);
+	if ((blocks = rf_fwd_op_blocks(m->op)))
+		sigprocmask(SIG_SETMASK, &s->none, NULL);
 	switch (m->op) {
 	case RF_FWD_READ:
 		cnt = m->a[1] < 0 ? 0 : m->a[1] > RF_FWD_IO_MAX ? RF_FWD_IO_MAX : m->a[1];
@@ -803,7 +804,8 @@ serve(struct stub *s, const struct rf_fwd_msg *m)
 		r = -errno;
 done:
 	e = errno;
-	sigprocmask(SIG_BLOCK, &s->all, NULL);
+	if (blocks)
+		sigprocmask(SIG_BLOCK, &s->all, NULL);
 	if (r == -EINTR && (sigpend != 0 || cancelled))
 		flags = RF_FWDF_INTR;
 	take_urgent(s);

@@ -122,6 +122,8 @@ void rf_fwd_conn_free(struct rf_fwd_conn *c);
 int rf_fwd_send(struct rf_fwd_conn *c, const struct rf_fwd_msg *m, const void *data);
 int rf_fwd_recv_hdr(struct rf_fwd_conn *c, struct rf_fwd_msg *m);
 int rf_fwd_recv_data(struct rf_fwd_conn *c, void *buf, size_t n);
+/* 1 if the call may wait for long at home (a signal must be able to cut it). */
+int rf_fwd_op_blocks(int op);
 /* Bytes already received and not yet consumed. */
 size_t rf_fwd_pending(const struct rf_fwd_conn *c);
 const char *rf_fwd_op_name(int op);
