@@ -14,8 +14,6 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,29 +105,6 @@ child(const char *mode, int n, int mib)
 	return 0;
 }
 
-static int
-tcp_pair(int sv[2])
-{
-	struct sockaddr_in a;
-	socklen_t len = sizeof(a);
-	int l, one = 1;
-
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if ((l = socket(AF_INET, SOCK_STREAM, 0)) == -1 ||
-	    bind(l, (struct sockaddr *)&a, sizeof(a)) == -1 || listen(l, 1) == -1 ||
-	    getsockname(l, (struct sockaddr *)&a, &len) == -1 ||
-	    (sv[0] = socket(AF_INET, SOCK_STREAM, 0)) == -1 ||
-	    connect(sv[0], (struct sockaddr *)&a, sizeof(a)) == -1 ||
-	    (sv[1] = accept(l, NULL, NULL)) == -1)
-		return -1;
-	close(l);
-	setsockopt(sv[0], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	setsockopt(sv[1], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	return 0;
-}
-
 /* A 1-byte ping-pong with an echo process. */
 static void
 pingpong(const char *what, int tcp, int n)
@@ -139,7 +114,7 @@ pingpong(const char *what, int tcp, int n)
 	pid_t pid;
 	char b = 'x';
 
-	if (lat == NULL || (tcp ? tcp_pair(sv) : socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) == -1)
+	if (lat == NULL || (tcp ? rf_fwdlocal_tcp_pair(sv) : socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) == -1)
 		err(1, "%s", what);
 	if ((pid = fork()) == 0) {
 		close(sv[0]);
@@ -171,7 +146,7 @@ raw_bulk(int mib)
 	long left;
 	pid_t pid;
 
-	if (buf == NULL || tcp_pair(sv) == -1)
+	if (buf == NULL || rf_fwdlocal_tcp_pair(sv) == -1)
 		err(1, "raw bulk");
 	if ((pid = fork()) == 0) {
 		close(sv[0]);

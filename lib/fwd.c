@@ -191,6 +191,20 @@ rf_fwd_recv_hdr(struct rf_fwd_conn *c, struct rf_fwd_msg *m)
 	return 1;
 }
 
+/* Up to n buffered bytes into p; returns how many. */
+static size_t
+take(struct rf_fwd_conn *c, char *p, size_t n)
+{
+	size_t k = n < c->inlen ? n : c->inlen;
+
+	memcpy(p, c->in + c->inoff, k);
+	c->inoff += k;
+	c->inlen -= k;
+	if (c->inlen == 0)
+		c->inoff = 0;
+	return k;
+}
+
 int
 rf_fwd_recv_data(struct rf_fwd_conn *c, void *buf, size_t n)
 {
@@ -198,12 +212,7 @@ rf_fwd_recv_data(struct rf_fwd_conn *c, void *buf, size_t n)
 	size_t k;
 	ssize_t r;
 
-	k = n < c->inlen ? n : c->inlen;
-	memcpy(p, c->in + c->inoff, k);
-	c->inoff += k;
-	c->inlen -= k;
-	if (c->inlen == 0)
-		c->inoff = 0;
+	k = take(c, p, n);
 	p += k;
 	n -= k;
 	while (n > 0) {
@@ -212,12 +221,7 @@ rf_fwd_recv_data(struct rf_fwd_conn *c, void *buf, size_t n)
 				return -1;
 			if (r == 0)
 				break;
-			k = n < c->inlen ? n : c->inlen;
-			memcpy(p, c->in + c->inoff, k);
-			c->inoff += k;
-			c->inlen -= k;
-			if (c->inlen == 0)
-				c->inoff = 0;
+			k = take(c, p, n);
 		} else {
 			r = c->io.read(c->io.ctx, p, n);
 			if (r == -1 && errno == EINTR)

@@ -139,8 +139,8 @@ stub_exec(const char *stubpath, int conn)
 	_exit(RF_EX_OSERR);
 }
 
-static int
-tcp_pair(int sv[2])
+int
+rf_fwdlocal_tcp_pair(int sv[2])
 {
 	struct sockaddr_in a;
 	socklen_t len = sizeof(a);
@@ -178,7 +178,7 @@ rf_fwdlocal_spawn(char *const argv[], const char *stubpath, int flags,
 	pid_t me = getpid(), init;
 
 	memset(l, 0, sizeof(*l));
-	if (flags & RF_FWDLOCAL_TCP ? tcp_pair(sv) :
+	if (flags & RF_FWDLOCAL_TCP ? rf_fwdlocal_tcp_pair(sv) :
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
 		return rf_errno(e, "connection");
 	if (pipe2(rep, O_CLOEXEC) == -1) {

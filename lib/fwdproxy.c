@@ -375,13 +375,30 @@ oneway(struct px *p, int op, int flags, int64_t a0, int64_t a1, int64_t a2,
 	return 0;
 }
 
-/* The thread's pid in /proc (outer numbering): NSpid of a pidfd. */
+/* The process's pid in /proc (the outer numbering): NSpid of its pidfd. */
 static pid_t
-host_tid(struct px *p, pid_t tid)
+host_pid(int pidfd)
 {
 	char path[64], line[256];
 	FILE *f;
 	pid_t pid = -1;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
+	if ((f = fopen(path, "re")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, "NSpid:", 6) == 0) {
+			pid = strtol(line + 6, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return pid;
+}
+
+static pid_t
+host_tid(struct px *p, pid_t tid)
+{
+	pid_t pid;
 	int fd;
 
 	if (tid == p->child)
@@ -389,15 +406,7 @@ host_tid(struct px *p, pid_t tid)
 	if ((fd = syscall(SYS_pidfd_open, tid, O_EXCL /* PIDFD_THREAD */)) == -1 &&
 	    (fd = syscall(SYS_pidfd_open, tid, 0)) == -1)
 		return -1;
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	if ((f = fopen(path, "re")) != NULL) {
-		while (fgets(line, sizeof(line), f) != NULL)
-			if (strncmp(line, "NSpid:", 6) == 0) {
-				pid = strtol(line + 6, NULL, 10);
-				break;
-			}
-		fclose(f);
-	}
+	pid = host_pid(fd);
 	close(fd);
 	return pid;
 }
@@ -1888,26 +1897,6 @@ get_hello(struct px *p)
 		if (p->hello[2 * i] < 0)
 			return rf_errf(p->e, RF_EX_PROTOCOL, "proxy: hello: fd %d", p->hello[2 * i]);
 	return 0;
-}
-
-/* The child's pid in /proc (the outer namespace): "NSpid:" of its pidfd. */
-static pid_t
-host_pid(int pidfd)
-{
-	char path[64], line[256];
-	FILE *f;
-	pid_t pid = -1;
-
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
-	if ((f = fopen(path, "re")) == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (strncmp(line, "NSpid:", 6) == 0) {
-			pid = strtol(line + 6, NULL, 10);
-			break;
-		}
-	fclose(f);
-	return pid;
 }
 
 /* A message from the stub between calls: SIGNAL, or the end. */

@@ -225,5 +225,7 @@ struct rf_fwdlocal {
 
 int rf_fwdlocal_spawn(char *const argv[], const char *stubpath, int flags,
     struct rf_fwdlocal *l, struct rf_err *e);
+/* A connected loopback TCP pair (TCP_NODELAY, close-on-exec). */
+int rf_fwdlocal_tcp_pair(int sv[2]);
 
 #endif

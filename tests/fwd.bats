@@ -67,6 +67,34 @@ wchan() {
 	return 1
 }
 
+# reading CHILD-ARGS...: run the child in the background with stdin a fifo
+# (its writer is fd 5 here), output in $D/out; return once the stub waits
+# in a read of it.  Sets BG and stub.
+reading() {
+	mkfifo "$D/fifo"
+	exec 5<> "$D/fifo"
+	"$RUN" -p "$D/pids" "$CHILD" "$@" < "$D/fifo" > "$D/out" &
+	BG=$!
+	stub=$(pidof_ stub)
+	wchan "$stub" pipe_read
+}
+
+# sleeping: run the child "sleep 30 $TOKEN" in the background (fwdrun -v,
+# stderr in $D/err) and return once it runs.  Sets BG.
+sleeping() {
+	"$RUN" -v -p "$D/pids" "$CHILD" sleep 30 "$TOKEN" 2> "$D/err" &
+	BG=$!
+	pidof_ init > /dev/null
+	appears "$TOKEN"
+}
+
+# finish: wait for the background fwdrun; its status in st.
+finish() {
+	st=0
+	wait "$BG" || st=$?
+	BG=
+}
+
 @test "write and stdio at exit reach the home stdout" {
 	run "$RUN" "$CHILD" write "one " printf "buffered, flushed by exit"
 	[ "$status" -eq 0 ]
@@ -158,30 +186,18 @@ wchan() {
 }
 
 @test "a signal to the stub reaches the child; a blocked home read restarts (SA_RESTART)" {
-	mkfifo "$D/fifo"
-	exec 5<> "$D/fifo"
-	"$RUN" -p "$D/pids" "$CHILD" rhandler 10 waitread < "$D/fifo" > "$D/out" &
-	BG=$!
-	stub=$(pidof_ stub)
-	wchan "$stub" pipe_read
+	reading rhandler 10 waitread
 	kill -USR1 "$stub"
 	wait_line "$D/out" "got 10"
 	echo x >&5
-	wait "$BG"
-	BG=
+	finish
 	[ "$(cat "$D/out")" = "$(printf 'got 10\nwaitread 1 ')" ]
 }
 
 @test "a signal to the stub interrupts a blocked home read (no SA_RESTART)" {
-	mkfifo "$D/fifo"
-	exec 5<> "$D/fifo"
-	"$RUN" -p "$D/pids" "$CHILD" handler 12 waitread < "$D/fifo" > "$D/out" &
-	BG=$!
-	stub=$(pidof_ stub)
-	wchan "$stub" pipe_read
+	reading handler 12 waitread
 	kill -USR2 "$stub"
-	wait "$BG"
-	BG=
+	finish
 	[ "$(cat "$D/out")" = "$(printf 'got 12\nwaitread -1 Interrupted system call')" ]
 	# nothing was taken from the pipe
 	echo y >&5
@@ -190,17 +206,11 @@ wchan() {
 }
 
 @test "a signal the child blocks does not cut its home read short" {
-	mkfifo "$D/fifo"
-	exec 5<> "$D/fifo"
-	"$RUN" -p "$D/pids" "$CHILD" handler 10 block 10 waitread < "$D/fifo" > "$D/out" &
-	BG=$!
-	stub=$(pidof_ stub)
-	wchan "$stub" pipe_read
+	reading handler 10 block 10 waitread
 	kill -USR1 "$stub"
 	wchan "$stub" pipe_read
 	echo x >&5
-	wait "$BG"
-	BG=
+	finish
 	[ "$(cat "$D/out")" = "waitread 1 " ]
 }
 
@@ -216,41 +226,24 @@ wchan() {
 }
 
 @test "child killed on its host during a home read: the parent sees SIGKILL" {
-	mkfifo "$D/fifo"
-	exec 5<> "$D/fifo"
-	"$RUN" -p "$D/pids" "$CHILD" waitread "$TOKEN" < "$D/fifo" &
-	BG=$!
-	stub=$(pidof_ stub)
-	wchan "$stub" pipe_read
+	reading waitread "$TOKEN"
 	pkill -KILL -f "$CHILD waitread $TOKEN"
-	st=0
-	wait "$BG" || st=$?
-	BG=
+	finish
 	[ "$st" -eq 137 ]
 }
 
 @test "stub killed: the remote child dies, nothing is left" {
-	"$RUN" -p "$D/pids" "$CHILD" sleep 30 "$TOKEN" &
-	BG=$!
-	stub=$(pidof_ stub)
-	appears "$TOKEN"
-	kill -KILL "$stub"
-	st=0
-	wait "$BG" || st=$?
-	BG=
+	sleeping
+	kill -KILL "$(pidof_ stub)"
+	finish
 	[ "$st" -eq 137 ]
 	gone "$TOKEN"
 }
 
 @test "remote side gone: the stub dies by SIGKILL" {
-	"$RUN" -v -p "$D/pids" "$CHILD" sleep 30 "$TOKEN" 2> "$D/err" &
-	BG=$!
-	init=$(pidof_ init)
-	appears "$TOKEN"
-	kill -KILL "$init"
-	st=0
-	wait "$BG" || st=$?
-	BG=
+	sleeping
+	kill -KILL "$(pidof_ init)"
+	finish
 	[ "$st" -eq 137 ]
 	grep -q "connection to the remote child lost" "$D/err"
 	grep -q "fwdrun: signal 9" "$D/err"
