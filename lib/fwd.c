@@ -255,6 +255,8 @@ rf_fwd_op_blocks(int op)
 	case RF_FWD_LSEEK: case RF_FWD_CLOSE: case RF_FWD_FSTAT: case RF_FWD_STATAT:
 	case RF_FWD_STATX: case RF_FWD_GETDENTS: case RF_FWD_KILL: case RF_FWD_PROC:
 		return 0;
+	case RF_FWD_SOCK:
+		return 1;	/* accept waits; the others are quick either way */
 	default:
 		return 1;
 	}
@@ -276,7 +278,7 @@ rf_fwd_op_name(int op)
 		[RF_FWD_WAIT] = "wait", [RF_FWD_PROC] = "proc",
 		[RF_FWD_POLL] = "poll", [RF_FWD_EXEC] = "exec",
 		[RF_FWD_EXIT] = "exit", [RF_FWD_SIGNAL] = "signal",
-		[RF_FWD_FORK] = "fork", [RF_FWD_FAMEND] = "famend",
+		[RF_FWD_SOCK] = "sock", [RF_FWD_FORK] = "fork", [RF_FWD_FAMEND] = "famend",
 	};
 
 	if (op <= 0 || op >= RF_FWD_NOPS || names[op] == NULL)

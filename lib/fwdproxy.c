@@ -115,6 +115,8 @@ static const int notified[] = {
 	SYS_pwritev, SYS_execveat, SYS_copy_file_range, SYS_preadv2, SYS_pwritev2,
 	SYS_statx, SYS_close_range, SYS_openat2, SYS_faccessat2, SYS_renameat2,
 	SYS_select, SYS_pselect6, SYS_clone, SYS_clone3, SYS_fork, SYS_vfork,
+	SYS_accept, SYS_accept4, SYS_getsockname, SYS_getpeername, SYS_getsockopt,
+	SYS_setsockopt,
 };
 
 /* Signals to itself stay native; anything else comes here. */
@@ -1085,6 +1087,95 @@ do_pathop(struct px *p, struct seccomp_notif *n, int sub, int64_t dirfd, uint64_
 	return 0;
 }
 
+/* --- sockets --- */
+
+/* accept, getsockname, getpeername: an address comes back, or a new fd too. */
+static int
+do_sockaddr(struct px *p, struct seccomp_notif *n, int sub, int64_t flags)
+{
+	uint64_t *a = (uint64_t *)n->data.args;
+	struct rf_fwd_msg m, rep;
+	socklen_t cap = 0, len;
+	int fd = (int)a[0], r, newfd;
+
+	if (!home(p, fd)) {
+		cont(p, n->id);
+		return 0;
+	}
+	if (a[2] != 0 && (r = rmem(p, n->pid, a[2], &cap, sizeof(cap))) < 0) {
+		resp(p, n->id, 0, r);
+		return 0;
+	}
+	req(&m, RF_FWD_SOCK, sub, fd, flags, 0, 0);
+	if (call(p, &m, NULL, &rep, p->buf, sizeof(struct sockaddr_storage)) == -1)
+		return -1;
+	if (rep.a[0] < 0) {
+		result(p, n->id, rep.a[0]);
+		return 0;
+	}
+	/* The address first: once the new fd is in, the call has returned. */
+	len = rep.dlen;
+	r = 0;
+	if (a[1] != 0 && a[2] != 0)
+		r = wmem(p, n->pid, a[1], p->buf, len < cap ? len : cap);
+	if (r == 0 && a[2] != 0)
+		r = wmem(p, n->pid, a[2], &len, sizeof(len));
+	if (sub != RF_SOCK_ACCEPT) {
+		resp(p, n->id, 0, r);
+		return 0;
+	}
+	newfd = r < 0 ? r : addfd(p, n->id, -1, flags & SOCK_CLOEXEC, 1);
+	if (newfd < 0) {
+		resp(p, n->id, 0, newfd);
+		return oneway(p, RF_FWD_BIND, 0, -1, 0, rep.a[0], NULL, 0);
+	}
+	mark(p, newfd, F_HOME | (flags & SOCK_CLOEXEC ? F_CLOEXEC : 0));
+	return oneway(p, RF_FWD_BIND, 0, newfd, 0, rep.a[0], NULL, 0);
+}
+
+static int
+do_sockopt(struct px *p, struct seccomp_notif *n, int set)
+{
+	uint64_t *a = (uint64_t *)n->data.args;
+	struct rf_fwd_msg m, rep;
+	socklen_t len, cap;
+	char val[RF_FWD_OPT_MAX];
+	int fd = (int)a[0], r;
+
+	if (!home(p, fd)) {
+		cont(p, n->id);
+		return 0;
+	}
+	if (set)
+		len = (socklen_t)a[4];
+	else if ((r = rmem(p, n->pid, a[4], &len, sizeof(len))) < 0) {
+		resp(p, n->id, 0, r);
+		return 0;
+	}
+	if (len > RF_FWD_OPT_MAX) {
+		resp(p, n->id, 0, -EINVAL);
+		return 0;
+	}
+	if (set && (r = rmem(p, n->pid, a[3], val, len)) < 0) {
+		resp(p, n->id, 0, r);
+		return 0;
+	}
+	req(&m, RF_FWD_SOCK, set ? RF_SOCK_SETSOCKOPT : RF_SOCK_GETSOCKOPT, fd, (int)a[1],
+	    (int)a[2], len);
+	m.dlen = set ? len : 0;
+	if (call(p, &m, val, &rep, p->buf, RF_FWD_OPT_MAX) == -1)
+		return -1;
+	if (!set && rep.a[0] >= 0) {
+		cap = len;
+		len = rep.dlen;
+		if ((r = wmem(p, n->pid, a[3], p->buf, len < cap ? len : cap)) < 0 ||
+		    (r = wmem(p, n->pid, a[4], &len, sizeof(len))) < 0)
+			rep.a[0] = r;
+	}
+	result(p, n->id, rep.a[0]);
+	return 0;
+}
+
 /* --- processes --- */
 
 /* A process (or thread) of this namespace other than the proxy and init:
@@ -1791,6 +1882,18 @@ handle(struct px *p, struct seccomp_notif *n)
 			rep.a[0] = r;
 		result(p, n->id, rep.a[0]);
 		return 0;
+	case SYS_accept:
+		return do_sockaddr(p, n, RF_SOCK_ACCEPT, 0);
+	case SYS_accept4:
+		return do_sockaddr(p, n, RF_SOCK_ACCEPT, (int)a[3]);
+	case SYS_getsockname:
+		return do_sockaddr(p, n, RF_SOCK_GETSOCKNAME, 0);
+	case SYS_getpeername:
+		return do_sockaddr(p, n, RF_SOCK_GETPEERNAME, 0);
+	case SYS_getsockopt:
+		return do_sockopt(p, n, 0);
+	case SYS_setsockopt:
+		return do_sockopt(p, n, 1);
 	case SYS_kill:
 		return do_kill(p, n, 0);
 	case SYS_tgkill:

@@ -523,6 +523,55 @@ do_pathop(struct stub *s, const struct rf_fwd_msg *m, size_t *outlen)
 }
 
 static long
+do_sock(struct stub *s, const struct rf_fwd_msg *m, int fd, size_t *outlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	long r;
+
+	*outlen = 0;
+	switch (m->flags) {
+	case RF_SOCK_ACCEPT:
+		r = accept4(fd, (struct sockaddr *)&ss, &len,
+		    ((int)m->a[1] & SOCK_NONBLOCK) | SOCK_CLOEXEC);
+		if (r >= 0) {
+			if (grow(&s->refs, &s->nrefs, r) == -1) {
+				close(r);
+				return -ENOMEM;
+			}
+			s->refs[r] = 0;	/* a handle until BIND, as for OPEN */
+		}
+		break;
+	case RF_SOCK_GETSOCKNAME:
+		r = getsockname(fd, (struct sockaddr *)&ss, &len);
+		break;
+	case RF_SOCK_GETPEERNAME:
+		r = getpeername(fd, (struct sockaddr *)&ss, &len);
+		break;
+	case RF_SOCK_GETSOCKOPT:
+		len = m->a[3] > 0 && m->a[3] <= RF_FWD_OPT_MAX ? m->a[3] : RF_FWD_OPT_MAX;
+		r = getsockopt(fd, m->a[1], m->a[2], s->obuf, &len);
+		if (r == 0)
+			*outlen = len;
+		return r == -1 ? -errno : r;
+	case RF_SOCK_SETSOCKOPT:
+		if (m->dlen > RF_FWD_OPT_MAX)
+			return -EINVAL;
+		r = setsockopt(fd, m->a[1], m->a[2], s->ibuf, m->dlen);
+		return r == -1 ? -errno : r;
+	default:
+		return -ENOSYS;
+	}
+	if (r == -1)
+		return -errno;
+	if (len > sizeof(ss))
+		len = sizeof(ss);
+	memcpy(s->obuf, &ss, len);
+	*outlen = len;
+	return r;
+}
+
+static long
 do_proc(const struct rf_fwd_msg *m)
 {
 	long r;
@@ -767,6 +816,9 @@ serve(struct stub *s, const struct rf_fwd_msg *m)
 		goto done;
 	case RF_FWD_PROC:
 		r = do_proc(m);
+		goto done;
+	case RF_FWD_SOCK:
+		r = do_sock(s, m, fd, &outlen);
 		goto done;
 	case RF_FWD_POLL:
 		r = do_poll(s, m, &outlen);

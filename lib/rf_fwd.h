@@ -86,6 +86,7 @@ enum rf_fwd_op {
 	RF_FWD_EXEC,		/* one-way: the child exec'd; data: fds now closed */
 	RF_FWD_EXIT,		/* one-way, proxy -> stub: wait status of the child */
 	RF_FWD_SIGNAL,		/* one-way, stub -> proxy: sig sent to the stub */
+	RF_FWD_SOCK,		/* sub (RF_SOCK_*), fd, a, b, c: sockets */
 	RF_FWD_FORK,		/* one-way: new family a[0], a copy of this one */
 	RF_FWD_FAMEND,		/* one-way: the family's processes are gone */
 	RF_FWD_NOPS
@@ -102,6 +103,9 @@ enum { RF_FDOP_FSYNC = 1, RF_FDOP_FDATASYNC, RF_FDOP_FTRUNCATE, RF_FDOP_FCHMOD,
 enum { RF_PATHOP_ACCESS = 1, RF_PATHOP_READLINK, RF_PATHOP_UNLINK, RF_PATHOP_MKDIR,
 	RF_PATHOP_RENAME, RF_PATHOP_CHMOD, RF_PATHOP_CHDIR, RF_PATHOP_GETCWD,
 	RF_PATHOP_SYMLINK, RF_PATHOP_LINK, RF_PATHOP_TRUNCATE, RF_PATHOP_NOPS };
+enum { RF_SOCK_ACCEPT = 1, RF_SOCK_GETSOCKNAME, RF_SOCK_GETPEERNAME, RF_SOCK_GETSOCKOPT,
+	RF_SOCK_SETSOCKOPT, RF_SOCK_NOPS };
+#define RF_FWD_OPT_MAX 256	/* socket option value, socket address */
 enum { RF_PROC_GETPGID = 1, RF_PROC_SETPGID, RF_PROC_GETSID, RF_PROC_SETSID,
 	RF_PROC_NOPS };
 

@@ -286,6 +286,30 @@ print(subprocess.run(["echo", "sub"], capture_output=True).stdout.decode().strip
 	[ "$output" = "$(printf 't\nt\nt\nabc\nfrom grandchild 3\nsub')" ]
 }
 
+@test "sockets: the child accepts on an inherited listening socket and talks" {
+	run python3 -c '
+import socket, subprocess, sys
+child = """
+import socket
+s = socket.socket(fileno=0)
+print(s.type, s.getsockname()[0], s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN), flush=True)
+c, addr = s.accept()
+c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+print("from", addr[0], c.getpeername()[0], flush=True)
+c.sendall(c.recv(4) + b" pong")
+"""
+l = socket.socket()
+l.bind(("127.0.0.1", 0))
+l.listen()
+p = subprocess.Popen([sys.argv[1], "/usr/bin/python3", "-c", child], stdin=l.fileno())
+c = socket.create_connection(l.getsockname())
+c.sendall(b"ping")
+print(c.recv(100).decode(), flush=True)
+sys.exit(p.wait())' "$RUN"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(printf '1 127.0.0.1 1\nfrom 127.0.0.1 127.0.0.1\nping pong')" ]
+}
+
 @test "poll and large writes on home fds; loopback TCP between stub and proxy" {
 	run "$RUN" "$CHILD" poll 0 1000 < /dev/null
 	[ "$output" = "poll 1 0x1" ]
