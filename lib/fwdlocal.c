@@ -26,7 +26,10 @@ struct tree {
 	char *const *argv;
 	int conn;
 	pid_t cpid;
+	int flags;
 };
+
+static const char ctlmsg[] = "remote child";
 
 /* The proxy, in the namespace with the parent's pid. */
 static int
@@ -50,6 +53,13 @@ proxy_main(void *arg)
 			_exit(RF_EX_OSERR);
 		raise(SIGSTOP);
 		close(0);
+		if (t->flags & RF_FWDLOCAL_CTL) {
+			/* As the fork wrapper will: the answer comes from the proxy. */
+			char buf[64];
+			if (read(RF_FWDLOCAL_CTLFD, buf, sizeof(buf)) != sizeof(ctlmsg) ||
+			    memcmp(buf, ctlmsg, sizeof(ctlmsg)) != 0)
+				_exit(RF_EX_PROTOCOL);
+		}
 		execvp(t->argv[0], t->argv);
 		dprintf(2, "%s: %s\n", t->argv[0], strerror(errno));
 		_exit(errno == ENOENT ? 127 : 126);
@@ -67,7 +77,9 @@ proxy_main(void *arg)
 	o.lfd = lfd;
 	o.connfd = t->conn;
 	o.child = c;
-	o.ctlfd = -1;
+	o.ctlfd = t->flags & RF_FWDLOCAL_CTL ? RF_FWDLOCAL_CTLFD : -1;
+	o.ctlmsg = ctlmsg;
+	o.ctlmsglen = sizeof(ctlmsg);
 	o.verbose = getenv("RF_FWD_VERBOSE") != NULL;
 	rf_fwd_io_fd(&io, &t->conn);
 	memset(&e, 0, sizeof(e));
@@ -204,6 +216,7 @@ rf_fwdlocal_spawn(char *const argv[], const char *stubpath, int flags,
 		t.argv = argv;
 		t.conn = sv[1];
 		t.cpid = l->stub;
+		t.flags = flags;
 		k = 0;
 		init = rf_fwdns_spawn(me, proxy_main, &t, &k);
 		if (write(rep[1], &init, sizeof(init)) != sizeof(init) ||

@@ -226,6 +226,9 @@ struct rf_fwdlocal {
 };
 
 #define RF_FWDLOCAL_TCP 0x1	/* loopback TCP instead of a socketpair */
+#define RF_FWDLOCAL_CTL 0x2	/* arm at a read of the control fd, as a
+				   restored child does, not at its execve */
+#define RF_FWDLOCAL_CTLFD 1000	/* that fd (never open: the proxy answers) */
 
 int rf_fwdlocal_spawn(char *const argv[], const char *stubpath, int flags,
     struct rf_fwdlocal *l, struct rf_err *e);

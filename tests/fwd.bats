@@ -101,6 +101,12 @@ finish() {
 	[ "$output" = "one buffered, flushed by exit" ]
 }
 
+@test "armed at the control read, as a restored child will be" {
+	run "$RUN" -k "$CHILD" write "armed " pids
+	[ "$status" -eq 0 ]
+	[[ "$output" == "armed pid "* ]]
+}
+
 @test "the offset of a regular file is shared with the parent" {
 	( echo X; "$RUN" "$CHILD" write "B"; echo C ) > "$D/f"
 	[ "$(cat "$D/f")" = "$(printf 'X\nBC')" ]

@@ -3,9 +3,10 @@
  * remote fork child of this process (lib/fwdlocal.c), wait for its stub as a
  * parent waits for a child, and exit with its status (128+signal if killed).
  *
- *	fwdrun [-tv] [-p pidfile] [-s rf-stub] prog [arg...]
+ *	fwdrun [-ktv] [-p pidfile] [-s rf-stub] prog [arg...]
  *
- * -t: loopback TCP between stub and proxy.  -v: say how the stub ended and
+ * -k: the proxy arms at the child's read of its control fd (as for a
+ * restored child), not at its execve.  -t: loopback TCP between stub and proxy.  -v: say how the stub ended and
  * which of SIGUSR1/SIGUSR2 this process got.  -p: write "stub PID" and
  * "init PID" (pid 1 of the remote tree, outer numbering) to pidfile.
  */
@@ -32,7 +33,7 @@ on_usr(int sig)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: fwdrun [-tv] [-p pidfile] [-s rf-stub] prog [arg...]\n");
+	fprintf(stderr, "usage: fwdrun [-ktv] [-p pidfile] [-s rf-stub] prog [arg...]\n");
 	exit(RF_EX_USAGE);
 }
 
@@ -47,8 +48,9 @@ main(int argc, char *argv[])
 	ssize_t n;
 	FILE *f;
 
-	while ((ch = getopt(argc, argv, "+hp:s:tv")) != -1) {
+	while ((ch = getopt(argc, argv, "+hkp:s:tv")) != -1) {
 		switch (ch) {
+		case 'k': flags |= RF_FWDLOCAL_CTL; break;
 		case 'p': pidfile = optarg; break;
 		case 's': stubpath = optarg; break;
 		case 't': flags |= RF_FWDLOCAL_TCP; break;
