@@ -9,12 +9,14 @@
  *   [ blob code | struct rst_args + rst_vma[nvma] | stack | vdso bounce area ]
  *
  * Entry: jump to offset 0 with %rdi = address of struct rst_args and %rsp at
- * the top of the stack area.  The blob talks to rf-restore over args->sock:
- * one struct rst_msg per step (RST_READY when every mapping exists and waits
- * for pages; RST_FAIL with the failing step and errno, then it exits).  After
- * rf-restore answers RST_GO it finishes and unmaps its own region with its last
- * system call; the fetch that follows faults, and rf-restore, tracing it,
- * takes over at that SIGSEGV stop (registers, xstate, mask) and discards it.
+ * the top of the stack area.  The blob talks to rf-restore over args->sock
+ * (SOCK_SEQPACKET), one struct rst_msg each: RST_READY once every mapping
+ * exists, with a userfaultfd for the anonymous ones attached if it could make
+ * one; RST_FAIL with the failing step and errno, after which it exits.  After
+ * rf-restore has written the pages and answered RST_GO, the blob finishes,
+ * sends RST_DONE and unmaps its own region with its last system call; the
+ * fetch that follows faults, and rf-restore, tracing it, takes over at that
+ * SIGSEGV stop (registers, xstate, mask) and discards the signal.
  */
 #ifndef RF_RESTORER_H
 #define RF_RESTORER_H
