@@ -5,7 +5,7 @@
  * "ready pid=N", stops itself (raise(SIGSTOP), except where noted), and
  * after the restore prints "PASS what" or "FAIL what" lines, then "done",
  * and exits 0 if everything passed, else 1.  Modes:
- *   mem     heap, stack (and its growth), brk, a sparse 1 GiB mapping, a
+ *   mem     heap (20 MiB), stack (and its growth), brk, a sparse 1 GiB mapping, a
  *           private file mapping of DIR/data with a written page, DIR/shared
  *           mapped shared ("before", then "after" a page later), read-only
  *           and PROT_NONE data; clocks (the vdso block moved back), rseq,
@@ -42,6 +42,7 @@
 
 #define PG 4096
 #define SPARSE (1UL << 30)
+#define BIG (20u << 20)	/* past restore_pages.c's threshold for a second thread */
 
 static int failed;
 static const char *dir;
@@ -126,7 +127,7 @@ mode_mem(int argc, char *argv[])
 	unsigned char stackbuf[64 << 10];
 	size_t i, nsmall = 2000;
 	char **small = malloc(nsmall * sizeof(*small));
-	unsigned char *big = malloc(3 << 20), *sparse, *fmap, *ro, *none, *brk0, *brk1, *shared;
+	unsigned char *big = malloc(BIG), *sparse, *fmap, *ro, *none, *brk0, *brk1, *shared;
 	char path[4096], cwd[4096], perms[5];
 	unsigned long vdso = getauxval(AT_SYSINFO_EHDR);
 	struct rlimit rl;
@@ -136,7 +137,7 @@ mode_mem(int argc, char *argv[])
 
 	for (i = 0; i < sizeof(stackbuf); i++)
 		stackbuf[i] = i * 7;
-	for (i = 0; i < (3u << 20); i++)
+	for (i = 0; i < BIG; i++)
 		big[i] = i * 13;
 	for (i = 0; i < nsmall; i++) {
 		small[i] = malloc(100);
@@ -183,7 +184,7 @@ mode_mem(int argc, char *argv[])
 	for (ok = 1, i = 0; i < sizeof(stackbuf); i++)
 		ok &= stackbuf[i] == (unsigned char)(i * 7);
 	check(ok, "stack");
-	for (ok = 1, i = 0; i < (3u << 20); i++)
+	for (ok = 1, i = 0; i < BIG; i++)
 		ok &= big[i] == (unsigned char)(i * 13);
 	check(ok, "heap big");
 	for (ok = 1, i = 0; i < nsmall; i++) {
