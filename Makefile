@@ -11,7 +11,7 @@ VICTIMS  := $(patsubst tests/victims/%.c,build/tests/%,$(wildcard tests/victims/
 BENCHES  := $(patsubst bench/%.c,build/bench/%,$(wildcard bench/*.c))
 HDRS     := $(wildcard lib/*.h lib/restorer/*.h)
 
-all: $(PROGS) $(VICTIMS) $(BENCHES) build/tests/reaper build/tests/imgtool build/tests/netpeer build/tests/fwdrun
+all: $(PROGS) $(VICTIMS) $(BENCHES) build/tests/reaper build/tests/imgtool build/tests/netpeer build/tests/fwdrun build/tests/forkwire
 
 build/lib/%.o: lib/%.c $(HDRS) config.mk
 	@mkdir -p $(@D)
@@ -57,6 +57,10 @@ build/tests/netpeer: tests/netpeer.c build/librf.a
 	$(CC) $(CFLAGS) -o $@ $< build/librf.a $(LDLIBS)
 
 build/tests/fwdrun: tests/fwdrun.c build/librf.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< build/librf.a $(LDLIBS)
+
+build/tests/forkwire: tests/forkwire.c build/librf.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $< build/librf.a $(LDLIBS)
 

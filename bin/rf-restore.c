@@ -18,7 +18,8 @@
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: rf-restore [-nSUw] [-F fd[=ourfd]] [-i file]\n");
+	fprintf(stderr, "usage: rf-restore [-nSUw] [-C fd[=ourfd]] [-F fd[=ourfd]] [-i file] "
+	    "[-T pid]\n");
 	exit(RF_EX_USAGE);
 }
 
@@ -57,6 +58,8 @@ print_reply(const struct rf_restore *rs)
 		json_array_append_new(a, json_integer(rs->replaced[i]));
 	o = json_pack("{s:i, s:o, s:b}", "pid", (int)rs->pid, "replaced", a,
 	    "exe", rs->exe_set);
+	if (o != NULL && rs->o.fwd)
+		json_object_set_new(o, "listener", json_integer(rs->listener));
 	if (o == NULL || (s = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT)) == NULL)
 		return -1;
 	r = printf("%s\n", s) < 0 || fflush(stdout) == EOF ? -1 : 0;
@@ -75,13 +78,19 @@ main(int argc, char *argv[])
 	struct rf_imgr r;
 	struct rf_err e = { 0 };
 	struct rlimit rl;
-	const char *in = NULL;
+	const char *in = NULL, *es;
 	int ch, fd = 0, nflag = 0, wflag = 0, st;
 	size_t i, nsupply = 0;
 	char *json;
 
-	while ((ch = getopt(argc, argv, "F:hi:nSUw")) != -1) {
+	while ((ch = getopt(argc, argv, "C:F:hi:nST:Uw")) != -1) {
 		switch (ch) {
+		case 'C':
+			if (o.fwd)
+				usage();
+			o.fwd = 1;
+			add_supply(&supply, &nsupply, optarg);
+			break;
 		case 'F':
 			add_supply(&supply, &nsupply, optarg);
 			break;
@@ -93,6 +102,12 @@ main(int argc, char *argv[])
 			break;
 		case 'S':
 			o.leave_stopped = 1;
+			break;
+		case 'T':
+			o.pid = strtonum(optarg, 2, INT32_MAX, &es);
+			if (es)
+				errx(RF_EX_USAGE, "-T %s: pid %s", optarg, es);
+			o.sibling = 1;
 			break;
 		case 'U':
 			o.no_root = 1;
@@ -106,7 +121,8 @@ main(int argc, char *argv[])
 	}
 	argc -= optind;
 	argv += optind;
-	if (argc != 0 || (nflag && (wflag || o.leave_stopped || nsupply)))
+	if (argc != 0 || (nflag && (wflag || o.leave_stopped || nsupply || o.pid)) ||
+	    (o.sibling && wflag))
 		usage();
 	o.supply = supply;
 	o.nsupply = nsupply;

@@ -124,16 +124,15 @@ static const int signalling[] = {
 	SYS_kill, SYS_tkill, SYS_tgkill, SYS_rt_sigqueueinfo, SYS_rt_tgsigqueueinfo,
 };
 
-int
-rf_fwd_filter_install(pid_t self)
+size_t
+rf_fwd_filter_prog(pid_t self, struct sock_filter *f, size_t max)
 {
 	enum { NN = sizeof(notified) / sizeof(notified[0]),
 	    NS = sizeof(signalling) / sizeof(signalling[0]) };
-	struct sock_filter f[8 + 3 * NS + NN];
-	struct sock_fprog prog;
 	size_t k = 0, i, allow, notif;
-	int fd;
 
+	if (max < 8 + 3 * NS + NN)
+		return 0;
 	/* Layout: header, signalling blocks, notified list, ALLOW, NOTIF. */
 	allow = 6 + 3 * NS + NN;
 	notif = allow + 1;
@@ -161,7 +160,17 @@ rf_fwd_filter_install(pid_t self)
 	}
 	f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
 	f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF);
-	prog.len = k;
+	return k;
+}
+
+int
+rf_fwd_filter_install(pid_t self)
+{
+	struct sock_filter f[RF_FWD_FILTER_MAX];
+	struct sock_fprog prog;
+	int fd;
+
+	prog.len = rf_fwd_filter_prog(self, f, RF_FWD_FILTER_MAX);
 	prog.filter = f;
 	/* KILLABLE: once the proxy holds a call only a fatal signal ends the
 	   wait, so a signal cannot lose what the stub already read at home. */

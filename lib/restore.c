@@ -48,7 +48,10 @@
 #include <unistd.h>
 #include <time.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/sched.h>
 #include "rf_restore.h"
+#include "rf_fwd.h"
 #include "restorer/restorer.h"
 
 #define TASK_SIZE 0x7ffffffff000ull
@@ -75,6 +78,7 @@ struct build {
 	const struct rf_proc *p;
 	struct rst_args *args;
 	size_t args_len;
+	size_t filter_off;	/* fork mode: the filter's place in args */
 	uint64_t region_len;
 	uint64_t cand[NCAND];
 	int ncand;
@@ -235,6 +239,8 @@ child_fds(struct build *b)
 
 	for (i = 0; i < p->nfd; i++) {
 		const struct rf_fd *f = &p->fds[i];
+		if (rs->fdplan[i] == RF_FDP_NONE)
+			continue;
 		if (rs->fdplan[i] == RF_FDP_SUPPLIED) {
 			fd = f->fd;
 		} else {
@@ -288,6 +294,9 @@ child_main(struct build *b)
 		child_fail(b, 0, "restore: personality 0x%lx", p->personality);
 	setpriority(PRIO_PROCESS, 0, b->rs->nice);
 	child_creds(b);
+	/* After the credentials, which clear it: it dies with the proxy. */
+	if (b->rs->o.fwd && b->rs->o.sibling && prctl(PR_SET_PDEATHSIG, SIGKILL) == -1)
+		child_fail(b, 0, "restore: PR_SET_PDEATHSIG");
 	umask(p->umask & 0777);
 	if (p->cwd && chdir(p->cwd) == -1)
 		child_fail(b, 0, "restore: cwd %s", p->cwd);
@@ -305,6 +314,14 @@ child_main(struct build *b)
 	a->self_len = b->region_len;
 	a->bounce = (uint64_t)region + b->region_len - b->rs->host_vdso_len;
 	a->sock = b->fd_lo;
+	if (b->rs->o.fwd) {
+		a->filter_len = rf_fwd_filter_prog(getpid(),
+		    (struct sock_filter *)((char *)a + b->filter_off), RF_FWD_FILTER_MAX);
+		a->filter = (uint64_t)region + code_len + b->filter_off;
+		a->filter_flags = RF_FWD_FILTER_FLAGS;
+		if (a->filter_len == 0)
+			child_fail(b, RF_EX_SOFTWARE, "restore: seccomp filter too long");
+	}
 	memcpy(region + code_len, a, b->args_len);
 	stack_top = (uint64_t)region + code_len + PG_UP(b->args_len) + RST_STACK_SIZE;
 	__asm__ volatile (
@@ -612,6 +629,10 @@ finish(struct build *b, pid_t pid, uint64_t self, uint64_t self_len, int stopreq
 			if (recv(b->sock, &m, sizeof(m), MSG_DONTWAIT) == sizeof(m) &&
 			    m.type == RST_FAIL)
 				return msg_error(&m, e);
+			/* The blob's filter step can only tell by its exit status. */
+			if (b->rs->o.fwd && WIFEXITED(st) && WEXITSTATUS(st) != 127)
+				return rf_errf(e, rf_errno_code(WEXITSTATUS(st)), "restore: "
+				    "installing the seccomp filter: %s", strerror(WEXITSTATUS(st)));
 			return rf_errf(e, RF_EX_SOFTWARE, "restore: the new process died (status "
 			    "0x%x) while finishing", st);
 		}
@@ -647,12 +668,32 @@ finish(struct build *b, pid_t pid, uint64_t self, uint64_t self_len, int stopreq
 		    strerror(errno)) : rf_errno(e, "restore: PTRACE_SETREGSET xstate");
 	if (ptrace(PTRACE_SETSIGMASK, pid, sizeof(mask), &mask) == -1)
 		return rf_errno(e, "restore: PTRACE_SETSIGMASK");
-	if (b->rs->o.leave_stopped || stopreq)
+	if (b->rs->o.leave_stopped || b->rs->o.fwd || stopreq)
 		sig = SIGSTOP;
 	else if (p->sigpending & (1ull << (SIGSEGV - 1)))
 		sig = SIGSEGV;
 	b->rs->detach_sig = sig;
 	return 0;
+}
+
+/* fork(), or clone3 for a given pid or for a child of our parent. */
+static pid_t
+spawn(const struct rf_restore_opts *o)
+{
+	struct clone_args a;
+	pid_t tid = o->pid;
+
+	if (o->pid <= 0 && !o->sibling)
+		return fork();
+	memset(&a, 0, sizeof(a));
+	a.flags = o->sibling ? CLONE_PARENT : 0;
+	/* With CLONE_PARENT the kernel takes ours and wants 0 here. */
+	a.exit_signal = o->sibling ? 0 : SIGCHLD;
+	if (tid > 0) {
+		a.set_tid = (uintptr_t)&tid;
+		a.set_tid_size = 1;
+	}
+	return syscall(SYS_clone3, &a, sizeof(a));
 }
 
 int
@@ -674,6 +715,18 @@ rf_restore_run(struct rf_restore *rs, struct rf_imgr *r, struct rf_err *e)
 			b.fd_lo = rs->o.supply[i].fd + 1;
 	b.want_exe = rs->want_exe;
 	b.args_len = sizeof(struct rst_args) + p->nvma * sizeof(struct rst_vma);
+	if (rs->o.fwd) {
+		b.filter_off = b.args_len;
+		b.args_len += RF_FWD_FILTER_MAX * sizeof(struct sock_filter);
+		/* The lowest number free once the blob has closed its own. */
+		for (rs->listener = 0;; rs->listener++) {
+			for (i = 0; i < rs->o.nsupply; i++)
+				if (rs->o.supply[i].fd == rs->listener)
+					break;
+			if (i == rs->o.nsupply)
+				break;
+		}
+	}
 	if ((b.args = calloc(1, b.args_len)) == NULL)
 		return rf_errno(e, "restore");
 	b.region_len = PG_UP(rf_restorer_blob_end - rf_restorer_blob) + PG_UP(b.args_len) +
@@ -687,8 +740,9 @@ rf_restore_run(struct rf_restore *rs, struct rf_imgr *r, struct rf_err *e)
 	}
 	b.sock = sv[0];
 	b.csock = sv[1];
-	if ((pid = fork()) == -1) {
-		rf_errno(e, "restore: fork");
+	if ((pid = spawn(&rs->o)) == -1) {
+		rf_errno(e, rs->o.pid > 0 ? "restore: clone3 pid %d" : "restore: fork",
+		    (int)rs->o.pid);
 		goto out;
 	}
 	if (pid == 0)

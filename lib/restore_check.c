@@ -359,6 +359,10 @@ check_fds(struct rf_restore *rs, const struct rf_proc *p, struct rf_err *e)
 			rs->fdplan[i] = RF_FDP_SUPPLIED;
 			continue;
 		}
+		if (rs->o.fwd) {
+			rs->fdplan[i] = RF_FDP_NONE;	/* it stays at home */
+			continue;
+		}
 		if ((f->kind == RF_FD_FILE || f->kind == RF_FD_DIR) && f->path &&
 		    f->path[0] == '/' && stat(f->path, &st) == 0 &&
 		    (f->kind == RF_FD_FILE ? S_ISREG(st.st_mode) : S_ISDIR(st.st_mode))) {

@@ -170,6 +170,16 @@ int rf_stub_serve(const struct rf_fwd_io *io, const struct rf_stub_opts *o, int 
  * child's own pid as it sees it: signals to itself stay native.
  */
 int rf_fwd_filter_install(pid_t self);
+/*
+ * The same filter as classic BPF instructions (struct sock_filter), for a
+ * caller that installs it by itself (the restorer blob, rf-restore -C):
+ * returns the count, 0 if max is too small.  The flags to install it with:
+ * SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV.
+ */
+#define RF_FWD_FILTER_MAX 256
+#define RF_FWD_FILTER_FLAGS ((1u << 3) | (1u << 5))
+struct sock_filter;
+size_t rf_fwd_filter_prog(pid_t self, struct sock_filter *f, size_t max);
 
 /*
  * The proxy: serve the child's notifications on listener lfd.  Before the

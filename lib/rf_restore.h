@@ -33,10 +33,20 @@ struct rf_restore_opts {
 	int leave_stopped;	/* -S: the process is left in group stop */
 	const struct rf_fd_supply *supply;
 	size_t nsupply;
+	/*
+	 * Fork mode (-C, docs/FORK.md step 6): none of the image's fds but the
+	 * supplied ones; the forwarding filter (rf_fwd_filter_prog) installed
+	 * last, its listener at rs->listener; left in group stop for the proxy.
+	 */
+	int fwd;
+	/* > 0: clone3 with set_tid, so the process gets this pid (-T). */
+	pid_t pid;
+	/* The process is the child of our parent, not ours (CLONE_PARENT, -T). */
+	int sibling;
 };
 
 /* What happens to one of the image's fds. */
-enum rf_fd_plan { RF_FDP_REOPEN, RF_FDP_SUPPLIED, RF_FDP_NULL };
+enum rf_fd_plan { RF_FDP_REOPEN, RF_FDP_SUPPLIED, RF_FDP_NULL, RF_FDP_NONE };
 
 struct rf_restore_map {		/* one distinct mapped file */
 	const char *path;
@@ -48,6 +58,7 @@ struct rf_restore {
 	pid_t pid;
 	int exe_set;		/* /proc/PID/exe is the image's exe */
 	int detach_sig;
+	int listener;		/* fork mode: the filter's listener fd in it */
 	int *replaced;		/* fds replaced by /dev/null */
 	size_t nreplaced;
 	char **warn;		/* one line each, for stderr */

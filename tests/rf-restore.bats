@@ -311,6 +311,91 @@ print(s, flush=True)' > "$D/py.out" 2>&1 < /dev/null 3>&- &
 	[ "$status" -eq 143 ]
 }
 
+@test "-T PID: the process gets that pid and is the child of rf-restore's parent" {
+	start fpu
+	snap_keep_pid=$VPID
+	snap
+	# The dumped process is gone and reaped: its pid is free again.
+	"$BIN/rf-restore" -S -T "$snap_keep_pid" -i "$D/img" > "$D/reply"
+	RPID=$(jq .pid "$D/reply")
+	[ "$RPID" -eq "$snap_keep_pid" ]
+	wait_state "$RPID" T
+	[ "$(awk '/^PPid:/ { print $2 }' "/proc/$RPID/status")" -eq "$BASHPID" ]
+	kill -CONT "$RPID"
+	wait_gone "$RPID"
+	passed
+}
+
+@test "-T: a pid in use, -T with -w, -C with -n are refused" {
+	start fpu
+	snap
+	sleep 30 &
+	local busy=$!
+	run --separate-stderr "$BIN/rf-restore" -T "$busy" -i "$D/img"
+	kill "$busy"
+	echo "status $status: $stderr"
+	[ "$status" -ne 0 ]
+	[[ "$stderr" =~ clone3\ pid\ $busy ]]
+	[ -z "$output" ]
+	no_copies
+	run "$BIN/rf-restore" -T 4000 -w -i "$D/img"
+	[ "$status" -eq 64 ]
+	run "$BIN/rf-restore" -n -C 3 -i "$D/img"
+	[ "$status" -eq 64 ]
+	run "$BIN/rf-restore" -C 3=0 -C 4=0 -i "$D/img"
+	[ "$status" -eq 64 ]
+}
+
+# rfork S: start rfork_victim (the parent P of a fork done by hand); S, its
+# child, stops itself before reading its control fd K.  Sets P, S and K.
+rfork() {
+	"$TESTS/rfork_victim" "$D/sock" "$BIN/rf-stub" > "$D/out" 2> "$D/err" &
+	VPID=$!
+	wait_line "$D/err" '^pids '
+	read -r _ P S K < "$D/err"
+	wait_state "$S" T
+}
+
+@test "-C K=FD: fork mode: no fd of the image but K, the filter's listener lowest, left stopped" {
+	rfork
+	"$BIN/rf-snap" "$S" > "$D/img"
+	exec 7<> <(:)
+	"$BIN/rf-restore" -C "$K=7" -i "$D/img" > "$D/reply"
+	exec 7>&-
+	RPID=$(jq .pid "$D/reply")
+	[ "$(jq .listener "$D/reply")" -eq 0 ]
+	wait_state "$RPID" T
+	ls -l "/proc/$RPID/fd"
+	[ "$(ls "/proc/$RPID/fd" | sort -n | tr '\n' ' ')" = "0 $K " ]
+	[ "$(readlink "/proc/$RPID/fd/0")" = "anon_inode:seccomp notify" ]
+	[[ "$(readlink "/proc/$RPID/fd/$K")" =~ ^pipe: ]]
+	grep -E '^Seccomp:\s+2$' "/proc/$RPID/status"
+	grep -E '^NoNewPrivs:\s+0$' "/proc/$RPID/status"
+	kill -KILL "$RPID" "$S" "$VPID"
+	wait "$VPID" 2> /dev/null || true
+	VPID=
+}
+
+@test "remote fork by hand: image in fork mode under a proxy in a pid namespace, rf-stub at home" {
+	rfork
+	"$BIN/rf-snap" "$S" > "$D/img"
+	RF_FWD_VERBOSE=1 "$TESTS/forkwire" -i "$D/img" -s "$D/sock" -p "$P" -c "$S" -k "$K" "$BIN/rf-restore" \
+	    > "$D/wire" 2> "$D/wire.err" &
+	local fw=$!
+	wait_line "$D/wire" '^ready'
+	# S is still the stopped original; from here it becomes the stub.
+	kill -USR1 "$P"
+	wait "$VPID"
+	VPID=
+	wait "$fw"
+	cat "$D/out" "$D/wire.err"
+	# Remote child: resumed at its read of K, S's pid, P as parent, its
+	# stdout written through the stub; its exit code reached P's waitpid.
+	grep -qx "child pid $S ppid $P" "$D/out"
+	grep -qx "status 42" "$D/out"
+	! pgrep -x rfork_victim
+}
+
 @test "rf-restore -n checks the whole image and prints its metadata, restoring nothing" {
 	start mem
 	snap

@@ -308,6 +308,25 @@ finish_signals(struct rst_args *a)
 			fail(a, RST_STEP_PENDING, r, sig, 0);
 }
 
+/* Last but the munmap: from here on most calls would wait for the proxy. */
+static void
+install_filter(struct rst_args *a)
+{
+	struct { uint16_t len; uint16_t pad[3]; uint64_t filter; } prog;
+	long r;
+
+	prog.len = (uint16_t)a->filter_len;
+	prog.pad[0] = prog.pad[1] = prog.pad[2] = 0;
+	prog.filter = a->filter;
+	r = sys3(__NR_seccomp, R_SECCOMP_SET_MODE_FILTER, a->filter_flags, &prog);
+	/* Without CAP_SYS_ADMIN the kernel wants no_new_privs. */
+	if (r == -R_EACCES && sys5(__NR_prctl, R_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0)
+		r = sys3(__NR_seccomp, R_SECCOMP_SET_MODE_FILTER, a->filter_flags, &prog);
+	if (r < 0)
+		for (;;)
+			sys1(__NR_exit_group, -r);
+}
+
 __attribute__((used, noreturn)) void
 rst_main(struct rst_args *a)
 {
@@ -344,6 +363,8 @@ rst_main(struct rst_args *a)
 	send_msg(a, RST_DONE, RST_STEP_NONE, 0, 0, 0, 0, exe_set);
 	if ((r = sys3(__NR_close_range, a->fd_lo, ~0u, 0)) < 0)
 		fail(a, RST_STEP_NONE, r, 0, 0);
+	if (a->filter_len)
+		install_filter(a);
 
 	/*
 	 * Last: unmap this region.  The instruction fetch after the syscall

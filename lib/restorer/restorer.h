@@ -17,6 +17,8 @@
  * sends RST_DONE and unmaps its own region with its last system call; the
  * fetch that follows faults, and rf-restore, tracing it, takes over at that
  * SIGSEGV stop (registers, xstate, mask) and discards the signal.
+ * In fork mode (filter_len > 0) the filter goes in between RST_DONE and
+ * that last munmap.
  */
 #ifndef RF_RESTORER_H
 #define RF_RESTORER_H
@@ -75,6 +77,7 @@ enum rst_step {
 	RST_STEP_PENDING,	/* index: the signal */
 	RST_STEP_CAPS,		/* dropping the capability kept for PR_SET_MM_MAP */
 	RST_STEP_CHILD,		/* not the blob: the child before it (lib/restore.c) */
+	RST_STEP_FILTER,	/* seccomp: reported by the exit status (errno) */
 };
 
 enum { RST_READY = 1, RST_FAIL = 2, RST_GO = 3, RST_DONE = 4 };
@@ -120,6 +123,16 @@ struct rst_args {
 	int32_t ss_flags;
 	uint32_t pad;
 	uint64_t pending;			/* re-raised, bit sig-1 */
+
+	/*
+	 * Fork mode: a seccomp filter (classic BPF, filter_len instructions
+	 * at address filter) installed after every fd of ours is closed, so
+	 * its listener takes the lowest free number.  Nothing can be reported
+	 * after it (writes would wait for the listener): a failure is the
+	 * exit status, the errno.
+	 */
+	uint64_t filter;
+	uint32_t filter_len, filter_flags;
 
 	uint64_t nvma;
 	struct rst_vma vma[];

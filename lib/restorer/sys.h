@@ -56,5 +56,8 @@ sys6(long nr, long a, long b, long c, long d, long e, long f)
 #define R_EPERM 1
 #define R_EINTR 4
 #define R_EAGAIN 11
+#define R_EACCES 13
+#define R_SECCOMP_SET_MODE_FILTER 1
+#define R_PR_SET_NO_NEW_PRIVS 38
 
 #endif
