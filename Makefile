@@ -10,8 +10,9 @@ MANS     := $(wildcard bin/*.1 sh/*.1)
 VICTIMS  := $(patsubst tests/victims/%.c,build/tests/%,$(wildcard tests/victims/*.c))
 BENCHES  := $(patsubst bench/%.c,build/bench/%,$(wildcard bench/*.c))
 HDRS     := $(wildcard lib/*.h lib/restorer/*.h)
+PRELOAD  := $(wildcard lib/preload/*.c)
 
-all: $(PROGS) $(VICTIMS) $(BENCHES) build/tests/reaper build/tests/imgtool build/tests/netpeer build/tests/fwdrun build/tests/forkwire
+all: $(PROGS) build/lib/librfork.so $(VICTIMS) $(BENCHES) build/tests/reaper build/tests/imgtool build/tests/netpeer build/tests/fwdrun build/tests/forkwire
 
 build/lib/%.o: lib/%.c $(HDRS) config.mk
 	@mkdir -p $(@D)
@@ -20,6 +21,11 @@ build/lib/%.o: lib/%.c $(HDRS) config.mk
 build/librf.a: $(LIB_OBJ) $(if $(BLOB_SRC),build/lib/restorer_blob.o)
 	rm -f $@
 	ar rcs $@ $^
+
+# The preload library of rf-run: small, only libc, nothing exported but fork.
+build/lib/librfork.so: $(PRELOAD) $(wildcard lib/preload/*.h) config.mk
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -shared -Wl,-z,defs -o $@ $(PRELOAD)
 
 # The restorer runs inside the process being rebuilt, after everything else of
 # the address space is gone: one freestanding, position-independent blob,
@@ -88,10 +94,13 @@ install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANPREFIX)/man1
 	install -m 755 $(PROGS) $(SCRIPTS) $(DESTDIR)$(BINDIR)
 	install -m 644 $(MANS) $(DESTDIR)$(MANPREFIX)/man1
+	install -d $(DESTDIR)$(LIBDIR)
+	install -m 755 build/lib/librfork.so $(DESTDIR)$(LIBDIR)
 
 uninstall:
 	cd $(DESTDIR)$(BINDIR) && rm -f $(notdir $(PROGS) $(SCRIPTS))
 	cd $(DESTDIR)$(MANPREFIX)/man1 && rm -f $(notdir $(MANS))
+	rm -f $(DESTDIR)$(LIBDIR)/librfork.so
 
 clean:
 	rm -rf build

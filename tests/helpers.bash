@@ -50,3 +50,23 @@ flip_byte() {
 	printf "$(printf '\\%03o' $((b ^ 0xff)))" |
 	    dd of="$1" bs=1 seek="$2" conv=notrunc status=none
 }
+
+# marked MARK: pids of processes whose environment holds RFTEST_MARK=MARK
+# (start a command with that variable to find everything it left behind).
+marked() {
+	grep -lzxF "RFTEST_MARK=$1" /proc/[0-9]*/environ 2>/dev/null |
+	    sed -n 's|^/proc/\([0-9]*\)/environ$|\1|p'
+}
+
+# none_marked MARK: wait up to 5 s until no process holds MARK.
+none_marked() {
+	local _ left
+	for _ in $(seq 100); do
+		left=$(marked "$1")
+		[ -z "$left" ] && return 0
+		sleep 0.05
+	done
+	echo "left behind:" >&2
+	ps -o pid,stat,cmd -p $left >&2
+	return 1
+}

@@ -1,0 +1,549 @@
+/*
+ * fork.c - the fork wrapper of librfork.so (docs/FORK.md, steps 1-5).
+ *
+ * P (the caller) forks S for real.  S stops itself just before reading its
+ * control socket K; P has S dumped and shipped (rf-snap | rf-send --fork),
+ * then tells S on K what it is: "stub HOST TOKEN" (S execs rf-stub, which
+ * holds pid, parent and fds at home for the child C now on HOST) or "local"
+ * (S returns 0, an ordinary local child).  C, resumed from S's image, makes
+ * the same read; its proxy answers "remote...".  A stopped S is the only copy
+ * of the child until the remote one is confirmed: never both, never neither.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include "rfork.h"
+
+#define EXPORT __attribute__((visibility("default")))
+#define CTLMAX (RFP_HOST + RFP_TOKEN + 16)
+
+struct rfp_cfg rfp_cfg;
+
+static pid_t (*real_fork)(void);
+static pid_t (*real_Fork)(void);
+static atomic_int inited;
+static atomic_ulong nforks;
+static atomic_uint nexthost;
+static atomic_int said_policy, said_hosts;
+/* Set in a remote child: its forks stay on its host (v1, no FORKSTUB yet). */
+static int remote_child;
+
+/* SIGCHLD's SA_NOCLDSTOP, set while S stops and continues (see below). */
+static atomic_flag cld_lock = ATOMIC_FLAG_INIT;
+static int cld_users, cld_set;
+
+static void
+copyenv(char *dst, size_t n, const char *name)
+{
+	const char *v = getenv(name);
+	size_t l;
+
+	dst[0] = '\0';
+	if (v == NULL || (l = strlen(v)) >= n)
+		return;
+	memcpy(dst, v, l + 1);
+}
+
+static unsigned long
+number(const char *s, int *ok)
+{
+	unsigned long v = 0;
+
+	*ok = *s != '\0';
+	for (; *s != '\0'; s++) {
+		if (*s < '0' || *s > '9' || v > 100000000UL) {
+			*ok = 0;
+			return 0;
+		}
+		v = v * 10 + (*s - '0');
+	}
+	return v;
+}
+
+static void
+parse_policy(const char *s)
+{
+	int ok = 0;
+
+	rfp_cfg.policy = RFP_BAD;
+	if (*s == '\0' || strcmp(s, "all") == 0)
+		rfp_cfg.policy = RFP_ALL;
+	else if (strcmp(s, "none") == 0)
+		rfp_cfg.policy = RFP_NONE;
+	else if (strncmp(s, "every:", 6) == 0) {
+		rfp_cfg.n = number(s + 6, &ok);
+		if (ok && rfp_cfg.n > 0)
+			rfp_cfg.policy = RFP_EVERY;
+	} else if (strncmp(s, "first:", 6) == 0) {
+		rfp_cfg.n = number(s + 6, &ok);
+		if (ok)
+			rfp_cfg.policy = RFP_FIRST;
+	}
+}
+
+/* The environment is read once: a program may change or clear its own. */
+static void
+init(void)
+{
+	char t[16], dir[PATH_MAX], *slash;
+	Dl_info dl;
+	const char *h;
+	int ok;
+
+	real_fork = (pid_t (*)(void))dlsym(RTLD_NEXT, "fork");
+	real_Fork = (pid_t (*)(void))dlsym(RTLD_NEXT, "_Fork");
+	copyenv(rfp_cfg.policy_str, sizeof(rfp_cfg.policy_str), "RFORK_POLICY");
+	parse_policy(rfp_cfg.policy_str);
+	copyenv(t, sizeof(t), "RFORK_STRICT");
+	rfp_cfg.strict = strcmp(t, "1") == 0;
+	copyenv(t, sizeof(t), "RFORK_TIMEOUT");
+	rfp_cfg.timeout = number(t, &ok);
+	if (!ok || rfp_cfg.timeout < 1 || rfp_cfg.timeout > 3600)
+		rfp_cfg.timeout = 30;
+	copyenv(rfp_cfg.hosts, sizeof(rfp_cfg.hosts), "RFORK_HOSTS");
+	rfp_cfg.nhosts = 0;
+	for (h = rfp_cfg.hosts; *h != '\0'; h++)
+		if (*h != ',' && (h == rfp_cfg.hosts || h[-1] == ','))
+			rfp_cfg.nhosts++;
+	copyenv(rfp_cfg.key, sizeof(rfp_cfg.key), "RFORK_KEY");
+	copyenv(rfp_cfg.bindir, sizeof(rfp_cfg.bindir), "RFORK_BINDIR");
+	rfp_cfg.libdir[0] = '\0';
+	if (dladdr((void *)init, &dl) != 0 && dl.dli_fname != NULL &&
+	    (dl.dli_fname[0] == '/' ? strlen(dl.dli_fname) < sizeof(dir) &&
+	    memcpy(dir, dl.dli_fname, strlen(dl.dli_fname) + 1) != NULL :
+	    realpath(dl.dli_fname, dir) != NULL) &&
+	    (slash = strrchr(dir, '/')) != NULL) {
+		*slash = '\0';
+		memcpy(rfp_cfg.libdir, dir, strlen(dir) + 1);
+	}
+	atomic_store(&inited, 1);
+}
+
+__attribute__((constructor)) static void
+ctor(void)
+{
+	if (!atomic_load(&inited))
+		init();
+}
+
+/* The i-th HOST[:PORT] of RFORK_HOSTS, round robin. */
+static void
+pick_host(char *out)
+{
+	unsigned i = atomic_fetch_add(&nexthost, 1) % rfp_cfg.nhosts;
+	const char *h = rfp_cfg.hosts;
+	size_t l;
+
+	for (;;) {
+		h += strspn(h, ",");
+		l = strcspn(h, ",");
+		if (i-- == 0)
+			break;
+		h += l;
+	}
+	if (l >= RFP_HOST)
+		l = 0;
+	memcpy(out, h, l);
+	out[l] = '\0';
+}
+
+/*
+ * S's stop and continue would reach P's program as SIGCHLD (CLD_STOPPED,
+ * CLD_CONTINUED) for a child it has not seen yet: a handler that calls
+ * wait() would block.  SA_NOCLDSTOP suppresses both while forks are in
+ * flight; the last one out takes it away again, unless the program changed
+ * its handler meanwhile.
+ */
+static void
+cld_enter(void)
+{
+	struct sigaction sa;
+
+	while (atomic_flag_test_and_set(&cld_lock))
+		sched_yield();
+	if (cld_users++ == 0) {
+		cld_set = 0;
+		if (sigaction(SIGCHLD, NULL, &sa) == 0 && sa.sa_handler != SIG_IGN &&
+		    !(sa.sa_flags & SA_NOCLDSTOP)) {
+			sa.sa_flags |= SA_NOCLDSTOP;
+			cld_set = sigaction(SIGCHLD, &sa, NULL) == 0;
+		}
+	}
+	atomic_flag_clear(&cld_lock);
+}
+
+static void
+cld_unset(void)
+{
+	struct sigaction sa;
+
+	if (cld_set && sigaction(SIGCHLD, NULL, &sa) == 0 && (sa.sa_flags & SA_NOCLDSTOP)) {
+		sa.sa_flags &= ~SA_NOCLDSTOP;
+		sigaction(SIGCHLD, &sa, NULL);
+	}
+	cld_set = 0;
+}
+
+static void
+cld_leave(void)
+{
+	while (atomic_flag_test_and_set(&cld_lock))
+		sched_yield();
+	if (--cld_users == 0)
+		cld_unset();
+	atomic_flag_clear(&cld_lock);
+}
+
+/* In S: alone now, whatever other threads of P were doing. */
+static void
+cld_child(void)
+{
+	cld_unset();
+	cld_users = 0;
+	atomic_flag_clear(&cld_lock);
+}
+
+/* One message from K: a line, or the proxy's one answer ("remote..."). */
+static size_t
+read_ctl(int fd, char *buf, size_t cap)
+{
+	size_t n = 0;
+	ssize_t r;
+
+	while (n < cap - 1) {
+		r = rfp_read(fd, buf + n, cap - 1 - n);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += r;
+		if (memchr(buf, '\n', n) != NULL || (n >= 6 && memcmp(buf, "remote", 6) == 0))
+			break;
+	}
+	buf[n] = '\0';
+	return n;
+}
+
+/*
+ * S becomes rf-stub: exec keeps its pid, parent and fds, and drops its copy
+ * of P's memory.  Fds that are close-on-exec must survive the exec (they are
+ * the child's), so their flag is cleared and rf-stub is told (-x).  Returns
+ * only if the exec failed, with every flag as it was.
+ */
+static void
+exec_stub(int kfd, char *msg)
+{
+	char *host = msg, *token, *argv[10], **env, *list, *p, db[4096];
+	size_t envsize, listsize = 1 << 19, ln = 0;
+	struct rfp_str why = { .n = 0 }, num;
+	long nd, off;
+	int dfd, fd, i = 0, e;
+
+	msg[strcspn(msg, "\n")] = '\0';
+	if ((token = strchr(host, ' ')) == NULL)
+		return;
+	*token++ = '\0';
+	list = mmap(NULL, listsize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (list == MAP_FAILED)
+		return;
+	if ((dfd = rfp_open("/proc/self/fd", O_RDONLY | O_DIRECTORY)) == -1)
+		goto out;
+	while ((nd = syscall(SYS_getdents64, dfd, db, sizeof(db))) > 0) {
+		for (off = 0; off < nd; off += *(unsigned short *)(db + off + 16)) {
+			const char *name = db + off + 19;
+			int fl;
+
+			if (*name < '0' || *name > '9')
+				continue;
+			fd = atoi(name);
+			if (fd == kfd || fd == dfd || (fl = fcntl(fd, F_GETFD)) == -1 ||
+			    !(fl & FD_CLOEXEC) || ln + 12 > listsize)
+				continue;
+			if (fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC) == -1)
+				continue;
+			num.n = 0;
+			rfp_num(&num, fd);
+			if (ln > 0)
+				list[ln++] = ',';
+			memcpy(list + ln, num.s, num.n + 1);
+			ln += num.n;
+		}
+	}
+	rfp_close(dfd);
+	argv[i++] = "rf-stub";
+	if (rfp_cfg.key[0] != '\0') {
+		argv[i++] = "-k";
+		argv[i++] = rfp_cfg.key;
+	}
+	if (ln > 0) {
+		argv[i++] = "-x";
+		argv[i++] = list;
+	}
+	argv[i++] = "--";
+	argv[i++] = host;
+	argv[i++] = token;
+	argv[i] = NULL;
+	if ((env = rfp_env(&envsize)) != NULL) {
+		execve(rfp_cfg.stub, argv, env);
+		e = errno;
+		rfp_env_free(env, envsize);
+	} else
+		e = errno;
+	rfp_cat(&why, rfp_cfg.stub);
+	rfp_cat(&why, ": ");
+	rfp_cat(&why, strerrordesc_np(e));
+	rfp_log("fork stays local: ", why.s, NULL);
+	for (p = list; ln > 0 && *p != '\0'; p += strcspn(p, ","), p += *p == ',') {
+		fd = atoi(p);
+		fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
+	}
+out:
+	munmap(list, listsize);
+}
+
+/* S, or C on the remote host.  All signals are blocked. */
+static pid_t
+child(int k[2], const sigset_t *old, pid_t ppid)
+{
+	char msg[CTLMAX];
+
+	rfp_close(k[0]);
+	cld_child();
+	/* If P dies meanwhile, SIGCONT lets S go on as a local child. */
+	if (prctl(PR_SET_PDEATHSIG, SIGCONT) == 0 && getppid() == ppid) {
+		(void)!rfp_write(k[1], "s", 1);
+		syscall(SYS_kill, syscall(SYS_getpid), SIGSTOP);
+		/* The image is taken here: C resumes at this read. */
+		read_ctl(k[1], msg, sizeof(msg));
+		prctl(PR_SET_PDEATHSIG, 0);
+		if (strncmp(msg, "remote", 6) == 0)
+			remote_child = 1;
+		else if (strncmp(msg, "stub ", 5) == 0)
+			exec_stub(k[1], msg + 5);
+	}
+	rfp_close(k[1]);
+	sigprocmask(SIG_SETMASK, old, NULL);
+	return 0;
+}
+
+/* /proc/PID/stat's state letter; 0 if gone. */
+static char
+state(pid_t pid)
+{
+	struct rfp_str path = { .n = 0 };
+	char b[512], *p;
+	ssize_t n;
+	int fd;
+
+	rfp_cat(&path, "/proc/");
+	rfp_num(&path, pid);
+	rfp_cat(&path, "/stat");
+	if ((fd = rfp_open(path.s, O_RDONLY)) == -1)
+		return 0;
+	n = rfp_read(fd, b, sizeof(b) - 1);
+	rfp_close(fd);
+	if (n <= 0)
+		return 0;
+	b[n] = '\0';
+	if ((p = strrchr(b, ')')) == NULL || p[1] != ' ')
+		return 0;
+	return p[2];
+}
+
+/*
+ * S says "s" on K just before it stops itself; then the stop is a matter of
+ * microseconds.  -1 if S died, or did not stop (someone continued it: it
+ * then waits on K, and gets "local").
+ */
+static int
+wait_stopped(int kfd, pid_t pid)
+{
+	struct timespec ts = { 0, 20000 }, t0, t;
+	char c;
+	int i;
+
+	if (rfp_read(kfd, &c, 1) != 1)
+		return -1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0;; i++) {
+		switch (state(pid)) {
+		case 'T':
+			return 0;
+		case 0: case 'Z': case 'X': case 'x':
+			return -1;
+		}
+		if (i < 100) {
+			sched_yield();
+			continue;
+		}
+		nanosleep(&ts, NULL);
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if (t.tv_sec - t0.tv_sec >= 3)
+			return -1;
+	}
+}
+
+/*
+ * Continue S until it has read its answer and closed K (EOF): S may not
+ * have stopped yet when a first SIGCONT comes, and P must not return while
+ * S could still stop for good.
+ */
+static void
+release(int kfd, pid_t pid)
+{
+	struct pollfd pfd = { .fd = kfd, .events = POLLIN };
+	siginfo_t si;
+	char junk[64];
+	int i;
+
+	kill(pid, SIGCONT);
+	/* Once S runs, a SIGCONT may reach rf-stub, which passes it on: only
+	   a stopped S gets another. */
+	while (poll(&pfd, 1, 100) != 1 || rfp_read(kfd, junk, sizeof(junk)) > 0)
+		if (state(pid) == 'T')
+			kill(pid, SIGCONT);
+	/* The stop and continue are ours: the program's waitpid must not see them. */
+	for (i = 0; i < 4; i++) {
+		memset(&si, 0, sizeof(si));
+		if (waitid(P_PID, pid, &si, WSTOPPED | WCONTINUED | WNOHANG) == -1 ||
+		    si.si_pid == 0)
+			break;
+	}
+}
+
+static pid_t
+remote_fork(pid_t (*realf)(void))
+{
+	char host[RFP_HOST], token[RFP_TOKEN], msg[CTLMAX];
+	struct rfp_str why = { .n = 0 };
+	sigset_t all, old;
+	pid_t pid, self = getpid();
+	int k[2], e, ok = 0;
+	size_t n;
+
+	if (rfp_find_tools(&why) == -1) {
+		rfp_log("fork stays local: ", why.s, NULL);
+		return realf();
+	}
+	pick_host(host);
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, k) == -1) {
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		return realf();
+	}
+	cld_enter();
+	pid = realf();
+	if (pid == 0)
+		return child(k, &old, self);
+	e = errno;
+	rfp_close(k[1]);
+	if (pid > 0) {
+		if (wait_stopped(k[0], pid) == 0 && host[0] != '\0')
+			ok = rfp_ship(pid, host, token, &why) == 0;
+		n = 0;
+		if (ok) {
+			memcpy(msg, "stub ", 5);
+			n = 5 + strlen(host);
+			memcpy(msg + 5, host, n - 5);
+			msg[n++] = ' ';
+			memcpy(msg + n, token, strlen(token));
+			n += strlen(token);
+			msg[n++] = '\n';
+		} else {
+			memcpy(msg, "local\n", 6);
+			n = 6;
+		}
+		(void)send(k[0], msg, n, MSG_NOSIGNAL);
+		release(k[0], pid);
+	}
+	cld_leave();
+	rfp_close(k[0]);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (pid > 0 && !ok && why.n > 0)
+		rfp_log("fork stays local: ", why.s, NULL);
+	errno = e;
+	return pid;
+}
+
+static int
+goes_remote(void)
+{
+	unsigned long n;
+
+	switch (rfp_cfg.policy) {
+	case RFP_NONE:
+		return 0;
+	case RFP_BAD:
+		if (!atomic_exchange(&said_policy, 1))
+			rfp_log("RFORK_POLICY=", rfp_cfg.policy_str,
+			    ": not all, none, every:N or first:N; forks stay local", NULL);
+		return 0;
+	default:
+		break;
+	}
+	n = atomic_fetch_add(&nforks, 1) + 1;
+	if ((rfp_cfg.policy == RFP_EVERY && n % rfp_cfg.n != 0) ||
+	    (rfp_cfg.policy == RFP_FIRST && n > rfp_cfg.n))
+		return 0;
+	if (rfp_cfg.nhosts == 0) {
+		if (!atomic_exchange(&said_hosts, 1))
+			rfp_log("RFORK_HOSTS not set: forks stay local", NULL);
+		return 0;
+	}
+	return 1;
+}
+
+static pid_t
+wrap(pid_t (*realf)(void))
+{
+	struct rfp_str why = { .n = 0 };
+
+	if (rfp_cfg.policy == RFP_NONE || remote_child || !goes_remote())
+		return realf();
+	if (rfp_shared_mapping(&why) != 0) {
+		if (rfp_cfg.strict) {
+			rfp_log("fork fails (RFORK_STRICT=1): ", why.s, NULL);
+			errno = EAGAIN;
+			return -1;
+		}
+		rfp_log("fork stays local: ", why.s, NULL);
+		return realf();
+	}
+	return remote_fork(realf);
+}
+
+EXPORT pid_t
+fork(void)
+{
+	if (!atomic_load(&inited))
+		init();
+	if (real_fork == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	return wrap(real_fork);
+}
+
+EXPORT pid_t
+_Fork(void)
+{
+	if (!atomic_load(&inited))
+		init();
+	if (real_Fork == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	return wrap(real_Fork);
+}

@@ -1,0 +1,94 @@
+/*
+ * maps.c - may this process have a child on another host?  Not if it shares
+ * memory (SPEC "Fork semantics" 9): a child there would silently lose the
+ * sharing.  Read /proc/self/maps with plain system calls.
+ */
+#include <fcntl.h>
+#include <string.h>
+#include "rfork.h"
+
+/*
+ * glibc maps its iconv cache (gconv-modules.cache) MAP_SHARED read-only in
+ * nearly every program: read-only shared mappings of system files are the
+ * same files on every host and do not count.  Anything writable, System V
+ * shm, shared anonymous memory and read-only mappings of other files do.
+ */
+static int
+forbids(const char *perms, const char *path)
+{
+	if (perms[3] != 's')
+		return 0;
+	if (perms[1] == 'w' || strncmp(path, "/SYSV", 5) == 0)
+		return 1;
+	return strncmp(path, "/usr/", 5) != 0 && strncmp(path, "/lib", 4) != 0;
+}
+
+/* "start-end perms offset dev inode   path": perms and path of one line. */
+static int
+line_forbids(char *l, struct rfp_str *why)
+{
+	char *range = l, *perms, *path, *p;
+	int field;
+
+	if ((p = strchr(l, ' ')) == NULL)
+		return 0;
+	*p++ = '\0';
+	perms = p;
+	if (strlen(perms) < 4)
+		return 0;
+	for (field = 0; field < 4 && (p = strchr(p, ' ')) != NULL; field++)
+		while (*p == ' ')
+			p++;
+	path = p != NULL ? p : "";
+	if (!forbids(perms, path))
+		return 0;
+	why->n = 0;
+	rfp_cat(why, "MAP_SHARED mapping at ");
+	rfp_cat(why, range);
+	if (*path != '\0') {
+		rfp_cat(why, " ");
+		rfp_cat(why, path);
+	}
+	return 1;
+}
+
+int
+rfp_shared_mapping(struct rfp_str *why)
+{
+	char buf[8192], *l, *nl;
+	size_t have = 0;
+	ssize_t n;
+	int fd, found = 0, skip = 0;
+
+	if ((fd = rfp_open("/proc/self/maps", O_RDONLY)) == -1) {
+		why->n = 0;
+		rfp_cat(why, "cannot read /proc/self/maps");
+		return -1;
+	}
+	while (!found && (n = rfp_read(fd, buf + have, sizeof(buf) - 1 - have)) > 0) {
+		have += n;
+		buf[have] = '\0';
+		for (l = buf; !found && (nl = strchr(l, '\n')) != NULL; l = nl + 1) {
+			*nl = '\0';
+			if (!skip)
+				found = line_forbids(l, why);
+			skip = 0;
+		}
+		have -= l - buf;
+		memmove(buf, l, have);
+		/* A line longer than the buffer: judge it by its start. */
+		if (have == sizeof(buf) - 1) {
+			if (!skip)
+				found = line_forbids(buf, why);
+			have = 0;
+			skip = 1;
+		}
+	}
+	rfp_close(fd);
+	if (n == -1 && !found) {
+		why->n = 0;
+		rfp_cat(why, "cannot read /proc/self/maps");
+		return -1;
+	}
+	return found;
+}

@@ -1,0 +1,81 @@
+/*
+ * rfork.h - librfork.so, the preload library of rf-run (docs/FORK.md, steps
+ * 1-5): the fork wrapper, the shared-memory check, and the helpers it runs.
+ *
+ * Everything here may run in a process that forked from a signal handler or
+ * from a multithreaded parent: no stdio, no malloc (mmap where memory is
+ * needed), system calls through syscall(2) so that a program's own read or
+ * write cannot stand in for libc's.
+ */
+#ifndef RFORK_PRELOAD_H
+#define RFORK_PRELOAD_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#define RFP_HOSTS 4096		/* RFORK_HOSTS, the whole list */
+#define RFP_HOST 256		/* one HOST[:PORT] */
+#define RFP_TOKEN 129		/* rf-send's token, with its NUL */
+#define RFP_WHY 320		/* the reason in a log line */
+
+#define rfp_read(fd, b, n)	syscall(SYS_read, (fd), (b), (n))
+#define rfp_write(fd, b, n)	syscall(SYS_write, (fd), (b), (n))
+#define rfp_close(fd)		syscall(SYS_close, (fd))
+#define rfp_open(p, fl)		syscall(SYS_openat, AT_FDCWD, (p), (fl) | O_CLOEXEC, 0)
+
+enum rfp_policy { RFP_ALL, RFP_NONE, RFP_EVERY, RFP_FIRST, RFP_BAD };
+
+/* What the environment said when the library was loaded. */
+struct rfp_cfg {
+	enum rfp_policy policy;
+	unsigned long n;		/* of every:N, first:N */
+	int strict;			/* RFORK_STRICT=1 */
+	int timeout;			/* RFORK_TIMEOUT, seconds */
+	char policy_str[64];
+	char hosts[RFP_HOSTS];
+	int nhosts;
+	char key[PATH_MAX];		/* RFORK_KEY, "" if unset */
+	char bindir[PATH_MAX];		/* RFORK_BINDIR, "" if unset */
+	char libdir[PATH_MAX];		/* where librfork.so was loaded from */
+	/* Resolved at the first remote fork. */
+	int tools;			/* 0 not yet, 1 found, -1 missing */
+	char snap[PATH_MAX], send[PATH_MAX], stub[PATH_MAX];
+};
+
+extern struct rfp_cfg rfp_cfg;
+
+/* A message built on the stack; no stdio. */
+struct rfp_str {
+	char s[RFP_WHY];
+	size_t n;
+};
+void rfp_cat(struct rfp_str *b, const char *s);
+void rfp_catn(struct rfp_str *b, const char *s, size_t n);
+void rfp_num(struct rfp_str *b, unsigned long v);
+/* One line on stderr in one write: "rfork: pid N: " and the strings. */
+void rfp_log(const char *s, ...) __attribute__((sentinel));
+
+/* 1 if a mapping forbids a remote child (*why says which), 0 if none, -1 if
+ * the maps could not be read (*why says so). */
+int rfp_shared_mapping(struct rfp_str *why);
+
+/* Find rf-snap, rf-send, rf-stub (rfp_cfg.snap...): 0, or -1 with *why. */
+int rfp_find_tools(struct rfp_str *why);
+
+/*
+ * The environment for our helpers: environ without librfork.so in
+ * LD_PRELOAD.  An mmap'd block; free it with rfp_env_free.
+ */
+char **rfp_env(size_t *size);
+void rfp_env_free(char **env, size_t size);
+
+/*
+ * Run rf-snap PID | rf-send --fork HOST.  0 with the token of the remote
+ * child, or -1 with *why (the helpers' last line of stderr, or what failed).
+ */
+int rfp_ship(pid_t pid, const char *host, char *token, struct rfp_str *why);
+
+#endif

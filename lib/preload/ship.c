@@ -1,0 +1,517 @@
+/*
+ * ship.c - P's side of a remote fork: run rf-snap S | rf-send --fork HOST
+ * and read rf-send's answer (docs/FORK.md, step 3).
+ *
+ * The helpers must not be children of the program: it would get SIGCHLD for
+ * them, and its waitpid(-1, ...) could reap them (a shell's SIGCHLD handler
+ * does).  So a shipper runs the pipeline: clone(2)d with no exit signal,
+ * sharing our memory, never exec'ing (an exec would make its exit signal
+ * SIGCHLD again), seen only by waitpid with __WALL.  The helpers are its
+ * children.  Like vfork, the caller waits until it is done.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include "rfork.h"
+
+#define STACK (64 << 10)
+#define SHIPSTACK (256 << 10)
+#define OUTMAX 4096
+
+extern char **environ;
+
+static int
+tool_in(const char *dir, size_t dlen, const char *name, char *out)
+{
+	size_t nl = strlen(name);
+
+	if (dlen == 0 || dlen + 1 + nl >= PATH_MAX)
+		return 0;
+	memcpy(out, dir, dlen);
+	out[dlen] = '/';
+	memcpy(out + dlen + 1, name, nl + 1);
+	return access(out, X_OK) == 0;
+}
+
+/* The first directory with an rf-snap must hold rf-send and rf-stub too. */
+static int
+tools_in(const char *dir, size_t dlen, struct rfp_str *why)
+{
+	if (!tool_in(dir, dlen, "rf-snap", rfp_cfg.snap))
+		return 0;
+	if (tool_in(dir, dlen, "rf-send", rfp_cfg.send) &&
+	    tool_in(dir, dlen, "rf-stub", rfp_cfg.stub))
+		return 1;
+	why->n = 0;
+	rfp_catn(why, dir, dlen);
+	rfp_cat(why, ": rf-snap without rf-send or rf-stub");
+	return -1;
+}
+
+int
+rfp_find_tools(struct rfp_str *why)
+{
+	struct rfp_str d;
+	const char *path, *colon;
+	int r = 0;
+
+	if (rfp_cfg.tools != 0)
+		goto out;
+	why->n = 0;
+	if (rfp_cfg.bindir[0] != '\0') {
+		if ((r = tools_in(rfp_cfg.bindir, strlen(rfp_cfg.bindir), why)) == 0) {
+			rfp_cat(why, "RFORK_BINDIR=");
+			rfp_cat(why, rfp_cfg.bindir);
+			rfp_cat(why, ": no rf-snap there");
+			r = -1;
+		}
+		goto set;
+	}
+	/* Built: build/lib and build/bin.  Installed: PREFIX/lib/rfork and PREFIX/bin. */
+	if (rfp_cfg.libdir[0] != '\0') {
+		d.n = 0;
+		rfp_cat(&d, rfp_cfg.libdir);
+		rfp_cat(&d, "/../bin");
+		if ((r = tools_in(d.s, d.n, why)) != 0)
+			goto set;
+		d.n = 0;
+		rfp_cat(&d, rfp_cfg.libdir);
+		rfp_cat(&d, "/../../bin");
+		if ((r = tools_in(d.s, d.n, why)) != 0)
+			goto set;
+	}
+	if ((path = getenv("PATH")) != NULL) {
+		for (; r == 0 && *path != '\0'; path = *colon ? colon + 1 : colon) {
+			if ((colon = strchr(path, ':')) == NULL)
+				colon = path + strlen(path);
+			r = tools_in(path, colon - path, why);
+		}
+	}
+	if (r == 0)
+		rfp_cat(why, "rf-snap not found (set RFORK_BINDIR)");
+set:
+	rfp_cfg.tools = r == 1 ? 1 : -1;
+	if (r != 1) {
+		/* Say why once; later forks only repeat the short form. */
+		memcpy(rfp_cfg.snap, why->s, why->n + 1);
+		return -1;
+	}
+out:
+	if (rfp_cfg.tools == 1)
+		return 0;
+	why->n = 0;
+	rfp_cat(why, rfp_cfg.snap);
+	return -1;
+}
+
+static int
+is_us(const char *s, size_t n)
+{
+	const char *base = s;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (s[i] == '/')
+			base = s + i + 1;
+	return (size_t)(s + n - base) == 11 && memcmp(base, "librfork.so", 11) == 0;
+}
+
+char **
+rfp_env(size_t *size)
+{
+	char **env, **e, *p, *w;
+	const char *pre = NULL, *s, *t;
+	size_t n = 0, prelen = 0;
+
+	for (e = environ; e != NULL && *e != NULL; e++, n++)
+		if (strncmp(*e, "LD_PRELOAD=", 11) == 0)
+			pre = *e + 11;
+	if (pre != NULL)
+		prelen = strlen(pre);
+	*size = (n + 1) * sizeof(char *) + 12 + prelen + 1;
+	env = mmap(NULL, *size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (env == MAP_FAILED)
+		return NULL;
+	p = (char *)(env + n + 1);
+	n = 0;
+	for (e = environ; e != NULL && *e != NULL; e++) {
+		if (strncmp(*e, "LD_PRELOAD=", 11) != 0) {
+			env[n++] = *e;
+			continue;
+		}
+		if (*e + 11 != pre)
+			continue;
+		/* LD_PRELOAD minus us; separators are spaces or colons. */
+		memcpy(p, "LD_PRELOAD=", 11);
+		w = p + 11;
+		for (s = pre; *s != '\0'; s = *t ? t + 1 : t) {
+			t = s + strcspn(s, ": ");
+			if (t == s || is_us(s, t - s))
+				continue;
+			if (w != p + 11)
+				*w++ = ':';
+			memcpy(w, s, t - s);
+			w += t - s;
+		}
+		*w = '\0';
+		if (w != p + 11)
+			env[n++] = p;
+	}
+	env[n] = NULL;
+	return env;
+}
+
+void
+rfp_env_free(char **env, size_t size)
+{
+	if (env != NULL)
+		munmap(env, size);
+}
+
+struct spawn {
+	const char *path;
+	char *const *argv, *const *envp;
+	int fd[3];
+};
+
+/*
+ * The child shares our memory until it execs (CLONE_VM | CLONE_VFORK), as
+ * in posix_spawn: it touches nothing but its arguments.  Every signal is
+ * blocked when it starts, so no handler of the program runs here.
+ */
+static int
+spawn_child(void *arg)
+{
+	struct spawn *sp = arg;
+	struct sigaction dfl;
+	sigset_t none;
+	int i, t[3];
+
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	for (i = 1; i < NSIG; i++)
+		if (i != SIGKILL && i != SIGSTOP)
+			sigaction(i, &dfl, NULL);
+	/* The helpers end with the fork that runs them. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	for (i = 0; i < 3; i++)
+		if ((t[i] = fcntl(sp->fd[i], F_DUPFD_CLOEXEC, 3)) == -1)
+			_exit(127);
+	for (i = 0; i < 3; i++)
+		if (dup2(t[i], i) == -1)
+			_exit(127);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	execve(sp->path, sp->argv, sp->envp);
+	_exit(127);
+}
+
+/* fn(arg) in a process sharing our memory; returns once it exec'd or exited. */
+static pid_t
+vclone(int (*fn)(void *), void *arg, size_t size, int sig)
+{
+	void *stack;
+	pid_t pid;
+
+	stack = mmap(NULL, size, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (stack == MAP_FAILED)
+		return -1;
+	pid = clone(fn, (char *)stack + size, CLONE_VM | CLONE_VFORK | sig, arg);
+	munmap(stack, size);
+	return pid;
+}
+
+static pid_t
+spawn(struct spawn *sp)
+{
+	return vclone(spawn_child, sp, STACK, SIGCHLD);
+}
+
+static long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The last non-empty line of the helpers' stderr. */
+static void
+last_line(const char *b, size_t n, struct rfp_str *why)
+{
+	size_t end, start;
+
+	while (n > 0 && (b[n - 1] == '\n' || b[n - 1] == ' '))
+		n--;
+	end = n;
+	start = end;
+	while (start > 0 && b[start - 1] != '\n')
+		start--;
+	why->n = 0;
+	rfp_catn(why, b + start, end - start);
+}
+
+/* "token": "..." in rf-send's JSON reply. */
+static int
+find_token(const char *r, char *token)
+{
+	const char *p = strstr(r, "\"token\"");
+	size_t n = 0;
+
+	if (p == NULL)
+		return -1;
+	p += 7;
+	p += strspn(p, " \t");
+	if (*p++ != ':')
+		return -1;
+	p += strspn(p, " \t");
+	if (*p++ != '"')
+		return -1;
+	while (n < RFP_TOKEN - 1 && p[n] != '"' && p[n] != '\0') {
+		if (strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-",
+		    p[n]) == NULL)
+			return -1;
+		n++;
+	}
+	if (n == 0 || p[n] != '"')
+		return -1;
+	memcpy(token, p, n);
+	token[n] = '\0';
+	return 0;
+}
+
+/* Exit status as "exit N" or "signal N". */
+static void
+status_str(struct rfp_str *why, const char *who, int st)
+{
+	why->n = 0;
+	rfp_cat(why, who);
+	if (WIFEXITED(st)) {
+		rfp_cat(why, " exited ");
+		rfp_num(why, WEXITSTATUS(st));
+	} else {
+		rfp_cat(why, " killed by signal ");
+		rfp_num(why, WTERMSIG(st));
+	}
+}
+
+/* Output of a helper: the first OUTMAX-1 bytes are kept. */
+struct sink {
+	int fd;
+	char b[OUTMAX];
+	size_t n;
+};
+
+static void
+drain(struct sink *k, short revents)
+{
+	char junk[512];
+	ssize_t n;
+
+	if (revents == 0)
+		return;
+	if (k->n < sizeof(k->b) - 1)
+		n = read(k->fd, k->b + k->n, sizeof(k->b) - 1 - k->n);
+	else
+		n = read(k->fd, junk, sizeof(junk));
+	if (n <= 0) {
+		rfp_close(k->fd);
+		k->fd = -1;
+	} else if (k->n < sizeof(k->b) - 1)
+		k->n += n;
+	k->b[k->n] = '\0';
+}
+
+/* Why the pipeline failed, in the words of the helper that knows. */
+static void
+failure(struct sink *snaperr, int sst, struct sink *senderr, int est, struct rfp_str *why)
+{
+	int snapfailed = !WIFEXITED(sst) || WEXITSTATUS(sst) != 0;
+
+	/* An empty or bad image is rf-snap's failure; otherwise rf-snap
+	   only lost its reader when rf-send gave up. */
+	if (snapfailed && (!WIFEXITED(est) || WEXITSTATUS(est) == 65 ||
+	    WEXITSTATUS(est) == 66)) {
+		if (snaperr->n > 0)
+			last_line(snaperr->b, snaperr->n, why);
+		else
+			status_str(why, "rf-snap", sst);
+	} else if (senderr->n > 0)
+		last_line(senderr->b, senderr->n, why);
+	else
+		status_str(why, "rf-send", est);
+}
+
+struct job {
+	pid_t pid;
+	const char *host;
+	char *token;
+	struct rfp_str *why;
+	int r;
+};
+
+static int
+ship(pid_t pid, const char *host, char *token, struct rfp_str *why)
+{
+	struct rfp_str pidstr = { .n = 0 }, tstr = { .n = 0 };
+	struct spawn snap, send;
+	struct pollfd pfd[3];
+	struct sink k[3];	/* rf-send's stdout, rf-send's and rf-snap's stderr */
+	char **env, *sargv[12], *snargv[3];
+	size_t envsize;
+	pid_t snappid = -1, sendpid = -1;
+	long deadline, left;
+	int pipe1[2] = { -1, -1 }, p[3][2] = { { -1, -1 }, { -1, -1 }, { -1, -1 } };
+	int null = -1, sst = 0, est = 0, i = 0, r = -1, late = 0;
+
+	rfp_num(&pidstr, pid);
+	rfp_num(&tstr, rfp_cfg.timeout);
+	snargv[0] = "rf-snap";
+	snargv[1] = pidstr.s;
+	snargv[2] = NULL;
+	sargv[i++] = "rf-send";
+	sargv[i++] = "--fork";
+	sargv[i++] = "-t";
+	sargv[i++] = tstr.s;
+	if (rfp_cfg.key[0] != '\0') {
+		sargv[i++] = "-k";
+		sargv[i++] = rfp_cfg.key;
+	}
+	sargv[i++] = "--";
+	sargv[i++] = (char *)host;
+	sargv[i] = NULL;
+
+	why->n = 0;
+	if ((env = rfp_env(&envsize)) == NULL) {
+		rfp_cat(why, "mmap failed");
+		return -1;
+	}
+	for (i = 0; i < 3; i++)
+		k[i].n = 0;
+	if (pipe2(pipe1, O_CLOEXEC) == -1 || pipe2(p[0], O_CLOEXEC) == -1 ||
+	    pipe2(p[1], O_CLOEXEC) == -1 || pipe2(p[2], O_CLOEXEC) == -1 ||
+	    (null = rfp_open("/dev/null", O_RDONLY)) == -1) {
+		rfp_cat(why, "pipe: ");
+		rfp_cat(why, strerrordesc_np(errno));
+		goto out;
+	}
+	snap = (struct spawn){ rfp_cfg.snap, snargv, env, { null, pipe1[1], p[2][1] } };
+	send = (struct spawn){ rfp_cfg.send, sargv, env, { pipe1[0], p[0][1], p[1][1] } };
+	if ((snappid = spawn(&snap)) == -1 || (sendpid = spawn(&send)) == -1) {
+		rfp_cat(why, "clone: ");
+		rfp_cat(why, strerrordesc_np(errno));
+		goto out;
+	}
+	for (i = 0; i < 3; i++) {
+		rfp_close(p[i][1]);
+		p[i][1] = -1;
+		k[i].fd = p[i][0];
+		p[i][0] = -1;
+	}
+	rfp_close(pipe1[0]);
+	rfp_close(pipe1[1]);
+	pipe1[0] = pipe1[1] = -1;
+
+	/* rf-send bounds every wait by -t; this only catches a hung helper. */
+	deadline = now_ms() + 4000L * rfp_cfg.timeout;
+	while (k[0].fd >= 0 || k[1].fd >= 0 || k[2].fd >= 0) {
+		if ((left = deadline - now_ms()) <= 0) {
+			late = 1;
+			break;
+		}
+		for (i = 0; i < 3; i++)
+			pfd[i] = (struct pollfd){ .fd = k[i].fd, .events = POLLIN };
+		if (poll(pfd, 3, left) == -1 && errno != EINTR)
+			break;
+		for (i = 0; i < 3; i++)
+			drain(&k[i], pfd[i].revents);
+	}
+	for (i = 0; i < 3; i++) {
+		rfp_close(k[i].fd);
+		k[i].b[k[i].n] = '\0';
+	}
+	if (late) {
+		kill(snappid, SIGKILL);
+		kill(sendpid, SIGKILL);
+	}
+	while (waitpid(snappid, &sst, __WALL) == -1 && errno == EINTR)
+		;
+	while (waitpid(sendpid, &est, __WALL) == -1 && errno == EINTR)
+		;
+	snappid = -1;
+	if (late) {
+		rfp_cat(why, "rf-snap | rf-send: no answer within ");
+		rfp_num(why, 4 * rfp_cfg.timeout);
+		rfp_cat(why, " s");
+	} else if (WIFEXITED(est) && WEXITSTATUS(est) == 0) {
+		/* rf-send's word decides: the child runs there, whatever rf-snap said. */
+		if (find_token(k[0].b, token) == 0)
+			r = 0;
+		else
+			rfp_cat(why, "rf-send: no token in the reply");
+	} else
+		failure(&k[2], sst, &k[1], est, why);
+out:
+	if (snappid > 0) {
+		kill(snappid, SIGKILL);
+		waitpid(snappid, NULL, __WALL);
+	}
+	rfp_close(null);
+	for (i = 0; i < 2; i++) {
+		rfp_close(pipe1[i]);
+		rfp_close(p[0][i]);
+		rfp_close(p[1][i]);
+		rfp_close(p[2][i]);
+	}
+	rfp_env_free(env, envsize);
+	return r;
+}
+
+/*
+ * The shipper has its own copy of the program's signal actions; every
+ * signal stays blocked (no handler of the program may run in it) and its
+ * children must be waitable whatever the program did with SIGCHLD.
+ */
+static int
+shipper(void *arg)
+{
+	struct job *j = arg;
+	struct sigaction dfl;
+
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	sigaction(SIGCHLD, &dfl, NULL);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	j->r = ship(j->pid, j->host, j->token, j->why);
+	_exit(0);
+}
+
+int
+rfp_ship(pid_t pid, const char *host, char *token, struct rfp_str *why)
+{
+	struct job j = { pid, host, token, why, -1 };
+	pid_t sp;
+
+	why->n = 0;
+	if ((sp = vclone(shipper, &j, SHIPSTACK, 0)) == -1) {
+		rfp_cat(why, "clone: ");
+		rfp_cat(why, strerrordesc_np(errno));
+		return -1;
+	}
+	while (waitpid(sp, NULL, __WALL) == -1 && errno == EINTR)
+		;
+	if (j.r == -1 && why->n == 0)
+		rfp_cat(why, "the shipper died");
+	return j.r;
+}

@@ -1,0 +1,320 @@
+#!/usr/bin/env bats
+# librfork.so, the fork wrapper (lib/preload/): policy, the shared-memory
+# rule, the local fallback, and the decision path up to rf-stub.  The remote
+# side (rf-send --fork, the server's fork op) is not built yet: a dead host
+# exercises the fallback, tests/fake-rf-send and build/tests/fakestub the
+# decision.  Each fork that tries the remote path and stays local logs one line.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+setup() {
+	D=$BATS_TEST_TMPDIR
+	LIB=$ROOT/build/lib/librfork.so
+	F=$TESTS/forker
+	MARK=librfork-$$-$BATS_TEST_NUMBER
+	DEAD=127.0.0.1:1
+	BG=
+}
+
+teardown() {
+	[ -z "$BG" ] || kill -KILL "$BG" 2>/dev/null || true
+	kill -KILL $(marked "$MARK") 2>/dev/null || true
+}
+
+# pre CMD...: CMD with the library, marked, pointing at the dead host.
+pre() {
+	env RFTEST_MARK="$MARK" LD_PRELOAD="$LIB" RFORK_BINDIR="${BINDIR:-$BIN}" \
+	    RFORK_HOSTS="${HOSTS-$DEAD}" "$@"
+}
+
+# fakebin: a tool directory with the real rf-snap, tests/fake-rf-send and
+# the fake stub; BINDIR points there.
+fakebin() {
+	mkdir -p "$D/bin"
+	ln -sf "$BIN/rf-snap" "$D/bin/rf-snap"
+	ln -sf "$ROOT/tests/fake-rf-send" "$D/bin/rf-send"
+	ln -sf "$TESTS/fakestub" "$D/bin/rf-stub"
+	BINDIR=$D/bin
+	export FAKE_DIR=$D FAKE_BIN=$BIN
+}
+
+# local_lines: the number of "fork stays local" lines in $stderr.
+local_lines() {
+	grep -c '^rfork: pid [0-9]*: fork stays local: ' <<<"$stderr" || true
+}
+
+@test "librfork: exports fork and _Fork only, needs only libc" {
+	run nm -D --defined-only "$LIB"
+	[ "$(awk '{ print $3 }' <<<"$output" | sort | tr '\n' ' ')" = "_Fork fork " ]
+	run ldd "$LIB"
+	[ "$(grep -c '=>' <<<"$output")" -eq 1 ]
+	[[ "$output" == *libc.so.6* ]]
+}
+
+@test "librfork: policy none forks plainly: no helper runs, nothing logged" {
+	RFORK_POLICY=none run --separate-stderr pre "$F" basic 5
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok basic" ]
+	[ -z "$stderr" ]
+	none_marked "$MARK"
+}
+
+@test "librfork: policy all with the host down: every fork is one local child, once" {
+	run --separate-stderr pre "$F" basic 5
+	echo "$output"; echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok basic" ]
+	[ "$(local_lines)" -eq 5 ]
+	[ "$(wc -l <<<"$stderr")" -eq 5 ]
+	# the line names the forking process
+	pid=$(sed -n '1s/^rfork: pid \([0-9]*\):.*/\1/p' <<<"$stderr")
+	[ "$(grep -c "^rfork: pid $pid: " <<<"$stderr")" -eq 5 ]
+	none_marked "$MARK"
+}
+
+@test "librfork: every:N and first:N choose which forks try the remote path" {
+	RFORK_POLICY=every:3 run --separate-stderr pre "$F" basic 7
+	[ "$status" -eq 0 ]
+	[ "$(local_lines)" -eq 2 ]
+	RFORK_POLICY=every:1 run --separate-stderr pre "$F" basic 4
+	[ "$(local_lines)" -eq 4 ]
+	RFORK_POLICY=first:2 run --separate-stderr pre "$F" basic 5
+	[ "$status" -eq 0 ]
+	[ "$(local_lines)" -eq 2 ]
+	RFORK_POLICY=first:0 run --separate-stderr pre "$F" basic 3
+	[ "$status" -eq 0 ]
+	[ -z "$stderr" ]
+	RFORK_POLICY=all run --separate-stderr pre "$F" basic 2
+	[ "$(local_lines)" -eq 2 ]
+}
+
+@test "librfork: a bad RFORK_POLICY, or no RFORK_HOSTS: said once, forks stay local" {
+	for p in sometimes every:0 every:x first: every; do
+		RFORK_POLICY=$p run --separate-stderr pre "$F" basic 3
+		[ "$status" -eq 0 ]
+		[ "$stderr" = "rfork: pid ${stderr#rfork: pid }" ]
+		[ "$(wc -l <<<"$stderr")" -eq 1 ]
+		[[ "$stderr" == *"RFORK_POLICY=$p: not all, none, every:N or first:N; forks stay local" ]]
+	done
+	HOSTS= run --separate-stderr pre "$F" basic 3
+	[ "$status" -eq 0 ]
+	[[ "$stderr" == *": RFORK_HOSTS not set: forks stay local" ]]
+	[ "$(wc -l <<<"$stderr")" -eq 1 ]
+}
+
+@test "librfork: a MAP_SHARED mapping keeps the fork local, sharing intact, and says so" {
+	fakebin
+	run --separate-stderr pre "$F" shared
+	echo "$output"; echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok shared" ]
+	[[ "$stderr" =~ ^rfork:\ pid\ [0-9]+:\ fork\ stays\ local:\ MAP_SHARED\ mapping\ at\ [0-9a-f]+-[0-9a-f]+\ /dev/zero\ \(deleted\)$ ]]
+	# nothing was shipped
+	[ ! -e "$D/send" ]
+}
+
+@test "librfork: System V shared memory keeps the fork local too" {
+	fakebin
+	run --separate-stderr pre "$F" sysv
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok sysv" ]
+	[[ "$stderr" =~ ^rfork:\ pid\ [0-9]+:\ fork\ stays\ local:\ MAP_SHARED\ mapping\ at\ [0-9a-f-]+\ /SYSV ]]
+	[ ! -e "$D/send" ]
+}
+
+@test "librfork: RFORK_STRICT=1 with shared memory: fork fails with EAGAIN" {
+	for m in shared sysv; do
+		RFORK_STRICT=1 run --separate-stderr pre "$F" $m
+		[ "$status" -eq 11 ]
+		[ "$output" = "fork failed: EAGAIN" ]
+		[[ "$stderr" == *"fork fails (RFORK_STRICT=1): MAP_SHARED mapping at "* ]]
+	done
+	# strict changes nothing for a process without shared memory
+	RFORK_STRICT=1 run --separate-stderr pre "$F" basic 2
+	[ "$status" -eq 0 ]
+	[ "$(local_lines)" -eq 2 ]
+	# nor under policy none
+	RFORK_STRICT=1 RFORK_POLICY=none run --separate-stderr pre "$F" shared
+	[ "$status" -eq 0 ]
+	[ -z "$stderr" ]
+}
+
+@test "librfork: system, popen, posix_spawn and vfork never take the remote path" {
+	run --separate-stderr pre "$F" spawn
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok spawn" ]
+	[ -z "$stderr" ]
+	none_marked "$MARK"
+}
+
+@test "librfork: _Fork is wrapped like fork" {
+	run --separate-stderr pre "$F" Fork
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok Fork" ]
+	[ "$(local_lines)" -eq 1 ]
+}
+
+@test "librfork: threads forking at once each get their one child" {
+	run --separate-stderr pre "$F" threads
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok threads" ]
+	[ "$(local_lines)" -eq 12 ]
+	none_marked "$MARK"
+}
+
+@test "librfork: hosts are taken round robin" {
+	fakebin
+	HOSTS=h1,h2:7100,,h3 FAKE_SEND=fail run --separate-stderr pre "$F" basic 4
+	[ "$status" -eq 0 ]
+	[ "$(local_lines)" -eq 4 ]
+	[[ "$stderr" == *"fork stays local: rf-send: fakehost: connection refused"* ]]
+	[ "$(awk '{ print $NF }' "$D/send" | tr '\n' ' ')" = "h1 h2:7100 h3 h1 " ]
+}
+
+@test "librfork: remote decision: S becomes rf-stub with its fds, the child never runs here" {
+	fakebin
+	RFORK_KEY=/some/key HOSTS=h1:9 run --separate-stderr pre "$F" once
+	echo "$output"; echo "$stderr"; cat "$D/send" "$D/stub"
+	[ "$status" -eq 0 ]
+	[ -z "$stderr" ]
+	[[ "$output" != *"child ran"* ]]
+	[[ "$output" == *"child status exit 7"* ]]
+	spid=$(sed -n 's/^forked //p' <<<"$output")
+	fds=$(sed -n 's/^fds //p' <<<"$output")
+	cloexec=$(tr ' ' '\n' <<<"$fds" | sed -n 's/c$//p' | paste -sd,)
+	[ -n "$cloexec" ]
+	# rf-send got the fork request; rf-snap's image of S passed rf-restore -n
+	grep -qx "args --fork -t 30 -k /some/key -- h1:9" "$D/send"
+	grep -qx "image ok" "$D/send"
+	[ "$(jq .pid "$D/meta.json")" -eq "$spid" ]
+	# rf-stub: S's pid and parent, every fd of the fork (not K), close-on-exec
+	# ones cleared and listed, host and token, no librfork.so
+	grep -qx "args -k /some/key -x $cloexec -- h1:9 tok-123" "$D/stub"
+	grep -qx "pid $spid ppid $(sed -n 's/^parent //p' <<<"$output")" "$D/stub"
+	grep -qx "fds ${fds//c/}" "$D/stub"
+	grep -qx "env LD_PRELOAD=" "$D/stub"
+	none_marked "$MARK"
+}
+
+@test "librfork: rf-send fails, or answers without a token: a local child" {
+	fakebin
+	FAKE_SEND=notoken run --separate-stderr pre "$F" once
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"child ran"*"child status exit 0"* ]]
+	[[ "$stderr" == *"fork stays local: rf-send: no token in the reply" ]]
+	[ ! -e "$D/stub" ]
+	FAKE_SEND=fail run --separate-stderr pre "$F" once
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"child ran"*"child status exit 0"* ]]
+	[[ "$stderr" == *"fork stays local: rf-send: fakehost: connection refused" ]]
+	[ ! -e "$D/stub" ]
+}
+
+@test "librfork: rf-stub cannot be exec'd: S stays the local child" {
+	fakebin
+	rm "$D/bin/rf-stub"
+	printf '#!/nonexistent/sh\n' > "$D/bin/rf-stub"
+	chmod +x "$D/bin/rf-stub"
+	run --separate-stderr pre "$F" once
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"child ran"*"child status exit 0"* ]]
+	[[ "$stderr" == *"fork stays local: $D/bin/rf-stub: No such file or directory" ]]
+}
+
+@test "librfork: no tools: said, forks stay local" {
+	mkdir "$D/empty"
+	BINDIR=$D/empty run --separate-stderr pre "$F" basic 2
+	[ "$status" -eq 0 ]
+	[ "$(local_lines)" -eq 2 ]
+	[[ "$stderr" == *"RFORK_BINDIR=$D/empty: no rf-snap there" ]]
+}
+
+@test "librfork: a hung rf-send is killed after 4 x RFORK_TIMEOUT; the child is local" {
+	fakebin
+	RFORK_TIMEOUT=1 FAKE_SEND=hang run --separate-stderr pre "$F" once
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"child ran"*"child status exit 0"* ]]
+	[[ "$stderr" == *"fork stays local: rf-snap | rf-send: no answer within 4 s" ]]
+	none_marked "$MARK"
+}
+
+@test "librfork: the parent dies while S is stopped: S goes on as a local child, helpers end" {
+	fakebin
+	FAKE_SEND=hang pre "$F" once > "$D/out" 2>&1 &
+	BG=$!
+	wait_line "$D/send" '^hang '
+	p=$(sed -n 's/^parent //p' "$D/out")
+	s=
+	for c in $(marked "$MARK"); do
+		[ "$(pstate "$c")" = T ] && s=$c
+	done
+	[ -n "$s" ]
+	[ "$(awk '{ sub(/.*\) /, ""); print $2 }' "/proc/$s/stat")" -eq "$p" ]
+	kill -KILL "$p"
+	wait_line "$D/out" "^child ran pid $s "
+	none_marked "$MARK"
+}
+
+@test "librfork: python3 os.fork with pipes, under rf-run, host down" {
+	cat > "$D/fork.py" <<'EOF'
+import os, signal
+got = []
+signal.signal(signal.SIGCHLD, lambda s, f: got.append(s))
+kids = {}
+for i in range(3):
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        os.write(w, b"%d %d\n" % (os.getpid(), os.getppid()))
+        os._exit(10 + i)
+    os.close(w)
+    kids[pid] = (r, 10 + i)
+for pid, (r, code) in kids.items():
+    data = b""
+    while True:
+        b = os.read(r, 100)
+        if not b:
+            break
+        data += b
+    c, p = map(int, data.split())
+    assert (c, p) == (pid, os.getpid()), (c, p, pid)
+    _, st = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(st) == code
+assert got
+print("ok python")
+EOF
+	run --separate-stderr env RFTEST_MARK="$MARK" "$ROOT/sh/rf-run" -H "$DEAD" /usr/bin/python3 "$D/fork.py"
+	echo "$output"; echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok python" ]
+	[ "$(local_lines)" -eq 3 ]
+	# glibc's read-only shared iconv cache does not count as shared memory
+	[[ "$stderr" != *MAP_SHARED* ]]
+	none_marked "$MARK"
+}
+
+@test "librfork: perl fork under rf-run, host down" {
+	run --separate-stderr env RFTEST_MARK="$MARK" "$ROOT/sh/rf-run" -H "$DEAD" /usr/bin/perl -e '
+		pipe(R, W) or die; my $pid = fork(); defined $pid or die "fork: $!";
+		if ($pid == 0) { close R; print W "$$ ", getppid(), "\n"; close W; exit 9 }
+		close W; my $l = <R>; waitpid($pid, 0) == $pid or die; my $st = $? >> 8;
+		my ($c, $p) = split " ", $l;
+		($c == $pid && $p == $$ && $st == 9) or die "got $l status $st";
+		print "ok perl\n"'
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok perl" ]
+	[ "$(local_lines)" -eq 1 ]
+	none_marked "$MARK"
+}
+
+@test "librfork: bash command substitution under rf-run, host down" {
+	run --separate-stderr env RFTEST_MARK="$MARK" "$ROOT/sh/rf-run" -H "$DEAD" bash -c '
+		h=$(hostname); x=$(exit 3); rc=$?
+		[ "$h" = "$(uname -n)" ] && echo "ok bash $rc $(echo a | tr a b)"'
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok bash 3 b" ]
+	[ "$(local_lines)" -ge 4 ]
+	none_marked "$MARK"
+}
