@@ -39,6 +39,15 @@ fakebin() {
 	export FAKE_DIR=$D FAKE_BIN=$BIN
 }
 
+# wire: the remote side on this host: the fake rf-send starts
+# build/tests/forkwire (rf-restore's fork mode, the proxy in a pid namespace)
+# and build/tests/stubdial connects S's real rf-stub to it.
+wire() {
+	fakebin
+	ln -sf "$TESTS/stubdial" "$D/bin/rf-stub"
+	export FAKE_SEND=wire FAKE_TESTS=$TESTS
+}
+
 # local_lines: the number of "fork stays local" lines in $stderr.
 local_lines() {
 	grep -c '^rfork: pid [0-9]*: fork stays local: ' <<<"$stderr" || true
@@ -185,7 +194,7 @@ local_lines() {
 	cloexec=$(tr ' ' '\n' <<<"$fds" | sed -n 's/c$//p' | paste -sd,)
 	[ -n "$cloexec" ]
 	# rf-send got the fork request; rf-snap's image of S passed rf-restore -n
-	grep -qx "args --fork -t 30 -k /some/key -- h1:9" "$D/send"
+	grep -qx "args -F [0-9]* -p $(sed -n 's/^parent //p' <<<"$output") -t 30 -k /some/key -- h1:9" "$D/send"
 	grep -qx "image ok" "$D/send"
 	[ "$(jq .pid "$D/meta.json")" -eq "$spid" ]
 	# rf-stub: S's pid and parent, every fd of the fork (not K), close-on-exec
@@ -253,6 +262,80 @@ local_lines() {
 	[ "$(awk '{ sub(/.*\) /, ""); print $2 }' "/proc/$s/stat")" -eq "$p" ]
 	kill -KILL "$p"
 	wait_line "$D/out" "^child ran pid $s "
+	none_marked "$MARK"
+}
+
+@test "librfork: remote child on this host: fork returns once, pids, exit code, one SIGCHLD" {
+	wire
+	run --separate-stderr pre "$F" basic 3
+	echo "$output"; echo "$stderr"; cat "$D/wire.err"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok basic" ]
+	[ -z "$stderr" ]
+	# three children restored, each wrote its pids through its stub
+	[ "$(grep -c '^forkwire: rf-restore: ' "$D/wire.err")" -eq 3 ]
+	[ "$(grep -c '^proxy: write fd' "$D/wire.err")" -eq 3 ]
+	none_marked "$MARK"
+}
+
+@test "librfork: remote child on this host: close-on-exec fds stay the child's" {
+	wire
+	run --separate-stderr pre "$F" once
+	[ "$status" -eq 0 ]
+	[ -z "$stderr" ]
+	p=$(sed -n 's/^parent //p' <<<"$output")
+	s=$(sed -n 's/^forked //p' <<<"$output")
+	[[ "$output" == *"child ran pid $s ppid $p"*"child status exit 0"* ]]
+	grep -q "^proxy: write fd 1 " "$D/wire.err"
+	none_marked "$MARK"
+}
+
+@test "librfork: remote children on this host, 4 threads forking at once" {
+	wire
+	run --separate-stderr pre "$F" threads
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok threads" ]
+	[ -z "$stderr" ]
+	[ "$(grep -c '^forkwire: rf-restore: ' "$D/wire.err")" -eq 12 ]
+	none_marked "$MARK"
+}
+
+@test "librfork: python3, perl and bash children on this host's remote side" {
+	wire
+	cat > "$D/f.py" <<'EOF'
+import os, signal
+got = []
+signal.signal(signal.SIGCHLD, lambda s, f: got.append(s))
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(r)
+    os.write(w, b"%d %d" % (os.getpid(), os.getppid()))
+    print("child", flush=True)
+    os._exit(7)
+os.close(w)
+c, p = map(int, os.read(r, 100).split())
+_, st = os.waitpid(pid, 0)
+assert (c, p) == (pid, os.getpid()) and os.waitstatus_to_exitcode(st) == 7 and got
+print("ok python")
+EOF
+	run --separate-stderr pre /usr/bin/python3 "$D/f.py"
+	[ "$status" -eq 0 ]
+	[ "$output" = $'child\nok python' ]
+	[ -z "$stderr" ]
+	run --separate-stderr pre /usr/bin/perl -e '
+		my $pid = fork(); if ($pid == 0) { print "child $$ ", getppid(), "\n"; exit 9 }
+		waitpid($pid, 0); print "parent $$ got $pid status ", $? >> 8, "\n"'
+	[ "$status" -eq 0 ]
+	[ -z "$stderr" ]
+	[[ "$output" =~ ^child\ ([0-9]+)\ ([0-9]+).parent\ ([0-9]+)\ got\ ([0-9]+)\ status\ 9$ ]]
+	[ "${BASH_REMATCH[1]}" = "${BASH_REMATCH[4]}" ]
+	[ "${BASH_REMATCH[2]}" = "${BASH_REMATCH[3]}" ]
+	# the command substitution's child execs hostname on the remote side
+	run --separate-stderr pre /bin/bash -c 'h=$(hostname); x=$(exit 3); echo "$h $? $(echo a | tr a b)"'
+	[ "$status" -eq 0 ]
+	[ -z "$stderr" ]
+	[ "$output" = "$(uname -n) 3 b" ]
 	none_marked "$MARK"
 }
 

@@ -2,7 +2,7 @@
  * fork.c - the fork wrapper of librfork.so (docs/FORK.md, steps 1-5).
  *
  * P (the caller) forks S for real.  S stops itself just before reading its
- * control socket K; P has S dumped and shipped (rf-snap | rf-send --fork),
+ * control socket K; P has S dumped and shipped (rf-snap | rf-send -F K),
  * then tells S on K what it is: "stub HOST TOKEN" (S execs rf-stub, which
  * holds pid, parent and fds at home for the child C now on HOST) or "local"
  * (S returns 0, an ordinary local child).  C, resumed from S's image, makes
@@ -451,7 +451,7 @@ remote_fork(pid_t (*realf)(void))
 	rfp_close(k[1]);
 	if (pid > 0) {
 		if (wait_stopped(k[0], pid) == 0 && host[0] != '\0')
-			ok = rfp_ship(pid, host, token, &why) == 0;
+			ok = rfp_ship(pid, self, k[1], host, token, &why) == 0;
 		n = 0;
 		if (ok) {
 			memcpy(msg, "stub ", 5);

@@ -1,5 +1,5 @@
 /*
- * ship.c - P's side of a remote fork: run rf-snap S | rf-send --fork HOST
+ * ship.c - P's side of a remote fork: run rf-snap S | rf-send -F K -p P HOST
  * and read rf-send's answer (docs/FORK.md, step 3).
  *
  * The helpers must not be children of the program: it would get SIGCHLD for
@@ -354,7 +354,8 @@ failure(struct sink *snaperr, int sst, struct sink *senderr, int est, struct rfp
 }
 
 struct job {
-	pid_t pid;
+	pid_t pid, ppid;
+	int kfd;
 	const char *host;
 	char *token;
 	struct rfp_str *why;
@@ -362,9 +363,10 @@ struct job {
 };
 
 static int
-ship(pid_t pid, const char *host, char *token, struct rfp_str *why)
+ship(const struct job *j, char *token, struct rfp_str *why)
 {
-	struct rfp_str pidstr = { .n = 0 }, tstr = { .n = 0 };
+	struct rfp_str pidstr = { .n = 0 }, tstr = { .n = 0 }, kstr = { .n = 0 };
+	struct rfp_str ppidstr = { .n = 0 };
 	struct spawn snap, send;
 	struct pollfd pfd[3];
 	struct sink k[3];	/* rf-send's stdout, rf-send's and rf-snap's stderr */
@@ -375,13 +377,18 @@ ship(pid_t pid, const char *host, char *token, struct rfp_str *why)
 	int pipe1[2] = { -1, -1 }, p[3][2] = { { -1, -1 }, { -1, -1 }, { -1, -1 } };
 	int null = -1, sst = 0, est = 0, i = 0, r = -1, late = 0;
 
-	rfp_num(&pidstr, pid);
+	rfp_num(&pidstr, j->pid);
+	rfp_num(&ppidstr, j->ppid);
+	rfp_num(&kstr, j->kfd);
 	rfp_num(&tstr, rfp_cfg.timeout);
 	snargv[0] = "rf-snap";
 	snargv[1] = pidstr.s;
 	snargv[2] = NULL;
 	sargv[i++] = "rf-send";
-	sargv[i++] = "--fork";
+	sargv[i++] = "-F";
+	sargv[i++] = kstr.s;
+	sargv[i++] = "-p";
+	sargv[i++] = ppidstr.s;
 	sargv[i++] = "-t";
 	sargv[i++] = tstr.s;
 	if (rfp_cfg.key[0] != '\0') {
@@ -389,7 +396,7 @@ ship(pid_t pid, const char *host, char *token, struct rfp_str *why)
 		sargv[i++] = rfp_cfg.key;
 	}
 	sargv[i++] = "--";
-	sargv[i++] = (char *)host;
+	sargv[i++] = (char *)j->host;
 	sargv[i] = NULL;
 
 	why->n = 0;
@@ -493,14 +500,14 @@ shipper(void *arg)
 	dfl.sa_handler = SIG_DFL;
 	sigaction(SIGCHLD, &dfl, NULL);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	j->r = ship(j->pid, j->host, j->token, j->why);
+	j->r = ship(j, j->token, j->why);
 	_exit(0);
 }
 
 int
-rfp_ship(pid_t pid, const char *host, char *token, struct rfp_str *why)
+rfp_ship(pid_t pid, pid_t ppid, int kfd, const char *host, char *token, struct rfp_str *why)
 {
-	struct job j = { pid, host, token, why, -1 };
+	struct job j = { pid, ppid, kfd, host, token, why, -1 };
 	pid_t sp;
 
 	why->n = 0;
