@@ -7,7 +7,7 @@ MANPREFIX ?= $(PREFIX)/share/man
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE -Ilib
-LDLIBS  += -lbsd -ljansson -lxxhash -lsodium
+LDLIBS  += -lbsd -ljansson -lxxhash -lsodium -lcrypto
 
 # Flags for code that runs inside a process being rebuilt (lib/restorer/):
 # no libc, no stack protector, position independent, no tables needing relocation.
@@ -17,5 +17,5 @@ BLOB_CFLAGS = -std=gnu11 -O2 -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE -
 	-fno-unwind-tables -fno-exceptions -mno-red-zone -fvisibility=hidden -nostdlib
 
 # Debian packages the build, the tests and the demo need (sh/install-deps).
-DEB_BUILD = gcc make libc6-dev binutils libbsd-dev libjansson-dev libxxhash-dev libsodium-dev
+DEB_BUILD = gcc make libc6-dev binutils libbsd-dev libjansson-dev libxxhash-dev libsodium-dev libssl-dev
 DEB_TEST  = bats jq socat iproute2 util-linux procps python3 perl xxd

@@ -59,9 +59,11 @@ enum rf_frame {
 	RF_FR_NTYPES
 };
 
+struct rf_chan_keys;
+
 struct rf_chan {
 	int fd;
-	crypto_secretstream_xchacha20poly1305_state tx, rx;
+	struct rf_chan_keys *keys;	/* session keys and nonces (lib/chan.c) */
 	uint8_t *txb, *rxb;	/* one frame: length, ciphertext */
 	uint8_t *pt;		/* one frame's plaintext: type, payload */
 	uint64_t tx_bytes, rx_bytes;	/* payload bytes so far */
