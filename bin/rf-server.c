@@ -450,6 +450,8 @@ main(int argc, char *argv[])
 	if (rf_key_load(kpath, &key, &e) == -1)
 		errx(e.code, "%s", e.msg);
 	find_restore();
+	if (rf_chan_init() == -1)
+		errx(RF_EX_SOFTWARE, "cannot initialise libsodium or OpenSSL");
 	if ((lfd = rf_listen(addr, &e)) == -1)
 		errx(e.code, "listen: %s", e.msg);
 	/* Restored processes outlive rf-restore: they are ours to reap. */

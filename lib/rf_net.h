@@ -69,6 +69,9 @@ struct rf_chan {
 	uint64_t tx_bytes, rx_bytes;	/* payload bytes so far */
 };
 
+/* Initialise the crypto libraries (once; before forking, to share it). */
+int rf_chan_init(void);
+
 /*
  * Handshake on a connected socket (docs/PROTOCOL.md): both sides prove the
  * key, then every frame is encrypted and authenticated.  A wrong key is
