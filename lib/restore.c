@@ -131,8 +131,14 @@ child_creds(struct build *b)
 	setfsgid(p->gid[3]);
 	setfsuid(p->uid[3]);
 	if (b->rs->keepcap) {
-		d[CAP_CHECKPOINT_RESTORE / 32].effective =
-		    d[CAP_CHECKPOINT_RESTORE / 32].permitted = 1u << (CAP_CHECKPOINT_RESTORE % 32);
+		if (b->rs->want_exe)
+			d[CAP_CHECKPOINT_RESTORE / 32].effective =
+			    d[CAP_CHECKPOINT_RESTORE / 32].permitted =
+			    1u << (CAP_CHECKPOINT_RESTORE % 32);
+		if (b->rs->keepadmin) {
+			d[CAP_SYS_ADMIN / 32].effective |= 1u << (CAP_SYS_ADMIN % 32);
+			d[CAP_SYS_ADMIN / 32].permitted |= 1u << (CAP_SYS_ADMIN % 32);
+		}
 		if (syscall(SYS_capset, &h, d) == -1 || prctl(PR_SET_KEEPCAPS, 0) == -1)
 			child_fail(b, 0, "restore: capset");
 	}
@@ -632,7 +638,8 @@ finish(struct build *b, pid_t pid, uint64_t self, uint64_t self_len, int stopreq
 			/* The blob's filter step can only tell by its exit status. */
 			if (b->rs->o.fwd && WIFEXITED(st) && WEXITSTATUS(st) != 127)
 				return rf_errf(e, rf_errno_code(WEXITSTATUS(st)), "restore: "
-				    "installing the seccomp filter: %s", strerror(WEXITSTATUS(st)));
+				    "installing the seccomp filter or dropping capabilities: %s",
+				    strerror(WEXITSTATUS(st)));
 			return rf_errf(e, RF_EX_SOFTWARE, "restore: the new process died (status "
 			    "0x%x) while finishing", st);
 		}

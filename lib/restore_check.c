@@ -328,7 +328,14 @@ check_creds(struct rf_restore *rs, const struct rf_proc *p, struct rf_err *e)
 	 * effective and saved, the kernel's own rules decide what it keeps.
 	 */
 	rs->want_exe = p->exe != NULL && have_cap(CAP_CHECKPOINT_RESTORE);
-	rs->keepcap = rs->want_exe && rs->setcreds && p->uid[0] && p->uid[1] && p->uid[2];
+	/*
+	 * Fork mode: CAP_SYS_ADMIN until the filter is in, which spares the
+	 * child the no_new_privs the kernel otherwise demands (docs/FORK.md).
+	 */
+	rs->keepadmin = rs->o.fwd && have_cap(CAP_SYS_ADMIN);
+	rs->keepcap = (rs->want_exe || rs->keepadmin) && rs->setcreds && p->uid[0] &&
+	    p->uid[1] && p->uid[2];
+	rs->keepadmin = rs->keepadmin && rs->keepcap;
 	return 0;
 }
 

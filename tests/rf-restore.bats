@@ -7,13 +7,14 @@ load helpers
 
 setup() {
 	D=$BATS_TEST_TMPDIR
-	VPID= RPID= NDIR=
+	VPID= RPID= NDIR= P= S=
 	head -c 16384 /dev/zero | tr '\0' d > "$D/data"
 }
 
 teardown() {
 	[ -z "$VPID" ] || kill -KILL "$VPID" 2>/dev/null || true
 	[ -z "$RPID" ] || kill -KILL "$RPID" 2>/dev/null || true
+	[ -z "$P$S" ] || kill -KILL $P $S 2>/dev/null || true
 	[ -z "$NDIR" ] || rm -rf "$NDIR"
 	exec 7>&- || true
 }
@@ -346,10 +347,10 @@ print(s, flush=True)' > "$D/py.out" 2>&1 < /dev/null 3>&- &
 	[ "$status" -eq 64 ]
 }
 
-# rfork S: start rfork_victim (the parent P of a fork done by hand); S, its
+# rfork [CMD...]: start rfork_victim (under CMD) (the parent P of a fork done by hand); S, its
 # child, stops itself before reading its control fd K.  Sets P, S and K.
 rfork() {
-	"$TESTS/rfork_victim" "$D/sock" "$BIN/rf-stub" > "$D/out" 2> "$D/err" &
+	"$@" "$TESTS/rfork_victim" "$D/sock" "$BIN/rf-stub" > "$D/out" 2> "$D/err" &
 	VPID=$!
 	wait_line "$D/err" '^pids '
 	read -r _ P S K < "$D/err"
@@ -371,6 +372,35 @@ rfork() {
 	[[ "$(readlink "/proc/$RPID/fd/$K")" =~ ^pipe: ]]
 	grep -E '^Seccomp:\s+2$' "/proc/$RPID/status"
 	grep -E '^NoNewPrivs:\s+0$' "/proc/$RPID/status"
+	kill -KILL "$RPID" "$S" "$VPID"
+	wait "$VPID" 2> /dev/null || true
+	VPID=
+}
+
+@test "-C: another user's process gets the filter with no capability and no no_new_privs" {
+	NDIR=$(mktemp -d)
+	chmod 777 "$NDIR"
+	D=$NDIR
+	nobody=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+	rfork "${nobody[@]}"
+	"$BIN/rf-snap" "$S" > "$D/img"
+	exec 7<> <(:)
+	"$BIN/rf-restore" -C "$K=7" -i "$D/img" > "$D/reply"
+	RPID=$(jq .pid "$D/reply")
+	wait_state "$RPID" T
+	grep -E "^Uid:\s+$(id -u nobody)\s+$(id -u nobody)\s+" "/proc/$RPID/status"
+	grep -E '^Seccomp:\s+2$' "/proc/$RPID/status"
+	grep -E '^NoNewPrivs:\s+0$' "/proc/$RPID/status"
+	grep -E '^CapEff:\s+0+$' "/proc/$RPID/status"
+	grep -E '^CapPrm:\s+0+$' "/proc/$RPID/status"
+	kill -KILL "$RPID"
+	# Without CAP_SYS_ADMIN the kernel wants no_new_privs: it gets it.
+	"${nobody[@]}" "$BIN/rf-restore" -C "$K=7" -i "$D/img" > "$D/reply"
+	exec 7>&-
+	RPID=$(jq .pid "$D/reply")
+	wait_state "$RPID" T
+	grep -E '^Seccomp:\s+2$' "/proc/$RPID/status"
+	grep -E '^NoNewPrivs:\s+1$' "/proc/$RPID/status"
 	kill -KILL "$RPID" "$S" "$VPID"
 	wait "$VPID" 2> /dev/null || true
 	VPID=

@@ -242,6 +242,15 @@ wait_go(struct rst_args *a)
 		fail(a, RST_STEP_WAIT, -R_EINVAL, m.type, 0);
 }
 
+static long
+drop_caps(void)
+{
+	struct { uint32_t version; int pid; } hdr = { 0x20080522, 0 };
+	uint32_t data[6] = { 0 };
+
+	return sys2(__NR_capset, &hdr, data);
+}
+
 static void
 finish_mm(struct rst_args *a, uint32_t *exe_set)
 {
@@ -269,12 +278,8 @@ finish_mm(struct rst_args *a, uint32_t *exe_set)
 	}
 	if (r < 0)
 		fail(a, RST_STEP_MM, r, 0, 0);
-	if (a->drop_caps) {
-		struct { uint32_t version; int pid; } hdr = { 0x20080522, 0 };
-		uint32_t data[6] = { 0 };
-		if ((r = sys2(__NR_capset, &hdr, data)) < 0)
-			fail(a, RST_STEP_CAPS, r, 0, 0);
-	}
+	if (a->drop_caps && !a->filter_len && (r = drop_caps()) < 0)
+		fail(a, RST_STEP_CAPS, r, 0, 0);
 }
 
 static void
@@ -308,7 +313,10 @@ finish_signals(struct rst_args *a)
 			fail(a, RST_STEP_PENDING, r, sig, 0);
 }
 
-/* Last but the munmap: from here on most calls would wait for the proxy. */
+/*
+ * Last but the munmap: from here on most calls would wait for the proxy.
+ * Capabilities kept for it (CAP_SYS_ADMIN: no no_new_privs) go right after.
+ */
 static void
 install_filter(struct rst_args *a)
 {
@@ -322,6 +330,8 @@ install_filter(struct rst_args *a)
 	/* Without CAP_SYS_ADMIN the kernel wants no_new_privs. */
 	if (r == -R_EACCES && sys5(__NR_prctl, R_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0)
 		r = sys3(__NR_seccomp, R_SECCOMP_SET_MODE_FILTER, a->filter_flags, &prog);
+	if (r >= 0 && a->drop_caps)
+		r = drop_caps();
 	if (r < 0)
 		for (;;)
 			sys1(__NR_exit_group, -r);
