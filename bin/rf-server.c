@@ -303,10 +303,13 @@ do_restore(struct rf_chan *c)
 		json_decref(j);
 		abort_restore(&rs);
 		close_restore(&rs);
-		if (code <= 0 || code == 128 + SIGKILL)
-			code = code == 0 ? RF_EX_SOFTWARE : RF_EX_UNAVAILABLE;
-		if (code > 128)
-			code = RF_EX_SOFTWARE;
+		if (code == -1)
+			return fail(c, RF_EX_TEMPFAIL, "restore did not finish within %d s",
+			    timeout_ms / 1000);
+		if (code == 0 || code > 128)
+			return fail(c, RF_EX_SOFTWARE, "restore failed (%s %d): %s",
+			    code ? "signal" : "exit", code ? code - 128 : 0,
+			    rs.errmsg[0] ? rs.errmsg : "no pid in its answer");
 		return fail(c, code, "restore failed (exit %d): %s", code,
 		    rs.errmsg[0] ? rs.errmsg : "no reason given");
 	}
@@ -323,7 +326,7 @@ do_restore(struct rf_chan *c)
 	    (r = rf_chan_recv(c, &type, &d, &len, &e)) != 1 || type != RF_FR_COMMIT) {
 		kill(pid, SIGKILL);
 		logx("pid %d killed: no commit from the sender (%s)", pid,
-		    r == 0 ? "connection closed" : e.msg);
+		    r == 0 ? "connection closed" : r == 1 ? "another frame" : e.msg);
 		json_decref(j);
 		return RF_EX_UNAVAILABLE;
 	}
