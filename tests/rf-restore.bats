@@ -426,6 +426,19 @@ rfork() {
 	! pgrep -x rfork_victim
 }
 
+@test "remote fork by hand: a damaged image is refused there, no child runs, S is untouched" {
+	rfork
+	"$BIN/rf-snap" "$S" > "$D/img"
+	head -c 50000 "$D/img" > "$D/cut"
+	run "$TESTS/forkwire" -i "$D/cut" -s "$D/sock" -p "$P" -c "$S" -k "$K" "$BIN/rf-restore"
+	echo "$output"
+	[ "$status" -eq 65 ]
+	[[ "$output" =~ rf-restore:\ .*image ]]
+	! grep -q ready <<< "$output"
+	[ "$(pstate "$S")" = T ]
+	[ "$(pgrep -x rfork_victim | wc -l)" -eq 2 ]	# P and S, nothing else
+}
+
 @test "rf-restore -n checks the whole image and prints its metadata, restoring nothing" {
 	start mem
 	snap
