@@ -30,7 +30,7 @@ main(int argc, char *argv[])
 	struct rf_err e;
 	socklen_t sl;
 	uint64_t bytes;
-	char keypath[4096], who[80], *kpath = NULL, *addr = "127.0.0.1";
+	char who[80], *kpath = NULL, *addr = "127.0.0.1";
 	const char *errstr, *op;
 	const uint8_t *d;
 	size_t len;
@@ -60,11 +60,6 @@ main(int argc, char *argv[])
 		usage();
 	signal(SIGPIPE, SIG_IGN);
 
-	if (kpath == NULL) {
-		if (rf_key_path(keypath, sizeof(keypath)) == -1)
-			err(RF_EX_NOPERM, "no key: set RFORK_KEY or HOME");
-		kpath = keypath;
-	}
 	if (rf_key_load(kpath, &key, &e) == -1)
 		errx(e.code, "%s", e.msg);
 	if ((lfd = rf_listen(addr, &e)) == -1)

@@ -116,7 +116,7 @@ main(int argc, char *argv[])
 	struct rf_key key;
 	struct rf_err e;
 	struct progress prog;
-	char keypath[4096], *kpath = NULL, *s;
+	char *kpath = NULL, *s;
 	const char *errstr, *host;
 	const uint8_t *d;
 	json_t *j = NULL;
@@ -149,11 +149,6 @@ main(int argc, char *argv[])
 	host = argv[0];
 	signal(SIGPIPE, SIG_IGN);
 
-	if (kpath == NULL) {
-		if (rf_key_path(keypath, sizeof(keypath)) == -1)
-			err(RF_EX_NOPERM, "no key: set RFORK_KEY or HOME");
-		kpath = keypath;
-	}
 	if (rf_key_load(kpath, &key, &e) == -1)
 		errx(e.code, "%s", e.msg);
 

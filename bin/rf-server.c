@@ -415,7 +415,7 @@ main(int argc, char *argv[])
 	socklen_t sl;
 	sigset_t mask;
 	pid_t conns[MAXPEERS], pid, mainpid;
-	char keypath[4096], *kpath = NULL, *addr = "127.0.0.1";
+	char where[80], *kpath = NULL, *addr = "127.0.0.1";
 	const char *errstr;
 	int ch, lfd, sfd, fd, st, i, nconn = 0, stopping = 0;
 	long deadline;
@@ -445,11 +445,6 @@ main(int argc, char *argv[])
 	if (argc != 0)
 		usage();
 
-	if (kpath == NULL) {
-		if (rf_key_path(keypath, sizeof(keypath)) == -1)
-			err(RF_EX_NOPERM, "no key: set RFORK_KEY or HOME");
-		kpath = keypath;
-	}
 	if (rf_key_load(kpath, &key, &e) == -1)
 		errx(e.code, "%s", e.msg);
 	find_restore();
@@ -471,7 +466,7 @@ main(int argc, char *argv[])
 	sl = sizeof(ss);
 	getsockname(lfd, (struct sockaddr *)&ss, &sl);
 	logx("listening on %s as %s (pid %d, %s)",
-	    rf_addr_str((struct sockaddr *)&ss, keypath, sizeof(keypath)), rf_hostname(),
+	    rf_addr_str((struct sockaddr *)&ss, where, sizeof(where)), rf_hostname(),
 	    getpid(), geteuid() != 0 ? "restores only its own user's processes" :
 	    allow_root ? "root images allowed" : "root images refused");
 

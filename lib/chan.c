@@ -46,27 +46,15 @@ offer(void)
 	return CI_CHACHA | (crypto_aead_aes256gcm_is_available() ? CI_AESGCM : 0);
 }
 
-/* Read exactly n bytes.  Returns n, or less at end of input, or -1. */
+/* rf_readn, with the end of SO_RCVTIMEO said as what it is. */
 static ssize_t
 sock_read(int fd, void *buf, size_t n)
 {
-	size_t got = 0;
-	ssize_t r;
+	ssize_t r = rf_readn(fd, buf, n);
 
-	while (got < n) {
-		r = read(fd, (char *)buf + got, n - got);
-		if (r == 0)
-			break;
-		if (r == -1) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				errno = ETIMEDOUT;	/* SO_RCVTIMEO ran out */
-			return -1;
-		}
-		got += r;
-	}
-	return got;
+	if (r == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		errno = ETIMEDOUT;
+	return r;
 }
 
 static int
@@ -294,11 +282,26 @@ check_magic(const uint8_t *m, struct rf_err *e)
 	return 0;
 }
 
+/* What a handshake derives; wiped when it ends, either way. */
+struct session {
+	uint8_t kauth[32], kc2s[32], ks2c[32];
+};
+
+static int
+handshake_end(struct rf_chan *c, struct session *k, int r)
+{
+	sodium_memzero(k, sizeof(*k));
+	if (r == -1)
+		chan_free(c);
+	return r;
+}
+
 int
 rf_chan_client(struct rf_chan *c, int fd, const struct rf_key *key, struct rf_err *e)
 {
 	struct transcript t;
-	uint8_t kauth[32], kc2s[32], ks2c[32], mac[MAC];
+	struct session k;
+	uint8_t mac[MAC];
 	uint8_t hello[sizeof(magic) + NONCE + 1], ans[1 + MAC];
 	int r = -1;
 
@@ -322,8 +325,8 @@ rf_chan_client(struct rf_chan *c, int fd, const struct rf_key *key, struct rf_er
 		rf_errf(e, RF_EX_PROTOCOL, "handshake: no cipher in common");
 		goto out;
 	}
-	derive(key, &t, kauth, kc2s, ks2c);
-	prove(kauth, "client", &t, mac);
+	derive(key, &t, k.kauth, k.kc2s, k.ks2c);
+	prove(k.kauth, "client", &t, mac);
 	if (write_all(fd, mac, MAC, "handshake", e) == -1 ||
 	    read_exact(fd, ans, 1, "handshake", e) == -1)
 		goto out;
@@ -338,29 +341,25 @@ rf_chan_client(struct rf_chan *c, int fd, const struct rf_key *key, struct rf_er
 	}
 	if (read_exact(fd, ans + 1, MAC, "handshake", e) == -1)
 		goto out;
-	prove(kauth, "server", &t, mac);
+	prove(k.kauth, "server", &t, mac);
 	if (sodium_memcmp(mac, ans + 1, MAC) != 0) {
 		rf_errf(e, RF_EX_NOPERM, "authentication failed: the server does not "
 		    "hold our key");
 		goto out;
 	}
-	if (set_keys(c, t.choice, kc2s, ks2c, e) == -1)
+	if (set_keys(c, t.choice, k.kc2s, k.ks2c, e) == -1)
 		goto out;
 	r = 0;
 out:
-	sodium_memzero(kauth, sizeof(kauth));
-	sodium_memzero(kc2s, sizeof(kc2s));
-	sodium_memzero(ks2c, sizeof(ks2c));
-	if (r == -1)
-		chan_free(c);
-	return r;
+	return handshake_end(c, &k, r);
 }
 
 int
 rf_chan_server(struct rf_chan *c, int fd, const struct rf_key *key, struct rf_err *e)
 {
 	struct transcript t;
-	uint8_t kauth[32], kc2s[32], ks2c[32], mac[MAC];
+	struct session k;
+	uint8_t mac[MAC];
 	uint8_t hello[sizeof(magic) + NONCE + 1], ans[1 + MAC];
 	int r = -1;
 
@@ -393,8 +392,8 @@ rf_chan_server(struct rf_chan *c, int fd, const struct rf_key *key, struct rf_er
 	}
 	if (read_exact(fd, mac, MAC, "handshake", e) == -1)
 		goto out;
-	derive(key, &t, kauth, kc2s, ks2c);
-	prove(kauth, "client", &t, ans + 1);
+	derive(key, &t, k.kauth, k.kc2s, k.ks2c);
+	prove(k.kauth, "client", &t, ans + 1);
 	if (sodium_memcmp(mac, ans + 1, MAC) != 0) {
 		ans[0] = ST_DENIED;
 		sock_write(fd, ans, 1);
@@ -402,19 +401,14 @@ rf_chan_server(struct rf_chan *c, int fd, const struct rf_key *key, struct rf_er
 		goto out;
 	}
 	ans[0] = ST_OK;
-	prove(kauth, "server", &t, ans + 1);
+	prove(k.kauth, "server", &t, ans + 1);
 	if (write_all(fd, ans, sizeof(ans), "handshake", e) == -1)
 		goto out;
-	if (set_keys(c, t.choice, ks2c, kc2s, e) == -1)
+	if (set_keys(c, t.choice, k.ks2c, k.kc2s, e) == -1)
 		goto out;
 	r = 0;
 out:
-	sodium_memzero(kauth, sizeof(kauth));
-	sodium_memzero(kc2s, sizeof(kc2s));
-	sodium_memzero(ks2c, sizeof(ks2c));
-	if (r == -1)
-		chan_free(c);
-	return r;
+	return handshake_end(c, &k, r);
 }
 
 /* 96-bit nonce: four zero bytes and the frame counter, big endian. */

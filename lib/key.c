@@ -33,9 +33,16 @@ int
 rf_key_load(const char *path, struct rf_key *key, struct rf_err *e)
 {
 	uint8_t buf[RF_KEY_MAX + 1];
+	char def[4096];
 	struct stat st;
 	ssize_t n;
 	int fd;
+
+	if (path == NULL) {
+		if (rf_key_path(def, sizeof(def)) == -1)
+			return rf_errno(e, "key: set RFORK_KEY or HOME");
+		path = def;
+	}
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)) == -1) {
 		if (errno == ELOOP)

@@ -25,8 +25,9 @@ struct rf_key {
 /* $RFORK_KEY, else ~/.config/rfork/key.  -1 and errno if neither can be named. */
 int rf_key_path(char *buf, size_t n);
 /*
- * Read a key file.  Refused (RF_EX_NOPERM): readable or writable by group
- * or others, not a regular file, or fewer than RF_KEY_MIN bytes.
+ * Read a key file (path NULL: rf_key_path's).  Refused (RF_EX_NOPERM):
+ * readable or writable by group or others, not a regular file, or fewer
+ * than RF_KEY_MIN bytes.
  */
 int rf_key_load(const char *path, struct rf_key *key, struct rf_err *e);
 void rf_key_wipe(struct rf_key *key);
