@@ -300,8 +300,12 @@ child_main(struct build *b)
 		child_fail(b, 0, "restore: personality 0x%lx", p->personality);
 	setpriority(PRIO_PROCESS, 0, b->rs->nice);
 	child_creds(b);
-	/* After the credentials, which clear it: it dies with the proxy. */
-	if (b->rs->o.fwd && b->rs->o.sibling && prctl(PR_SET_PDEATHSIG, SIGKILL) == -1)
+	/*
+	 * After the credentials, which clear it.  A fork-mode child with its
+	 * pid given belongs to the proxy (our parent, or us): it dies with it.
+	 */
+	if (b->rs->o.fwd && (b->rs->o.sibling || b->rs->o.pid > 0) &&
+	    prctl(PR_SET_PDEATHSIG, SIGKILL) == -1)
 		child_fail(b, 0, "restore: PR_SET_PDEATHSIG");
 	umask(p->umask & 0777);
 	if (p->cwd && chdir(p->cwd) == -1)

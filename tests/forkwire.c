@@ -1,10 +1,13 @@
 /*
- * forkwire -i IMG -s SOCK -p PPID -c CPID -k K RESTORE: the remote side of
+ * forkwire [-L] -i IMG -s SOCK -p PPID -c CPID -k K RESTORE: the remote side of
  * a remote fork on this host, for tests (docs/FORK.md step 6): a pid
  * namespace whose proxy has pid PPID spawns "RESTORE -C K=fd -T CPID -i
  * IMG", takes the restored child's seccomp listener, prints "ready", accepts
  * the stub's connection on the unix socket SOCK and serves the child until
- * it ends.  Exits with the proxy's status.
+ * it ends.  Exits with the proxy's status.  -L: no rf-restore program; the
+ * proxy restores in-process with the library (rf_restore_run with a pid),
+ * as a server can, which also works in a user namespace (an exec'd
+ * rf-restore would lose the capabilities set_tid needs there).
  */
 #include <err.h>
 #include <errno.h>
@@ -21,14 +24,42 @@
 #include <bsd/stdlib.h>
 #include <bsd/string.h>
 #include "rf_fwd.h"
+#include "rf_restore.h"
 
 static const char ctlmsg[] = "remote child";
 
 struct wire {
 	const char *img, *restore;
-	int lsock, k;
+	int lsock, k, inproc;
 	pid_t cpid;
 };
+
+/* The library's way: the proxy is the parent; returns the listener's number. */
+static int
+restore_here(struct wire *w, int ctlfd)
+{
+	struct rf_fd_supply sup = { w->k, ctlfd };
+	struct rf_restore_opts ro = { .supply = &sup, .nsupply = 1, .fwd = 1,
+	    .pid = w->cpid };
+	struct rf_restore rs;
+	struct rf_proc p = { 0 };
+	struct rf_imgr r;
+	struct rf_err e = { 0 };
+	size_t i;
+	int fd;
+
+	if ((fd = open(w->img, O_RDONLY | O_CLOEXEC)) == -1)
+		err(RF_EX_NOINPUT, "%s", w->img);
+	if (rf_imgr_start(&r, fd, &p, &e) == -1 || rf_restore_check(&rs, &p, &ro, 1, &e) == -1 ||
+	    rf_restore_run(&rs, &r, &e) == -1 || rf_restore_release(&rs, &e) == -1)
+		errx(e.code, "restore: %s", e.msg);
+	for (i = 0; i < rs.nwarn; i++)
+		warnx("%s", rs.warn[i]);
+	fprintf(stderr, "forkwire: restored in-process: pid %d listener %d\n", (int)rs.pid,
+	    rs.listener);
+	close(fd);
+	return rs.listener;
+}
 
 static int
 proxy_main(void *arg)
@@ -47,6 +78,11 @@ proxy_main(void *arg)
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) == -1 ||
 	    pipe2(out, O_CLOEXEC) == -1)
 		err(RF_EX_OSERR, "socketpair");
+	if (w->inproc) {
+		lfd = restore_here(w, ctl[1]);
+		close(ctl[1]);
+		goto stopped;
+	}
 	if ((r = fork()) == -1)
 		err(RF_EX_OSERR, "fork");
 	if (r == 0) {
@@ -69,6 +105,7 @@ proxy_main(void *arg)
 	if ((l = strstr(buf, "\"listener\":")) == NULL)
 		errx(RF_EX_PROTOCOL, "rf-restore: no listener in its reply");
 	lfd = atoi(l + strlen("\"listener\":"));
+stopped:
 	if (waitid(P_PID, w->cpid, &si, WSTOPPED | WEXITED) == -1)
 		err(RF_EX_OSERR, "waitid");
 	if (si.si_code != CLD_STOPPED)
@@ -104,7 +141,8 @@ proxy_main(void *arg)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: forkwire -i img -s sock -p ppid -c cpid -k fd rf-restore\n");
+	fprintf(stderr, "usage: forkwire [-L] -i img -s sock -p ppid -c cpid -k fd "
+	    "[rf-restore]\n");
 	exit(RF_EX_USAGE);
 }
 
@@ -117,7 +155,7 @@ main(int argc, char *argv[])
 	pid_t ppid = 0, init;
 	int ch, st, userns;
 
-	while ((ch = getopt(argc, argv, "c:i:k:p:s:")) != -1) {
+	while ((ch = getopt(argc, argv, "c:i:k:Lp:s:")) != -1) {
 		switch (ch) {
 		case 'c':
 			w.cpid = strtonum(optarg, 2, INT32_MAX, &es);
@@ -127,6 +165,9 @@ main(int argc, char *argv[])
 			break;
 		case 'k':
 			w.k = strtonum(optarg, 0, 1 << 20, &es);
+			break;
+		case 'L':
+			w.inproc = 1;
 			break;
 		case 'p':
 			ppid = strtonum(optarg, 2, INT32_MAX, &es);
@@ -142,9 +183,9 @@ main(int argc, char *argv[])
 	}
 	argc -= optind;
 	argv += optind;
-	if (argc != 1 || !w.img || !sock || !ppid || !w.cpid)
+	if (argc > 1 || (!w.inproc && argc != 1) || !w.img || !sock || !ppid || !w.cpid)
 		usage();
-	w.restore = argv[0];
+	w.restore = argc ? argv[0] : NULL;
 	strlcpy(a.sun_path, sock, sizeof(a.sun_path));
 	if ((w.lsock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
 	    bind(w.lsock, (struct sockaddr *)&a, sizeof(a)) == -1 || listen(w.lsock, 1) == -1)
@@ -152,6 +193,8 @@ main(int argc, char *argv[])
 	fflush(stdout);
 	if ((init = rf_fwdns_spawn(ppid, proxy_main, &w, &userns)) == -1)
 		err(RF_EX_OSERR, "pid namespace");
+	if (userns)
+		fprintf(stderr, "forkwire: in a new user namespace\n");
 	close(w.lsock);
 	if (waitpid(init, &st, 0) == -1)
 		err(RF_EX_OSERR, "waitpid");

@@ -406,11 +406,13 @@ rfork() {
 	VPID=
 }
 
-@test "remote fork by hand: image in fork mode under a proxy in a pid namespace, rf-stub at home" {
-	rfork
-	"$BIN/rf-snap" "$S" > "$D/img"
-	RF_FWD_VERBOSE=1 "$TESTS/forkwire" -i "$D/img" -s "$D/sock" -p "$P" -c "$S" -k "$K" "$BIN/rf-restore" \
-	    > "$D/wire" 2> "$D/wire.err" &
+# handfork [CMD...]: the remote fork of rfork_victim by hand, forkwire (its
+# options in $WIRE) and everything under CMD; checks what the child saw.
+handfork() {
+	rfork "$@"
+	"$@" "$BIN/rf-snap" "$S" > "$D/img"
+	RF_FWD_VERBOSE=1 "$@" "$TESTS/forkwire" $WIRE -i "$D/img" -s "$D/sock" -p "$P" -c "$S" \
+	    -k "$K" "$BIN/rf-restore" > "$D/wire" 2> "$D/wire.err" &
 	local fw=$!
 	wait_line "$D/wire" '^ready'
 	# S is still the stopped original; from here it becomes the stub.
@@ -424,6 +426,24 @@ rfork() {
 	grep -qx "child pid $S ppid $P" "$D/out"
 	grep -qx "status 42" "$D/out"
 	! pgrep -x rfork_victim
+}
+
+@test "remote fork by hand: image in fork mode under a proxy in a pid namespace, rf-stub at home" {
+	WIRE= handfork
+	grep -q '^forkwire: rf-restore: {' "$D/wire.err"
+}
+
+@test "remote fork by hand, restored in-process by the proxy (the library, as a server does)" {
+	WIRE=-L handfork
+	grep -q '^forkwire: restored in-process' "$D/wire.err"
+}
+
+@test "remote fork by hand, all unprivileged: the remote tree in a user namespace" {
+	NDIR=$(mktemp -d)
+	chmod 777 "$NDIR"
+	D=$NDIR
+	WIRE=-L handfork setpriv --reuid=nobody --regid=nogroup --clear-groups
+	grep -q '^forkwire: in a new user namespace' "$D/wire.err"
 }
 
 @test "remote fork by hand: a damaged image is refused there, no child runs, S is untouched" {
