@@ -114,16 +114,15 @@ main(int argc, char *argv[])
 {
 	struct rf_chan c;
 	struct rf_key key;
-	struct rf_err e;
+	struct rf_err e, e2;
 	struct progress prog;
 	char *kpath = NULL, *s;
 	const char *errstr, *host;
-	const uint8_t *d;
 	json_t *j = NULL;
-	size_t len, pre = 0;
+	size_t pre = 0;
 	uint64_t reqlen;
 	uint8_t *prefix = NULL;
-	int ch, fd, type, r, sent_ok, pflag = 0, timeout = RF_TIMEOUT_MS, phase;
+	int ch, fd, r, sent_ok, peer, pflag = 0, timeout = RF_TIMEOUT_MS;
 
 	while ((ch = getopt(argc, argv, "hk:Pt:")) != -1) {
 		switch (ch) {
@@ -195,34 +194,10 @@ main(int argc, char *argv[])
 	if (!sent_ok && rf_chan_pending(&c) != 1)
 		errx(e.code, "%s: %s", host, e.msg);
 
-	for (phase = 0;;) {
-		struct rf_err e2;
-
-		r = rf_chan_recv(&c, &type, &d, &len, &e2);
-		if (r != 1 && !sent_ok)
-			errx(e.code, "%s: %s", host, e.msg);
-		if (r == -1)
-			errx(e2.code, "%s: %s", host, e2.msg);
-		if (r == 0)
-			errx(RF_EX_PROTOCOL, "%s: connection closed before a reply", host);
-		if ((j = rf_json_frame(d, len, &e2)) == NULL)
-			errx(e2.code, "%s: %s", host, e2.msg);
-		if (type == RF_FR_ERROR) {
-			rf_json_error(j, &e2);
-			errx(e2.code, "%s: %s", host, e2.msg);
-		}
-		if (type == RF_FR_READY && phase == 0) {
-			/* Built and stopped there: now let it run. */
-			json_decref(j);
-			if (rf_chan_send(&c, RF_FR_COMMIT, NULL, 0, &e2) == -1)
-				errx(e2.code, "%s: %s", host, e2.msg);
-			phase = 1;
-			continue;
-		}
-		if (type != RF_FR_REPLY)
-			errx(RF_EX_PROTOCOL, "%s: unexpected frame type %d", host, type);
-		break;
-	}
+	j = rf_xfer_answer(&c, &peer, &e2);
+	if (j == NULL)
+		errx(sent_ok || peer ? e2.code : e.code, "%s: %s", host,
+		    sent_ok || peer ? e2.msg : e.msg);
 	rf_chan_close(&c);
 	if ((s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS)) == NULL)
 		errx(RF_EX_SOFTWARE, "cannot encode the reply");

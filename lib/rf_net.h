@@ -123,6 +123,12 @@ int rf_xfer_recv(struct rf_chan *c, int outfd, uint64_t *bytes, struct rf_err *e
 
 /* JSON frames.  The json_t type is jansson's. */
 struct json_t;
+/*
+ * After the image: the server's answer.  READY is confirmed with COMMIT,
+ * REPLY returned (the caller frees it).  NULL on error; *peer is 1 if the
+ * error is the server's own (an ERROR frame, its code in e->code).
+ */
+struct json_t *rf_xfer_answer(struct rf_chan *c, int *peer, struct rf_err *e);
 struct json_t *rf_json_frame(const uint8_t *d, size_t len, struct rf_err *e);
 int rf_chan_send_json(struct rf_chan *c, int type, const struct json_t *j, struct rf_err *e);
 /* Turn an RF_FR_ERROR frame's JSON into *e (code limited to the table); returns -1. */

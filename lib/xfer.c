@@ -118,3 +118,38 @@ rf_json_error(const json_t *j, struct rf_err *e)
 	}
 	return rf_errf(e, code, "%s", msg);
 }
+
+json_t *
+rf_xfer_answer(struct rf_chan *c, int *peer, struct rf_err *e)
+{
+	const uint8_t *d;
+	size_t len;
+	json_t *j;
+	int type, r, committed = 0;
+
+	*peer = 0;
+	for (;;) {
+		if ((r = rf_chan_recv(c, &type, &d, &len, e)) != 1) {
+			if (r == 0)
+				rf_errf(e, RF_EX_PROTOCOL, "connection closed before a reply");
+			return NULL;
+		}
+		if ((j = rf_json_frame(d, len, e)) == NULL)
+			return NULL;
+		if (type == RF_FR_ERROR) {
+			*peer = 1;
+			rf_json_error(j, e);
+			json_decref(j);
+			return NULL;
+		}
+		if (type == RF_FR_REPLY)
+			return j;
+		json_decref(j);
+		if (type != RF_FR_READY || committed)
+			return rf_errf(e, RF_EX_PROTOCOL, "unexpected frame type %d", type), NULL;
+		/* Built and stopped there: now let it run. */
+		if (rf_chan_send(c, RF_FR_COMMIT, NULL, 0, e) == -1)
+			return NULL;
+		committed = 1;
+	}
+}
