@@ -8,7 +8,8 @@
  *	rf_restore_release  or  rf_restore_abort	let it run, or kill it
  *	rf_restore_free
  *
- * rf_restore_run forks the new process, lets the restorer blob
+ * rf_restore_run forks the new process (or clones it with a given pid,
+ * o.pid; as a child of our parent, o.sibling), lets the restorer blob
  * (lib/restorer/) rebuild its address space, writes the pages into it as
  * they arrive and gives it the image's registers; docs/ARCHITECTURE.md has
  * the sequence.  On any failure the half-built process is killed and reaped
