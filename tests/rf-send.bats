@@ -223,6 +223,31 @@ snapsend() {
 	serving 2
 }
 
+@test "rf-send: on the wire: neither the key nor the image in clear" {
+	migrant 1 1
+	kill -STOP "$MPID"
+	"$BIN/rf-snap" -o "$TDIR/img" "$MPID"
+	bgin 1 socat -r "$TDIR/c2s" -R "$TDIR/s2c" TCP-LISTEN:7080,bind=127.0.0.1,reuseaddr \
+	    TCP:"$(addr 2)":7077
+	sleep 0.3
+	run inh 1 "$BIN/rf-send" -k "$KEY" 127.0.0.1:7080 < "$TDIR/img"
+	wait "$BGPID" || true
+	[ "$status" -eq 0 ]
+	RPID=$(jq -r .pid <<<"$output")
+	[ "$(stat -c %s "$TDIR/c2s")" -gt "$(stat -c %s "$TDIR/img")" ]
+	# python: the dumps are binary
+	python3 - "$TDIR" "$KEY" <<-'PY'
+	import sys
+	d, key = sys.argv[1], open(sys.argv[2], 'rb').read()
+	wire = open(d + '/c2s', 'rb').read() + open(d + '/s2c', 'rb').read()
+	img = open(d + '/img', 'rb').read()
+	assert b'rfork\x00' in wire, 'no handshake captured'
+	assert key not in wire, 'key on the wire'
+	assert b'RFORKIMG' not in wire and img[:4096] not in wire, 'image in clear'
+	assert b'"pid"' not in wire, 'reply in clear'
+	PY
+}
+
 @test "rf-send: usage errors are 64, -h prints the synopsis" {
 	run "$BIN/rf-send"
 	[ "$status" -eq 64 ]
