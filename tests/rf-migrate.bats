@@ -14,6 +14,8 @@ teardown_file() {
 }
 
 teardown() {
+	inh 1 ip link set eth0 up 2>/dev/null || true
+	inh 1 tc qdisc del dev eth0 root 2>/dev/null || true
 	[ -z "$MPID" ] || kill -KILL "$MPID" 2>/dev/null || true
 	[ -z "$RPID" ] || kill -KILL "$RPID" 2>/dev/null || true
 }
@@ -71,6 +73,23 @@ teardown() {
 	[ "$(pstate "$MPID")" = T ]
 	kill -CONT "$MPID"
 	check_ok "$MPID" "${PFX}1"
+}
+
+@test "rf-migrate: the link going down mid-transfer: 69, and the original goes on unchanged" {
+	migrant 1 64
+	inh 1 tc qdisc replace dev eth0 root tbf rate 40mbit burst 32kbit latency 400ms
+	( sleep 1.5; inh 1 ip link set eth0 down ) &
+	downer=$!
+	run --separate-stderr inh 1 "$MIG" -t 2 -K "$KEY" "$MPID" "$(addr 2)"
+	wait "$downer"
+	inh 1 ip link set eth0 up
+	inh 1 tc qdisc del dev eth0 root
+	[ "$status" -eq 69 ]
+	[[ "$stderr" == *"original resumed"* ]]
+	[ "$(pstate "$MPID")" != T ]
+	check_ok "$MPID" "${PFX}1"
+	wait_log 2 "aborted after"
+	only_server 2
 }
 
 @test "rf-migrate: no such process 66, usage 64" {
