@@ -157,6 +157,19 @@ local_lines() {
 	none_marked "$MARK"
 }
 
+@test "librfork: a program that ignores SIGCHLD" {
+	run --separate-stderr pre "$F" ignored
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok ignored" ]
+	[ "$(local_lines)" -eq 1 ]
+	wire
+	run --separate-stderr pre "$F" ignored
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok ignored" ]
+	[ -z "$stderr" ]
+	none_marked "$MARK"
+}
+
 @test "librfork: _Fork is wrapped like fork" {
 	run --separate-stderr pre "$F" Fork
 	[ "$status" -eq 0 ]
@@ -194,7 +207,7 @@ local_lines() {
 	cloexec=$(tr ' ' '\n' <<<"$fds" | sed -n 's/c$//p' | paste -sd,)
 	[ -n "$cloexec" ]
 	# rf-send got the fork request; rf-snap's image of S passed rf-restore -n
-	grep -qx "args -F [0-9]* -p $(sed -n 's/^parent //p' <<<"$output") -t 30 -k /some/key -- h1:9" "$D/send"
+	grep -qx "args -F [0-9]* -p $(sed -n 's/^parent //p' <<<"$output") -t 10 -k /some/key -- h1:9" "$D/send"
 	grep -qx "image ok" "$D/send"
 	[ "$(jq .pid "$D/meta.json")" -eq "$spid" ]
 	# rf-stub: S's pid and parent, every fd of the fork (not K), close-on-exec

@@ -110,7 +110,7 @@ init(void)
 	copyenv(t, sizeof(t), "RFORK_TIMEOUT");
 	rfp_cfg.timeout = number(t, &ok);
 	if (!ok || rfp_cfg.timeout < 1 || rfp_cfg.timeout > 3600)
-		rfp_cfg.timeout = 30;
+		rfp_cfg.timeout = 10;
 	copyenv(rfp_cfg.hosts, sizeof(rfp_cfg.hosts), "RFORK_HOSTS");
 	rfp_cfg.nhosts = 0;
 	for (h = rfp_cfg.hosts; *h != '\0'; h++)
@@ -396,8 +396,9 @@ wait_stopped(int kfd, pid_t pid)
 
 /*
  * Continue S until it has read its answer and closed K (EOF): S may not
- * have stopped yet when a first SIGCONT comes, and P must not return while
- * S could still stop for good.
+ * have stopped yet when P gives up waiting, and P must not return while S
+ * could still stop for good.  Only a stopped S gets SIGCONT: a running one
+ * (or rf-stub, which passes signals on) would see it as the program's.
  */
 static void
 release(int kfd, pid_t pid)
@@ -407,12 +408,12 @@ release(int kfd, pid_t pid)
 	char junk[64];
 	int i;
 
-	kill(pid, SIGCONT);
-	/* Once S runs, a SIGCONT may reach rf-stub, which passes it on: only
-	   a stopped S gets another. */
-	while (poll(&pfd, 1, 100) != 1 || rfp_read(kfd, junk, sizeof(junk)) > 0)
+	for (;;) {
 		if (state(pid) == 'T')
 			kill(pid, SIGCONT);
+		if (poll(&pfd, 1, 100) == 1 && rfp_read(kfd, junk, sizeof(junk)) <= 0)
+			break;
+	}
 	/* The stop and continue are ours: the program's waitpid must not see them. */
 	for (i = 0; i < 4; i++) {
 		memset(&si, 0, sizeof(si));

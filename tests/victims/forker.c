@@ -11,6 +11,7 @@
  *	shared | sysv	fork with a MAP_SHARED / System V shm page: the child's
  *			write is seen by the parent (exit 11 if fork failed, EAGAIN)
  *	spawn		system, popen, posix_spawn, vfork
+ *	ignored		SIGCHLD ignored: the child is reaped by the kernel
  *	Fork		the same checks as basic 1 through _Fork
  *	once		one fork, with a close-on-exec fd open: lists the open
  *			fds, the pid fork returned and the child's status; the
@@ -236,6 +237,22 @@ list_fds(void)
 }
 
 static void
+ignored(void)
+{
+	pid_t pid;
+	int st;
+
+	signal(SIGCHLD, SIG_IGN);
+	if ((pid = fork()) == -1)
+		bad("fork: %s", strerror(errno));
+	if (pid == 0)
+		_exit(0);
+	/* Waits until the child is gone, then there is nothing to reap. */
+	if (waitpid(pid, &st, 0) != -1 || errno != ECHILD)
+		bad("waitpid with SIGCHLD ignored: %s", strerror(errno));
+}
+
+static void
 once(void)
 {
 	pid_t pid;
@@ -283,6 +300,8 @@ main(int argc, char *argv[])
 		shared(1);
 	else if (strcmp(argv[1], "spawn") == 0)
 		spawn();
+	else if (strcmp(argv[1], "ignored") == 0)
+		ignored();
 	else if (strcmp(argv[1], "once") == 0)
 		once();
 	else
