@@ -100,7 +100,8 @@ rf_listen(const char *addr, struct rf_err *e)
 	socklen_t len;
 	int fd, one = 1;
 
-	if (rf_addr_parse(addr, "127.0.0.1", &ss, &len, e) == -1)
+	/* ":PORT" is every address, as with nc; no -l at all is loopback. */
+	if (rf_addr_parse(addr, "0.0.0.0", &ss, &len, e) == -1)
 		return -1;
 	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
 		return rf_errno(e, "socket");

@@ -40,7 +40,8 @@ int rf_addr_parse(const char *s, const char *defhost, struct sockaddr_storage *s
     socklen_t *len, struct rf_err *e);
 /* "1.2.3.4:5" or "[::1]:5" into buf; returns buf. */
 char *rf_addr_str(const struct sockaddr *sa, char *buf, size_t n);
-/* Bound, listening TCP socket (SO_REUSEADDR, CLOEXEC).  Returns the fd. */
+/* Bound, listening TCP socket (SO_REUSEADDR, CLOEXEC); ":PORT" binds every
+   address.  Returns the fd. */
 int rf_listen(const char *addr, struct rf_err *e);
 /* Connected TCP socket to HOST[:PORT] within timeout_ms.  Refused or
  * unreachable: RF_EX_UNAVAILABLE. */

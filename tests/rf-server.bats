@@ -41,6 +41,16 @@ own_server() {
 	grep -q "listening on 127.0.0.1:7077" "$TDIR/lo.log"
 	run inh 1 "$BIN/rf-send" -t 2 -k "$KEY" "$(addr 2):7077" < /dev/null
 	[ "$status" -eq 66 ]	# that was the test host's own server on 10.77.0.2
+	kill "$SPID"
+	wait "$SPID" || true
+	# ":PORT" is every address
+	bgin 2 "$BIN/rf-server" -k "$KEY" -l :7079 2> "$TDIR/any.log"
+	SPID=$BGPID
+	sleep 0.3
+	run inh 2 ss -ltnH
+	[[ "$output" == *"0.0.0.0:7079 "* ]]
+	run inh 1 "$BIN/rf-send" -t 2 -k "$KEY" "$(addr 2):7079" < /dev/null
+	[ "$status" -eq 66 ]
 }
 
 @test "rf-server: a silent peer times out and is logged; others are served meanwhile" {
