@@ -515,8 +515,11 @@ main(int argc, char *argv[])
 			continue;
 		sl = sizeof(ss);
 		if ((fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC)) == -1) {
-			if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED)
+			if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED) {
 				logx("accept: %s", strerror(errno));
+				/* EMFILE and the like last: do not spin on them. */
+				usleep(100000);
+			}
 			continue;
 		}
 		rf_addr_str((struct sockaddr *)&ss, peer, sizeof(peer));
