@@ -92,7 +92,7 @@ pstate() {
 # for the server to reap what it killed), and the server left no temp file.
 only_server() {
 	local i=$1 n left
-	for n in $(seq 60); do
+	for n in $(seq 100); do
 		left=$(ip netns pids "$PFX$i" | grep -vx "$(srvpid "$i")" || true)
 		[ -z "$left" ] && break
 		sleep 0.05
@@ -115,7 +115,7 @@ serving() {
 
 wait_log() {
 	local i=$1 pat=$2 n
-	for n in $(seq 100); do
+	for n in $(seq 200); do
 		srvlog "$i" | grep -q -- "$pat" && return 0
 		sleep 0.05
 	done
