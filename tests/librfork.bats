@@ -352,6 +352,20 @@ EOF
 	none_marked "$MARK"
 }
 
+@test "librfork: a remote child drops librfork.so from its environ (v1: its forks stay there)" {
+	wire
+	libm=$(ldd /usr/bin/perl | awk '/libm.so/ { print $3 }')
+	LD_PRELOAD="$LIB $libm" run --separate-stderr env RFTEST_MARK="$MARK" RFORK_BINDIR="$BINDIR" \
+	    RFORK_HOSTS=h1 /usr/bin/perl -e '
+		if (fork() == 0) { exec "/bin/sh", "-c", "echo child [\$LD_PRELOAD]" }
+		wait; print "parent [$ENV{LD_PRELOAD}]\n"'
+	[ "$status" -eq 0 ]
+	[ -z "$stderr" ]
+	[ "$output" = "child [$libm]"$'\n'"parent [$LIB $libm]" ]
+	grep -q '^forkwire: rf-restore: ' "$D/wire.err"
+	none_marked "$MARK"
+}
+
 @test "librfork: python3 os.fork with pipes, under rf-run, host down" {
 	cat > "$D/fork.py" <<'EOF'
 import os, signal

@@ -327,8 +327,11 @@ child(int k[2], const sigset_t *old, pid_t ppid)
 		/* The image is taken here: C resumes at this read. */
 		read_ctl(k[1], msg, sizeof(msg));
 		prctl(PR_SET_PDEATHSIG, 0);
-		if (strncmp(msg, "remote", 6) == 0)
+		if (strncmp(msg, "remote", 6) == 0) {
+			/* v1: its forks, and the programs it execs, stay on its host. */
 			remote_child = 1;
+			rfp_unpreload();
+		}
 		else if (strncmp(msg, "stub ", 5) == 0)
 			exec_stub(k[1], msg + 5);
 	}
