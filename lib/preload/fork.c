@@ -92,11 +92,28 @@ parse_policy(const char *s)
 	}
 }
 
+/* The directory librfork.so was loaded from, absolute: a program may chdir. */
+static void
+set_libdir(const char *path)
+{
+	char dir[PATH_MAX], *slash;
+	size_t l = strlen(path);
+
+	if (path[0] == '/' && l < sizeof(dir))
+		memcpy(dir, path, l + 1);
+	else if (realpath(path, dir) == NULL)
+		return;
+	if ((slash = strrchr(dir, '/')) == NULL)
+		return;
+	*slash = '\0';
+	memcpy(rfp_cfg.libdir, dir, slash - dir + 1);
+}
+
 /* The environment is read once: a program may change or clear its own. */
 static void
 init(void)
 {
-	char t[16], dir[PATH_MAX], *slash;
+	char t[16];
 	Dl_info dl;
 	const char *h;
 	int ok;
@@ -119,14 +136,8 @@ init(void)
 	copyenv(rfp_cfg.key, sizeof(rfp_cfg.key), "RFORK_KEY");
 	copyenv(rfp_cfg.bindir, sizeof(rfp_cfg.bindir), "RFORK_BINDIR");
 	rfp_cfg.libdir[0] = '\0';
-	if (dladdr((void *)init, &dl) != 0 && dl.dli_fname != NULL &&
-	    (dl.dli_fname[0] == '/' ? strlen(dl.dli_fname) < sizeof(dir) &&
-	    memcpy(dir, dl.dli_fname, strlen(dl.dli_fname) + 1) != NULL :
-	    realpath(dl.dli_fname, dir) != NULL) &&
-	    (slash = strrchr(dir, '/')) != NULL) {
-		*slash = '\0';
-		memcpy(rfp_cfg.libdir, dir, strlen(dir) + 1);
-	}
+	if (dladdr((void *)init, &dl) != 0 && dl.dli_fname != NULL)
+		set_libdir(dl.dli_fname);
 	atomic_store(&inited, 1);
 }
 
@@ -441,6 +452,10 @@ remote_fork(pid_t (*realf)(void))
 		return realf();
 	}
 	pick_host(host);
+	if (host[0] == '\0') {
+		rfp_log("fork stays local: RFORK_HOSTS: a host name too long", NULL);
+		return realf();
+	}
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, k) == -1) {
@@ -454,7 +469,7 @@ remote_fork(pid_t (*realf)(void))
 	e = errno;
 	rfp_close(k[1]);
 	if (pid > 0) {
-		if (wait_stopped(k[0], pid) == 0 && host[0] != '\0')
+		if (wait_stopped(k[0], pid) == 0)
 			ok = rfp_ship(pid, self, k[1], host, token, &why) == 0;
 		n = 0;
 		if (ok) {

@@ -101,7 +101,7 @@ rfp_find_tools(struct rfp_str *why)
 set:
 	rfp_cfg.tools = r == 1 ? 1 : -1;
 	if (r != 1) {
-		/* Say why once; later forks only repeat the short form. */
+		/* Kept for the later forks' lines. */
 		memcpy(rfp_cfg.snap, why->s, why->n + 1);
 		return -1;
 	}
