@@ -209,19 +209,25 @@ main(int argc, char *argv[])
 		size_t mib = sizes[i], n = mib << 20;
 		double ts, tr, tp, tb, tm, trs[64], tsr;
 		struct stat st;
-		int fd, pfd[2], runs = mib <= 16 ? 50 : 1;
+		int fd, pfd[2], runs = mib <= 16 ? 50 : 3;
 		pid_t hog, snap, rest, copy;
 
 		hog = start_hog(mib);
 		snprintf(pidarg, sizeof(pidarg), "%d", hog);
 		char *sargv[] = { "build/bin/rf-snap", pidarg, NULL };
-		fd = open(img, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		ts = now();
-		snap = spawn(sargv, -1, fd);
-		if (wait_status(snap) != 0)
-			errx(70, "rf-snap failed");
-		ts = now() - ts;
-		close(fd);
+		/* Medians: the first touch of guest memory on these VMs is slow and
+		   erratic, and a single large run mostly measures that. */
+		for (k = 0; k < (size_t)runs; k++) {
+			fd = open(img, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+			trs[k] = now();
+			snap = spawn(sargv, -1, fd);
+			if (wait_status(snap) != 0)
+				errx(70, "rf-snap failed");
+			trs[k] = now() - trs[k];
+			close(fd);
+		}
+		qsort(trs, runs, sizeof(double), cmp_double);
+		ts = trs[runs / 2];
 		stat(img, &st);
 
 		for (k = 0; k < (size_t)runs; k++) {
@@ -260,6 +266,7 @@ main(int argc, char *argv[])
 		fflush(stdout);
 	}
 	unlink(img);
-	printf("restore: median of 50 runs for <=16 MiB; ratio = (snap|restore) / (pipe->new)\n");
+	printf("snap, restore: medians of 50 runs (<= 16 MiB) or 3; snap|rest and baselines: one run;\n"
+	    "ratio = (snap|restore) / (pipe->new), the issue's 1.5x target\n");
 	return 0;
 }
