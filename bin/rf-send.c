@@ -27,7 +27,7 @@ struct progress {
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: rf-send [-P] [-k key] [-t seconds] host[:port]\n");
+	fprintf(stderr, "usage: rf-send [-P] [-F fd -p ppid] [-k key] [-t seconds] host[:port]\n");
 	exit(RF_EX_USAGE);
 }
 
@@ -122,10 +122,21 @@ main(int argc, char *argv[])
 	size_t pre = 0;
 	uint64_t reqlen;
 	uint8_t *prefix = NULL;
-	int ch, fd, r, sent_ok, peer, pflag = 0, timeout = RF_TIMEOUT_MS;
+	int ch, fd, r, sent_ok, peer, pflag = 0, timeout = RF_TIMEOUT_MS, ctlfd = -1;
+	pid_t ppid = 0;
 
-	while ((ch = getopt(argc, argv, "hk:Pt:")) != -1) {
+	while ((ch = getopt(argc, argv, "F:hk:p:Pt:")) != -1) {
 		switch (ch) {
+		case 'F':
+			ctlfd = strtonum(optarg, 0, 1 << 20, &errstr);
+			if (errstr != NULL)
+				errx(RF_EX_USAGE, "-F %s: %s", optarg, errstr);
+			break;
+		case 'p':
+			ppid = strtonum(optarg, 2, INT32_MAX, &errstr);
+			if (errstr != NULL)
+				errx(RF_EX_USAGE, "-p %s: %s", optarg, errstr);
+			break;
 		case 'k':
 			kpath = optarg;
 			break;
@@ -143,7 +154,7 @@ main(int argc, char *argv[])
 	}
 	argc -= optind;
 	argv += optind;
-	if (argc != 1)
+	if (argc != 1 || (ctlfd == -1) != (ppid == 0))
 		usage();
 	host = argv[0];
 	signal(SIGPIPE, SIG_IGN);
@@ -166,7 +177,11 @@ main(int argc, char *argv[])
 		errx(e.code, "%s: %s", host, e.msg);
 	rf_key_wipe(&key);
 
-	j = json_pack("{s:s}", "op", "restore");
+	/* A fork child: its control fd and its parent's pid, which the image lacks. */
+	if (ctlfd >= 0)
+		j = json_pack("{s:s,s:i,s:i}", "op", "fork", "k", ctlfd, "ppid", (int)ppid);
+	else
+		j = json_pack("{s:s}", "op", "restore");
 	if (rf_chan_send_json(&c, RF_FR_REQ, j, &e) == -1)
 		errx(e.code, "%s: %s", host, e.msg);
 	json_decref(j);
@@ -199,6 +214,8 @@ main(int argc, char *argv[])
 		errx(sent_ok || peer ? e2.code : e.code, "%s: %s", host,
 		    sent_ok || peer ? e2.msg : e.msg);
 	rf_chan_close(&c);
+	if (ctlfd >= 0 && !json_is_string(json_object_get(j, "token")))
+		errx(RF_EX_PROTOCOL, "%s: no token in the reply", host);
 	if ((s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS)) == NULL)
 		errx(RF_EX_SOFTWARE, "cannot encode the reply");
 	if (printf("%s\n", s) < 0 || fflush(stdout) == EOF || ferror(stdout))

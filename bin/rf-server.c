@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -23,7 +25,12 @@
 #include <bsd/stdlib.h>
 #include <bsd/string.h>
 #include <jansson.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include "rf_fwd.h"
+#include "rf_image.h"
 #include "rf_net.h"
+#include "rf_restore.h"
 
 #define MAXPEERS 64
 
@@ -344,6 +351,311 @@ do_restore(struct rf_chan *c)
 	return 0;
 }
 
+/*
+ * Remote fork (docs/FORK.md step 6): the connection handler takes the image
+ * into a memfd and builds the tree with rf_fwdns_spawn; the proxy restores C
+ * in-process, says "ready" on a pipe, and waits for its stub on an abstract
+ * unix socket named by the token.  The stub's own connection handler checks
+ * the token and hands over its socket and channel keys (SCM_RIGHTS).
+ */
+#define TOKEN_LEN 32
+
+static const char ctlmsg[] = "remote child";
+
+struct forkw {
+	int img, k, ready, lsock, connfd;
+	pid_t cpid;
+	char token[TOKEN_LEN + 1];
+};
+
+static void
+stub_addr(struct sockaddr_un *a, socklen_t *len, const char *token)
+{
+	memset(a, 0, sizeof(*a));
+	a->sun_family = AF_UNIX;
+	*len = offsetof(struct sockaddr_un, sun_path) + 1 +
+	    snprintf(a->sun_path + 1, sizeof(a->sun_path) - 1, "rfork-stub-%s", token);
+}
+
+static void
+proxy_fail(struct forkw *w, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(msg, sizeof(msg) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0 || n > (int)sizeof(msg) - 2)
+		n = sizeof(msg) - 2;
+	msg[n++] = '\n';
+	(void)!write(w->ready, msg, n);
+}
+
+/* Take the stub's socket and channel from its handler; -1 on timeout. */
+static int
+take_stub(struct forkw *w, struct rf_chan *c, struct rf_err *e)
+{
+	struct pollfd pfd = { w->lsock, POLLIN, 0 };
+	union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } cm;
+	struct rf_chan_state st;
+	char tok[TOKEN_LEN + 1];
+	struct iovec iov[2] = { { tok, sizeof(tok) }, { &st, sizeof(st) } };
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2, .msg_control = cm.b,
+	    .msg_controllen = sizeof(cm.b) };
+	struct cmsghdr *h;
+	long end = now_ms() + timeout_ms;
+	ssize_t n;
+	int s, fd;
+
+	for (;;) {
+		if (end - now_ms() <= 0)
+			return rf_errf(e, RF_EX_TEMPFAIL, "no stub within %d s", timeout_ms / 1000);
+		if (poll(&pfd, 1, end - now_ms()) <= 0)
+			continue;
+		if ((s = accept4(w->lsock, NULL, NULL, SOCK_CLOEXEC)) == -1)
+			continue;
+		setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &(struct timeval){ 5, 0 },
+		    sizeof(struct timeval));
+		n = recvmsg(s, &mh, MSG_CMSG_CLOEXEC);
+		close(s);
+		h = CMSG_FIRSTHDR(&mh);
+		if (n != (ssize_t)(sizeof(tok) + sizeof(st)) || h == NULL ||
+		    h->cmsg_type != SCM_RIGHTS)
+			continue;
+		memcpy(&fd, CMSG_DATA(h), sizeof(fd));
+		if (memcmp(tok, w->token, sizeof(tok)) != 0) {
+			close(fd);
+			continue;
+		}
+		close(w->lsock);
+		w->lsock = -1;
+		if (rf_sock_longlived(fd, timeout_ms) == -1 || rf_chan_import(c, fd, &st, e) == -1) {
+			close(fd);
+			sodium_memzero(&st, sizeof(st));
+			return rf_errno(e, "stub connection");
+		}
+		sodium_memzero(&st, sizeof(st));
+		return 0;
+	}
+}
+
+static int
+fork_proxy(void *arg)
+{
+	struct forkw *w = arg;
+	struct rf_fd_supply sup;
+	struct rf_restore_opts ro;
+	struct rf_restore rs;
+	struct rf_proxy_opts o;
+	struct rf_fwd_io io;
+	struct rf_chan_io ci;
+	struct rf_chan c;
+	struct rf_proc p = { 0 };
+	struct rf_imgr r;
+	struct rf_err e = { 0 };
+	siginfo_t si;
+	int ctl[2], lfd, pidfd, st;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) == -1) {
+		proxy_fail(w, "socketpair: %s", strerror(errno));
+		return RF_EX_OSERR;
+	}
+	sup.fd = w->k;
+	sup.from = ctl[1];
+	memset(&ro, 0, sizeof(ro));
+	ro.supply = &sup;
+	ro.nsupply = 1;
+	ro.fwd = 1;
+	ro.pid = w->cpid;
+	ro.no_root = geteuid() == 0 && !allow_root;
+	close(w->connfd);
+	if (lseek(w->img, 0, SEEK_SET) == -1 || rf_imgr_start(&r, w->img, &p, &e) == -1 ||
+	    rf_restore_check(&rs, &p, &ro, 1, &e) == -1 || rf_restore_run(&rs, &r, &e) == -1 ||
+	    rf_restore_release(&rs, &e) == -1) {
+		proxy_fail(w, "restore: %s", e.msg[0] ? e.msg : strerror(errno));
+		return e.code ? e.code : RF_EX_SOFTWARE;
+	}
+	close(ctl[1]);
+	close(w->img);
+	lfd = rs.listener;
+	if (waitid(P_PID, w->cpid, &si, WSTOPPED | WEXITED) == -1 || si.si_code != CLD_STOPPED) {
+		proxy_fail(w, "the restored child ended before it could run");
+		return RF_EX_SOFTWARE;
+	}
+	if ((pidfd = syscall(SYS_pidfd_open, w->cpid, 0)) == -1 ||
+	    (lfd = syscall(SYS_pidfd_getfd, pidfd, lfd, 0)) == -1) {
+		proxy_fail(w, "pidfd_getfd: %s", strerror(errno));
+		kill(w->cpid, SIGKILL);
+		return RF_EX_OSERR;
+	}
+	close(pidfd);
+	(void)!write(w->ready, "ready\n", 6);
+	close(w->ready);
+	if (take_stub(w, &c, &e) == -1) {
+		logx("pid %d killed: %s", (int)w->cpid, e.msg);
+		kill(w->cpid, SIGKILL);
+		return e.code;
+	}
+	kill(w->cpid, SIGCONT);
+	memset(&o, 0, sizeof(o));
+	o.lfd = lfd;
+	o.connfd = c.fd;
+	o.child = w->cpid;
+	o.ctlfd = w->k;
+	o.ctlmsg = ctlmsg;
+	o.ctlmsglen = sizeof(ctlmsg);
+	o.verbose = getenv("RF_FWD_VERBOSE") != NULL;
+	rf_chan_fwd_io(&io, &ci, &c);
+	memset(&e, 0, sizeof(e));
+	st = 0;
+	if (rf_proxy_serve(&io, &o, &st, &e) == -1) {
+		logx("pid %d: %s", (int)w->cpid, e.msg);
+		rf_chan_close(&c);
+		return e.code ? e.code : RF_EX_SOFTWARE;
+	}
+	rf_chan_close(&c);
+	return 0;
+}
+
+static int
+do_fork(struct rf_chan *c, json_t *req)
+{
+	struct forkw w;
+	struct rf_proc p = { 0 };
+	struct rf_imgr r;
+	struct rf_err e = { 0 };
+	struct sockaddr_un a;
+	socklen_t alen;
+	struct pollfd pfd;
+	uint8_t rnd[TOKEN_LEN / 2];
+	uint64_t bytes;
+	char buf[600];
+	long t0 = now_ms();
+	json_t *j;
+	ssize_t n;
+	size_t i, len = 0;
+	pid_t init, ppid;
+	int pp[2], userns, st, code;
+
+	memset(&w, 0, sizeof(w));
+	w.k = json_integer_value(json_object_get(req, "k"));
+	ppid = json_integer_value(json_object_get(req, "ppid"));
+	if (!json_is_integer(json_object_get(req, "k")) || w.k < 0 || w.k > (1 << 20) ||
+	    ppid < 2)
+		return fail(c, RF_EX_PROTOCOL, "fork: bad \"k\" or \"ppid\"");
+	if ((w.img = memfd_create("rf-fork", MFD_CLOEXEC)) == -1)
+		return fail(c, RF_EX_OSERR, "memfd_create: %s", strerror(errno));
+	if (rf_xfer_recv(c, w.img, &bytes, &e) != 0) {
+		logx("fork: aborted after %llu bytes: %s", (unsigned long long)bytes, e.msg);
+		return fail(c, e.code ? e.code : RF_EX_IOERR, "fork: %s",
+		    e.msg[0] ? e.msg : "cannot keep the image");
+	}
+	if (lseek(w.img, 0, SEEK_SET) == -1 || rf_imgr_start(&r, w.img, &p, &e) == -1)
+		return fail(c, e.code ? e.code : RF_EX_DATAERR, "fork: %s", e.msg);
+	w.cpid = p.pid;
+	rf_imgr_free(&r);
+	rf_proc_free(&p);
+	if (w.cpid < 2 || w.cpid == ppid)
+		return fail(c, RF_EX_DATAERR, "fork: pid %d cannot be a child of %d",
+		    (int)w.cpid, (int)ppid);
+	randombytes_buf(rnd, sizeof(rnd));
+	for (i = 0; i < sizeof(rnd); i++)
+		snprintf(w.token + 2 * i, 3, "%02x", rnd[i]);
+	stub_addr(&a, &alen, w.token);
+	if ((w.lsock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) == -1 ||
+	    bind(w.lsock, (struct sockaddr *)&a, alen) == -1 || listen(w.lsock, 4) == -1 ||
+	    pipe2(pp, O_CLOEXEC) == -1)
+		return fail(c, RF_EX_OSERR, "fork: socket: %s", strerror(errno));
+	w.ready = pp[1];
+	w.connfd = c->fd;
+	if ((init = rf_fwdns_spawn(ppid, fork_proxy, &w, &userns)) == -1)
+		return fail(c, RF_EX_OSERR, "fork: pid namespace: %s", strerror(errno));
+	close(pp[1]);
+	close(w.lsock);
+	close(w.img);
+	pfd.fd = pp[0];
+	pfd.events = POLLIN;
+	while (len < sizeof(buf) - 1 && memchr(buf, '\n', len) == NULL &&
+	    poll(&pfd, 1, timeout_ms) > 0 && (n = read(pp[0], buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += n;
+	buf[len] = '\0';
+	close(pp[0]);
+	if (strcmp(buf, "ready\n") != 0) {
+		kill(init, SIGKILL);
+		waitpid(init, &st, 0);
+		code = WIFEXITED(st) && WEXITSTATUS(st) ? WEXITSTATUS(st) : RF_EX_SOFTWARE;
+		buf[strcspn(buf, "\n")] = '\0';
+		return fail(c, code, "fork: %s", buf[0] ? buf : "the remote tree failed");
+	}
+	j = json_pack("{s:s,s:i,s:s,s:I,s:i}", "token", w.token, "pid", (int)w.cpid, "host",
+	    rf_hostname(), "bytes", (json_int_t)bytes, "total_ms", (int)(now_ms() - t0));
+	if (rf_chan_send_json(c, RF_FR_REPLY, j, &e) == -1) {
+		kill(init, SIGKILL);
+		logx("fork: pid %d killed: the reply was lost: %s", (int)w.cpid, e.msg);
+	} else
+		logx("fork: pid %d (parent %d) waits for its stub%s", (int)w.cpid, (int)ppid,
+		    userns ? " (user namespace)" : "");
+	json_decref(j);
+	rf_chan_close(c);
+	c->fd = -1;
+	if (waitpid(init, &st, 0) == -1)
+		return RF_EX_OSERR;
+	logx("fork: pid %d's tree ended (%s %d)", (int)w.cpid,
+	    WIFEXITED(st) ? "exit" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+	return 0;
+}
+
+/* A stub presents its token: its socket and channel go to that proxy. */
+static int
+do_stub(struct rf_chan *c, json_t *req)
+{
+	union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } cm;
+	const char *token = json_string_value(json_object_get(req, "token"));
+	struct rf_chan_state st;
+	struct sockaddr_un a;
+	char tok[TOKEN_LEN + 1] = { 0 };
+	struct iovec iov[2] = { { tok, sizeof(tok) }, { &st, sizeof(st) } };
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2, .msg_control = cm.b,
+	    .msg_controllen = sizeof(cm.b) };
+	struct rf_err e;
+	socklen_t alen;
+	json_t *j;
+	int s, r;
+
+	if (token == NULL || strlen(token) != TOKEN_LEN ||
+	    strspn(token, "0123456789abcdef") != TOKEN_LEN)
+		return fail(c, RF_EX_PROTOCOL, "stub: bad token");
+	memcpy(tok, token, TOKEN_LEN);
+	stub_addr(&a, &alen, tok);
+	if ((s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) == -1 ||
+	    connect(s, (struct sockaddr *)&a, alen) == -1)
+		return fail(c, RF_EX_NOINPUT, "stub: no child waits for this token");
+	j = json_pack("{s:s}", "host", rf_hostname());
+	r = rf_chan_send_json(c, RF_FR_REPLY, j, &e);
+	json_decref(j);
+	if (r == -1) {
+		close(s);
+		logx("stub: %s", e.msg);
+		return RF_EX_UNAVAILABLE;
+	}
+	rf_chan_export(c, &st);
+	cm.h.cmsg_level = SOL_SOCKET;
+	cm.h.cmsg_type = SCM_RIGHTS;
+	cm.h.cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(&cm.h), &c->fd, sizeof(int));
+	r = sendmsg(s, &mh, MSG_NOSIGNAL) == (ssize_t)(sizeof(tok) + sizeof(st));
+	sodium_memzero(&st, sizeof(st));
+	close(s);
+	if (!r) {
+		logx("stub: hand-over failed: %s", strerror(errno));
+		return RF_EX_OSERR;
+	}
+	logx("stub connected");
+	return 0;
+}
+
 static void
 on_term(int sig)
 {
@@ -397,6 +709,10 @@ serve_conn(int fd, const struct rf_key *key)
 	op = json_string_value(json_object_get(j, "op"));
 	if (op != NULL && strcmp(op, "restore") == 0)
 		r = do_restore(&c);
+	else if (op != NULL && strcmp(op, "fork") == 0)
+		r = do_fork(&c, j);
+	else if (op != NULL && strcmp(op, "stub") == 0)
+		r = do_stub(&c, j);
 	else
 		r = fail(&c, RF_EX_PROTOCOL, "unknown request \"%s\"", op ? op : "?");
 	json_decref(j);

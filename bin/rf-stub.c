@@ -15,12 +15,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <bsd/stdlib.h>
+#include <jansson.h>
 #include "rf_fwd.h"
+#include "rf_net.h"
 
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: rf-stub [-h] [-x fd[,fd...]] -c fd\n");
+	fprintf(stderr, "usage: rf-stub [-h] [-x fd[,fd...]] -c fd\n"
+	    "       rf-stub [-h] [-k key] [-x fd[,fd...]] host[:port] token\n");
 	exit(RF_EX_USAGE);
 }
 
@@ -72,17 +75,25 @@ main(int argc, char *argv[])
 	struct rf_stub_opts o;
 	struct rf_fwd_io io;
 	struct rf_err e;
+	struct rf_chan c;
+	struct rf_chan_io ci;
+	struct rf_key key;
 	const char *errstr;
-	int ch, conn = -1, status = 0, r;
+	char *kpath = NULL;
+	json_t *j;
+	int ch, conn = -1, status = 0, r, peer;
 
 	setprogname("rf-stub");
 	memset(&o, 0, sizeof(o));
-	while ((ch = getopt(argc, argv, "c:hx:")) != -1) {
+	while ((ch = getopt(argc, argv, "c:hk:x:")) != -1) {
 		switch (ch) {
 		case 'c':
 			conn = strtonum(optarg, 0, INT_MAX, &errstr);
 			if (errstr != NULL)
 				errx(RF_EX_USAGE, "-c %s: %s", optarg, errstr);
+			break;
+		case 'k':
+			kpath = optarg;
 			break;
 		case 'x':
 			o.ncloexec = parse_fds(optarg, (int **)&o.cloexec);
@@ -93,13 +104,35 @@ main(int argc, char *argv[])
 	}
 	argc -= optind;
 	argv += optind;
-	if (argc != 0 || conn < 0)
+	if (conn >= 0 ? argc != 0 || kpath != NULL : argc != 2)
 		usage();
-	if (fcntl(conn, F_GETFD) == -1)
-		err(RF_EX_USAGE, "-c %d", conn);
-	o.connfd = conn;
-	rf_fwd_io_fd(&io, &conn);
 	memset(&e, 0, sizeof(e));
+	if (conn >= 0) {
+		if (fcntl(conn, F_GETFD) == -1)
+			err(RF_EX_USAGE, "-c %d", conn);
+		rf_fwd_io_fd(&io, &conn);
+	} else {
+		/* Dial, prove the key, present the token: the connection is the child's. */
+		signal(SIGPIPE, SIG_IGN);
+		if (rf_key_load(kpath, &key, &e) == -1)
+			errx(e.code, "%s", e.msg);
+		if ((conn = rf_dial(argv[0], RF_TIMEOUT_MS, &e)) == -1)
+			errx(e.code, "%s", e.msg);
+		if (rf_chan_client(&c, conn, &key, &e) == -1)
+			errx(e.code, "%s: %s", argv[0], e.msg);
+		rf_key_wipe(&key);
+		j = json_pack("{s:s,s:s}", "op", "stub", "token", argv[1]);
+		if (rf_chan_send_json(&c, RF_FR_REQ, j, &e) == -1)
+			errx(e.code, "%s: %s", argv[0], e.msg);
+		json_decref(j);
+		if ((j = rf_xfer_answer(&c, &peer, &e)) == NULL)
+			errx(e.code, "%s: %s", argv[0], e.msg);
+		json_decref(j);
+		if (rf_sock_longlived(conn, RF_TIMEOUT_MS) == -1)
+			err(RF_EX_OSERR, "%s", argv[0]);
+		rf_chan_fwd_io(&io, &ci, &c);
+	}
+	o.connfd = conn;
 	r = rf_stub_serve(&io, &o, &status, &e);
 	if (r == RF_STUB_EXITED)
 		die_like(status);

@@ -576,3 +576,32 @@ rf_chan_close(struct rf_chan *c)
 		sodium_memzero(c->pt, 1 + RF_FRAME_MAX);
 	chan_free(c);
 }
+
+/*
+ * A channel moves to another process (rf-server hands a stub's connection
+ * to its proxy): the session keys and frame counters; the receiver rebuilds
+ * the cipher contexts.  Frames are read exactly, so no bytes are left behind.
+ */
+void
+rf_chan_export(const struct rf_chan *c, struct rf_chan_state *s)
+{
+	memcpy(s->ktx, c->keys->ktx, 32);
+	memcpy(s->krx, c->keys->krx, 32);
+	s->ntx = c->keys->ntx;
+	s->nrx = c->keys->nrx;
+	s->cipher = c->keys->cipher;
+}
+
+int
+rf_chan_import(struct rf_chan *c, int fd, const struct rf_chan_state *s, struct rf_err *e)
+{
+	if (chan_alloc(c, fd, e) == -1)
+		return -1;
+	if (set_keys(c, s->cipher, s->ktx, s->krx, e) == -1) {
+		chan_free(c);
+		return -1;
+	}
+	c->keys->ntx = s->ntx;
+	c->keys->nrx = s->nrx;
+	return 0;
+}

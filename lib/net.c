@@ -189,3 +189,21 @@ rf_hostname(void)
 		strlcpy(u.nodename, "?", sizeof(u.nodename));
 	return u.nodename;
 }
+
+int
+rf_sock_longlived(int fd, int dead_ms)
+{
+	struct timeval none = { 0, 0 };
+	int one = 1, idle = 5, intvl = 2, cnt = dead_ms / 2000 > 1 ? dead_ms / 2000 : 2;
+	unsigned int ut = dead_ms;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none)) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none)) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) == -1)
+		return -1;
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof(ut));
+	return 0;
+}

@@ -135,6 +135,33 @@ int rf_chan_send_json(struct rf_chan *c, int type, const struct json_t *j, struc
 /* Turn an RF_FR_ERROR frame's JSON into *e (code limited to the table); returns -1. */
 int rf_json_error(const struct json_t *j, struct rf_err *e);
 
+/* A channel handed to another process with its fd (SCM_RIGHTS). */
+struct rf_chan_state {
+	uint8_t ktx[32], krx[32];
+	uint64_t ntx, nrx;
+	int cipher;
+};
+void rf_chan_export(const struct rf_chan *c, struct rf_chan_state *s);
+int rf_chan_import(struct rf_chan *c, int fd, const struct rf_chan_state *s, struct rf_err *e);
+
+/*
+ * A remote fork's stub connection (lib/xfer.c): the forwarding protocol's
+ * bytes as DATA frames of the channel (struct rf_fwd_io of rf_fwd.h);
+ * urgent is an out-of-band byte on the raw socket.
+ */
+struct rf_fwd_io;
+struct rf_chan_io {
+	struct rf_chan *c;
+	const uint8_t *d;
+	size_t off, len;
+};
+void rf_chan_fwd_io(struct rf_fwd_io *io, struct rf_chan_io *ci, struct rf_chan *c);
+/*
+ * A fork connection stays open while the child runs: no idle timeout, but
+ * keepalive and TCP_USER_TIMEOUT so that a dead peer is noticed (dead_ms).
+ */
+int rf_sock_longlived(int fd, int dead_ms);
+
 /* uname nodename, for replies and logs. */
 const char *rf_hostname(void);
 

@@ -3,8 +3,10 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <jansson.h>
+#include "rf_fwd.h"
 #include "rf_net.h"
 
 int
@@ -152,4 +154,82 @@ rf_xfer_answer(struct rf_chan *c, int *peer, struct rf_err *e)
 			return NULL;
 		committed = 1;
 	}
+}
+
+static ssize_t
+cio_read(void *ctx, void *buf, size_t n)
+{
+	struct rf_chan_io *ci = ctx;
+	struct rf_err e;
+	int type;
+
+	while (ci->off == ci->len) {
+		switch (rf_chan_recv(ci->c, &type, &ci->d, &ci->len, &e)) {
+		case 0:
+			ci->len = 0;
+			return 0;
+		case 1:
+			ci->off = 0;
+			if (type != RF_FR_DATA) {
+				ci->len = 0;
+				errno = EPROTO;
+				return -1;
+			}
+			break;
+		default:
+			ci->len = ci->off = 0;
+			if (errno == 0)
+				errno = EPROTO;
+			return -1;
+		}
+	}
+	if (n > ci->len - ci->off)
+		n = ci->len - ci->off;
+	memcpy(buf, ci->d + ci->off, n);
+	ci->off += n;
+	return n;
+}
+
+static ssize_t
+cio_write(void *ctx, const void *buf, size_t n)
+{
+	struct rf_chan_io *ci = ctx;
+	struct rf_err e;
+
+	if (n > RF_FRAME_MAX)
+		n = RF_FRAME_MAX;
+	if (rf_chan_send(ci->c, RF_FR_DATA, buf, n, &e) == -1) {
+		if (errno == 0)
+			errno = EPIPE;
+		return -1;
+	}
+	return n;
+}
+
+static int
+cio_urgent(void *ctx)
+{
+	struct rf_chan_io *ci = ctx;
+
+	return send(ci->c->fd, "!", 1, MSG_OOB | MSG_DONTWAIT | MSG_NOSIGNAL) == 1 ? 0 : -1;
+}
+
+static int
+cio_pending(void *ctx)
+{
+	struct rf_chan_io *ci = ctx;
+
+	return ci->off < ci->len;
+}
+
+void
+rf_chan_fwd_io(struct rf_fwd_io *io, struct rf_chan_io *ci, struct rf_chan *c)
+{
+	memset(ci, 0, sizeof(*ci));
+	ci->c = c;
+	io->ctx = ci;
+	io->read = cio_read;
+	io->write = cio_write;
+	io->urgent = cio_urgent;
+	io->pending = cio_pending;
 }
