@@ -91,3 +91,97 @@ rrun() {
 	grep -q "pid $pid killed: no stub within" "$LOGDIR/${PFX}2.log"
 	none_marked "$MARK"
 }
+
+@test "rfork: 4 threads fork 3 times each at once, all children in host 2" {
+	local before
+	before=$(grep -c "stub connected" "$LOGDIR/${PFX}2.log" || true)
+	run rrun "$TESTS/forker" threads
+	cat "$OUT"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = "ok threads" ]
+	[ "$(grep -c "stub connected" "$LOGDIR/${PFX}2.log")" -eq $((before + 12)) ]
+	none_marked "$MARK"
+}
+
+@test "rfork: python3 os.fork with pipes, SIGCHLD and exit codes, children in host 2" {
+	cat > "$TDIR/fork.py" <<'PY'
+import os, signal, socket
+got = []
+signal.signal(signal.SIGCHLD, lambda s, f: got.append(s))
+kids = {}
+for i in range(3):
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        os.write(w, b"%d %d %s\n" % (os.getpid(), os.getppid(), socket.gethostname().encode()))
+        os._exit(10 + i)
+    os.close(w)
+    kids[pid] = (r, 10 + i)
+for pid, (r, code) in kids.items():
+    data = b""
+    while True:
+        b = os.read(r, 100)
+        if not b:
+            break
+        data += b
+    c, p, h = data.split()
+    assert (int(c), int(p)) == (pid, os.getpid()), (c, p, pid)
+    print(h.decode())
+    _, st = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(st) == code
+assert got
+print("ok python")
+PY
+	run rrun /usr/bin/python3 "$TDIR/fork.py"
+	cat "$OUT"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = "${PFX}2"$'\n'"${PFX}2"$'\n'"${PFX}2"$'\n'"ok python" ]
+	none_marked "$MARK"
+}
+
+@test "rfork: perl fork and bash \$(hostname): the children run in host 2" {
+	run rrun /usr/bin/perl -e '
+		pipe(R, W) or die; my $pid = fork(); defined $pid or die "fork: $!";
+		if ($pid == 0) { close R; print W "$$ ", getppid(), "\n"; close W; exit 9 }
+		close W; my $l = <R>; waitpid($pid, 0) == $pid or die; my $st = $? >> 8;
+		my ($c, $p) = split " ", $l;
+		($c == $pid && $p == $$ && $st == 9) or die "got $l status $st";
+		print "ok perl\n"'
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = "ok perl" ]
+	run rrun /bin/bash -c 'h=$(hostname); x=$(exit 3); echo "$h $? $HOSTNAME"'
+	cat "$OUT"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = "${PFX}2 3 ${PFX}1" ]
+	none_marked "$MARK"
+}
+
+@test "rfork: the parent's kill reaches the remote child, the child's kill reaches the parent" {
+	cat > "$TDIR/sig.py" <<'PY'
+import os, signal, time, socket
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(r)
+    def on(s, f):
+        os.write(w, b"got %d on %s\n" % (s, socket.gethostname().encode()))
+        os._exit(5)
+    signal.signal(signal.SIGUSR2, on)
+    os.kill(os.getppid(), signal.SIGUSR1)
+    while True:
+        time.sleep(1)
+os.close(w)
+signal.sigwait([signal.SIGUSR1])
+os.kill(pid, signal.SIGUSR2)
+print(os.read(r, 100).decode().strip())
+_, st = os.waitpid(pid, 0)
+print("exit", os.waitstatus_to_exitcode(st))
+PY
+	run rrun timeout 20 /usr/bin/python3 "$TDIR/sig.py"
+	cat "$OUT"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = "got $(kill -l SIGUSR2 2>/dev/null || echo 12) on ${PFX}2"$'\n'"exit 5" ]
+	none_marked "$MARK"
+}
