@@ -79,9 +79,10 @@ main(int argc, char *argv[])
 	struct rf_chan_io ci;
 	struct rf_key key;
 	const char *errstr;
-	char *kpath = NULL;
+	char *kpath = NULL, *env;
 	json_t *j;
-	int ch, conn = -1, status = 0, r, peer;
+	long long t;
+	int ch, conn = -1, status = 0, r, peer, dead;
 
 	setprogname("rf-stub");
 	memset(&o, 0, sizeof(o));
@@ -128,7 +129,12 @@ main(int argc, char *argv[])
 		if ((j = rf_xfer_answer(&c, &peer, &e)) == NULL)
 			errx(e.code, "%s: %s", argv[0], e.msg);
 		json_decref(j);
-		if (rf_sock_longlived(conn, RF_TIMEOUT_MS) == -1)
+		/* librfork's setting (rf-run(1)) says how soon a dead host must show. */
+		dead = RF_TIMEOUT_MS;
+		if ((env = getenv("RFORK_TIMEOUT")) != NULL &&
+		    (t = strtonum(env, 1, 86400, &errstr)) > 0 && errstr == NULL)
+			dead = t * 1000;
+		if (rf_sock_longlived(conn, dead) == -1)
 			err(RF_EX_OSERR, "%s", argv[0]);
 		rf_chan_fwd_io(&io, &ci, &c);
 	}

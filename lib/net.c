@@ -194,9 +194,13 @@ int
 rf_sock_longlived(int fd, int dead_ms)
 {
 	struct timeval none = { 0, 0 };
-	int one = 1, idle = 5, intvl = 2, cnt = dead_ms / 2000 > 1 ? dead_ms / 2000 : 2;
+	int one = 1, idle = dead_ms / 4000, intvl, cnt;
 	unsigned int ut = dead_ms;
 
+	/* Probes start after a quarter of the time: an idle link is tested too. */
+	idle = idle < 1 ? 1 : idle > 10 ? 10 : idle;
+	intvl = idle;
+	cnt = dead_ms / 1000 / intvl > 1 ? dead_ms / 1000 / intvl : 2;
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none)) == -1 ||
 	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none)) == -1 ||
 	    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) == -1)

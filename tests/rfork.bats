@@ -22,6 +22,7 @@ setup() {
 
 teardown() {
 	local p
+	inh 2 ip link set eth0 up 2>/dev/null || true
 	for p in $(marked "$MARK"); do
 		kill -KILL "$p" 2>/dev/null || true
 	done
@@ -179,9 +180,70 @@ print(os.read(r, 100).decode().strip())
 _, st = os.waitpid(pid, 0)
 print("exit", os.waitstatus_to_exitcode(st))
 PY
-	run rrun timeout 20 /usr/bin/python3 "$TDIR/sig.py"
+	run rrun /usr/bin/python3 "$TDIR/sig.py"
 	cat "$OUT"
 	[ "$status" -eq 0 ]
 	[ "$(cat "$OUT")" = "got $(kill -l SIGUSR2 2>/dev/null || echo 12) on ${PFX}2"$'\n'"exit 5" ]
+	none_marked "$MARK"
+}
+
+@test "rfork: the stub killed: the parent sees SIGKILL, nothing is left in host 2" {
+	cat > "$TDIR/kill.py" <<'PY'
+import os, signal, time
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.write(w, b"up\n")
+    while True:
+        time.sleep(1)
+os.close(w)
+assert os.read(r, 3) == b"up\n"
+os.kill(pid, signal.SIGKILL)
+_, st = os.waitpid(pid, 0)
+print("signal", os.WTERMSIG(st) if os.WIFSIGNALED(st) else "none")
+PY
+	local before
+	before=$(grep -c "stub connected" "$LOGDIR/${PFX}2.log" || true)
+	run rrun /usr/bin/python3 "$TDIR/kill.py"
+	cat "$OUT"
+	[ "$status" -eq 0 ]
+	[ "$(grep -c "stub connected" "$LOGDIR/${PFX}2.log")" -eq $((before + 1)) ]
+	[ "$(cat "$OUT")" = "signal 9" ]
+	none_marked "$MARK"
+}
+
+@test "rfork: host 2 goes silent while the child runs: the parent sees SIGKILL, host 2 cleans up" {
+	cat > "$TDIR/dead.py" <<'PY'
+import os, sys, time
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.write(w, b"up\n")
+    while True:
+        time.sleep(1)
+os.close(w)
+assert os.read(r, 3) == b"up\n"
+open(sys.argv[1], "w").write("up\n")
+_, st = os.waitpid(pid, 0)
+print("signal", os.WTERMSIG(st) if os.WIFSIGNALED(st) else "none")
+PY
+	inh 1 env RFTEST_MARK="$MARK" RFORK_POLICY=all RFORK_TIMEOUT=2 "$ROOT/sh/rf-run" \
+	    -k "$KEY" -H "$(addr 2)" /usr/bin/python3 "$TDIR/dead.py" "$TDIR/up" \
+	    > "$OUT" 2> "$TDIR/err" &
+	local rp=$!
+	for _ in $(seq 200); do
+		[ -s "$TDIR/up" ] && break
+		sleep 0.05
+	done
+	[ -s "$TDIR/up" ]
+	inh 2 ip link set eth0 down
+	wait "$rp" || echo "rf-run: status $?"
+	cat "$OUT" "$TDIR/err"
+	[ "$(cat "$OUT")" = "signal 9" ]
+	grep -q "rf-stub: pid [0-9]*: connection to the remote child lost" "$TDIR/err"
+	for _ in $(seq 100); do
+		[ -z "$(marked "$MARK")" ] && break
+		sleep 0.1
+	done
 	none_marked "$MARK"
 }
