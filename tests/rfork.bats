@@ -78,6 +78,10 @@ rrun() {
 		sleep 0.02
 	done
 	kill -STOP "$pid"
+	for _ in $(seq 100); do
+		[ "$(awk '{ print $3 }' "/proc/$pid/stat")" = T ] && break
+		sleep 0.02
+	done
 	"$BIN/rf-snap" -o "$TDIR/img" "$pid"
 	run inh 1 "$BIN/rf-send" -F 9 -p 4321 -k "$KEY" "$(addr 2)" < "$TDIR/img"
 	kill -KILL "$pid"
@@ -245,5 +249,51 @@ PY
 		[ -z "$(marked "$MARK")" ] && break
 		sleep 0.1
 	done
+	none_marked "$MARK"
+}
+
+@test "rfork: memory, clocks, shared offsets, reads on demand, cwd, umask, rlimits, nice carry over" {
+	mkdir -p "$TDIR/wd"
+	cat > "$TDIR/state.py" <<'PY'
+import os, resource, socket, time
+os.chdir(os.environ["WD"])
+os.umask(0o027)
+os.nice(3)
+resource.setrlimit(resource.RLIMIT_CORE, (4096, resource.getrlimit(resource.RLIMIT_CORE)[1]))
+data = bytearray(b"x" * 100000)
+data[54321] = 7
+f = os.open("shared", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(f, b"a")
+r, w = os.pipe()
+os.write(w, b"123456")
+t0 = time.time()
+pid = os.fork()
+if pid == 0:
+    bad = []
+    if socket.gethostname() == os.environ["H1"]: bad.append("local")
+    if data[54321] != 7 or data[1] != ord("x"): bad.append("memory")
+    if abs(time.time() - t0) > 30 or time.monotonic() <= 0: bad.append("clock")
+    if os.getcwd() != os.environ["WD"]: bad.append("cwd " + os.getcwd())
+    m = os.umask(0); os.umask(m)
+    if m != 0o027: bad.append("umask %o" % m)
+    if os.nice(0) != 3: bad.append("nice")
+    if resource.getrlimit(resource.RLIMIT_CORE)[0] != 4096: bad.append("rlimit")
+    os.write(f, b"b")
+    if os.read(r, 3) != b"123": bad.append("pipe")
+    with open("rel", "w") as g: g.write("made by the child\n")
+    print("child", " ".join(bad) or "ok", flush=True)
+    os._exit(0 if not bad else 1)
+_, st = os.waitpid(pid, 0)
+os.write(f, b"c")
+os.close(w)
+rest = os.read(r, 100)
+print("parent", os.waitstatus_to_exitcode(st), rest.decode(), open("shared").read(),
+      open("rel").read().strip(), "%o" % (os.stat("rel").st_mode & 0o777))
+PY
+	run rrun env WD="$TDIR/wd" H1="${PFX}1" /usr/bin/python3 "$TDIR/state.py"
+	echo "$output"
+	cat "$OUT"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = "child ok"$'\n'"parent 0 456 abc made by the child 640" ]
 	none_marked "$MARK"
 }
