@@ -297,3 +297,20 @@ PY
 	[ "$(cat "$OUT")" = "child ok"$'\n'"parent 0 456 abc made by the child 640" ]
 	none_marked "$MARK"
 }
+
+@test "rfork: MAP_SHARED stays local (EAGAIN when strict); a host that is down gets a local child" {
+	run --separate-stderr rrun "$TESTS/forker" shared
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = "ok shared" ]
+	[[ "$stderr" == *"fork stays local: MAP_SHARED"* ]]
+	run --separate-stderr inh 1 env RFTEST_MARK="$MARK" RFORK_POLICY=all RFORK_STRICT=1 \
+	    "$ROOT/sh/rf-run" -k "$KEY" -H "$(addr 2)" "$TESTS/forker" shared
+	[ "$status" -eq 11 ]
+	run --separate-stderr inh 1 env RFTEST_MARK="$MARK" RFORK_POLICY=all RFORK_TIMEOUT=2 \
+	    "$ROOT/sh/rf-run" -k "$KEY" -H "$(addr 9)" "$TESTS/rforkhost" 4
+	echo "$output"; echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$(grep -c "^child .* host ${PFX}1$" <<<"$output")" -eq 1 ]
+	[[ "$output" == *"status exit 4"* ]]
+	none_marked "$MARK"
+}
