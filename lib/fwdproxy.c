@@ -547,17 +547,39 @@ req(struct rf_fwd_msg *m, int op, int flags, int64_t a0, int64_t a1, int64_t a2,
 static int
 arm(struct px *p, uint64_t id)
 {
+	struct rlimit old, big;
 	size_t i;
-	int fd, cloexec, r;
+	int fd, cloexec, r = 0, raised = 0;
 
 	for (i = 0; i < p->nhello; i++) {
 		fd = p->hello[2 * i];
 		cloexec = p->hello[2 * i + 1] & FD_CLOEXEC;
-		if ((r = addfd(p, id, fd, cloexec, 0)) < 0)
-			return r;
-		if (mark(p, fd, F_HOME | (cloexec ? F_CLOEXEC : 0)) == -1)
-			return -ENOMEM;
+		r = addfd(p, id, fd, cloexec, 0);
+		/*
+		 * A home fd above the child's RLIMIT_NOFILE (the parent lowered it
+		 * after opening the fd; a local child keeps such fds): ADDFD checks
+		 * the limit, so lift it for the moment.
+		 */
+		if (r == -EBADF && !raised &&
+		    prlimit(p->child, RLIMIT_NOFILE, NULL, &old) == 0) {
+			big = old;
+			big.rlim_cur = big.rlim_max;
+			if (prlimit(p->child, RLIMIT_NOFILE, &big, NULL) == 0) {
+				raised = 1;
+				r = addfd(p, id, fd, cloexec, 0);
+			}
+		}
+		if (r < 0)
+			break;
+		if (mark(p, fd, F_HOME | (cloexec ? F_CLOEXEC : 0)) == -1) {
+			r = -ENOMEM;
+			break;
+		}
 	}
+	if (raised)
+		prlimit(p->child, RLIMIT_NOFILE, &old, NULL);
+	if (r < 0)
+		return r;
 	p->armed = 1;
 	return 0;
 }
@@ -1674,6 +1696,8 @@ handle(struct px *p, struct seccomp_notif *n)
 		if (n->data.nr == SYS_execve || n->data.nr == SYS_execveat ||
 		    (n->data.nr == SYS_read && p->o->ctlfd >= 0 && fd == p->o->ctlfd)) {
 			if ((r = arm(p, n->id)) < 0) {
+				/* Never a child that believes it is local but is not. */
+				kill(p->child, SIGKILL);
 				resp(p, n->id, 0, r);
 				return 0;
 			}

@@ -314,3 +314,12 @@ PY
 	[[ "$output" == *"status exit 4"* ]]
 	none_marked "$MARK"
 }
+
+@test "rfork: a home fd above the parent's lowered RLIMIT_NOFILE does not break the remote child" {
+	inh 1 env RFTEST_MARK="$MARK" RFORK_POLICY=all "$ROOT/sh/rf-run" -k "$KEY" -H "$(addr 2)" \
+	    prlimit --nofile=100: "$TESTS/rforkhost" 6 > "$OUT" 250> /dev/null
+	cat "$OUT"
+	grep -q "^child .* host ${PFX}2$" "$OUT"
+	grep -q "status exit 6$" "$OUT"
+	none_marked "$MARK"
+}
