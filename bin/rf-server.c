@@ -600,6 +600,7 @@ do_fork(struct rf_chan *c, json_t *req)
 	json_decref(j);
 	rf_chan_close(c);
 	c->fd = -1;
+	conn_fd = -1;
 	if (waitpid(init, &st, 0) == -1)
 		return RF_EX_OSERR;
 	logx("fork: pid %d's tree ended (%s %d)", (int)w.cpid,
