@@ -323,3 +323,21 @@ PY
 	grep -q "status exit 6$" "$OUT"
 	none_marked "$MARK"
 }
+
+@test "rfork: 100 remote forks in a row leave no fds or processes behind on either host" {
+	local before fds
+	before=$(grep -c "stub connected" "$LOGDIR/${PFX}2.log" || true)
+	fds=$(ls "/proc/$(srvpid 2)/fd" | wc -l)
+	run rrun "$TESTS/forker" basic 100
+	cat "$OUT"
+	[ "$status" -eq 0 ]
+	grep -q '^ok basic' "$OUT"
+	[ "$(grep -c "stub connected" "$LOGDIR/${PFX}2.log")" -eq $((before + 100)) ]
+	none_marked "$MARK"
+	[ "$(ls "/proc/$(srvpid 2)/fd" | wc -l)" -eq "$fds" ]
+	for _ in $(seq 50); do
+		[ "$(grep -c "tree ended" "$LOGDIR/${PFX}2.log")" -ge $((before + 100)) ] && break
+		sleep 0.1
+	done
+	[ "$(grep -c "tree ended" "$LOGDIR/${PFX}2.log")" -ge $((before + 100)) ]
+}
