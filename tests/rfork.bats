@@ -341,3 +341,41 @@ PY
 	done
 	[ "$(grep -c "tree ended" "$LOGDIR/${PFX}2.log")" -ge $((before + 100)) ]
 }
+
+@test "rfork: 16 remote children at once" {
+	cat > "$TDIR/many.py" <<'PY'
+import os, socket, time
+kids = {}
+r, w = os.pipe()
+for i in range(16):
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        time.sleep(0.5)
+        os.write(w, b"%d %s\n" % (os.getpid(), socket.gethostname().encode()))
+        os._exit(i)
+    kids[pid] = i
+os.close(w)
+lines = b""
+while True:
+    b = os.read(r, 4096)
+    if not b:
+        break
+    lines += b
+hosts = set()
+for l in lines.decode().split("\n")[:-1]:
+    p, h = l.split()
+    assert int(p) in kids
+    hosts.add(h)
+for pid, i in kids.items():
+    _, st = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(st) == i
+print(len(lines.decode().split("\n")) - 1, " ".join(sorted(hosts)))
+PY
+	run rrun /usr/bin/python3 "$TDIR/many.py"
+	echo "$output"
+	cat "$OUT"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = "16 ${PFX}2" ]
+	none_marked "$MARK"
+}
