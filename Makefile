@@ -9,10 +9,11 @@ SCRIPTS  := $(wildcard sh/rf-*[!1])
 MANS     := $(wildcard bin/*.1 sh/*.1)
 VICTIMS  := $(patsubst tests/victims/%.c,build/tests/%,$(wildcard tests/victims/*.c))
 BENCHES  := $(patsubst bench/%.c,build/bench/%,$(wildcard bench/*.c))
+DEMOS    := $(patsubst demo/%.c,build/demo/%,$(wildcard demo/*.c))
 HDRS     := $(wildcard lib/*.h lib/restorer/*.h)
 PRELOAD  := $(wildcard lib/preload/*.c)
 
-all: $(PROGS) build/lib/librfork.so $(VICTIMS) $(BENCHES) build/tests/reaper build/tests/imgtool build/tests/netpeer build/tests/fwdrun build/tests/forkwire
+all: $(PROGS) build/lib/librfork.so $(VICTIMS) $(BENCHES) $(DEMOS) build/tests/reaper build/tests/imgtool build/tests/netpeer build/tests/fwdrun build/tests/forkwire
 
 build/lib/%.o: lib/%.c $(HDRS) config.mk
 	@mkdir -p $(@D)
@@ -49,6 +50,11 @@ build/bin/%: bin/%.c build/librf.a $(HDRS)
 build/tests/%: tests/victims/%.c
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 -O1 -g -Wall -D_GNU_SOURCE -o $@ $< -lm
+
+# Programs `make demo` runs: plain C, nothing of rfork in them.
+build/demo/%: demo/%.c config.mk
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $<
 
 build/tests/reaper: tests/reaper.c
 	@mkdir -p $(@D)
