@@ -555,6 +555,13 @@ do_fork(struct rf_chan *c, json_t *req)
 	if (lseek(w.img, 0, SEEK_SET) == -1 || rf_imgr_start(&r, w.img, &p, &e) == -1)
 		return fail(c, e.code ? e.code : RF_EX_DATAERR, "fork: %s", e.msg);
 	w.cpid = p.pid;
+	/* A remote child's fork: the image is of its local copy, the pid the
+	   new stub's at home (docs/FORK.md "Grandchildren"). */
+	if (json_object_get(req, "pid") != NULL) {
+		w.cpid = json_integer_value(json_object_get(req, "pid"));
+		if (!json_is_integer(json_object_get(req, "pid")))
+			w.cpid = 0;
+	}
 	rf_imgr_free(&r);
 	rf_proc_free(&p);
 	if (w.cpid < 2 || w.cpid == ppid)

@@ -84,7 +84,7 @@ main(int argc, char *argv[])
 	uname(&u);
 	printf("parent: pid %d on %s; %d workers sum 1..%d\n", (int)getpid(),
 	    u.nodename, n, NUMBERS);
-	fflush(stdout);	/* else each child would print the buffer again */
+	fflush(stdout);	/* before fork(), as always: workers get a copy of the buffer */
 
 	for (k = 0; k < n; k++) {
 		if (pipe(p) == -1 || (w[k].pid = fork()) == -1) {
