@@ -45,6 +45,7 @@ row() {
 	before3=$(grep -c "stub connected" "$LOGDIR/${PFX}3.log" || true)
 	run workers "$(addr 2),$(addr 3)" 4
 	cat "$OUT"
+	echo "stderr: $output"
 	[ "$status" -eq 0 ]
 	read -r _ _ ppid _ phost _ < <(grep '^parent: ' "$OUT")
 	[ "$phost" = "${PFX}1;" ]
@@ -73,6 +74,7 @@ row() {
 	# host 3 has no server on port 7078: connection refused, local fallback
 	run workers "$(addr 2),$(addr 3):7078" 4
 	cat "$OUT"
+	echo "stderr: $output"
 	[ "$status" -eq 0 ]
 	for k in 0 1 2 3; do
 		read -r _ host pid _ _ _ fpid what _ < <(row $k)
