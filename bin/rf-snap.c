@@ -17,13 +17,13 @@
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: rf-snap [-s] [-M] [-o file] pid\n");
+	fprintf(stderr, "usage: rf-snap [-su] [-M] [-o file] pid\n");
 	exit(RF_EX_USAGE);
 }
 
 /* Dump pid to fd: the image, or with meta only its metadata as JSON. */
 static int
-snap(pid_t pid, int stop, int meta, int fd, struct rf_err *e)
+snap(pid_t pid, int stop, int meta, int flags, int fd, struct rf_err *e)
 {
 	struct rf_snap s;
 	struct rf_proc p;
@@ -32,7 +32,7 @@ snap(pid_t pid, int stop, int meta, int fd, struct rf_err *e)
 
 	if (stop && rf_snap_stop(pid, e) == -1)
 		return -1;
-	if (rf_snap_attach(&s, pid, e) == -1)
+	if (rf_snap_attach(&s, pid, flags, e) == -1)
 		return -1;
 	s.force_pagemap_read = getenv("RFORK_PAGEMAP") != NULL &&
 	    strcmp(getenv("RFORK_PAGEMAP"), "read") == 0;
@@ -66,10 +66,10 @@ main(int argc, char *argv[])
 {
 	struct rf_err e = { 0 };
 	const char *out = NULL, *errstr;
-	int ch, sflag = 0, Mflag = 0, fd = STDOUT_FILENO, created = 0;
+	int ch, sflag = 0, Mflag = 0, flags = 0, fd = STDOUT_FILENO, created = 0;
 	pid_t pid;
 
-	while ((ch = getopt(argc, argv, "hMo:s")) != -1) {
+	while ((ch = getopt(argc, argv, "hMo:su")) != -1) {
 		switch (ch) {
 		case 'M':
 			Mflag = 1;
@@ -79,6 +79,9 @@ main(int argc, char *argv[])
 			break;
 		case 's':
 			sflag = 1;
+			break;
+		case 'u':
+			flags |= RF_SNAP_FILTER_OK;
 			break;
 		default:
 			usage();
@@ -109,7 +112,7 @@ main(int argc, char *argv[])
 	if (!Mflag)
 		fcntl(fd, F_SETPIPE_SZ, 1 << 20);	/* fails on a file: fine */
 
-	if (snap(pid, sflag, Mflag, fd, &e) == -1)
+	if (snap(pid, sflag, Mflag, flags, fd, &e) == -1)
 		goto fail;
 	if (close(fd) == -1) {
 		rf_errno(&e, "%s", out != NULL ? out : "stdout");

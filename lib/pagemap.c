@@ -168,7 +168,7 @@ rf_pagemap_ranges(pid_t pid, const struct rf_vma *vmas, const char *want,
 	*np = 0;
 	if (first == nvma)
 		return 0;
-	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)rf_procfs_pid(pid));
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
 		if (errno == ENOENT)
 			errno = ESRCH;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 #include <bsd/string.h>
@@ -24,13 +25,46 @@ gone(int err)
 	return err == ENOENT ? ESRCH : err;
 }
 
+/*
+ * The pid as /proc numbers it.  A caller in a pid namespace may see the
+ * host's /proc (a remote child's fork, docs/FORK.md "Grandchildren"): its
+ * pidfd's fdinfo, read through that /proc, says.  The last answer is kept.
+ */
+pid_t
+rf_procfs_pid(pid_t pid)
+{
+	static pid_t last_in, last_out;
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int pfd, fd;
+	pid_t out = pid;
+
+	if (pid == last_in && last_in != 0)
+		return last_out;
+	if ((pfd = syscall(SYS_pidfd_open, pid, 0)) == -1)
+		return pid;
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pfd);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) != -1) {
+		if ((n = read(fd, buf, sizeof(buf) - 1)) > 0) {
+			buf[n] = '\0';
+			if ((p = strstr(buf, "\nPid:")) != NULL && (out = atoi(p + 5)) <= 0)
+				out = pid;
+		}
+		close(fd);
+	}
+	close(pfd);
+	last_in = pid;
+	last_out = out;
+	return out;
+}
+
 static int
 open_pid(pid_t pid, const char *name, int flags)
 {
 	char path[PATH_MAX];
 	int fd;
 
-	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)rf_procfs_pid(pid), name);
 	if ((fd = open(path, flags | O_CLOEXEC)) == -1)
 		errno = gone(errno);
 	return fd;
@@ -289,7 +323,7 @@ rf_procfs_link(pid_t pid, const char *name)
 	char path[64], buf[PATH_MAX];
 	ssize_t n;
 
-	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)rf_procfs_pid(pid), name);
 	if ((n = readlink(path, buf, sizeof(buf) - 1)) == -1) {
 		errno = gone(errno);
 		return NULL;
@@ -386,7 +420,7 @@ rf_procfs_fds(pid_t pid, struct rf_fd **fdsp, size_t *np)
 		memset(f, 0, sizeof(*f));
 		f->fd = (int)fd;
 		snprintf(name, sizeof(name), "fd/%ld", fd);
-		snprintf(path, sizeof(path), "/proc/%d/fd/%ld", (int)pid, fd);
+		snprintf(path, sizeof(path), "/proc/%d/fd/%ld", (int)rf_procfs_pid(pid), fd);
 		if ((f->path = rf_procfs_link(pid, name)) == NULL) {
 			if (errno == ESRCH)	/* closed meanwhile (shared table) */
 				continue;

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "rf_ptrace.h"
+#include "rf_snap.h"
 
 #define SYSCALL_STOP (SIGTRAP | 0x80)	/* with PTRACE_O_TRACESYSGOOD */
 
@@ -246,7 +247,7 @@ mem_rw(pid_t pid, uint64_t addr, void *buf, size_t len, int write)
 	    process_vm_readv(pid, &l, 1, &r, 1, 0);
 	if (n == (ssize_t)len)
 		return 0;
-	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)rf_procfs_pid(pid));
 	if ((fd = open(path, (write ? O_WRONLY : O_RDONLY) | O_CLOEXEC)) == -1)
 		return -1;
 	n = write ? pwrite(fd, buf, len, (off_t)addr) : pread(fd, buf, len, (off_t)addr);

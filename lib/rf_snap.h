@@ -34,6 +34,8 @@ struct rf_pstatus {
 	int seccomp;		/* 0 off, 1 strict, 2 filter */
 };
 
+/* The pid as /proc numbers it (not the caller's if it is in a pid namespace). */
+pid_t rf_procfs_pid(pid_t pid);
 int rf_procfs_stat(pid_t pid, struct rf_pstat *st);
 int rf_procfs_status(pid_t pid, struct rf_pstatus *st);
 /* /proc/PID/limits: needs no privilege, unlike prlimit(2) on another uid. */
@@ -102,8 +104,13 @@ int rf_snap_stop(pid_t pid, struct rf_err *e);
  * Check the process can be taken (exists, ours, stopped, one thread, not a
  * zombie or kernel thread) and seize it.  Errors name the pid with the exit
  * code to use: 66 gone, 77 not permitted, 1 running/threaded/zombie.
+ * A process under seccomp is seized with its filter suspended (which needs
+ * CAP_SYS_ADMIN and a tracer not under seccomp itself), unless flags has
+ * RF_SNAP_FILTER_OK: its filter lets the injected calls through (rt_sigaction,
+ * sigaltstack, brk), as rfork's own does.
  */
-int rf_snap_attach(struct rf_snap *s, pid_t pid, struct rf_err *e);
+#define RF_SNAP_FILTER_OK 0x1
+int rf_snap_attach(struct rf_snap *s, pid_t pid, int flags, struct rf_err *e);
 /* Everything into *p, including each mapping's npages. */
 int rf_snap_collect(struct rf_snap *s, struct rf_proc *p, struct rf_err *e);
 /* The image: header, metadata, the pages of every run, end. */

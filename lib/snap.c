@@ -56,7 +56,7 @@ rf_snap_stop(pid_t pid, struct rf_err *e)
 }
 
 int
-rf_snap_attach(struct rf_snap *s, pid_t pid, struct rf_err *e)
+rf_snap_attach(struct rf_snap *s, pid_t pid, int flags, struct rf_err *e)
 {
 	struct rf_pstatus ps;
 	struct rf_pstat st;
@@ -86,7 +86,7 @@ rf_snap_attach(struct rf_snap *s, pid_t pid, struct rf_err *e)
 	if (st.state != 'T')
 		return rf_errf(e, RF_EX_NO, "pid %d is running; stop it (kill -STOP)"
 		    " or use -s", (int)pid);
-	if (rf_ptrace_seize(&s->pt, pid, ps.seccomp != 0) == -1) {
+	if (rf_ptrace_seize(&s->pt, pid, ps.seccomp != 0 && !(flags & RF_SNAP_FILTER_OK)) == -1) {
 		if (errno == ESRCH)
 			return rf_errf(e, RF_EX_NOINPUT, "pid %d: no such process", (int)pid);
 		if (errno == EPERM && ps.seccomp != 0)
@@ -103,7 +103,7 @@ rf_snap_attach(struct rf_snap *s, pid_t pid, struct rf_err *e)
 		return rf_errf(e, RF_EX_NO, "pid %d is running; stop it (kill -STOP)"
 		    " or use -s", (int)pid);
 	}
-	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)rf_procfs_pid(pid));
 	if ((s->memfd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
 		rf_errno(e, "pid %d: %s", (int)pid, path);
 		rf_ptrace_detach(&s->pt);
