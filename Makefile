@@ -24,7 +24,7 @@ build/librf.a: $(LIB_OBJ) $(if $(BLOB_SRC),build/lib/restorer_blob.o)
 	ar rcs $@ $^
 
 # The preload library of rf-run: small, only libc, nothing exported but fork.
-build/lib/librfork.so: $(PRELOAD) $(wildcard lib/preload/*.h) config.mk
+build/lib/librfork.so: $(PRELOAD) $(wildcard lib/preload/*.h) lib/rf_fwd.h config.mk
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -shared -Wl,-z,defs -o $@ $(PRELOAD)
 

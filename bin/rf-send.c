@@ -27,7 +27,7 @@ struct progress {
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: rf-send [-P] [-F fd -p ppid] [-k key] [-t seconds] host[:port]\n");
+	fprintf(stderr, "usage: rf-send [-P] [-F fd -p ppid [-c pid]] [-k key] [-t seconds] host[:port]\n");
 	exit(RF_EX_USAGE);
 }
 
@@ -123,10 +123,15 @@ main(int argc, char *argv[])
 	uint64_t reqlen;
 	uint8_t *prefix = NULL;
 	int ch, fd, r, sent_ok, peer, pflag = 0, timeout = RF_TIMEOUT_MS, ctlfd = -1;
-	pid_t ppid = 0;
+	pid_t ppid = 0, cpid = 0;
 
-	while ((ch = getopt(argc, argv, "F:hk:p:Pt:")) != -1) {
+	while ((ch = getopt(argc, argv, "c:F:hk:p:Pt:")) != -1) {
 		switch (ch) {
+		case 'c':
+			cpid = strtonum(optarg, 2, INT32_MAX, &errstr);
+			if (errstr != NULL)
+				errx(RF_EX_USAGE, "-c %s: %s", optarg, errstr);
+			break;
 		case 'F':
 			ctlfd = strtonum(optarg, 0, 1 << 20, &errstr);
 			if (errstr != NULL)
@@ -154,7 +159,7 @@ main(int argc, char *argv[])
 	}
 	argc -= optind;
 	argv += optind;
-	if (argc != 1 || (ctlfd == -1) != (ppid == 0))
+	if (argc != 1 || (ctlfd == -1) != (ppid == 0) || (cpid != 0 && ctlfd == -1))
 		usage();
 	host = argv[0];
 	signal(SIGPIPE, SIG_IGN);
@@ -178,9 +183,11 @@ main(int argc, char *argv[])
 	rf_key_wipe(&key);
 
 	/* A fork child: its control fd and its parent's pid, which the image lacks. */
-	if (ctlfd >= 0)
+	if (ctlfd >= 0) {
 		j = json_pack("{s:s,s:i,s:i}", "op", "fork", "k", ctlfd, "ppid", (int)ppid);
-	else
+		if (cpid != 0)
+			json_object_set_new(j, "pid", json_integer(cpid));
+	} else
 		j = json_pack("{s:s}", "op", "restore");
 	if (rf_chan_send_json(&c, RF_FR_REQ, j, &e) == -1)
 		errx(e.code, "%s: %s", host, e.msg);

@@ -48,6 +48,41 @@ parse_fds(char *s, int **out)
 	return n;
 }
 
+/*
+ * A remote child forked (docs/FORK.md "Grandchildren"): this is a new stub,
+ * forked from its stub, with the grandchild's fds at their numbers.  Start
+ * over as rf-stub dialing host: a fresh process image, the same key.
+ */
+static void
+respawn(void *arg, const char *host, const char *token, const int *cloexec, size_t n)
+{
+	const char *kpath = arg;
+	char *argv[10], *list = NULL, num[16];
+	size_t i, len = 0;
+	int k = 0;
+
+	if (n > 0 && (list = calloc(n, sizeof(num))) == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		len += snprintf(list + len, n * sizeof(num) - len, "%s%d", i ? "," : "",
+		    cloexec[i]);
+	argv[k++] = "rf-stub";
+	if (kpath != NULL) {
+		argv[k++] = "-k";
+		argv[k++] = (char *)kpath;
+	}
+	if (n > 0) {
+		argv[k++] = "-x";
+		argv[k++] = list;
+	}
+	argv[k++] = "--";
+	argv[k++] = (char *)host;
+	argv[k++] = (char *)token;
+	argv[k] = NULL;
+	execv("/proc/self/exe", argv);
+	free(list);
+}
+
 /* Die as the child died, so that the parent's waitpid says the same. */
 static void
 die_like(int status)
@@ -94,7 +129,9 @@ main(int argc, char *argv[])
 				errx(RF_EX_USAGE, "-c %s: %s", optarg, errstr);
 			break;
 		case 'k':
-			kpath = optarg;
+			/* absolute: a new stub (respawn) starts in the child's cwd */
+			if ((kpath = realpath(optarg, NULL)) == NULL)
+				kpath = optarg;
 			break;
 		case 'x':
 			o.ncloexec = parse_fds(optarg, (int **)&o.cloexec);
@@ -139,6 +176,8 @@ main(int argc, char *argv[])
 		rf_chan_fwd_io(&io, &ci, &c);
 	}
 	o.connfd = conn;
+	o.respawn = respawn;
+	o.arg = kpath;
 	r = rf_stub_serve(&io, &o, &status, &e);
 	if (r == RF_STUB_EXITED)
 		die_like(status);

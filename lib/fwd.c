@@ -254,6 +254,7 @@ rf_fwd_op_blocks(int op)
 	switch (op) {
 	case RF_FWD_LSEEK: case RF_FWD_CLOSE: case RF_FWD_FSTAT: case RF_FWD_STATAT:
 	case RF_FWD_STATX: case RF_FWD_GETDENTS: case RF_FWD_KILL: case RF_FWD_PROC:
+	case RF_FWD_FORKSTUB: case RF_FWD_STUBGO:
 		return 0;
 	case RF_FWD_SOCK:
 		return 1;	/* accept waits; the others are quick either way */
@@ -276,6 +277,7 @@ rf_fwd_op_name(int op)
 		[RF_FWD_IOCTL] = "ioctl", [RF_FWD_FDOP] = "fdop",
 		[RF_FWD_PATHOP] = "pathop", [RF_FWD_KILL] = "kill",
 		[RF_FWD_WAIT] = "wait", [RF_FWD_PROC] = "proc",
+		[RF_FWD_FORKSTUB] = "forkstub", [RF_FWD_STUBGO] = "stubgo",
 		[RF_FWD_POLL] = "poll", [RF_FWD_EXEC] = "exec",
 		[RF_FWD_EXIT] = "exit", [RF_FWD_SIGNAL] = "signal",
 		[RF_FWD_SOCK] = "sock", [RF_FWD_FORK] = "fork", [RF_FWD_FAMEND] = "famend",

@@ -12,6 +12,7 @@
  * placeholder: how a successful exec is noticed, its close-on-exec home
  * numbers being gone.
  */
+#include <dirent.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -966,6 +967,103 @@ do_fcntl(struct px *p, struct seccomp_notif *n)
 	}
 }
 
+/*
+ * librfork of the child asks (rf_fwd.h RF_FWD_IOC_*): its own fork is to be
+ * a remote child too, with a new stub at home (docs/FORK.md "Grandchildren").
+ */
+static int
+local_fd(struct px *p)
+{
+	char path[64], link[64];
+	struct dirent *d;
+	DIR *dir;
+	int fd, found = -1;
+	ssize_t k;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)p->hostpid);
+	if ((dir = opendir(path)) == NULL)
+		return -2;
+	while ((d = readdir(dir)) != NULL) {
+		if (d->d_name[0] < '0' || d->d_name[0] > '9')
+			continue;
+		fd = atoi(d->d_name);
+		if (syscall(SYS_kcmp, p->child, p->self, KCMP_FILE, fd, p->ph) == 0)
+			continue;
+		/* the filter's listener, left by the restore: ours, not the program's */
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)p->hostpid, fd);
+		if ((k = readlink(path, link, sizeof(link) - 1)) > 0) {
+			link[k] = '\0';
+			if (strcmp(link, "anon_inode:seccomp notify") == 0)
+				continue;
+		}
+		if (found < 0 || fd < found)
+			found = fd;
+	}
+	closedir(dir);
+	return found;
+}
+
+static int
+do_magic(struct px *p, struct seccomp_notif *n)
+{
+	unsigned long rq = n->data.args[1];
+	uint64_t arg = n->data.args[2];
+	struct rf_fwd_forkreq fr;
+	struct rf_fwd_msg m, rep;
+	int32_t v[1024];
+	size_t i, k = 0, hl, tl;
+	int r;
+
+	if (((pid_t)n->pid != p->child && syscall(SYS_kcmp, n->pid, p->child, KCMP_VM, 0, 0) != 0) ||
+	    p->f != p->fams[0]) {
+		resp(p, n->id, 0, -EPERM);
+		return 0;
+	}
+	if (rq == RF_FWD_IOC_PROBE) {
+		resp(p, n->id, 0, 0);
+		return 0;
+	}
+	if ((rq != RF_FWD_IOC_FORKSTUB && rq != RF_FWD_IOC_STUBGO) ||
+	    (r = rmem(p, n->pid, arg, &fr, sizeof(fr))) < 0) {
+		resp(p, n->id, 0, rq == RF_FWD_IOC_FORKSTUB || rq == RF_FWD_IOC_STUBGO ? r : -EINVAL);
+		return 0;
+	}
+	if (rq == RF_FWD_IOC_FORKSTUB) {
+		if ((fr.localfd = local_fd(p)) != -1) {
+			r = wmem(p, n->pid, arg, &fr, sizeof(fr));
+			resp(p, n->id, 0, r < 0 ? r : fr.localfd == -2 ? -EIO : -EXDEV);
+			return 0;
+		}
+		for (i = 0; i < p->f->nfds && k < sizeof(v) / sizeof(v[0]); i++)
+			if ((p->f->fds[i] & F_HOME) && (p->f->fds[i] & F_CLOEXEC))
+				v[k++] = htole32((int32_t)i);
+		req(&m, RF_FWD_FORKSTUB, 0, 0, 0, 0, 0);
+		m.dlen = k * 4;
+		if (call(p, &m, v, &rep, p->buf, 0) == -1)
+			return -1;
+		if (rep.a[0] > 0) {
+			fr.pid = (int32_t)rep.a[0];
+			if ((r = wmem(p, n->pid, arg, &fr, sizeof(fr))) < 0)
+				rep.a[0] = r;	/* the stub waits; librfork ends it */
+			else
+				rep.a[0] = 0;
+		}
+		result(p, n->id, rep.a[0]);
+		return 0;
+	}
+	fr.host[sizeof(fr.host) - 1] = fr.token[sizeof(fr.token) - 1] = '\0';
+	hl = strlen(fr.host);
+	tl = strlen(fr.token);
+	memcpy(p->path, fr.host, hl + 1);
+	memcpy(p->path + hl + 1, fr.token, tl + 1);
+	req(&m, RF_FWD_STUBGO, 0, fr.pid, 0, 0, 0);
+	m.dlen = hl == 0 ? 0 : hl + tl + 2;
+	if (call(p, &m, p->path, &rep, p->buf, 0) == -1)
+		return -1;
+	result(p, n->id, rep.a[0]);
+	return 0;
+}
+
 static int
 do_ioctl(struct px *p, struct seccomp_notif *n)
 {
@@ -977,6 +1075,8 @@ do_ioctl(struct px *p, struct seccomp_notif *n)
 	char in[64];
 	int r;
 
+	if (fd == RF_FWD_MAGIC_FD)
+		return do_magic(p, n);
 	if (!home(p, fd)) {
 		cont(p, n->id);
 		return 0;

@@ -34,6 +34,8 @@
 
 #define MAPMAX (1 << 24)	/* highest fd number the child may bind */
 #define IBUFSZ (RF_FWD_IO_MAX + 2 * RF_FWD_PATH_MAX + 8)
+#define NEWSTUB_MAX 16		/* grandchildren being born at once */
+#define GOMAX 512		/* STUBGO's "HOST\0TOKEN\0" */
 
 /* One fd table of the remote side: the child's (0), or a local descendant's. */
 struct famtab {
@@ -54,6 +56,8 @@ struct stub {
 	char *ibuf, *obuf;
 	sigset_t none, all;
 	pid_t self;
+	const struct rf_stub_opts *o;
+	struct newstub { pid_t pid; int go; } news[NEWSTUB_MAX];
 };
 
 static volatile uint64_t sigpend;
@@ -612,6 +616,157 @@ do_poll(struct stub *s, const struct rf_fwd_msg *m, size_t *outlen)
 	return r == -1 ? -errno : r;
 }
 
+/* --- a remote child's fork (docs/FORK.md "Grandchildren") --- */
+
+/*
+ * In the new stub: wait for STUBGO's word, put the family's files at the
+ * child's numbers (nothing else open), take its cwd, and become a stub of
+ * the grandchild.  Never returns.
+ */
+static void __attribute__((noreturn))
+newstub_run(struct stub *s, struct famtab *f, int go, const int *cloexec, size_t ncloexec)
+{
+	char msg[GOMAX + 1], *token;
+	struct dirent *d;
+	DIR *dir;
+	size_t n = 0, i, k = 0;
+	ssize_t r;
+	int hi = 0, fd, *copy;
+
+	while (n < GOMAX && (r = read(go, msg + n, GOMAX - n)) != 0) {
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1)
+			_exit(0);
+		n += r;
+	}
+	msg[n] = '\0';
+	token = memchr(msg, '\0', n);
+	if (n == 0 || token == NULL || token + 1 >= msg + n)
+		_exit(0);	/* aborted: the parent reaps us, no one else sees it */
+	token++;
+	/* Every fd open now is below hi; the copies go above. */
+	if ((dir = opendir("/proc/self/fd")) == NULL)
+		_exit(RF_EX_OSERR);
+	while ((d = readdir(dir)) != NULL)
+		if ((fd = atoi(d->d_name)) >= hi)
+			hi = fd + 1;
+	closedir(dir);
+	if ((size_t)hi < f->nmap)
+		hi = f->nmap;
+	if ((copy = calloc(f->nmap ? f->nmap : 1, sizeof(int))) == NULL)
+		_exit(RF_EX_OSERR);
+	for (i = 0; i < f->nmap; i++) {
+		copy[i] = -1;
+		if (f->map[i] >= 0 && (copy[i] = fcntl(f->map[i], F_DUPFD_CLOEXEC, hi)) == -1)
+			_exit(RF_EX_OSERR);
+	}
+	if (f->cwd >= 0 && fchdir(f->cwd) == -1)
+		_exit(RF_EX_OSERR);
+	(void)s;
+	syscall(SYS_close_range, 0, hi - 1, 0);
+	for (i = 0; i < f->nmap; i++)
+		if (copy[i] >= 0) {
+			if (dup2(copy[i], i) == -1)
+				_exit(RF_EX_OSERR);
+			k++;
+		}
+	syscall(SYS_close_range, hi, ~0U, 0);
+	(void)k;
+	s->o->respawn(s->o->arg, msg, token, cloexec, ncloexec);
+	_exit(RF_EX_OSERR);
+}
+
+/* FORKSTUB: a new stub, our child (so its pid is the grandchild's, and
+   its parent the child's), waiting for STUBGO.  Returns its pid or -errno. */
+static long
+newstub(struct stub *s, const struct rf_fwd_msg *m)
+{
+	int go[2], *cloexec, slot = -1, e;
+	size_t i, n = m->dlen / 4;
+	pid_t pid;
+
+	if (s->o->respawn == NULL)
+		return -ENOSYS;
+	for (i = 0; i < NEWSTUB_MAX; i++)
+		if (s->news[i].pid == 0) {
+			slot = i;
+			break;
+		}
+	if (slot < 0)
+		return -EAGAIN;
+	if ((cloexec = calloc(n ? n : 1, sizeof(int))) == NULL)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		int32_t v;
+		memcpy(&v, s->ibuf + 4 * i, 4);
+		cloexec[i] = (int32_t)le32toh(v);
+	}
+	if (pipe2(go, O_CLOEXEC) == -1) {
+		e = errno;
+		free(cloexec);
+		return -e;
+	}
+	if ((pid = fork()) == -1) {
+		e = errno;
+		close(go[0]);
+		close(go[1]);
+		free(cloexec);
+		return -e;
+	}
+	if (pid == 0) {
+		close(go[1]);
+		newstub_run(s, s->cur, go[0], cloexec, n);
+	}
+	free(cloexec);
+	close(go[0]);
+	s->news[slot].pid = pid;
+	s->news[slot].go = go[1];
+	return pid;
+}
+
+/* STUBGO: tell the new stub where to go, or end it unseen. */
+static long
+stubgo(struct stub *s, const struct rf_fwd_msg *m)
+{
+	struct newstub *ns = NULL;
+	siginfo_t si;
+	sigset_t chld;
+	struct timespec zero = { 0, 0 };
+	size_t i;
+	long r = 0;
+
+	for (i = 0; i < NEWSTUB_MAX; i++)
+		if (s->news[i].pid > 0 && s->news[i].pid == m->a[0])
+			ns = &s->news[i];
+	if (ns == NULL)
+		return -ESRCH;
+	if (m->dlen > 0 && m->dlen <= GOMAX) {
+		if (write(ns->go, s->ibuf, m->dlen) != (ssize_t)m->dlen)
+			r = -EPIPE;
+	}
+	close(ns->go);
+	if (m->dlen == 0 || r != 0) {
+		/* Not born: reap it, and swallow its SIGCHLD unless another
+		   child has news too. */
+		if (r != 0)
+			kill(ns->pid, SIGKILL);
+		while (waitpid(ns->pid, NULL, 0) == -1 && errno == EINTR)
+			;
+		memset(&si, 0, sizeof(si));
+		if (waitid(P_ALL, 0, &si, WEXITED | WSTOPPED | WCONTINUED | WNOHANG | WNOWAIT) ==
+		    -1 || si.si_pid == 0) {
+			sigemptyset(&chld);
+			sigaddset(&chld, SIGCHLD);
+			sigtimedwait(&chld, NULL, &zero);
+			__atomic_fetch_and(&sigpend, ~(1ULL << (SIGCHLD - 1)), __ATOMIC_RELAXED);
+		}
+	}
+	ns->pid = 0;
+	ns->go = -1;
+	return r;
+}
+
 /* One request; its data is in s->ibuf.  Returns 0, or -1 (connection). */
 static int
 serve(struct stub *s, const struct rf_fwd_msg *m)
@@ -668,6 +823,10 @@ serve(struct stub *s, const struct rf_fwd_msg *m)
 			unbind_num(s, (int32_t)le32toh(n), NULL);
 		}
 		return 0;
+	case RF_FWD_FORKSTUB:
+		return reply(s, m, newstub(s, m), 0, NULL, 0, 0);
+	case RF_FWD_STUBGO:
+		return reply(s, m, stubgo(s, m), 0, NULL, 0, 0);
 	case RF_FWD_OPEN:
 	case RF_FWD_STATAT:
 	case RF_FWD_STATX:
@@ -879,6 +1038,7 @@ rf_stub_serve(const struct rf_fwd_io *io, const struct rf_stub_opts *o, int *sta
 
 	memset(&s, 0, sizeof(s));
 	s.connfd = o->connfd;
+	s.o = o;
 	s.self = sig_self = getpid();
 	sigemptyset(&s.none);
 	sigfillset(&all);

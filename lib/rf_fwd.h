@@ -89,6 +89,8 @@ enum rf_fwd_op {
 	RF_FWD_SOCK,		/* sub (RF_SOCK_*), fd, a, b, c: sockets */
 	RF_FWD_FORK,		/* one-way: new family a[0], a copy of this one */
 	RF_FWD_FAMEND,		/* one-way: the family's processes are gone */
+	RF_FWD_FORKSTUB,	/* data: cloexec numbers -> pid of a new stub, waiting */
+	RF_FWD_STUBGO,		/* pid; data "HOST\0TOKEN\0" (none: abort) -> 0 */
 	RF_FWD_NOPS
 };
 
@@ -108,6 +110,28 @@ enum { RF_SOCK_ACCEPT = 1, RF_SOCK_GETSOCKNAME, RF_SOCK_GETPEERNAME, RF_SOCK_GET
 #define RF_FWD_OPT_MAX 256	/* socket option value, socket address */
 enum { RF_PROC_GETPGID = 1, RF_PROC_SETPGID, RF_PROC_GETSID, RF_PROC_SETSID,
 	RF_PROC_NOPS };
+
+/*
+ * A remote child's own fork (SPEC 8, docs/FORK.md "Grandchildren"): its
+ * librfork asks its proxy with an ioctl on a number no fd can have; without
+ * a proxy the kernel says EBADF.  Only the child itself (its threads) may
+ * ask: its local descendants have no home identity.
+ *   PROBE     0: forks may go remote from here
+ *   FORKSTUB  the stub forks a new stub at home, which waits: pid = its pid
+ *             (the grandchild's pid, real at home); EXDEV with localfd if an
+ *             fd of this host is open (a remote grandchild could not share it)
+ *   STUBGO    pid: the new stub dials host with token; host "": it ends
+ */
+#define RF_FWD_MAGIC_FD (-0x7266)
+#define RF_FWD_IOC_PROBE 0x72660001UL
+#define RF_FWD_IOC_FORKSTUB 0x72660002UL
+#define RF_FWD_IOC_STUBGO 0x72660003UL
+struct rf_fwd_forkreq {
+	int32_t pid;
+	int32_t localfd;
+	char host[256];
+	char token[160];
+};
 
 /*
  * The buffered connection both sides use (lib/fwd.c).  Send writes header and
@@ -152,6 +176,14 @@ struct rf_stub_opts {
 	int connfd;		/* the connection's fd, left out of HELLO; -1: none */
 	const int *cloexec;	/* fds to report as close-on-exec */
 	size_t ncloexec;
+	/*
+	 * FORKSTUB: in the new stub, its fds already at the child's numbers and
+	 * its cwd the family's, become a stub for host and token (exec rf-stub
+	 * with cloexec as -x); returns only on failure.  NULL: FORKSTUB fails.
+	 */
+	void (*respawn)(void *arg, const char *host, const char *token, const int *cloexec,
+	    size_t ncloexec);
+	void *arg;
 };
 
 enum rf_stub_end {

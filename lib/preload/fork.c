@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
+#include "rf_fwd.h"
 #include "rfork.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -36,8 +37,10 @@ static atomic_int inited;
 static atomic_ulong nforks;
 static atomic_uint nexthost;
 static atomic_int said_policy, said_hosts;
-/* Set in a remote child: its forks stay on its host (v1, no FORKSTUB yet). */
+/* Set in a remote child: its forks go through its proxy and stub (grand_fork). */
 static int remote_child;
+/* ...but this process has no home identity (a local descendant of one). */
+static int grand_off;
 
 /* SIGCHLD's SA_NOCLDSTOP, set while S stops and continues (see below). */
 static atomic_flag cld_lock = ATOMIC_FLAG_INIT;
@@ -138,6 +141,12 @@ init(void)
 	rfp_cfg.libdir[0] = '\0';
 	if (dladdr((void *)init, &dl) != 0 && dl.dli_fname != NULL)
 		set_libdir(dl.dli_fname);
+	/* A program a remote child exec'd (a shell passes us on): its proxy
+	   answers; no proxy, no such fd. */
+	if (syscall(SYS_ioctl, RF_FWD_MAGIC_FD, RF_FWD_IOC_PROBE, NULL) == 0)
+		remote_child = 1;
+	else if (errno == EPERM)
+		grand_off = 1;
 	atomic_store(&inited, 1);
 }
 
@@ -339,7 +348,8 @@ child(int k[2], const sigset_t *old, pid_t ppid)
 		read_ctl(k[1], msg, sizeof(msg));
 		prctl(PR_SET_PDEATHSIG, 0);
 		if (strncmp(msg, "remote", 6) == 0) {
-			/* v1: its forks, and the programs it execs, stay on its host. */
+			/* Its forks go home for their pids (grand_fork); the programs it
+			   execs there run without us (docs/PRELOAD.md). */
 			remote_child = 1;
 			rfp_unpreload();
 		}
@@ -349,6 +359,32 @@ child(int k[2], const sigset_t *old, pid_t ppid)
 	rfp_close(k[1]);
 	sigprocmask(SIG_SETMASK, old, NULL);
 	return 0;
+}
+
+/* The pid as /proc numbers it: in a remote child, /proc is its host's. */
+static pid_t
+proc_pid(pid_t pid)
+{
+	struct rfp_str path = { .n = 0 };
+	char b[512], *p;
+	pid_t out = pid;
+	ssize_t n;
+	int pfd, fd;
+
+	if (!remote_child || (pfd = syscall(SYS_pidfd_open, pid, 0)) == -1)
+		return pid;
+	rfp_cat(&path, "/proc/self/fdinfo/");
+	rfp_num(&path, pfd);
+	if ((fd = rfp_open(path.s, O_RDONLY)) != -1) {
+		if ((n = rfp_read(fd, b, sizeof(b) - 1)) > 0) {
+			b[n] = '\0';
+			if ((p = strstr(b, "\nPid:")) != NULL && (out = atoi(p + 5)) <= 0)
+				out = pid;
+		}
+		rfp_close(fd);
+	}
+	rfp_close(pfd);
+	return out;
 }
 
 /* /proc/PID/stat's state letter; 0 if gone. */
@@ -383,15 +419,17 @@ state(pid_t pid)
 static int
 wait_stopped(int kfd, pid_t pid)
 {
+	/* pid is ours; /proc may number it otherwise (a remote child's fork) */
+	pid_t ppid = proc_pid(pid);
 	struct timespec ts = { 0, 20000 }, t0, t;
 	char c;
 	int i;
 
-	if (rfp_read(kfd, &c, 1) != 1)
+	if (rfp_read(kfd, &c, 1) != 1 || c != 's')
 		return -1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (i = 0;; i++) {
-		switch (state(pid)) {
+		switch (state(ppid)) {
 		case 'T':
 			return 0;
 		case 0: case 'Z': case 'X': case 'x':
@@ -421,9 +459,10 @@ release(int kfd, pid_t pid)
 	siginfo_t si;
 	char junk[64];
 	int i;
+	pid_t ppid = proc_pid(pid);
 
 	for (;;) {
-		if (state(pid) == 'T')
+		if (state(ppid) == 'T')
 			kill(pid, SIGCONT);
 		if (poll(&pfd, 1, 100) == 1 && rfp_read(kfd, junk, sizeof(junk)) <= 0)
 			break;
@@ -470,7 +509,7 @@ remote_fork(pid_t (*realf)(void))
 	rfp_close(k[1]);
 	if (pid > 0) {
 		if (wait_stopped(k[0], pid) == 0)
-			ok = rfp_ship(pid, self, k[1], host, token, &why) == 0;
+			ok = rfp_ship(pid, self, 0, k[1], host, token, &why) == 0;
 		n = 0;
 		if (ok) {
 			memcpy(msg, "stub ", 5);
@@ -494,6 +533,159 @@ remote_fork(pid_t (*realf)(void))
 		rfp_log("fork stays local: ", why.s, NULL);
 	errno = e;
 	return pid;
+}
+
+/*
+ * A remote child's fork (SPEC 8, docs/FORK.md "Grandchildren").  Its pid
+ * and parent are at home: its stub forks a new stub there (FORKSTUB), whose
+ * pid the grandchild takes.  Here, a local copy L stops as S does; it is
+ * shipped as the grandchild with that pid; the new stub is told to dial
+ * (STUBGO) and L ends unseen.  If anything fails the new stub ends unseen
+ * and L is a local child on this host (its pid is this namespace's).
+ */
+static pid_t
+grand_child(int k[2], const sigset_t *old, pid_t ppid, pid_t newpid)
+{
+	char msg[CTLMAX];
+	pid_t *tidp = NULL, mytid = syscall(SYS_gettid);
+	char c = 's';
+
+	rfp_close(k[0]);
+	cld_child();
+	/* glibc's cached tid (raise, mutexes) must be the grandchild's: the
+	   kernel's clear_child_tid of a fork child points at it. */
+	if (prctl(PR_GET_TID_ADDRESS, &tidp) != 0 || tidp == NULL || *tidp != mytid)
+		c = 'x';
+	else
+		*tidp = newpid;
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == 0 && getppid() == ppid) {
+		(void)!rfp_write(k[1], &c, 1);
+		if (c == 's')
+			syscall(SYS_kill, syscall(SYS_getpid), SIGSTOP);
+		read_ctl(k[1], msg, sizeof(msg));
+		prctl(PR_SET_PDEATHSIG, 0);
+		if (strncmp(msg, "remote", 6) == 0) {
+			rfp_close(k[1]);
+			sigprocmask(SIG_SETMASK, old, NULL);
+			return 0;
+		}
+		if (strncmp(msg, "gone", 4) == 0)
+			syscall(SYS_exit_group, 0);
+	}
+	if (c == 's')
+		*tidp = mytid;
+	rfp_close(k[1]);
+	sigprocmask(SIG_SETMASK, old, NULL);
+	return 0;
+}
+
+/* The copy L is reaped; its SIGCHLD is ours unless another child has news. */
+static void
+forget(pid_t pid)
+{
+	struct timespec zero = { 0, 0 };
+	siginfo_t si;
+	sigset_t chld;
+
+	while (waitpid(pid, NULL, __WALL) == -1 && errno == EINTR)
+		;
+	memset(&si, 0, sizeof(si));
+	if (waitid(P_ALL, 0, &si, WEXITED | WSTOPPED | WCONTINUED | WNOHANG | WNOWAIT) == 0 &&
+	    si.si_pid != 0)
+		return;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigtimedwait(&chld, NULL, &zero);
+}
+
+static pid_t
+grand_fork(pid_t (*realf)(void))
+{
+	struct rf_fwd_forkreq fr;
+	struct rfp_str why = { .n = 0 };
+	char msg[8];
+	sigset_t all, old;
+	pid_t pid, self = getpid(), newpid;
+	int k[2], e, ok = 0;
+
+	if (rfp_find_tools(&why) == -1)
+		goto local;
+	memset(&fr, 0, sizeof(fr));
+	pick_host(fr.host);
+	if (fr.host[0] == '\0') {
+		rfp_cat(&why, "RFORK_HOSTS: a host name too long");
+		goto local;
+	}
+	if (syscall(SYS_ioctl, RF_FWD_MAGIC_FD, RF_FWD_IOC_FORKSTUB, &fr) == -1) {
+		if (errno == EXDEV) {
+			rfp_cat(&why, "fd ");
+			rfp_num(&why, fr.localfd);
+			rfp_cat(&why, " is open on this host, not at home");
+		} else if (errno == EPERM) {
+			/* said once: this process's forks all stay here */
+			grand_off = 1;
+			rfp_cat(&why, "a process started on this host has no pid at home");
+		} else {
+			rfp_cat(&why, "no new stub at home: ");
+			rfp_cat(&why, strerrordesc_np(errno));
+		}
+		goto local;
+	}
+	newpid = fr.pid;
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, k) == -1) {
+		e = errno;
+		goto abort;
+	}
+	cld_enter();
+	pid = realf();
+	if (pid == 0)
+		return grand_child(k, &old, self, newpid);
+	e = errno;
+	rfp_close(k[1]);
+	if (pid > 0) {
+		if (wait_stopped(k[0], pid) == 0)
+			ok = rfp_ship(pid, self, newpid, k[1], fr.host, fr.token, &why) == 0;
+		else
+			rfp_cat(&why, "its local copy did not stop");
+		if (ok && syscall(SYS_ioctl, RF_FWD_MAGIC_FD, RF_FWD_IOC_STUBGO, &fr) == -1) {
+			ok = 0;
+			rfp_cat(&why, "the new stub: ");
+			rfp_cat(&why, strerrordesc_np(errno));
+		}
+		memcpy(msg, ok ? "gone\n" : "local\n", ok ? 5 : 6);
+		(void)send(k[0], msg, ok ? 5 : 6, MSG_NOSIGNAL);
+		release(k[0], pid);
+		if (ok)
+			forget(pid);
+	}
+	cld_leave();
+	rfp_close(k[0]);
+	if (!ok) {
+		fr.host[0] = '\0';
+		syscall(SYS_ioctl, RF_FWD_MAGIC_FD, RF_FWD_IOC_STUBGO, &fr);
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (pid > 0 && !ok)
+		rfp_log("fork stays on this host: ", why.s, NULL);
+	errno = e;
+	return ok ? newpid : pid;
+abort:
+	rfp_cat(&why, "socketpair: ");
+	rfp_cat(&why, strerrordesc_np(e));
+	fr.host[0] = '\0';
+	syscall(SYS_ioctl, RF_FWD_MAGIC_FD, RF_FWD_IOC_STUBGO, &fr);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	errno = e;
+local:
+	if (rfp_cfg.strict) {
+		rfp_log("fork fails (RFORK_STRICT=1): ", why.s, NULL);
+		errno = EAGAIN;
+		return -1;
+	}
+	rfp_log("fork stays on this host: ", why.s, NULL);
+	return realf();
 }
 
 static int
@@ -529,7 +721,7 @@ wrap(pid_t (*realf)(void))
 {
 	struct rfp_str why = { .n = 0 };
 
-	if (rfp_cfg.policy == RFP_NONE || remote_child || !goes_remote())
+	if (rfp_cfg.policy == RFP_NONE || grand_off || !goes_remote())
 		return realf();
 	if (rfp_shared_mapping(&why) != 0) {
 		if (rfp_cfg.strict) {
@@ -540,7 +732,7 @@ wrap(pid_t (*realf)(void))
 		rfp_log("fork stays local: ", why.s, NULL);
 		return realf();
 	}
-	return remote_fork(realf);
+	return remote_child ? grand_fork(realf) : remote_fork(realf);
 }
 
 EXPORT pid_t

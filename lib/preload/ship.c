@@ -377,7 +377,7 @@ failure(struct sink *snaperr, int sst, struct sink *senderr, int est, struct rfp
 }
 
 struct job {
-	pid_t pid, ppid;
+	pid_t pid, ppid, cpid;
 	int kfd;
 	const char *host;
 	char *token;
@@ -389,11 +389,11 @@ static int
 ship(const struct job *j, char *token, struct rfp_str *why)
 {
 	struct rfp_str pidstr = { .n = 0 }, tstr = { .n = 0 }, kstr = { .n = 0 };
-	struct rfp_str ppidstr = { .n = 0 };
+	struct rfp_str ppidstr = { .n = 0 }, cpidstr = { .n = 0 };
 	struct spawn snap, send;
 	struct pollfd pfd[3];
 	struct sink k[3];	/* rf-send's stdout, rf-send's and rf-snap's stderr */
-	char **env, *sargv[12], *snargv[3];
+	char **env, *sargv[14], *snargv[4];
 	size_t envsize;
 	pid_t snappid = -1, sendpid = -1;
 	long deadline, left;
@@ -404,14 +404,23 @@ ship(const struct job *j, char *token, struct rfp_str *why)
 	rfp_num(&ppidstr, j->ppid);
 	rfp_num(&kstr, j->kfd);
 	rfp_num(&tstr, rfp_cfg.timeout);
-	snargv[0] = "rf-snap";
-	snargv[1] = pidstr.s;
-	snargv[2] = NULL;
+	i = 0;
+	snargv[i++] = "rf-snap";
+	if (j->cpid > 0)
+		snargv[i++] = "-u";	/* under our filter: it cannot be suspended */
+	snargv[i++] = pidstr.s;
+	snargv[i] = NULL;
+	i = 0;
 	sargv[i++] = "rf-send";
 	sargv[i++] = "-F";
 	sargv[i++] = kstr.s;
 	sargv[i++] = "-p";
 	sargv[i++] = ppidstr.s;
+	if (j->cpid > 0) {
+		rfp_num(&cpidstr, j->cpid);
+		sargv[i++] = "-c";
+		sargv[i++] = cpidstr.s;
+	}
 	sargv[i++] = "-t";
 	sargv[i++] = tstr.s;
 	if (rfp_cfg.key[0] != '\0') {
@@ -528,9 +537,10 @@ shipper(void *arg)
 }
 
 int
-rfp_ship(pid_t pid, pid_t ppid, int kfd, const char *host, char *token, struct rfp_str *why)
+rfp_ship(pid_t pid, pid_t ppid, pid_t cpid, int kfd, const char *host, char *token,
+    struct rfp_str *why)
 {
-	struct job j = { pid, ppid, kfd, host, token, why, -1 };
+	struct job j = { pid, ppid, cpid, kfd, host, token, why, -1 };
 	pid_t sp;
 
 	why->n = 0;

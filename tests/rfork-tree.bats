@@ -1,0 +1,181 @@
+#!/usr/bin/env bats
+# A remote child forks (SPEC "Fork semantics" 8): under rf-run in host 1, P
+# forks C onto host 2 (or 3), C forks G.  G's pid is real in host 1, under
+# C's stub; G's fds are home; docs/FORK.md "Grandchildren".
+
+load net
+load helpers
+
+setup_file() {
+	th_up 3 "3 -R"
+}
+
+teardown_file() {
+	th_down
+}
+
+setup() {
+	MARK=rftree$$.$BATS_TEST_NUMBER
+	OUT=$TDIR/out.$BATS_TEST_NUMBER
+	ERR=$TDIR/err.$BATS_TEST_NUMBER
+	PY=/usr/bin/python3
+	[ -x "$PY" ] || PY=$(command -v python3)
+}
+
+teardown() {
+	local p
+	for p in $(marked "$MARK"); do
+		kill -KILL "$p" 2>/dev/null || true
+	done
+}
+
+# trun HOSTS PROG ARGS...: PROG under rf-run in host 1 forking to HOSTS
+# (host numbers, comma separated); stdout in $OUT, stderr in $ERR.
+trun() {
+	local hosts=$1 h list=
+	shift
+	for h in ${hosts//,/ }; do
+		list=$list${list:+,}$(addr "$h")
+	done
+	inh 1 env RFTEST_MARK="$MARK" RFORK_POLICY=all RFORK_STRICT="${STRICT:-0}" \
+	    "$ROOT/sh/rf-run" -k "$KEY" -H "$list" "$@" > "$OUT" 2> "$ERR"
+}
+
+# field LINE-PREFIX N: the Nth word of the first line starting with the prefix.
+field() {
+	awk -v p="$1" -v n="$2" 'index($0, p) == 1 { print $n; exit }' "$OUT"
+}
+
+@test "rfork-tree: the grandchild's pid is real at home, under the child's; raise, signals both ways, exit status, SIGCHLD" {
+	run trun 2 "$TESTS/rforktree" 5 7
+	cat "$OUT" "$ERR"
+	[ "$status" -eq 0 ]
+	! grep -q '^BAD' "$OUT"
+	c=$(field "child " 2)
+	g=$(field "grand " 2)
+	[ "$(field "child " 6)" = "${PFX}2" ]
+	# the grandchild: on host 2, its parent the child, its tid its pid
+	[ "$(field "grand " 4)" = "$c" ]
+	[ "$(field "grand " 6)" = "$g" ]
+	[ "$(field "grand " 8)" = "${PFX}2" ]
+	[ "$(field "grand " 10)" = ok ]
+	# at home: a process with the grandchild's pid whose parent is the child's
+	[ "$(field "parent-saw " 3)" = "$g" ]
+	[ "$(field "parent-saw " 5)" = "$c" ]
+	# the child: fork's answer, waitpid's status, SIGCHLD, G's kill(getppid())
+	grep -qx "child-saw grand $g exit 5 sigchld [1-9] usr2-from-grand 1" "$OUT"
+	grep -qx "forked $c exit 7" "$OUT"
+	wait_log 2 "fork: pid $g (parent $c) waits for its stub"
+	[ ! -s "$ERR" ]
+	none_marked "$MARK"
+	only_server 2
+}
+
+@test "rfork-tree: round robin: the child on host 2 forks its child onto host 3" {
+	run trun 2,3 "$TESTS/rforktree" 0 3
+	cat "$OUT" "$ERR"
+	[ "$status" -eq 0 ]
+	[ "$(field "child " 6)" = "${PFX}2" ]
+	[ "$(field "grand " 8)" = "${PFX}3" ]
+	g=$(field "grand " 2)
+	grep -qx "child-saw grand $g exit 0 sigchld [1-9] usr2-from-grand 1" "$OUT"
+	grep -q "^forked [0-9]* exit 3$" "$OUT"
+	wait_log 3 "fork: pid $g (parent $(field "child " 2)) waits for its stub"
+	none_marked "$MARK"
+	only_server 2
+	only_server 3
+}
+
+@test "rfork-tree: python3, four generations, each on host 2 with its parent's pid at home" {
+	cat > "$TDIR/gen.py" <<'EOF'
+import os, socket, sys
+def show(tag):
+    print(tag, os.getpid(), os.getppid(), socket.gethostname(), flush=True)
+def gen(n):
+    show("gen%d" % n)
+    if n == 3:
+        os._exit(30)
+    pid = os.fork()
+    if pid == 0:
+        gen(n + 1)
+    _, st = os.waitpid(pid, 0)
+    print("gen%d reaped %d %d" % (n, pid, os.waitstatus_to_exitcode(st)), flush=True)
+    os._exit(10 * n if n else 0)
+gen(0)
+EOF
+	run trun 2 "$PY" "$TDIR/gen.py"
+	cat "$OUT" "$ERR"
+	[ "$status" -eq 0 ]
+	for n in 1 2 3; do
+		pid=$(field "gen$n " 2)
+		[ "$(field "gen$n " 3)" = "$(field "gen$((n - 1)) " 2)" ]
+		[ "$(field "gen$n " 4)" = "${PFX}2" ]
+		grep -qx "gen$((n - 1)) reaped $pid $((10 * n))" "$OUT"
+	done
+	[ "$(field "gen0 " 4)" = "${PFX}1" ]
+	[ "$(grep -c "waits for its stub" "$LOGDIR/${PFX}2.log")" -ge 3 ]
+	none_marked "$MARK"
+	only_server 2
+}
+
+@test "rfork-tree: a child that forks with a pipe of its own keeps that fork on its host, and says so; EAGAIN with RFORK_STRICT=1" {
+	cat > "$TDIR/pipe.py" <<'EOF'
+import os, socket, sys
+if os.fork() == 0:
+    r, w = os.pipe()          # a pipe of host 2: a remote grandchild could not share it
+    try:
+        pid = os.fork()
+    except BlockingIOError:
+        print("fork EAGAIN", flush=True)
+        os._exit(4)
+    if pid == 0:
+        os.write(w, ("%d %d %s" % (os.getpid(), os.getppid(), socket.gethostname())).encode())
+        os._exit(6)
+    os.close(w)
+    print("grand said", os.read(r, 100).decode(), "child", os.getpid(), flush=True)
+    _, st = os.waitpid(pid, 0)
+    os._exit(os.waitstatus_to_exitcode(st))
+_, st = os.waitpid(-1, 0)
+print("exit", os.waitstatus_to_exitcode(st))
+EOF
+	run trun 2 "$PY" "$TDIR/pipe.py"
+	cat "$OUT" "$ERR"
+	[ "$status" -eq 0 ]
+	read -r _ _ gp gpp ghost _ cpid < <(grep '^grand said' "$OUT")
+	[ "$gpp" = "$cpid" ]
+	[ "$ghost" = "${PFX}2" ]
+	grep -qx "exit 6" "$OUT"
+	grep -q "rfork: pid $cpid: fork stays on this host: fd [0-9]* is open on this host, not at home" "$ERR"
+
+	STRICT=1 run trun 2 "$PY" "$TDIR/pipe.py"
+	cat "$OUT" "$ERR"
+	grep -qx "fork EAGAIN" "$OUT"
+	grep -qx "exit 4" "$OUT"
+	grep -q "fork fails (RFORK_STRICT=1): fd [0-9]* is open on this host" "$ERR"
+	none_marked "$MARK"
+	only_server 2
+}
+
+@test "rfork-tree: the grandchild's host refuses: it is born on the child's host instead; the new stub at home ends unseen" {
+	# host 3 answers on 7077 only: port 7079 refuses at once
+	inh 1 env RFTEST_MARK="$MARK" RFORK_POLICY=all "$ROOT/sh/rf-run" -k "$KEY" \
+	    -H "$(addr 2),$(addr 3):7079" "$TESTS/rforktree" 5 7 > "$OUT" 2> "$ERR" || true
+	cat "$OUT" "$ERR"
+	c=$(field "child " 2)
+	g=$(field "grand " 2)
+	[ "$(field "grand " 8)" = "${PFX}2" ]
+	[ "$(field "grand " 4)" = "$c" ]
+	# the local grandchild: no process under the child's stub at home
+	! grep -q '^parent-saw' "$OUT"
+	# exactly one SIGCHLD: the new stub's end was not passed on
+	grep -qx "child-saw grand $g exit 5 sigchld 1 usr2-from-grand 1" "$OUT"
+	grep -qx "forked $c exit 7" "$OUT"
+	grep -q "rfork: pid $c: fork stays on this host: rf-send: .*refused" "$ERR"
+	none_marked "$MARK"
+	only_server 2
+}
+
+@test "rfork-tree: rf-send -c without -F is a usage error" {
+	run "$BIN/rf-send" -c 5 127.0.0.1
+	[ "$status" -eq 64 ]
+}
