@@ -36,7 +36,7 @@ static pid_t (*real_Fork)(void);
 static atomic_int inited;
 static atomic_ulong nforks;
 static atomic_uint nexthost;
-static atomic_int said_policy, said_hosts;
+static atomic_int said_policy, said_hosts, said_localfd;
 /* Set in a remote child: its forks go through its proxy and stub (grand_fork). */
 static int remote_child;
 /* ...but this process has no home identity (a local descendant of one). */
@@ -618,6 +618,9 @@ grand_fork(pid_t (*realf)(void))
 	}
 	if (syscall(SYS_ioctl, RF_FWD_MAGIC_FD, RF_FWD_IOC_FORKSTUB, &fr) == -1) {
 		if (errno == EXDEV) {
+			/* a shell's $(...) makes a pipe first: say it once */
+			if (atomic_exchange(&said_localfd, 1) && !rfp_cfg.strict)
+				return realf();
 			rfp_cat(&why, "fd ");
 			rfp_num(&why, fr.localfd);
 			rfp_cat(&why, " is open on this host, not at home");
