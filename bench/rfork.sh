@@ -1,0 +1,89 @@
+#!/bin/bash
+# bench/rfork.sh - remote fork between two test hosts of its own: the parent
+# (bench/rforkrun) under rf-run in host 1, its children forked to host 2.
+# Each figure beside its same-run baseline, with the ratio and the target of
+# issue 4: fork to first byte (local fork), a forwarded 1-byte write (raw
+# TCP ping-pong between the same hosts, bench/rawtcp), bulk writes into a
+# home pipe (raw TCP bulk, same byte count), getpid (here).  Needs root.
+#	N=forks (200)  TRIPS=round trips (5000)  MIB=bulk MiB (256)
+[ -n "$BASH_VERSION" ] || exec bash "$0" "$@"
+cd "$(dirname "$0")/.." || exit 70
+[ "$(id -u)" -eq 0 ] || { echo "rfork.sh: needs root (test hosts), skipped"; exit 0; }
+n=${N:-200}
+trips=${TRIPS:-5000}
+mib=${MIB:-256}
+P=rfb$$
+TH="sh/rf-testhosts -p $P"
+B=build/bench
+A2=10.77.0.2
+raw=
+cleanup() {
+	trap - EXIT INT TERM
+	[ -n "$raw" ] && kill -KILL "$raw" 2> /dev/null && wait "$raw" 2> /dev/null
+	$TH down
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+# the parent runs as root, so its children's images are root's: -R
+$TH -s -R up 2 > /dev/null || exit
+KEY=$($TH dir)/key
+inh() { local h=$1; shift; $TH exec "$P$h" "$@"; }
+# rrun POLICY ARGS...: rforkrun ARGS under rf-run in host 1, children to host 2.
+rrun() {
+	local pol=$1
+	shift
+	inh 1 timeout -k 5 90 env RFORK_POLICY="$pol" sh/rf-run -k "$KEY" -H "$A2" $B/rforkrun "$@" ||
+	    { echo "rfork.sh: rforkrun $* (policy $pol) failed" >&2; exit 1; }
+}
+# field KEY N: the Nth number of the line KEY in $out
+field() { awk -v k="$1" -v i="$2" '$1 == k { print $(i + 1); exit }' <<< "$out"; }
+calc() { awk "BEGIN { printf \"%.2f\\n\", $1 }"; }
+verdict() { awk "BEGIN { print ($1) ? \"met\" : \"NOT met\" }"; }
+max() { printf '%s\n' "$@" | sort -g | tail -1; }
+
+# not through inh(): $! must be rawtcp itself (rf-testhosts execs it)
+$TH exec "${P}2" $B/rawtcp serve "$A2:7190" > /dev/null &
+raw=$!
+
+echo "# two test hosts ${P}1 -> ${P}2 (veth, bridge); remote = RFORK_POLICY=all under rf-run"
+
+# 1. fork to the first byte back, 8 MiB touched; local: the same program, policy none
+out=$(rrun none fork -n "$n" -m 8) || exit
+lp50=$(field fork 1) lp99=$(field fork 2)
+out=$(rrun all fork -n "$n" -m 8) || exit
+rp50=$(field fork 1) rp99=$(field fork 2) rret=$(field forkret 1)
+printf '1 fork to first byte, 8 MiB, %d forks: remote p50 %.2f ms p99 %.2f ms | local p50 %.3f ms p99 %.3f ms | %.0f x | target p50 < 3 ms: %s\n' \
+    "$n" "$(calc "$rp50 / 1000")" "$(calc "$rp99 / 1000")" "$(calc "$lp50 / 1000")" \
+    "$(awk "BEGIN { printf \"%.3f\", $lp99 / 1000 }")" "$(calc "$rp50 / $lp50")" \
+    "$(verdict "$rp50 < 3000")"
+printf '  (of which to fork() returning in the parent: p50 %.2f ms)\n' "$(calc "$rret / 1000")"
+
+# 2. a forwarded 1-byte write into a home socket, and write + read back
+out=$(inh 1 timeout -k 5 60 $B/rawtcp ping "$A2:7190" "$trips") || exit
+pp50=$(field ping 1) pp99=$(field ping 2)
+out=$(rrun all rtt -n "$trips") || exit
+wp50=$(field write 1) wp99=$(field write 2) ep50=$(field echo 1) ep99=$(field echo 2)
+printf '2 forwarded 1-byte write, %d trips: remote p50 %.1f us p99 %.1f us | raw TCP ping-pong p50 %.1f us p99 %.1f us | %.2f x | target < 2 x: %s\n' \
+    "$trips" "$wp50" "$wp99" "$pp50" "$pp99" "$(calc "$wp50 / $pp50")" \
+    "$(verdict "$wp50 < 2 * $pp50")"
+printf '  1 byte out and 1 back from the parent (2 forwarded calls): p50 %.1f us p99 %.1f us, %.2f x the ping-pong\n' \
+    "$ep50" "$ep99" "$(calc "$ep50 / $pp50")"
+
+# 3. bulk, best of 2 each, alternated
+rb=() bb=()
+for _ in 1 2; do
+	out=$(inh 1 timeout -k 5 60 $B/rawtcp bulk "$A2:7190" "$mib") || exit
+	rb+=("$(field rawbulk 1)")
+	out=$(rrun all bulk -m "$mib") || exit
+	bb+=("$(field bulk 1)")
+done
+rbest=$(max "${rb[@]}") bbest=$(max "${bb[@]}")
+printf '3 bulk 64 KiB writes into a home pipe, %d MiB (best of 2): remote %.0f MiB/s | raw TCP %.0f MiB/s | %.2f x | target >= 0.7 x: %s\n' \
+    "$mib" "$bbest" "$rbest" "$(calc "$bbest / $rbest")" "$(verdict "$bbest >= 0.7 * $rbest")"
+
+# 4. getpid in the remote child beside the parent's own
+out=$(rrun all getpid) || exit
+gh=$(field getpid-here 1) gc=$(field getpid-child 1)
+printf '4 getpid: remote child %.0f ns | here %.0f ns | %.2f x | target < 1 us: %s\n' \
+    "$gc" "$gh" "$(calc "$gc / $gh")" "$(verdict "$gc < 1000")"
