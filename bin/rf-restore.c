@@ -42,7 +42,7 @@ add_supply(struct rf_fd_supply **s, size_t *n, char *arg)
 		errx(RF_EX_NOINPUT, "-F %d: our fd %d is not open", fd, from);
 	if ((*s = reallocarray(*s, *n + 1, sizeof(**s))) == NULL)
 		err(RF_EX_OSERR, NULL);
-	(*s)[(*n)++] = (struct rf_fd_supply){ fd, from };
+	(*s)[(*n)++] = (struct rf_fd_supply){ fd, from, 0 };
 }
 
 static int

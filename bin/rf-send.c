@@ -27,7 +27,7 @@ struct progress {
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: rf-send [-P] [-F fd -p ppid [-c pid]] [-k key] [-t seconds] host[:port]\n");
+	fprintf(stderr, "usage: rf-send [-P] [-F fd -p ppid [-c pid] [-L key]] [-k key] [-t seconds] host[:port]\n");
 	exit(RF_EX_USAGE);
 }
 
@@ -124,9 +124,15 @@ main(int argc, char *argv[])
 	uint8_t *prefix = NULL;
 	int ch, fd, r, sent_ok, peer, pflag = 0, timeout = RF_TIMEOUT_MS, ctlfd = -1;
 	pid_t ppid = 0, cpid = 0;
+	const char *fdkey = NULL;
 
-	while ((ch = getopt(argc, argv, "c:F:hk:p:Pt:")) != -1) {
+	while ((ch = getopt(argc, argv, "c:F:hk:L:p:Pt:")) != -1) {
 		switch (ch) {
+		case 'L':
+			fdkey = optarg;
+			if (strlen(fdkey) != 32 || strspn(fdkey, "0123456789abcdef") != 32)
+				errx(RF_EX_USAGE, "-L %s: not 32 hex digits", optarg);
+			break;
 		case 'c':
 			cpid = strtonum(optarg, 2, INT32_MAX, &errstr);
 			if (errstr != NULL)
@@ -159,7 +165,8 @@ main(int argc, char *argv[])
 	}
 	argc -= optind;
 	argv += optind;
-	if (argc != 1 || (ctlfd == -1) != (ppid == 0) || (cpid != 0 && ctlfd == -1))
+	if (argc != 1 || (ctlfd == -1) != (ppid == 0) ||
+	    ((cpid != 0 || fdkey != NULL) && ctlfd == -1))
 		usage();
 	host = argv[0];
 	signal(SIGPIPE, SIG_IGN);
@@ -187,6 +194,8 @@ main(int argc, char *argv[])
 		j = json_pack("{s:s,s:i,s:i}", "op", "fork", "k", ctlfd, "ppid", (int)ppid);
 		if (cpid != 0)
 			json_object_set_new(j, "pid", json_integer(cpid));
+		if (fdkey != NULL)
+			json_object_set_new(j, "fds", json_string(fdkey));
 	} else
 		j = json_pack("{s:s}", "op", "restore");
 	if (rf_chan_send_json(&c, RF_FR_REQ, j, &e) == -1)

@@ -366,7 +366,85 @@ struct forkw {
 	int img, k, ready, lsock, connfd;
 	pid_t cpid;
 	char token[TOKEN_LEN + 1];
+	struct rf_fd_supply *sup;	/* [0] the control socket, then "fds" */
+	size_t nsup;
 };
+
+/*
+ * A remote child's fork that takes fds of this host along ("fds": KEY,
+ * docs/FORK.md "Grandchildren"): its proxy serves them once on the abstract
+ * socket rfork-fds-KEY.  Only a process of our own user may serve them.
+ */
+static int
+take_fds(struct forkw *w, const char *key, char *why, size_t whylen)
+{
+	union { struct cmsghdr h; char b[CMSG_SPACE(RF_FWD_FDS_BATCH * sizeof(int))]; } cb;
+	int32_t pairs[2 * RF_FWD_FDS_BATCH];
+	struct sockaddr_un a;
+	struct ucred uc;
+	socklen_t ul = sizeof(uc);
+	struct rf_fd_supply *v;
+	struct cmsghdr *cm;
+	struct msghdr mh;
+	struct iovec iov;
+	ssize_t n;
+	size_t i, k, nfd;
+	int s, fd, l;
+
+	memset(&a, 0, sizeof(a));
+	a.sun_family = AF_UNIX;
+	l = snprintf(a.sun_path + 1, sizeof(a.sun_path) - 1, "rfork-fds-%s", key);
+	if ((s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) == -1 ||
+	    connect(s, (struct sockaddr *)&a, offsetof(struct sockaddr_un, sun_path) + 1 + l)
+	    == -1) {
+		snprintf(why, whylen, "no fds to take on this host: %s", strerror(errno));
+		if (s >= 0)
+			close(s);
+		return -1;
+	}
+	if (getsockopt(s, SOL_SOCKET, SO_PEERCRED, &uc, &ul) == -1 || uc.uid != geteuid()) {
+		snprintf(why, whylen, "the fds are served by another user");
+		close(s);
+		return -1;
+	}
+	for (;;) {
+		memset(&mh, 0, sizeof(mh));
+		iov.iov_base = pairs;
+		iov.iov_len = sizeof(pairs);
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
+		mh.msg_control = cb.b;
+		mh.msg_controllen = sizeof(cb.b);
+		if ((n = recvmsg(s, &mh, MSG_CMSG_CLOEXEC)) <= 0)
+			break;
+		nfd = 0;
+		cm = CMSG_FIRSTHDR(&mh);
+		if (cm != NULL && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+			nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (i = 0; i < nfd; i++) {
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+			k = i;
+			if ((size_t)n < (k + 1) * 2 * sizeof(int32_t) || pairs[2 * k] < 0 ||
+			    pairs[2 * k] > (1 << 20) || pairs[2 * k] == w->k ||
+			    w->nsup > RF_FWD_FDS_MAX ||
+			    (v = reallocarray(w->sup, w->nsup + 1, sizeof(*v))) == NULL) {
+				close(fd);
+				continue;
+			}
+			w->sup = v;
+			v[w->nsup++] = (struct rf_fd_supply){ pairs[2 * k], fd,
+			    pairs[2 * k + 1] & FD_CLOEXEC };
+		}
+		if (mh.msg_flags & MSG_CTRUNC)
+			break;
+	}
+	close(s);
+	if (n < 0) {
+		snprintf(why, whylen, "taking the fds: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
 
 static void
 stub_addr(struct sockaddr_un *a, socklen_t *len, const char *token)
@@ -445,7 +523,6 @@ static int
 fork_proxy(void *arg)
 {
 	struct forkw *w = arg;
-	struct rf_fd_supply sup;
 	struct rf_restore_opts ro;
 	struct rf_restore rs;
 	struct rf_proxy_opts o;
@@ -462,11 +539,10 @@ fork_proxy(void *arg)
 		proxy_fail(w, "socketpair: %s", strerror(errno));
 		return RF_EX_OSERR;
 	}
-	sup.fd = w->k;
-	sup.from = ctl[1];
+	w->sup[0] = (struct rf_fd_supply){ w->k, ctl[1], 0 };
 	memset(&ro, 0, sizeof(ro));
-	ro.supply = &sup;
-	ro.nsupply = 1;
+	ro.supply = w->sup;
+	ro.nsupply = w->nsup;
 	ro.fwd = 1;
 	ro.pid = w->cpid;
 	ro.no_root = geteuid() == 0 && !allow_root;
@@ -555,6 +631,16 @@ do_fork(struct rf_chan *c, json_t *req)
 	if (lseek(w.img, 0, SEEK_SET) == -1 || rf_imgr_start(&r, w.img, &p, &e) == -1)
 		return fail(c, e.code ? e.code : RF_EX_DATAERR, "fork: %s", e.msg);
 	w.cpid = p.pid;
+	if ((w.sup = calloc(1, sizeof(*w.sup))) == NULL)
+		return fail(c, RF_EX_OSERR, "fork: %s", strerror(errno));
+	w.nsup = 1;
+	if (json_is_string(json_object_get(req, "fds"))) {
+		const char *key = json_string_value(json_object_get(req, "fds"));
+		if (strlen(key) != 32 || strspn(key, "0123456789abcdef") != 32)
+			return fail(c, RF_EX_PROTOCOL, "fork: bad \"fds\"");
+		if (take_fds(&w, key, buf, sizeof(buf)) == -1)
+			return fail(c, RF_EX_UNAVAILABLE, "fork: %s", buf);
+	}
 	/* A remote child's fork: the image is of its local copy, the pid the
 	   new stub's at home (docs/FORK.md "Grandchildren"). */
 	if (json_object_get(req, "pid") != NULL) {
@@ -577,7 +663,11 @@ do_fork(struct rf_chan *c, json_t *req)
 		return fail(c, RF_EX_OSERR, "fork: socket: %s", strerror(errno));
 	w.ready = pp[1];
 	w.connfd = c->fd;
-	if ((init = rf_fwdns_spawn(ppid, fork_proxy, &w, &userns)) == -1)
+	init = rf_fwdns_spawn(ppid, fork_proxy, &w, &userns);
+	for (i = 1; i < w.nsup; i++)
+		close(w.sup[i].from);	/* the proxy has its own */
+	free(w.sup);
+	if (init == -1)
 		return fail(c, RF_EX_OSERR, "fork: pid namespace: %s", strerror(errno));
 	close(pp[1]);
 	close(w.lsock);

@@ -35,7 +35,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/random.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -97,6 +99,10 @@ struct px {
 	struct rf_err *e;
 	int lost;
 	pid_t hostpid;		/* the child in /proc, which shows the outer namespace */
+	/* fds of this host a grandchild takes along (do_magic) */
+	int fdsock;		/* listening, or -1 */
+	int32_t *lfds;		/* (number, fd flags, our copy) triples */
+	size_t nlfds;
 };
 
 /* The syscalls the filter sends to the proxy. */
@@ -971,36 +977,157 @@ do_fcntl(struct px *p, struct seccomp_notif *n)
  * librfork of the child asks (rf_fwd.h RF_FWD_IOC_*): its own fork is to be
  * a remote child too, with a new stub at home (docs/FORK.md "Grandchildren").
  */
+static void
+lfds_drop(struct px *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->nlfds; i++)
+		close(p->lfds[3 * i + 2]);
+	free(p->lfds);
+	p->lfds = NULL;
+	p->nlfds = 0;
+	if (p->fdsock >= 0)
+		close(p->fdsock);
+	p->fdsock = -1;
+}
+
+/* fd's flags word in /proc/PID/fdinfo (octal). */
 static int
-local_fd(struct px *p)
+fd_flags(struct px *p, int fd)
+{
+	char path[64], line[128];
+	FILE *f;
+	long fl = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", (int)p->hostpid, fd);
+	if ((f = fopen(path, "re")) == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, "flags:", 6) == 0)
+			fl = strtol(line + 6, NULL, 8);
+	fclose(f);
+	return (fl & O_CLOEXEC) ? FD_CLOEXEC : 0;
+}
+
+/*
+ * The child's fds of this host (not placeholders, not the filter's
+ * listener): copies kept for the server, served on "rfork-fds-KEY".
+ * Returns how many, -1 on failure; fr gets the lowest and the key.
+ */
+static int
+take_local_fds(struct px *p, struct rf_fwd_forkreq *fr)
 {
 	char path[64], link[64];
+	struct sockaddr_un a;
 	struct dirent *d;
+	uint8_t rnd[16];
+	int32_t *v;
 	DIR *dir;
-	int fd, found = -1;
-	ssize_t k;
+	int fd, k;
+	size_t i;
+	ssize_t l;
 
+	lfds_drop(p);
+	fr->localfd = -1;
 	snprintf(path, sizeof(path), "/proc/%d/fd", (int)p->hostpid);
 	if ((dir = opendir(path)) == NULL)
-		return -2;
+		return -1;
 	while ((d = readdir(dir)) != NULL) {
 		if (d->d_name[0] < '0' || d->d_name[0] > '9')
 			continue;
 		fd = atoi(d->d_name);
 		if (syscall(SYS_kcmp, p->child, p->self, KCMP_FILE, fd, p->ph) == 0)
 			continue;
-		/* the filter's listener, left by the restore: ours, not the program's */
 		snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)p->hostpid, fd);
-		if ((k = readlink(path, link, sizeof(link) - 1)) > 0) {
-			link[k] = '\0';
+		if ((l = readlink(path, link, sizeof(link) - 1)) > 0) {
+			link[l] = '\0';
 			if (strcmp(link, "anon_inode:seccomp notify") == 0)
 				continue;
 		}
-		if (found < 0 || fd < found)
-			found = fd;
+		if (p->nlfds >= RF_FWD_FDS_MAX ||
+		    (k = syscall(SYS_pidfd_getfd, p->pidfd, fd, 0)) == -1)
+			continue;	/* closed meanwhile */
+		if ((v = reallocarray(p->lfds, p->nlfds + 1, 3 * sizeof(int32_t))) == NULL) {
+			close(k);
+			closedir(dir);
+			lfds_drop(p);
+			return -1;
+		}
+		p->lfds = v;
+		v[3 * p->nlfds] = fd;
+		v[3 * p->nlfds + 1] = fd_flags(p, fd);
+		v[3 * p->nlfds + 2] = k;
+		p->nlfds++;
+		if (fr->localfd < 0 || fd < fr->localfd)
+			fr->localfd = fd;
 	}
 	closedir(dir);
-	return found;
+	if (p->nlfds == 0)
+		return 0;
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
+		lfds_drop(p);
+		return -1;
+	}
+	for (i = 0; i < sizeof(rnd); i++)
+		snprintf(fr->fdkey + 2 * i, 3, "%02x", rnd[i]);
+	memset(&a, 0, sizeof(a));
+	a.sun_family = AF_UNIX;
+	l = snprintf(a.sun_path + 1, sizeof(a.sun_path) - 1, "rfork-fds-%s", fr->fdkey);
+	if ((p->fdsock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) == -1 ||
+	    bind(p->fdsock, (struct sockaddr *)&a, offsetof(struct sockaddr_un, sun_path) + 1 + l)
+	    == -1 || listen(p->fdsock, 1) == -1) {
+		lfds_drop(p);
+		return -1;
+	}
+	return p->nlfds;
+}
+
+/* The server came for the fds: only a process of our own user. */
+static void
+serve_local_fds(struct px *p)
+{
+	union { struct cmsghdr h; char b[CMSG_SPACE(RF_FWD_FDS_BATCH * sizeof(int))]; } cb;
+	int32_t pairs[2 * RF_FWD_FDS_BATCH];
+	struct ucred uc;
+	socklen_t ul = sizeof(uc);
+	struct msghdr mh;
+	struct iovec iov;
+	struct cmsghdr *c;
+	size_t i, k, n;
+	int s;
+
+	if ((s = accept4(p->fdsock, NULL, NULL, SOCK_CLOEXEC)) == -1)
+		return;
+	if (getsockopt(s, SOL_SOCKET, SO_PEERCRED, &uc, &ul) == -1 || uc.uid != geteuid()) {
+		close(s);
+		return;
+	}
+	for (i = 0; i < p->nlfds; i += n) {
+		n = p->nlfds - i > RF_FWD_FDS_BATCH ? RF_FWD_FDS_BATCH : p->nlfds - i;
+		memset(&mh, 0, sizeof(mh));
+		memset(&cb, 0, sizeof(cb));
+		for (k = 0; k < n; k++) {
+			pairs[2 * k] = p->lfds[3 * (i + k)];
+			pairs[2 * k + 1] = p->lfds[3 * (i + k) + 1];
+		}
+		iov.iov_base = pairs;
+		iov.iov_len = n * 2 * sizeof(int32_t);
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
+		mh.msg_control = cb.b;
+		mh.msg_controllen = CMSG_SPACE(n * sizeof(int));
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(n * sizeof(int));
+		for (k = 0; k < n; k++)
+			memcpy(CMSG_DATA(c) + k * sizeof(int), &p->lfds[3 * (i + k) + 2], sizeof(int));
+		if (sendmsg(s, &mh, MSG_NOSIGNAL) == -1)
+			break;
+	}
+	close(s);
+	lfds_drop(p);
 }
 
 static int
@@ -1029,9 +1156,9 @@ do_magic(struct px *p, struct seccomp_notif *n)
 		return 0;
 	}
 	if (rq == RF_FWD_IOC_FORKSTUB) {
-		if ((fr.localfd = local_fd(p)) != -1) {
-			r = wmem(p, n->pid, arg, &fr, sizeof(fr));
-			resp(p, n->id, 0, r < 0 ? r : fr.localfd == -2 ? -EIO : -EXDEV);
+		memset(fr.fdkey, 0, sizeof(fr.fdkey));
+		if ((fr.nlocal = take_local_fds(p, &fr)) < 0) {
+			resp(p, n->id, 0, -EIO);
 			return 0;
 		}
 		for (i = 0; i < p->f->nfds && k < sizeof(v) / sizeof(v[0]); i++)
@@ -1047,10 +1174,12 @@ do_magic(struct px *p, struct seccomp_notif *n)
 				rep.a[0] = r;	/* the stub waits; librfork ends it */
 			else
 				rep.a[0] = 0;
-		}
+		} else
+			lfds_drop(p);
 		result(p, n->id, rep.a[0]);
 		return 0;
 	}
+	lfds_drop(p);	/* taken by now, or not to be */
 	fr.host[sizeof(fr.host) - 1] = fr.token[sizeof(fr.token) - 1] = '\0';
 	hl = strlen(fr.host);
 	tl = strlen(fr.token);
@@ -2158,7 +2287,7 @@ rf_proxy_serve(const struct rf_fwd_io *io, const struct rf_proxy_opts *o, int *s
     struct rf_err *e)
 {
 	struct seccomp_notif_sizes sz;
-	struct pollfd pf[3 + FAM_MAX];
+	struct pollfd pf[4 + FAM_MAX];
 	struct px px, *p = &px;
 	struct rf_fwd_msg m;
 	int ret = -1, st = 0, r, pp[2], timeout;
@@ -2171,7 +2300,7 @@ rf_proxy_serve(const struct rf_fwd_io *io, const struct rf_proxy_opts *o, int *s
 	p->connfd = o->connfd;
 	p->child = o->child;
 	p->self = getpid();
-	p->pidfd = p->ph = -1;
+	p->pidfd = p->ph = p->fdsock = -1;
 	signal(SIGPIPE, SIG_IGN);
 	if (rf_fwd_conn_init(&p->c, io) == -1)
 		return rf_errno(e, "proxy");
@@ -2224,7 +2353,9 @@ rf_proxy_serve(const struct rf_fwd_io *io, const struct rf_proxy_opts *o, int *s
 		pf[1].events = POLLIN;
 		pf[2].fd = p->pidfd;
 		pf[2].events = POLLIN;
-		npf = 3;
+		pf[3].fd = p->fdsock;	/* -1: ignored */
+		pf[3].events = POLLIN;
+		npf = 4;
 		timeout = -1;
 		for (i = 0; i < p->nfam; i++) {
 			if (p->fams[i]->exec_pending)
@@ -2268,10 +2399,14 @@ rf_proxy_serve(const struct rf_fwd_io *io, const struct rf_proxy_opts *o, int *s
 		}
 		if (pf[2].revents || (pf[0].revents & (POLLHUP | POLLERR)))
 			break;
+		if (pf[3].revents) {
+			serve_local_fds(p);
+			continue;
+		}
 		/* A local descendant is gone (one per round: fam_end reorders). */
-		for (i = 3; i < npf; i++)
+		for (i = 4; i < npf; i++)
 			if (pf[i].revents) {
-				if (fam_end(p, i - 2) == -1)
+				if (fam_end(p, i - 3) == -1)
 					goto lost;
 				break;
 			}
@@ -2313,5 +2448,6 @@ out:
 		free(p->fams[i]);
 	}
 	free(p->hello);
+	lfds_drop(p);
 	return ret;
 }

@@ -276,7 +276,7 @@ child_fds(struct build *b)
 	}
 	/* Supplied fds the image did not have. */
 	for (i = 0; i < rs->o.nsupply; i++)
-		fcntl(rs->o.supply[i].fd, F_SETFD, 0);
+		fcntl(rs->o.supply[i].fd, F_SETFD, rs->o.supply[i].cloexec ? FD_CLOEXEC : 0);
 	free(src);
 	free(dst);
 	free(tmp);

@@ -118,8 +118,11 @@ enum { RF_PROC_GETPGID = 1, RF_PROC_SETPGID, RF_PROC_GETSID, RF_PROC_SETSID,
  * ask: its local descendants have no home identity.
  *   PROBE     0: forks may go remote from here
  *   FORKSTUB  the stub forks a new stub at home, which waits: pid = its pid
- *             (the grandchild's pid, real at home); EXDEV with localfd if an
- *             fd of this host is open (a remote grandchild could not share it)
+ *             (the grandchild's pid, real at home).  If fds of this host are
+ *             open (nlocal, the lowest localfd), the proxy holds copies and
+ *             serves them once on the abstract unix socket "rfork-fds-KEY"
+ *             (fdkey): the grandchild must be born on this host, where the
+ *             server takes them (rf-send -L KEY) and gives them to it
  *   STUBGO    pid: the new stub dials host with token; host "": it ends
  */
 #define RF_FWD_MAGIC_FD (-0x7266)
@@ -129,9 +132,15 @@ enum { RF_PROC_GETPGID = 1, RF_PROC_SETPGID, RF_PROC_GETSID, RF_PROC_SETSID,
 struct rf_fwd_forkreq {
 	int32_t pid;
 	int32_t localfd;
+	int32_t nlocal;
+	char fdkey[36];
 	char host[256];
 	char token[160];
 };
+#define RF_FWD_FDS_MAX 4096	/* local fds a grandchild may take along */
+/* On the fds socket: messages of (number, fd flags) int32 pairs, the fds
+   as SCM_RIGHTS, at most RF_FWD_FDS_BATCH each; then end of file. */
+#define RF_FWD_FDS_BATCH 200
 
 /*
  * The buffered connection both sides use (lib/fwd.c).  Send writes header and

@@ -24,9 +24,11 @@
 #include <sys/stat.h>
 #include "rf_image.h"
 
-/* -F N=M: the new process gets our fd `from` as its fd `fd`. */
+/* -F N=M: the new process gets our fd `from` as its fd `fd` (close-on-exec
+   if cloexec, when the image does not say). */
 struct rf_fd_supply {
 	int fd, from;
+	int cloexec;
 };
 
 struct rf_restore_opts {

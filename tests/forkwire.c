@@ -38,7 +38,7 @@ struct wire {
 static int
 restore_here(struct wire *w, int ctlfd)
 {
-	struct rf_fd_supply sup = { w->k, ctlfd };
+	struct rf_fd_supply sup = { w->k, ctlfd, 0 };
 	struct rf_restore_opts ro = { .supply = &sup, .nsupply = 1, .fwd = 1,
 	    .pid = w->cpid };
 	struct rf_restore rs;

@@ -36,11 +36,13 @@ static pid_t (*real_Fork)(void);
 static atomic_int inited;
 static atomic_ulong nforks;
 static atomic_uint nexthost;
-static atomic_int said_policy, said_hosts, said_localfd;
+static atomic_int said_policy, said_hosts;
 /* Set in a remote child: its forks go through its proxy and stub (grand_fork). */
 static int remote_child;
 /* ...but this process has no home identity (a local descendant of one). */
 static int grand_off;
+/* In a remote child: the host it was sent to, as home names it. */
+static char my_host[RFP_HOST];
 
 /* SIGCHLD's SA_NOCLDSTOP, set while S stops and continues (see below). */
 static atomic_flag cld_lock = ATOMIC_FLAG_INIT;
@@ -495,6 +497,7 @@ remote_fork(pid_t (*realf)(void))
 		rfp_log("fork stays local: RFORK_HOSTS: a host name too long", NULL);
 		return realf();
 	}
+	memcpy(my_host, host, sizeof(my_host));	/* the child's, through S */
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, k) == -1) {
@@ -509,7 +512,7 @@ remote_fork(pid_t (*realf)(void))
 	rfp_close(k[1]);
 	if (pid > 0) {
 		if (wait_stopped(k[0], pid) == 0)
-			ok = rfp_ship(pid, self, 0, k[1], host, token, &why) == 0;
+			ok = rfp_ship(pid, self, 0, k[1], host, NULL, token, &why) == 0;
 		n = 0;
 		if (ok) {
 			memcpy(msg, "stub ", 5);
@@ -540,8 +543,9 @@ remote_fork(pid_t (*realf)(void))
  * and parent are at home: its stub forks a new stub there (FORKSTUB), whose
  * pid the grandchild takes.  Here, a local copy L stops as S does; it is
  * shipped as the grandchild with that pid; the new stub is told to dial
- * (STUBGO) and L ends unseen.  If anything fails the new stub ends unseen
- * and L is a local child on this host (its pid is this namespace's).
+ * (STUBGO) and L ends unseen.  Fds of this host go along (rf-send -L) to
+ * this host's server only.  If anything fails the new stub ends unseen and
+ * L is a local child on this host (its pid is this namespace's).
  */
 static pid_t
 grand_child(int k[2], const sigset_t *old, pid_t ppid, pid_t newpid)
@@ -603,7 +607,7 @@ grand_fork(pid_t (*realf)(void))
 {
 	struct rf_fwd_forkreq fr;
 	struct rfp_str why = { .n = 0 };
-	char msg[8];
+	char msg[8], saved_host[RFP_HOST];
 	sigset_t all, old;
 	pid_t pid, self = getpid(), newpid;
 	int k[2], e, ok = 0;
@@ -617,14 +621,7 @@ grand_fork(pid_t (*realf)(void))
 		goto local;
 	}
 	if (syscall(SYS_ioctl, RF_FWD_MAGIC_FD, RF_FWD_IOC_FORKSTUB, &fr) == -1) {
-		if (errno == EXDEV) {
-			/* a shell's $(...) makes a pipe first: say it once */
-			if (atomic_exchange(&said_localfd, 1) && !rfp_cfg.strict)
-				return realf();
-			rfp_cat(&why, "fd ");
-			rfp_num(&why, fr.localfd);
-			rfp_cat(&why, " is open on this host, not at home");
-		} else if (errno == EPERM) {
+		if (errno == EPERM) {
 			/* said once: this process's forks all stay here */
 			grand_off = 1;
 			rfp_cat(&why, "a process started on this host has no pid at home");
@@ -637,19 +634,34 @@ grand_fork(pid_t (*realf)(void))
 	newpid = fr.pid;
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
+	/* fds of this host go along only to this host's server */
+	if (fr.nlocal > 0) {
+		if (my_host[0] == '\0') {
+			e = ENXIO;
+			rfp_cat(&why, "fds of this host are open, and this host's name is unknown");
+			goto abort;
+		}
+		memcpy(fr.host, my_host, sizeof(fr.host));
+	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, k) == -1) {
 		e = errno;
+		rfp_cat(&why, "socketpair: ");
+		rfp_cat(&why, strerrordesc_np(e));
 		goto abort;
 	}
+	memcpy(saved_host, my_host, sizeof(saved_host));
+	memcpy(my_host, fr.host, sizeof(my_host));	/* the grandchild's, through L */
 	cld_enter();
 	pid = realf();
 	if (pid == 0)
 		return grand_child(k, &old, self, newpid);
+	memcpy(my_host, saved_host, sizeof(my_host));
 	e = errno;
 	rfp_close(k[1]);
 	if (pid > 0) {
 		if (wait_stopped(k[0], pid) == 0)
-			ok = rfp_ship(pid, self, newpid, k[1], fr.host, fr.token, &why) == 0;
+			ok = rfp_ship(pid, self, newpid, k[1], fr.host,
+			    fr.nlocal > 0 ? fr.fdkey : NULL, fr.token, &why) == 0;
 		else
 			rfp_cat(&why, "its local copy did not stop");
 		if (ok && syscall(SYS_ioctl, RF_FWD_MAGIC_FD, RF_FWD_IOC_STUBGO, &fr) == -1) {
@@ -675,8 +687,6 @@ grand_fork(pid_t (*realf)(void))
 	errno = e;
 	return ok ? newpid : pid;
 abort:
-	rfp_cat(&why, "socketpair: ");
-	rfp_cat(&why, strerrordesc_np(e));
 	fr.host[0] = '\0';
 	syscall(SYS_ioctl, RF_FWD_MAGIC_FD, RF_FWD_IOC_STUBGO, &fr);
 	sigprocmask(SIG_SETMASK, &old, NULL);

@@ -77,11 +77,12 @@ void rfp_unpreload(void);
 /*
  * Run rf-snap PID | rf-send -F KFD -p PPID [-c CPID] HOST: the stopped child
  * PID of PPID, whose control socket is fd KFD, is to be a remote child on
- * HOST, with pid CPID if not 0 (a remote child's fork).  0 with the token for
+ * HOST, with pid CPID if not 0 (a remote child's fork), taking along the fds
+ * served under FDKEY if not NULL (rf-send -L).  0 with the token for
  * its rf-stub, or -1 with *why (the helpers' last line of stderr, or what
  * failed).
  */
-int rfp_ship(pid_t pid, pid_t ppid, pid_t cpid, int kfd, const char *host, char *token,
-    struct rfp_str *why);
+int rfp_ship(pid_t pid, pid_t ppid, pid_t cpid, int kfd, const char *host,
+    const char *fdkey, char *token, struct rfp_str *why);
 
 #endif

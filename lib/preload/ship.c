@@ -379,7 +379,7 @@ failure(struct sink *snaperr, int sst, struct sink *senderr, int est, struct rfp
 struct job {
 	pid_t pid, ppid, cpid;
 	int kfd;
-	const char *host;
+	const char *host, *fdkey;
 	char *token;
 	struct rfp_str *why;
 	int r;
@@ -393,7 +393,7 @@ ship(const struct job *j, char *token, struct rfp_str *why)
 	struct spawn snap, send;
 	struct pollfd pfd[3];
 	struct sink k[3];	/* rf-send's stdout, rf-send's and rf-snap's stderr */
-	char **env, *sargv[14], *snargv[4];
+	char **env, *sargv[16], *snargv[4];
 	size_t envsize;
 	pid_t snappid = -1, sendpid = -1;
 	long deadline, left;
@@ -420,6 +420,10 @@ ship(const struct job *j, char *token, struct rfp_str *why)
 		rfp_num(&cpidstr, j->cpid);
 		sargv[i++] = "-c";
 		sargv[i++] = cpidstr.s;
+	}
+	if (j->fdkey != NULL) {
+		sargv[i++] = "-L";
+		sargv[i++] = (char *)j->fdkey;
 	}
 	sargv[i++] = "-t";
 	sargv[i++] = tstr.s;
@@ -537,10 +541,10 @@ shipper(void *arg)
 }
 
 int
-rfp_ship(pid_t pid, pid_t ppid, pid_t cpid, int kfd, const char *host, char *token,
-    struct rfp_str *why)
+rfp_ship(pid_t pid, pid_t ppid, pid_t cpid, int kfd, const char *host, const char *fdkey,
+    char *token, struct rfp_str *why)
 {
-	struct job j = { pid, ppid, cpid, kfd, host, token, why, -1 };
+	struct job j = { pid, ppid, cpid, kfd, host, fdkey, token, why, -1 };
 	pid_t sp;
 
 	why->n = 0;
