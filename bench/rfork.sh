@@ -59,12 +59,20 @@ printf '1 fork to first byte, 8 MiB, %d forks: remote p50 %.2f ms p99 %.2f ms | 
     "$(verdict "$rp50 < 3000")"
 printf '  (of which to fork() returning in the parent: p50 %.2f ms)\n' "$(calc "$rret / 1000")"
 
-# 2. a forwarded 1-byte write into a home socket, and write + read back
-out=$(inh 1 timeout -k 5 60 $B/rawtcp ping "$A2:7190" "$trips") || exit
-pp50=$(field ping 1) pp99=$(field ping 2)
-out=$(rrun all rtt -n "$trips") || exit
-wp50=$(field write 1) wp99=$(field write 2) ep50=$(field echo 1) ep99=$(field echo 2)
-printf '2 forwarded 1-byte write, %d trips: remote p50 %.1f us p99 %.1f us | raw TCP ping-pong p50 %.1f us p99 %.1f us | %.2f x | target < 2 x: %s\n' \
+# 2. a forwarded 1-byte write into a home socket, and write + read back;
+# 2 rounds alternated with the ping-pong, each side's round of lower p50
+pp50= wp50=
+for _ in 1 2; do
+	out=$(inh 1 timeout -k 5 60 $B/rawtcp ping "$A2:7190" "$trips") || exit
+	if [ -z "$pp50" ] || awk "BEGIN { exit !($(field ping 1) < $pp50) }"; then
+		pp50=$(field ping 1) pp99=$(field ping 2)
+	fi
+	out=$(rrun all rtt -n "$trips") || exit
+	if [ -z "$wp50" ] || awk "BEGIN { exit !($(field write 1) < $wp50) }"; then
+		wp50=$(field write 1) wp99=$(field write 2) ep50=$(field echo 1) ep99=$(field echo 2)
+	fi
+done
+printf '2 forwarded 1-byte write, %d trips (better of 2): remote p50 %.1f us p99 %.1f us | raw TCP ping-pong p50 %.1f us p99 %.1f us | %.2f x | target < 2 x: %s\n' \
     "$trips" "$wp50" "$wp99" "$pp50" "$pp99" "$(calc "$wp50 / $pp50")" \
     "$(verdict "$wp50 < 2 * $pp50")"
 printf '  1 byte out and 1 back from the parent (2 forwarded calls): p50 %.1f us p99 %.1f us, %.2f x the ping-pong\n' \
