@@ -39,6 +39,7 @@ static int allow_root;
 static char restore_path[PATH_MAX];
 static char peer[80];			/* in a connection child: who we talk to */
 static volatile sig_atomic_t conn_fd = -1;
+static pid_t mainpid;
 
 static void
 usage(void)
@@ -546,6 +547,7 @@ fork_proxy(void *arg)
 	ro.fwd = 1;
 	ro.pid = w->cpid;
 	ro.no_root = geteuid() == 0 && !allow_root;
+	conn_fd = -1;
 	close(w->connfd);
 	if (lseek(w->img, 0, SEEK_SET) == -1 || rf_imgr_start(&r, w->img, &p, &e) == -1 ||
 	    rf_restore_check(&rs, &p, &ro, 1, &e) == -1 || rf_restore_run(&rs, &r, &e) == -1 ||
@@ -615,6 +617,13 @@ do_fork(struct rf_chan *c, json_t *req)
 	pid_t init, ppid;
 	int pp[2], userns, st, code;
 
+	/*
+	 * The remote tree dies with this handler (rf_fwdns_spawn), and this
+	 * handler with the server: a server killed outright is a host gone, and
+	 * the parents see their children killed by SIGKILL (SPEC 10).
+	 */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != mainpid)
+		return RF_EX_UNAVAILABLE;
 	memset(&w, 0, sizeof(w));
 	w.k = json_integer_value(json_object_get(req, "k"));
 	ppid = json_integer_value(json_object_get(req, "ppid"));
@@ -698,8 +707,10 @@ do_fork(struct rf_chan *c, json_t *req)
 	rf_chan_close(c);
 	c->fd = -1;
 	conn_fd = -1;
-	if (waitpid(init, &st, 0) == -1)
-		return RF_EX_OSERR;
+	/* A graceful stop (SIGTERM) lets the child run on until the server's deadline. */
+	while (waitpid(init, &st, 0) == -1)
+		if (errno != EINTR)
+			return RF_EX_OSERR;
 	logx("fork: pid %d's tree ended (%s %d)", (int)w.cpid,
 	    WIFEXITED(st) ? "exit" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
 	return 0;
@@ -739,6 +750,8 @@ do_stub(struct rf_chan *c, json_t *req)
 		return RF_EX_UNAVAILABLE;
 	}
 	rf_chan_export(c, &st);
+	/* From here the socket is the proxy's: a SIGTERM must not shut it down. */
+	conn_fd = -1;
 	cm.h.cmsg_level = SOL_SOCKET;
 	cm.h.cmsg_type = SCM_RIGHTS;
 	cm.h.cmsg_len = CMSG_LEN(sizeof(int));
@@ -828,7 +841,7 @@ main(int argc, char *argv[])
 	struct rf_err e;
 	socklen_t sl;
 	sigset_t mask;
-	pid_t conns[MAXPEERS], pid, mainpid;
+	pid_t conns[MAXPEERS], pid;
 	char where[80], *kpath = NULL, *addr = "127.0.0.1";
 	const char *errstr;
 	int ch, lfd, sfd, fd, st, i, nconn = 0, stopping = 0;
@@ -896,13 +909,17 @@ main(int argc, char *argv[])
 		if (poll(pfd, 2, stopping ? 500 : -1) == -1 && errno != EINTR)
 			err(RF_EX_OSERR, "poll");
 		if (stopping && now_ms() > deadline) {
+			if (stopping == 1 && nconn > 0)
+				logx("%d connections left after %d s: killed, with their remote children",
+				    nconn, timeout_ms / 1000);
+			stopping = 2;
 			for (i = 0; i < nconn; i++)
 				kill(conns[i], SIGKILL);
 		}
 		while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
 			if (si.ssi_signo != SIGCHLD && !stopping) {
 				stopping = 1;
-				deadline = now_ms() + 10000;
+				deadline = now_ms() + timeout_ms;
 				close(lfd);
 				logx("stopping on signal %d: %d connections to end", si.ssi_signo,
 				    nconn);

@@ -12,12 +12,14 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -67,19 +69,35 @@ map_ids(pid_t pid, uid_t uid, gid_t gid)
 	return write_file(path, buf);
 }
 
+/*
+ * In the new init: die with the caller (a server's connection handler), so
+ * that killing the caller ends the whole namespace.  The socket shows whether
+ * the caller died before PR_SET_PDEATHSIG took: a dying process closes its
+ * files before its children are told, so a peer still there means the signal
+ * will come.  In a new user namespace, then wait for the id maps.
+ */
+static void
+init_arm(int s, int userns)
+{
+	struct pollfd pfd = { s, POLLIN, 0 };
+	char c;
+
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || poll(&pfd, 1, 0) != 0 ||
+	    write(s, "a", 1) != 1)
+		_exit(71);
+	if (userns && read(s, &c, 1) != 1)
+		_exit(71);
+	close(s);
+}
+
 /* pid 1: start the proxy, reap everything, end with the proxy's status. */
 static void
-init_main(int go, pid_t ppid, int (*fn)(void *), void *arg)
+init_main(int s, int userns, pid_t ppid, int (*fn)(void *), void *arg)
 {
 	pid_t proxy, p;
 	int st, ret = 70;
-	char c;
 
-	if (go >= 0) {
-		if (read(go, &c, 1) != 1)
-			_exit(71);
-		close(go);
-	}
+	init_arm(s, userns);
 	if ((proxy = clone3_tid(0, ppid)) == -1)
 		_exit(errno == EEXIST ? 75 : 71);
 	if (proxy == 0)
@@ -99,45 +117,55 @@ init_main(int go, pid_t ppid, int (*fn)(void *), void *arg)
 	_exit(ret);
 }
 
+/* The caller's half of init_arm: init's id maps, then its go-ahead. */
+static int
+arm_init(int s, pid_t init, int userns)
+{
+	char c;
+
+	if (read(s, &c, 1) != 1) {
+		errno = ECHILD;
+		return -1;
+	}
+	if (userns && (map_ids(init, getuid(), getgid()) == -1 || write(s, "g", 1) != 1))
+		return -1;
+	return 0;
+}
+
 pid_t
 rf_fwdns_spawn(pid_t ppid, int (*fn)(void *), void *arg, int *userns)
 {
-	int go[2];
 	pid_t init;
-	uid_t uid = getuid();
-	gid_t gid = getgid();
+	int sp[2], saved;
 
 	if (ppid <= 1) {
 		errno = EINVAL;
 		return -1;
 	}
 	*userns = 0;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1)
+		return -1;
 	init = clone3_tid(CLONE_NEWPID, 1);
-	if (init == 0)
-		init_main(-1, ppid, fn, arg);
-	if (init != -1 || (errno != EPERM && errno != EACCES))
-		return init;
-
-	if (pipe2(go, O_CLOEXEC) == -1)
-		return -1;
-	init = clone3_tid(CLONE_NEWUSER | CLONE_NEWPID, 1);
+	if (init == -1 && (errno == EPERM || errno == EACCES)) {
+		*userns = 1;
+		init = clone3_tid(CLONE_NEWUSER | CLONE_NEWPID, 1);
+	}
 	if (init == 0) {
-		close(go[1]);
-		init_main(go[0], ppid, fn, arg);
+		close(sp[0]);
+		init_main(sp[1], *userns, ppid, fn, arg);
 	}
-	close(go[0]);
-	if (init == -1 || map_ids(init, uid, gid) == -1 || write(go[1], "g", 1) != 1) {
-		int saved = errno;
-		if (init > 0) {
-			kill(init, SIGKILL);
-			waitpid(init, NULL, 0);
-		}
-		close(go[1]);
-		errno = saved;
-		return -1;
+	saved = errno;
+	close(sp[1]);
+	if (init > 0 && arm_init(sp[0], init, *userns) == -1) {
+		saved = errno;
+		kill(init, SIGKILL);
+		waitpid(init, NULL, 0);
+		init = -1;
 	}
-	close(go[1]);
-	*userns = 1;
+	close(sp[0]);
+	if (init == -1)
+		*userns = 0;
+	errno = saved;
 	return init;
 }
 

@@ -18,11 +18,13 @@ teardown_file() {
 setup() {
 	MARK=rfork$$.$BATS_TEST_NUMBER
 	OUT=$TDIR/out.$BATS_TEST_NUMBER
+	SPID=
 }
 
 teardown() {
 	local p
 	inh 2 ip link set eth0 up 2>/dev/null || true
+	[ -z "$SPID" ] || kill -KILL "$SPID" 2>/dev/null || true
 	for p in $(marked "$MARK"); do
 		kill -KILL "$p" 2>/dev/null || true
 	done
@@ -377,5 +379,120 @@ PY
 	cat "$OUT"
 	[ "$status" -eq 0 ]
 	[ "$(cat "$OUT")" = "16 ${PFX}2" ]
+	none_marked "$MARK"
+}
+
+# own_server PORT [WRAPPER...] -- [ARGS]: another rf-server in host 2 on PORT,
+# run under WRAPPER (e.g. setpriv as another user); sets SPID and SLOG.
+own_server() {
+	local port=$1 w=()
+	shift
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do
+		w+=("$1")
+		shift
+	done
+	[ $# -eq 0 ] || shift
+	SLOG=$TDIR/own.$BATS_TEST_NUMBER.log
+	bgin 2 "${w[@]}" "$BIN/rf-server" -l "$(addr 2):$port" -t 3 "$@" 2> "$SLOG"
+	SPID=$BGPID
+	wait_line "$SLOG" "listening on" || { cat "$SLOG" >&2; return 1; }
+}
+
+# nspid_in I PID: the processes of host I whose pid in their own namespace is PID.
+nspid_in() {
+	local p
+	for p in $(ip netns pids "$PFX$1"); do
+		[ "$(awk '/^NSpid:/ { print $NF }' "/proc/$p/status" 2>/dev/null)" != "$2" ] || echo "$p"
+	done
+}
+
+# upwait.py STATUSFILE: forks one child that runs until killed; says "up" in
+# STATUSFILE once the child runs, then prints how waitpid saw it end.
+upwait_py() {
+	cat > "$TDIR/upwait.py" <<'PY'
+import os, sys, time
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.write(w, b"up\n")
+    while True:
+        time.sleep(1)
+os.close(w)
+assert os.read(r, 3) == b"up\n"
+open(sys.argv[1], "w").write("up %d\n" % pid)
+_, st = os.waitpid(pid, 0)
+print("signal", os.WTERMSIG(st) if os.WIFSIGNALED(st) else "none")
+PY
+}
+
+@test "rfork: host 2's rf-server killed while the child runs: the parent sees SIGKILL, nothing is left in host 2" {
+	local up=$TDIR/up.$BATS_TEST_NUMBER err=$TDIR/err.$BATS_TEST_NUMBER rp cpid p rc=0
+	own_server 7078 -- -k "$KEY" -R
+	upwait_py
+	inh 1 env RFTEST_MARK="$MARK" RFORK_POLICY=all "$ROOT/sh/rf-run" -k "$KEY" \
+	    -H "$(addr 2):7078" /usr/bin/python3 "$TDIR/upwait.py" "$up" > "$OUT" 2> "$err" &
+	rp=$!
+	wait_line "$up" '^up [0-9]+$'
+	read -r _ cpid < "$up"
+	wait_line "$SLOG" "fork: pid $cpid \(parent [0-9]+\) waits for its stub"
+	# the child runs in host 2, where its pid is its stub's
+	[ -n "$(nspid_in 2 "$cpid")" ]
+	kill -KILL "$SPID"
+	wait "$SPID" || true
+	SPID=
+	wait_gone "$rp"
+	wait "$rp" || rc=$?
+	cat "$OUT" "$err"
+	[ "$rc" -eq 0 ]
+	[ "$(cat "$OUT")" = "signal 9" ]
+	grep -q "rf-stub: pid $cpid: connection to the remote child lost" "$err"
+	only_server 2
+	none_marked "$MARK"
+}
+
+@test "rfork: SIGTERM to host 2's rf-server: children that end within its timeout end as they would, the rest are killed" {
+	local up=$TDIR/up.$BATS_TEST_NUMBER go=$TDIR/go.$BATS_TEST_NUMBER rp rc=0
+	cat > "$TDIR/term.py" <<'PY'
+import os, sys, time
+r, w = os.pipe()
+kids = {}
+for name in "ab":
+    pid = os.fork()
+    if pid == 0:
+        os.write(w, b"up\n")
+        while name == "b" or not os.path.exists(sys.argv[2]):
+            time.sleep(0.05)
+        os._exit(5)
+    kids[pid] = name
+os.close(w)
+got = b""
+while len(got) < 6:
+    b = os.read(r, 6 - len(got))
+    assert b
+    got += b
+open(sys.argv[1], "w").write("up\n")
+for _ in kids:
+    pid, st = os.wait()
+    print(kids[pid], "exit %d" % os.WEXITSTATUS(st) if os.WIFEXITED(st) else
+          "signal %d" % os.WTERMSIG(st), flush=True)
+PY
+	own_server 7078 -- -k "$KEY" -R
+	inh 1 env RFTEST_MARK="$MARK" RFORK_POLICY=all "$ROOT/sh/rf-run" -k "$KEY" \
+	    -H "$(addr 2):7078" /usr/bin/python3 "$TDIR/term.py" "$up" "$go" > "$OUT" &
+	rp=$!
+	wait_line "$up" '^up$'
+	kill -TERM "$SPID"
+	wait_line "$SLOG" "stopping on signal 15"
+	touch "$go"
+	wait "$SPID" || rc=$?
+	SPID=
+	wait_gone "$rp"
+	wait "$rp"
+	cat "$OUT" "$SLOG"
+	[ "$rc" -eq 0 ]
+	[ "$(cat "$OUT")" = "a exit 5"$'\n'"b signal 9" ]
+	grep -q "1 connections left after 3 s: killed, with their remote children" "$SLOG"
+	grep -q "stopped$" "$SLOG"
+	only_server 2
 	none_marked "$MARK"
 }
