@@ -142,10 +142,10 @@ teardown() {
 	plain=$output
 	run "$RUN" grep SigIgn /proc/self/status
 	[ "$output" = "$plain" ]
-	run sh -c 'trap "" INT; exec grep SigIgn /proc/self/status'
+	run sh -c 'trap "" USR2; exec grep SigIgn /proc/self/status'
 	plain=$output
 	[ "$plain" != "$(grep SigIgn /proc/self/status)" ]
-	run sh -c 'trap "" INT; exec "$0" grep SigIgn /proc/self/status' "$RUN"
+	run sh -c 'trap "" USR2; exec "$0" grep SigIgn /proc/self/status' "$RUN"
 	[ "$output" = "$plain" ]
 }
 
