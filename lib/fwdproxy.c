@@ -75,6 +75,7 @@ struct fam {
 
 #define FAM_MAX 1024
 #define PENDING_MAX 64
+#define QMAX 256		/* notifications held while a call waits at home */
 
 struct px {
 	struct rf_fwd_conn c;
@@ -99,6 +100,13 @@ struct px {
 	struct rf_err *e;
 	int lost;
 	pid_t hostpid;		/* the child in /proc, which shows the outer namespace */
+	/* notifications taken while a call waited at home, for the main loop */
+	uint8_t *q;
+	size_t nq;
+	/* poll mixing home and local fds: local copies watched during a call */
+	struct pollfd *watch;
+	size_t nwatch;
+	int watched;
 	/* fds of this host a grandchild takes along (do_magic) */
 	int fdsock;		/* listening, or -1 */
 	int32_t *lfds;		/* (number, fd flags, our copy) triples */
@@ -462,6 +470,61 @@ deliverable(struct px *p, pid_t tid)
 	return ((pnd | shd) & (~(blk | ign) | (1ULL << (SIGKILL - 1)) | (1ULL << (SIGSTOP - 1)))) != 0;
 }
 
+static struct fam *family_find(struct px *p, pid_t tid);
+
+/*
+ * While one thread's call waits at home, another's call on a local fd must
+ * not wait behind it (a thread writing to a local pipe that the waiting
+ * poll watches, say): such calls are let through at once; anything else is
+ * held for the main loop.  1 if n was let through.
+ */
+static int
+try_native(struct px *p, struct seccomp_notif *n)
+{
+	struct fam *f, *save = p->f;
+	int64_t fd = (int)n->data.args[0];
+	int local;
+
+	switch (n->data.nr) {
+	case SYS_read: case SYS_write: case SYS_pread64: case SYS_pwrite64:
+	case SYS_readv: case SYS_writev: case SYS_preadv: case SYS_pwritev:
+	case SYS_preadv2: case SYS_pwritev2: case SYS_recvfrom: case SYS_sendto:
+	case SYS_recvmsg: case SYS_sendmsg: case SYS_fstat: case SYS_lseek:
+	case SYS_getdents64: case SYS_fsync: case SYS_fdatasync: case SYS_ftruncate:
+	case SYS_fallocate: case SYS_fadvise64: case SYS_shutdown: case SYS_accept:
+	case SYS_accept4: case SYS_getsockname: case SYS_getpeername:
+	case SYS_getsockopt: case SYS_setsockopt: case SYS_flock: case SYS_fchmod:
+	case SYS_fchown: case SYS_ioctl:
+		break;
+	default:
+		return 0;
+	}
+	if (!p->armed || fd < 0 || (f = family_find(p, n->pid)) == NULL || f->exec_pending)
+		return 0;
+	p->f = f;
+	local = !home(p, fd);
+	p->f = save;
+	if (local)
+		cont(p, n->id);
+	return local;
+}
+
+/* A notification arrived during a call: through at once, or held. */
+static void
+take_notif(struct px *p)
+{
+	struct seccomp_notif *n;
+
+	if (p->q == NULL && (p->q = malloc(QMAX * p->nsize)) == NULL)
+		return;
+	n = (struct seccomp_notif *)(p->q + p->nq * p->nsize);
+	memset(n, 0, p->nsize);
+	if (ioctl(p->lfd, SECCOMP_IOCTL_NOTIF_RECV, n) == -1)
+		return;
+	if (!try_native(p, n))
+		p->nq++;
+}
+
 /*
  * One request and its reply; the reply's data (at most cap bytes) lands in
  * out.  SIGNAL messages met on the way are delivered first, so that the
@@ -473,8 +536,9 @@ static int
 call(struct px *p, struct rf_fwd_msg *m, const void *data, struct rf_fwd_msg *rep,
     void *out, size_t cap)
 {
-	struct pollfd pf[2];
+	struct pollfd pf[3 + 512];
 	int cancelled, r;
+	size_t i, npf, nw;
 
 	m->fam = p->f->id;
 	if (p->o->verbose)
@@ -493,11 +557,24 @@ again:
 			pf[0].events = POLLIN;
 			pf[1].fd = cancelled ? -1 : p->f->pidfd;
 			pf[1].events = POLLIN;
-			r = poll(pf, 2, cancelled ? -1 : 20);
+			pf[2].fd = p->nq < QMAX ? p->lfd : -1;
+			pf[2].events = POLLIN;
+			npf = 3;
+			for (i = 0; !cancelled && i < p->nwatch && npf < sizeof(pf) / sizeof(*pf); i++)
+				pf[npf++] = p->watch[i];
+			nw = npf;
+			r = poll(pf, npf, cancelled ? -1 : 20);
 			if (r == -1 && errno != EINTR)
 				return lost(p, rf_fwd_op_name(m->op));
+			if (r > 0 && (pf[2].revents & POLLIN))
+				take_notif(p);
 			if (r == 0 && deliverable(p, p->tid))
 				pf[1].revents = POLLIN;
+			for (i = 3; !cancelled && i < nw; i++)
+				if (pf[i].revents) {
+					p->watched = 1;
+					pf[1].revents = POLLIN;
+				}
 			if (!cancelled && pf[1].revents) {
 				p->c.io.urgent(p->c.io.ctx);
 				cancelled = 1;
@@ -518,7 +595,11 @@ again:
 			goto proto;
 		if (rf_fwd_recv_data(&p->c, out, rep->dlen) == -1)
 			return lost(p, rf_fwd_op_name(m->op));
-		if ((rep->flags & RF_FWDF_INTR) && rep->a[0] == -EINTR) {
+		if ((rep->flags & RF_FWDF_INTR) && rep->a[0] == -EINTR && p->watched) {
+			/* cut short for a local fd of a mixed poll: nothing home */
+			rep->a[0] = 0;
+			rep->dlen = 0;
+		} else if ((rep->flags & RF_FWDF_INTR) && rep->a[0] == -EINTR) {
 			/* Cut short by a signal: the child's kernel restarts the
 			   call or fails it with EINTR, as its handler says.  If no
 			   signal will be delivered there, the call goes again. */
@@ -1580,6 +1661,64 @@ poll_home(struct px *p, struct seccomp_notif *n, struct pollfd *pf, size_t nfds,
 	return 0;
 }
 
+/*
+ * Home and local fds in one poll: the local ones are polled here on copies
+ * (pidfd_getfd) while the home ones wait at home; whichever side is ready
+ * first cuts the other short.  pf gets the revents; *ready the count.
+ */
+static int
+poll_mixed(struct px *p, struct seccomp_notif *n, struct pollfd *pf, size_t nfds, int64_t ms,
+    int *ready)
+{
+	struct pollfd lp[512], hp[512];
+	size_t li[512], hi[512], nl = 0, nh = 0, i;
+	int r, hr = 0, k;
+
+	for (i = 0; i < nfds; i++) {
+		pf[i].revents = 0;
+		if (pf[i].fd < 0)
+			continue;
+		if (home(p, pf[i].fd)) {
+			hp[nh] = pf[i];
+			hi[nh++] = i;
+			continue;
+		}
+		if ((k = syscall(SYS_pidfd_getfd, p->f->pidfd, pf[i].fd, 0)) == -1) {
+			pf[i].revents = POLLNVAL;
+			continue;
+		}
+		lp[nl] = (struct pollfd){ k, pf[i].events, 0 };
+		li[nl++] = i;
+	}
+	r = poll(lp, nl, 0);
+	if (r == 0 && ms != 0) {
+		p->watch = lp;
+		p->nwatch = nl;
+		p->watched = 0;
+	}
+	r = poll_home(p, n, hp, nh, r == 0 ? ms : 0, &hr);
+	p->watch = NULL;
+	p->nwatch = 0;
+	if (r == 0 && p->watched)
+		poll(lp, nl, 0);
+	p->watched = 0;
+	for (i = 0; i < nl; i++) {
+		pf[li[i]].revents = lp[i].revents;
+		close(lp[i].fd);
+	}
+	if (r == -1)
+		return -1;
+	if (hr < 0) {
+		*ready = hr;
+		return 0;
+	}
+	for (i = 0; i < nh; i++)
+		pf[hi[i]].revents = hr > 0 ? hp[i].revents : 0;
+	for (i = 0, *ready = 0; i < nfds; i++)
+		*ready += pf[i].revents != 0;
+	return 0;
+}
+
 /* 0: none home, 1: all home, -1: mixed. */
 static int
 poll_side(struct px *p, const struct pollfd *pf, size_t nfds)
@@ -1637,11 +1776,8 @@ do_poll(struct px *p, struct seccomp_notif *n, int pp)
 		resp(p, n->id, 0, r);
 		return 0;
 	}
-	if ((side = poll_side(p, pf, nfds)) <= 0) {
-		if (side == 0)
-			cont(p, n->id);
-		else
-			resp(p, n->id, 0, -EINVAL);
+	if ((side = poll_side(p, pf, nfds)) == 0) {
+		cont(p, n->id);
 		return 0;
 	}
 	ms = pp ? ts_ms(p, n->pid, a[2], 0) : (int)a[2];
@@ -1649,7 +1785,8 @@ do_poll(struct px *p, struct seccomp_notif *n, int pp)
 		resp(p, n->id, 0, -EFAULT);
 		return 0;
 	}
-	if (poll_home(p, n, pf, nfds, ms, &ready) == -1)
+	if ((side == 1 ? poll_home(p, n, pf, nfds, ms, &ready) :
+	    poll_mixed(p, n, pf, nfds, ms, &ready)) == -1)
 		return -1;
 	if (ready >= 0 && (r = wmem(p, n->pid, a[0], pf, nfds * sizeof(*pf))) < 0)
 		ready = r;
@@ -1694,11 +1831,8 @@ do_select(struct px *p, struct seccomp_notif *n, int ps)
 			k++;
 		}
 	}
-	if (home_n == 0 || local_n > 0) {
-		if (home_n == 0)
-			cont(p, n->id);
-		else
-			resp(p, n->id, 0, -EINVAL);
+	if (home_n == 0) {
+		cont(p, n->id);
 		return 0;
 	}
 	ms = ts_ms(p, n->pid, a[4], !ps);
@@ -1706,7 +1840,8 @@ do_select(struct px *p, struct seccomp_notif *n, int ps)
 		resp(p, n->id, 0, -EFAULT);
 		return 0;
 	}
-	if (poll_home(p, n, pf, k, ms, &ready) == -1)
+	if ((local_n == 0 ? poll_home(p, n, pf, k, ms, &ready) :
+	    poll_mixed(p, n, pf, k, ms, &ready)) == -1)
 		return -1;
 	if (ready < 0) {
 		result(p, n->id, ready);
@@ -1863,6 +1998,22 @@ same_home(struct px *p, pid_t tid, const struct fam *f)
 	return 1;
 }
 
+/* The family of thread tid if it has one yet (no side effects). */
+static struct fam *
+family_find(struct px *p, pid_t tid)
+{
+	size_t i;
+
+	for (i = 0; i < p->nfam; i++)
+		if (p->fams[i]->pid == tid)
+			return p->fams[i];
+	for (i = 0; i < p->nfam; i++)
+		if (p->fams[i]->pid > 0 &&
+		    syscall(SYS_kcmp, tid, p->fams[i]->pid, KCMP_FILES, 0, 0) == 0)
+			return p->fams[i];
+	return NULL;
+}
+
 /* The family of thread tid, found or made; p->f is set to it. */
 static struct fam *
 family(struct px *p, pid_t tid)
@@ -1872,13 +2023,7 @@ family(struct px *p, pid_t tid)
 
 	if (tid == p->last_tid && p->f != NULL)
 		return p->f;
-	for (i = 0; i < p->nfam && f == NULL; i++)
-		if (p->fams[i]->pid == tid)
-			f = p->fams[i];
-	for (i = 0; i < p->nfam && f == NULL; i++)
-		if (p->fams[i]->pid > 0 &&
-		    syscall(SYS_kcmp, tid, p->fams[i]->pid, KCMP_FILES, 0, 0) == 0)
-			f = p->fams[i];
+	f = family_find(p, tid);
 	if (f == NULL) {
 		/* New here: the oldest pending clone whose home numbers it has. */
 		for (i = 1; i < p->nfam; i++) {
@@ -2347,6 +2492,14 @@ rf_proxy_serve(const struct rf_fwd_io *io, const struct rf_proxy_opts *o, int *s
 				goto lost;
 			continue;
 		}
+		if (p->nq > 0) {
+			/* held during a call: oldest first */
+			memcpy(p->n, p->q, p->nsize);
+			memmove(p->q, p->q + p->nsize, --p->nq * p->nsize);
+			if (handle(p, p->n) == -1)
+				goto lost;
+			continue;
+		}
 		pf[0].fd = p->lfd;
 		pf[0].events = POLLIN;
 		pf[1].fd = p->connfd;
@@ -2448,6 +2601,7 @@ out:
 		free(p->fams[i]);
 	}
 	free(p->hello);
+	free(p->q);
 	lfds_drop(p);
 	return ret;
 }

@@ -359,3 +359,33 @@ sys.exit(-p.wait())' "$BIN/rf-stub"
 	[[ "$output" == *"fwdrun: proxy 76"* ]]
 	[ ! -e "$D/never" ]
 }
+
+@test "poll and select mixing home and local fds: whichever side is ready first answers" {
+	cat > "$BATS_TEST_TMPDIR/mix.py" <<'EOF'
+import os, select, sys, threading, time
+r, w = os.pipe()                      # a local pipe; stdin is home
+mode = sys.argv[1]
+if mode == "local":
+    threading.Timer(0.2, lambda: os.write(w, b"x")).start()
+t0 = time.monotonic()
+if sys.argv[2] == "poll":
+    p = select.poll()
+    p.register(0, select.POLLIN)
+    p.register(r, select.POLLIN)
+    got = sorted("home" if fd == 0 else "local" for fd, ev in p.poll(3000 if mode != "none" else 100))
+else:
+    rd, _, _ = select.select([0, r], [], [], 3 if mode != "none" else 0.1)
+    got = sorted("home" if fd == 0 else "local" for fd in rd)
+print(mode, sys.argv[2], " ".join(got) or "none", "fast" if time.monotonic() - t0 < 2 else "slow")
+EOF
+	for how in poll select; do
+		# stdin: a home pipe that stays quiet (or speaks after 0.2 s); its
+		# writer is not waited for
+		run bash -c '"$1" /usr/bin/python3 "$2" local "$3" < <(exec sleep 4 2>/dev/null)' _ "$RUN" "$BATS_TEST_TMPDIR/mix.py" $how
+		[ "$output" = "local $how local fast" ]
+		run bash -c '"$1" /usr/bin/python3 "$2" home "$3" < <(sleep 0.2; echo hi; exec sleep 4 2>/dev/null)' _ "$RUN" "$BATS_TEST_TMPDIR/mix.py" $how
+		[ "$output" = "home $how home fast" ]
+		run bash -c '"$1" /usr/bin/python3 "$2" none "$3" < <(exec sleep 4 2>/dev/null)' _ "$RUN" "$BATS_TEST_TMPDIR/mix.py" $how
+		[ "$output" = "none $how none fast" ]
+	done
+}
