@@ -31,9 +31,11 @@ teardown() {
 }
 
 # rrun PROG ARGS...: PROG under rf-run in host 1, forks to host 2; stdout in $OUT.
+# A caller's locals change it: AS (an array: the wrapper to run it as another
+# user), RKEY (the key), RHOST (the server).
 rrun() {
-	inh 1 env RFTEST_MARK="$MARK" RFORK_POLICY=all "$ROOT/sh/rf-run" -k "$KEY" \
-	    -H "$(addr 2)" "$@" > "$OUT"
+	inh 1 "${AS[@]}" env RFTEST_MARK="$MARK" RFORK_POLICY=all "$ROOT/sh/rf-run" \
+	    -k "${RKEY:-$KEY}" -H "${RHOST:-$(addr 2)}" "$@" > "$OUT"
 }
 
 @test "rfork: the child runs in host 2 with the parent's pids, stdout and exit code" {
@@ -425,12 +427,15 @@ print("signal", os.WTERMSIG(st) if os.WIFSIGNALED(st) else "none")
 PY
 }
 
-@test "rfork: host 2's rf-server killed while the child runs: the parent sees SIGKILL, nothing is left in host 2" {
-	local up=$TDIR/up.$BATS_TEST_NUMBER err=$TDIR/err.$BATS_TEST_NUMBER rp cpid p rc=0
-	own_server 7078 -- -k "$KEY" -R
+# killed_midway: upwait.py under rf-run as rrun runs it, host 2's server
+# $SPID killed outright while the child runs there: the parent must see
+# SIGKILL, and nothing may be left in host 2.
+killed_midway() {
+	local up=$TDIR/st/up.$BATS_TEST_NUMBER err=$TDIR/err.$BATS_TEST_NUMBER rp cpid rc=0
 	upwait_py
-	inh 1 env RFTEST_MARK="$MARK" RFORK_POLICY=all "$ROOT/sh/rf-run" -k "$KEY" \
-	    -H "$(addr 2):7078" /usr/bin/python3 "$TDIR/upwait.py" "$up" > "$OUT" 2> "$err" &
+	inh 1 "${AS[@]}" env RFTEST_MARK="$MARK" RFORK_POLICY=all "$ROOT/sh/rf-run" \
+	    -k "${RKEY:-$KEY}" -H "${RHOST:-$(addr 2)}" /usr/bin/python3 "$TDIR/upwait.py" "$up" \
+	    > "$OUT" 2> "$err" &
 	rp=$!
 	wait_line "$up" '^up [0-9]+$'
 	read -r _ cpid < "$up"
@@ -448,6 +453,12 @@ PY
 	grep -q "rf-stub: pid $cpid: connection to the remote child lost" "$err"
 	only_server 2
 	none_marked "$MARK"
+}
+
+@test "rfork: host 2's rf-server killed while the child runs: the parent sees SIGKILL, nothing is left in host 2" {
+	local RHOST=$(addr 2):7078
+	own_server 7078 -- -k "$KEY" -R
+	killed_midway
 }
 
 @test "rfork: SIGTERM to host 2's rf-server: children that end within its timeout end as they would, the rest are killed" {
@@ -495,4 +506,39 @@ PY
 	grep -q "stopped$" "$SLOG"
 	only_server 2
 	none_marked "$MARK"
+}
+
+@test "rfork: host 2's rf-server as nobody: nobody's program forks there (user namespace); killed, it takes the child along" {
+	local AS=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+	local RKEY=$TDIR/nkey RHOST=$(addr 2):7079
+	cp "$KEY" "$RKEY"
+	chown nobody "$RKEY"
+	own_server 7079 "${AS[@]}" -- -k "$RKEY"
+	grep -q "restores only its own user's processes" "$SLOG"
+	run rrun "$TESTS/rforkhost" 7
+	cat "$OUT" "$SLOG"
+	[ "$status" -eq 0 ]
+	read -r _ ppid _ phost < <(grep '^parent ' "$OUT")
+	read -r _ cpid _ cppid _ chost < <(grep '^child ' "$OUT")
+	read -r _ fpid _ how code < <(grep '^forked ' "$OUT")
+	[ "$phost" = "${PFX}1" ]
+	[ "$chost" = "${PFX}2" ]
+	[ "$cpid" = "$fpid" ]
+	[ "$cppid" = "$ppid" ]
+	[ "$how $code" = "exit 7" ]
+	wait_line "$SLOG" "fork: pid $cpid \(parent $ppid\) waits for its stub \(user namespace\)"
+	wait_line "$SLOG" "fork: pid $cpid's tree ended \(exit 0\)"
+	run rrun "$TESTS/forker" basic 3
+	cat "$OUT"
+	[ "$status" -eq 0 ]
+	grep -q '^ok basic' "$OUT"
+	# the remote child forks too (SPEC 8)
+	run --separate-stderr rrun /bin/bash -c 'x=$(echo $(hostname) $(id -un)); echo "$x $HOSTNAME"'
+	echo "$stderr"
+	cat "$OUT"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = "${PFX}2 nobody ${PFX}1" ]
+	none_marked "$MARK"
+	# killed outright, it takes its children with it too
+	killed_midway
 }
