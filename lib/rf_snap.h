@@ -90,6 +90,8 @@ struct rf_snap {
 	struct rf_pt pt;
 	int memfd;		/* /proc/PID/mem: pages without PROT_READ */
 	int force_pagemap_read;	/* test the fallback for kernels before 6.7 */
+	int keep_zero;		/* carry anonymous pages that read as zeros: the
+				   stream then starts without reading ahead */
 	struct rf_snap_run *runs;
 	size_t nrun;
 	uint8_t *buf;		/* reused for every read of the target */

@@ -600,7 +600,7 @@ settle_pages(struct rf_snap *s, struct rf_proc *p, struct cands *cs, struct rf_e
 	} piece[NIOV];
 	size_t ci = 0, runcap = 0, nrv, k, w, base = 0, keep = 0;
 	uint64_t pg = 0, fill, room, a, n, run_a, run_n;
-	int all = cs->bytes <= BUFSZ;
+	int all = !s->keep_zero && cs->bytes <= BUFSZ;
 	const struct cand *c;
 	uint8_t *d;
 
@@ -620,7 +620,7 @@ settle_pages(struct rf_snap *s, struct rf_proc *p, struct cands *cs, struct rf_e
 			a = c->addr + pg * RF_PAGE_SIZE;
 			n = c->npages - pg;
 			piece[k].cand = ci;
-			piece[k].read = all || c->zcheck;
+			piece[k].read = all || (c->zcheck && !s->keep_zero);
 			if (piece[k].read) {
 				if (n > (room - fill) / RF_PAGE_SIZE)
 					n = (room - fill) / RF_PAGE_SIZE;

@@ -202,14 +202,26 @@ fingerprint() {
 	finish_victim "ok usr1=1 pending=none"
 }
 
-@test "rf-snap: pages that read as zeros are not carried" {
+@test "rf-snap: pages that read as zeros are not carried, but with -z" {
 	victim sleep
 	stop_victim
 	meta
 	# 64 pages: 16 written with zeros, 16 with data, 16 only read
 	[ "$(vma "$R_zero" end)" = "$(printf '%#x' $((R_zero + 64 * 4096)))" ]
 	[ "$(vma "$R_zero" pages)" = 16 ]
-	finish_victim "ok usr1=1 pending=none"
+	# -z carries them too (the 32 written and the zero pages read; the
+	# image streams without reading ahead), and the restore is intact
+	"$BIN/rf-snap" -z "$VPID" > "$D/zimg"
+	"$BIN/rf-restore" -n < "$D/zimg" > "$D/z.json"
+	zpages=$(jq -r --arg a "$R_zero" '.vmas[] | select(.start == $a) | .pages' "$D/z.json")
+	[ "$zpages" -ge 32 ]
+	[ "$(jq '[.vmas[].pages] | add' "$D/z.json")" -gt "$(jq '[.vmas[].pages] | add' "$D/m.json")" ]
+	kill -KILL "$VPID"
+	wait "$VPID" || true
+	VPID=
+	run --separate-stderr timeout 20 "$BIN/rf-restore" -w < "$D/zimg"
+	[ "$status" -eq 0 ]
+	[ "$(tail -1 "$VOUT")" = "ok usr1=1 pending=none" ]
 }
 
 @test "rf-snap: a private file mapping carries only its written page" {

@@ -406,8 +406,8 @@ ship(const struct job *j, char *token, struct rfp_str *why)
 	rfp_num(&tstr, rfp_cfg.timeout);
 	i = 0;
 	snargv[i++] = "rf-snap";
-	if (j->cpid > 0)
-		snargv[i++] = "-u";	/* under our filter: it cannot be suspended */
+	/* the image streams from its first page (a fork: time over size) */
+	snargv[i++] = j->cpid > 0 ? "-zu" : "-z";	/* -u: under our filter */
 	snargv[i++] = pidstr.s;
 	snargv[i] = NULL;
 	i = 0;
