@@ -1,7 +1,8 @@
 /*
  * rf-server - the per-host daemon: authenticates peers, takes their images
  * and starts the processes through rf-restore.  One child per connection;
- * the parent only accepts, reaps and stops.  docs/PROTOCOL.md.
+ * the parent only accepts, reaps and stops.  A fork connection's child stays
+ * as long as the remote child's tree, which dies with it.  docs/PROTOCOL.md.
  */
 #include <err.h>
 #include <errno.h>
