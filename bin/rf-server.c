@@ -33,7 +33,7 @@
 #include "rf_net.h"
 #include "rf_restore.h"
 
-#define MAXPEERS 64
+#define MAXPEERS 1024	/* connections at once: a remote child holds one for its life */
 
 static int timeout_ms = RF_TIMEOUT_MS;
 static int allow_root;

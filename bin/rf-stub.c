@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +105,19 @@ die_like(int status)
 	exit(128 + sig);
 }
 
+/* The remote child cannot be reached: say why, and die of SIGKILL. */
+static void __attribute__((noreturn, format(printf, 1, 2)))
+lost(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vwarnx(fmt, ap);
+	va_end(ap);
+	die_like(SIGKILL);
+	exit(RF_EX_SOFTWARE);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -152,19 +166,21 @@ main(int argc, char *argv[])
 	} else {
 		/* Dial, prove the key, present the token: the connection is the child's. */
 		signal(SIGPIPE, SIG_IGN);
+		/* The child runs there, or will never run: a stub that cannot
+		   reach it has lost it, and dies as a lost child does. */
 		if (rf_key_load(kpath, &key, &e) == -1)
-			errx(e.code, "%s", e.msg);
+			lost("%s", e.msg);
 		if ((conn = rf_dial(argv[0], RF_TIMEOUT_MS, &e)) == -1)
-			errx(e.code, "%s", e.msg);
+			lost("%s", e.msg);
 		if (rf_chan_client(&c, conn, &key, &e) == -1)
-			errx(e.code, "%s: %s", argv[0], e.msg);
+			lost("%s: %s", argv[0], e.msg);
 		rf_key_wipe(&key);
 		j = json_pack("{s:s,s:s}", "op", "stub", "token", argv[1]);
 		if (rf_chan_send_json(&c, RF_FR_REQ, j, &e) == -1)
-			errx(e.code, "%s: %s", argv[0], e.msg);
+			lost("%s: %s", argv[0], e.msg);
 		json_decref(j);
 		if ((j = rf_xfer_answer(&c, &peer, &e)) == NULL)
-			errx(e.code, "%s: %s", argv[0], e.msg);
+			lost("%s: %s", argv[0], e.msg);
 		json_decref(j);
 		/* librfork's setting (rf-run(1)) says how soon a dead host must show. */
 		dead = RF_TIMEOUT_MS;

@@ -439,7 +439,7 @@ fill_args(struct build *b)
 	a->rseq_len = p->rseq_len;
 	a->rseq_flags = p->rseq_flags;
 	a->rseq_sig = p->rseq_sig;
-	a->drop_caps = rs->keepcap;
+	a->drop_caps = rs->keepcap || rs->dropcaps;
 	memcpy(a->rlim, rs->rlim, sizeof(a->rlim));
 	a->mm.start_code = p->mm.start_code;
 	a->mm.end_code = p->mm.end_code;

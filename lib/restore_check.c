@@ -59,6 +59,19 @@ have_cap(int cap)
 	return d[cap / 32].effective >> (cap % 32) & 1;
 }
 
+/* Do we hold any capability at all (permitted)? */
+static int
+any_cap(void)
+{
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2];
+
+	memset(d, 0, sizeof(d));
+	if (syscall(SYS_capget, &h, d) == -1)
+		return 1;
+	return (d[0].permitted | d[1].permitted) != 0;
+}
+
 static const char *
 vma_label(const struct rf_vma *v)
 {
@@ -336,6 +349,12 @@ check_creds(struct rf_restore *rs, const struct rf_proc *p, struct rf_err *e)
 	rs->keepcap = (rs->want_exe || rs->keepadmin) && rs->setcreds && p->uid[0] &&
 	    p->uid[1] && p->uid[2];
 	rs->keepadmin = rs->keepadmin && rs->keepcap;
+	/*
+	 * Never more privilege: a non-root image restored without a change of
+	 * uid (in a user namespace of its uid, say, where we hold every
+	 * capability) must not keep ours.  The blob drops them last.
+	 */
+	rs->dropcaps = !rs->setcreds && p->uid[0] && p->uid[1] && p->uid[2] && any_cap();
 	return 0;
 }
 

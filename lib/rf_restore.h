@@ -80,6 +80,8 @@ struct rf_restore {
 	int want_exe;			/* may set /proc/PID/exe (PR_SET_MM_MAP) */
 	int keepcap;			/* hold CAP_CHECKPOINT_RESTORE for that */
 	int keepadmin;			/* and CAP_SYS_ADMIN for the filter (-C) */
+	int dropcaps;			/* a non-root image restored by a process with
+					   capabilities but its uid (a user namespace's) */
 	uint64_t host_vdso, host_vdso_len, host_vdso_part[3];
 	uint64_t img_vdso;		/* 0: the image has no vdso block */
 	uint64_t *busy;			/* our own mappings, start/end pairs */

@@ -180,3 +180,35 @@ EOF
 	run "$BIN/rf-send" -c 5 127.0.0.1
 	[ "$status" -eq 64 ]
 }
+
+@test "rfork-tree: an unprivileged server (nobody, user namespace): grandchildren too, and no capability the program lacked" {
+	local as=(setpriv --reuid=nobody --regid=nogroup --clear-groups) slog=$TDIR/nobody.log spid
+	cp "$KEY" "$TDIR/nkey"
+	chown nobody "$TDIR/nkey"
+	bgin 2 "${as[@]}" "$BIN/rf-server" -l "$(addr 2):7079" -t 3 -k "$TDIR/nkey" 2> "$slog"
+	spid=$BGPID
+	wait_line "$slog" "listening on"
+	inh 1 "${as[@]}" env RFTEST_MARK="$MARK" RFORK_POLICY=all "$ROOT/sh/rf-run" \
+	    -k "$TDIR/nkey" -H "$(addr 2):7079" "$TESTS/rforktree" 5 7 > "$OUT" 2> "$ERR" || true
+	cat "$OUT" "$ERR" "$slog"
+	c=$(field "child " 2)
+	g=$(field "grand " 2)
+	[ "$(field "grand " 8)" = "${PFX}2" ]
+	[ "$(field "parent-saw " 3)" = "$g" ]
+	grep -qx "child-saw grand $g exit 5 sigchld [1-9] usr2-from-grand 1" "$OUT"
+	grep -qx "forked $c exit 7" "$OUT"
+	grep -q "fork: pid $g (parent $c) waits for its stub (user namespace)" "$slog"
+	[ ! -s "$ERR" ]
+	# the remote child holds no capability (all in its user namespace before)
+	inh 1 "${as[@]}" env RFTEST_MARK="$MARK" RFORK_POLICY=all "$ROOT/sh/rf-run" \
+	    -k "$TDIR/nkey" -H "$(addr 2):7079" "$PY" -c '
+import os
+if os.fork() == 0:
+    print(*[l.split()[1] for l in open("/proc/self/status") if l.startswith(("CapPrm", "CapEff"))])
+    os._exit(0)
+os.wait()' > "$OUT"
+	[ "$(cat "$OUT")" = "0000000000000000 0000000000000000" ]
+	kill "$spid"
+	wait "$spid" || true
+	none_marked "$MARK"
+}

@@ -66,9 +66,12 @@ rrun() {
 	none_marked "$MARK"
 }
 
-@test "rfork: rf-stub with a token no child waits for fails, and rf-send -F needs -p" {
-	run -66 inh 1 "$BIN/rf-stub" -k "$KEY" "$(addr 2)" 0123456789abcdef0123456789abcdef
+@test "rfork: rf-stub with a token no child waits for, or no server, dies of SIGKILL; rf-send -F needs -p" {
+	# a child that never ran is a child lost: SIGKILL, never an exit code
+	run -137 inh 1 "$BIN/rf-stub" -k "$KEY" "$(addr 2)" 0123456789abcdef0123456789abcdef
 	[[ "$output" == *"no child waits for this token"* ]]
+	run -137 inh 1 "$BIN/rf-stub" -k "$KEY" "$(addr 2):7099" 0123456789abcdef0123456789abcdef
+	[[ "$output" == *"refused"* ]]
 	run -64 inh 1 "$BIN/rf-send" -F 3 -k "$KEY" "$(addr 2)" < /dev/null
 	run -64 inh 1 "$BIN/rf-stub" -k "$KEY" "$(addr 2)"
 }
