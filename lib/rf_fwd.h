@@ -256,7 +256,9 @@ int rf_fwd_path_local(const char *path, const char *const *local);
  * so that getpid/getppid/gettid in the child are native and right.  Falls back
  * to a new user namespace when not privileged.  fn runs in the proxy (it
  * must spawn the child with rf_fwdns_child); the call returns in the caller
- * with the init's pid, which exits with the proxy's status.
+ * with the init's pid, which exits with the proxy's status.  The init dies
+ * with the caller (PR_SET_PDEATHSIG, which follows the calling thread: the
+ * caller must be single-threaded).
  */
 pid_t rf_fwdns_spawn(pid_t ppid, int (*fn)(void *), void *arg, int *userns);
 /* In the proxy: clone the child with pid cpid; returns its pid, 0 in it. */
