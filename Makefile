@@ -47,7 +47,7 @@ build/bin/%: bin/%.c build/librf.a $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $< build/librf.a $(LDLIBS)
 
-build/tests/%: tests/victims/%.c
+build/tests/%: tests/victims/%.c tests/victims/victim.h
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 -O1 -g -Wall -D_GNU_SOURCE -o $@ $< -lm
 
@@ -76,7 +76,7 @@ build/tests/forkwire: tests/forkwire.c build/librf.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $< build/librf.a $(LDLIBS)
 
-build/bench/%: bench/%.c build/librf.a
+build/bench/%: bench/%.c bench/bench.h build/librf.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $< build/librf.a $(LDLIBS)
 

@@ -13,23 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <bsd/stdlib.h>
-
-static double
-now(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-static int
-cmpd(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
+#include "bench.h"
 
 static void
 report(const char *label, const char *what, double *lat, int n)

@@ -25,25 +25,9 @@
 #include <unistd.h>
 #include <bsd/stdlib.h>
 #include "rf_fwd.h"
+#include "bench.h"
 
 #define CHUNK (64 << 10)
-
-static double
-now(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-static int
-cmpd(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 /* One line: p50, p99 and mean of n latencies in seconds, as microseconds. */
 static void

@@ -22,25 +22,9 @@
 #include <unistd.h>
 #include <bsd/stdlib.h>
 #include <bsd/string.h>
+#include "bench.h"
 
 #define CHUNK (64 << 10)
-
-static double
-now(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-static int
-cmpd(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 static void
 parse(const char *s, struct sockaddr_in *a)

@@ -22,25 +22,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <bsd/stdlib.h>
+#include "bench.h"
 
 #define CHUNK (64 << 10)
-
-static double
-now(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-static int
-cmpd(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 /* KEY p50 p99 mean min, in microseconds. */
 static void

@@ -31,38 +31,12 @@
 #include <sys/shm.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "victim.h"
 
 extern char **environ;
 pid_t _Fork(void);
 
 static volatile sig_atomic_t exited, stopped;
-
-static void
-say(const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if (write(1, buf, n) != n)
-		_exit(99);
-}
-
-static void __attribute__((noreturn))
-bad(const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	say("BAD %s\n", buf);
-	exit(1);
-}
 
 static void
 on_chld(int sig, siginfo_t *si, void *uc)

@@ -19,38 +19,12 @@
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "victim.h"
 
 #define ALTSZ (64 << 10)
 
 static char altstack[ALTSZ];
 static volatile sig_atomic_t got, onstack, chld;
-
-static void
-say(const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if (write(1, buf, n) != n)
-		_exit(99);
-}
-
-static void __attribute__((noreturn))
-bad(const char *fmt, ...)
-{
-	char buf[400];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	say("BAD %s (pid %d)\n", buf, getpid());
-	_exit(1);
-}
 
 static void
 on_usr1(int sig, siginfo_t *si, void *uc)

@@ -27,35 +27,9 @@
 #include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "victim.h"
 
 static volatile sig_atomic_t chld, usr2, term, usr1;
-
-static void
-say(const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if (write(1, buf, n) != n)
-		_exit(99);
-}
-
-static void __attribute__((noreturn))
-bad(const char *fmt, ...)
-{
-	char buf[400];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	say("BAD %s (pid %d)\n", buf, getpid());
-	_exit(1);
-}
 
 static void
 on_sig(int sig)
