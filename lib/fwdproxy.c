@@ -1621,18 +1621,112 @@ native:
 	return 0;
 }
 
+/*
+ * The child's children on this host, from every thread's children list:
+ * pidfds (by their pids in this namespace) into fds; 1 if one is a zombie.
+ */
+static int
+local_kids(struct px *p, int *fds, size_t max, size_t *n)
+{
+	char path[320], buf[4096], st[512], *s, *end, *q;
+	struct dirent *t;
+	DIR *d;
+	long kid, nspid;
+	ssize_t k;
+	int fd, zombie = 0;
+
+	*n = 0;
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)p->hostpid);
+	if ((d = opendir(path)) == NULL)
+		return 0;
+	while ((t = readdir(d)) != NULL) {
+		if (t->d_name[0] < '0' || t->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/children", (int)p->hostpid,
+		    t->d_name);
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+			continue;
+		k = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (k <= 0)
+			continue;
+		buf[k] = '\0';
+		for (s = buf; (kid = strtol(s, &end, 10)) > 0 && end != s; s = end) {
+			snprintf(path, sizeof(path), "/proc/%ld/stat", kid);
+			if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+				continue;
+			k = read(fd, st, sizeof(st) - 1);
+			close(fd);
+			st[k > 0 ? k : 0] = '\0';
+			if ((q = strrchr(st, ')')) != NULL && q[1] == ' ' && q[2] == 'Z')
+				zombie = 1;
+			snprintf(path, sizeof(path), "/proc/%ld/status", kid);
+			if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+				continue;
+			k = read(fd, st, sizeof(st) - 1);
+			close(fd);
+			st[k > 0 ? k : 0] = '\0';
+			nspid = 0;
+			if ((q = strstr(st, "\nNSpid:")) != NULL)
+				for (q += 7; *q != '\0' && *q != '\n'; q = end)
+					if ((nspid = strtol(q, &end, 10)) == 0 && end == q)
+						break;
+			if (*n < max && nspid > 0 &&
+			    (fd = syscall(SYS_pidfd_open, (pid_t)nspid, 0)) >= 0)
+				fds[(*n)++] = fd;
+		}
+	}
+	closedir(d);
+	return zombie;
+}
+
+/* The home wait's answer written into the caller, as the kernel would. */
+static int
+wait_result(struct px *p, struct seccomp_notif *n, int id, struct rf_fwd_msg *rep)
+{
+	uint64_t *a = (uint64_t *)n->data.args;
+	struct rusage ru;
+	int status, r = 0;
+
+	if (rep->a[0] >= 0) {
+		if (id) {
+			if (a[2] != 0 && rep->dlen > 0)
+				r = wmem(p, n->pid, a[2], p->buf, rep->dlen);
+			memset(&ru, 0, sizeof(ru));
+			if (r == 0 && a[4] != 0)
+				r = wmem(p, n->pid, a[4], &ru, sizeof(ru));
+		} else {
+			status = (int)rep->a[1];
+			if (rep->a[0] > 0 && a[1] != 0)
+				r = wmem(p, n->pid, a[1], &status, sizeof(status));
+			if (r == 0 && a[3] != 0 && rep->dlen == sizeof(ru))
+				r = wmem(p, n->pid, a[3], p->buf, sizeof(ru));
+		}
+		if (r < 0)
+			rep->a[0] = r;
+	}
+	result(p, n->id, rep->a[0]);
+	return 0;
+}
+
+/*
+ * wait4, waitid.  A child of this host is waited for here; any other pid
+ * at home (the stub's children: the grandchildren).  A wait for any child
+ * when there are both: a zombie here answers at once; else home, without
+ * waiting; else both are watched (the local ones by pidfd while the home
+ * wait blocks) and whichever ends first answers.
+ */
 static int
 do_wait(struct px *p, struct seccomp_notif *n, int id)
 {
 	struct rf_fwd_msg m, rep;
 	uint64_t *a = (uint64_t *)n->data.args;
-	struct rusage ru;
-	int status, r = 0;
+	struct pollfd w[64];
+	int kf[64], opts = id ? (int)a[3] : (int)a[2], any, z;
+	size_t nk = 0, i;
 
-	/* Children started here are waited for here (see docs/FORK.md). */
-	if (id ? (((int)a[0] == P_PID && local_pid(p, (int)a[1], 0)) ||
-	    ((int)a[0] != P_PID && local_children(p))) :
-	    (((int)a[0] > 0 && local_pid(p, (int)a[0], 0)) || ((int)a[0] <= 0 && local_children(p)))) {
+	any = id ? (int)a[0] != P_PID : (int)a[0] <= 0;
+	if (!any && (id ? local_pid(p, (int)a[1], 0) : local_pid(p, (int)a[0], 0))) {
 		cont(p, n->id);
 		return 0;
 	}
@@ -1640,27 +1734,56 @@ do_wait(struct px *p, struct seccomp_notif *n, int id)
 		req(&m, RF_FWD_WAIT, 1, (int)a[0], (int)a[1], (int)a[3], 0);
 	else
 		req(&m, RF_FWD_WAIT, 0, (int)a[0], (int)a[2], 0, 0);
-	if (call(p, &m, NULL, &rep, p->buf, 256) == -1)
-		return -1;
-	if (rep.a[0] >= 0) {
-		if (id) {
-			if (a[2] != 0 && rep.dlen > 0)
-				r = wmem(p, n->pid, a[2], p->buf, rep.dlen);
-			memset(&ru, 0, sizeof(ru));
-			if (r == 0 && a[4] != 0)
-				r = wmem(p, n->pid, a[4], &ru, sizeof(ru));
-		} else {
-			status = (int)rep.a[1];
-			if (rep.a[0] > 0 && a[1] != 0)
-				r = wmem(p, n->pid, a[1], &status, sizeof(status));
-			if (r == 0 && a[3] != 0 && rep.dlen == sizeof(ru))
-				r = wmem(p, n->pid, a[3], p->buf, sizeof(ru));
-		}
-		if (r < 0)
-			rep.a[0] = r;
+	if (!any || !local_children(p)) {
+		if (call(p, &m, NULL, &rep, p->buf, 256) == -1)
+			return -1;
+		return wait_result(p, n, id, &rep);
 	}
-	result(p, n->id, rep.a[0]);
+	z = local_kids(p, kf, 64, &nk);
+	if (z || (opts & (WUNTRACED | WCONTINUED | WNOWAIT)))
+		goto native;
+	/* home, without waiting */
+	m.a[id ? 2 : 1] = opts | WNOHANG;
+	if (call(p, &m, NULL, &rep, p->buf, 256) == -1)
+		goto lost;
+	if (rep.a[0] > 0 || (id && rep.a[0] == 0 && rep.dlen >= 16 &&
+	    ((siginfo_t *)p->buf)->si_pid != 0)) {
+		for (i = 0; i < nk; i++)
+			close(kf[i]);
+		return wait_result(p, n, id, &rep);
+	}
+	if (rep.a[0] == -ECHILD || (opts & WNOHANG))
+		goto native;
+	/* both sides: the first to end answers */
+	for (i = 0; i < nk; i++)
+		w[i] = (struct pollfd){ kf[i], POLLIN, 0 };
+	m.a[id ? 2 : 1] = opts;
+	p->watch = w;
+	p->nwatch = nk;
+	p->watched = 0;
+	if (call(p, &m, NULL, &rep, p->buf, 256) == -1) {
+		p->watch = NULL;
+		p->nwatch = 0;
+		goto lost;
+	}
+	p->watch = NULL;
+	p->nwatch = 0;
+	if (p->watched) {
+		p->watched = 0;
+		goto native;
+	}
+	for (i = 0; i < nk; i++)
+		close(kf[i]);
+	return wait_result(p, n, id, &rep);
+native:
+	for (i = 0; i < nk; i++)
+		close(kf[i]);
+	cont(p, n->id);
 	return 0;
+lost:
+	for (i = 0; i < nk; i++)
+		close(kf[i]);
+	return -1;
 }
 
 static int

@@ -157,6 +157,40 @@ EOF
 	only_server 3
 }
 
+@test "rfork-tree: a wait for any child in a remote child with children on its host and at home: the first to end answers" {
+	cat > "$TDIR/mixwait.py" <<'EOF'
+import os, subprocess, time
+# the remote child: a child of its own host (posix_spawn stays local) and a
+# remote grandchild; wait() for any must give the first to end, each once
+if os.fork() == 0:
+    sp = subprocess.Popen(["sleep", "0.6"])
+    g = os.fork()
+    if g == 0:
+        time.sleep(0.1)
+        os._exit(3)
+    order = []
+    for _ in range(2):
+        pid, st = os.wait()
+        who = "grand" if pid == g else "local" if pid == sp.pid else "other"
+        order.append("%s %d" % (who, os.waitstatus_to_exitcode(st)))
+    # and once both are reaped, nothing is left to wait for, here or at home
+    try:
+        os.wait()
+        order.append("a third")
+    except ChildProcessError:
+        order.append("ECHILD")
+    print(" then ".join(order), flush=True)
+    os._exit(0)
+os.wait()
+EOF
+	run trun 2 "$PY" "$TDIR/mixwait.py"
+	cat "$OUT" "$ERR"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = "grand 3 then local 0 then ECHILD" ]
+	none_marked "$MARK"
+	only_server 2
+}
+
 @test "rfork-tree: the grandchild's host refuses: it is born on the child's host instead; the new stub at home ends unseen" {
 	# host 3 answers on 7077 only: port 7079 refuses at once
 	inh 1 env RFTEST_MARK="$MARK" RFORK_POLICY=all "$ROOT/sh/rf-run" -k "$KEY" \
