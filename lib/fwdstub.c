@@ -620,6 +620,19 @@ do_poll(struct stub *s, const struct rf_fwd_msg *m, size_t *outlen)
 
 /* --- a remote child's fork (docs/FORK.md "Grandchildren") --- */
 
+/* The grandchild waits for a stub that cannot come: to its parent it is a
+   child lost, as when a stub's connection ends (SIGKILL, not an exit code). */
+static void __attribute__((noreturn))
+lost_child(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigprocmask(SIG_SETMASK, &set, NULL);
+	kill(getpid(), SIGKILL);
+	_exit(RF_EX_OSERR);
+}
+
 /*
  * In the new stub: wait for STUBGO's word, put the family's files at the
  * child's numbers (nothing else open), take its cwd, and become a stub of
@@ -649,7 +662,7 @@ newstub_run(struct stub *s, struct famtab *f, int go, const int *cloexec, size_t
 	token++;
 	/* Every fd open now is below hi; the copies go above. */
 	if ((dir = opendir("/proc/self/fd")) == NULL)
-		_exit(RF_EX_OSERR);
+		lost_child();
 	while ((d = readdir(dir)) != NULL)
 		if ((fd = atoi(d->d_name)) >= hi)
 			hi = fd + 1;
@@ -657,26 +670,26 @@ newstub_run(struct stub *s, struct famtab *f, int go, const int *cloexec, size_t
 	if ((size_t)hi < f->nmap)
 		hi = f->nmap;
 	if ((copy = calloc(f->nmap ? f->nmap : 1, sizeof(int))) == NULL)
-		_exit(RF_EX_OSERR);
+		lost_child();
 	for (i = 0; i < f->nmap; i++) {
 		copy[i] = -1;
 		if (f->map[i] >= 0 && (copy[i] = fcntl(f->map[i], F_DUPFD_CLOEXEC, hi)) == -1)
-			_exit(RF_EX_OSERR);
+			lost_child();
 	}
 	if (f->cwd >= 0 && fchdir(f->cwd) == -1)
-		_exit(RF_EX_OSERR);
+		lost_child();
 	(void)s;
 	syscall(SYS_close_range, 0, hi - 1, 0);
 	for (i = 0; i < f->nmap; i++)
 		if (copy[i] >= 0) {
 			if (dup2(copy[i], i) == -1)
-				_exit(RF_EX_OSERR);
+				lost_child();
 			k++;
 		}
 	syscall(SYS_close_range, hi, ~0U, 0);
 	(void)k;
 	s->o->respawn(s->o->arg, msg, token, cloexec, ncloexec);
-	_exit(RF_EX_OSERR);
+	lost_child();
 }
 
 /* FORKSTUB: a new stub, our child (so its pid is the grandchild's, and
