@@ -1,9 +1,10 @@
 #!/usr/bin/env bats
 # librfork.so, the fork wrapper (lib/preload/): policy, the shared-memory
-# rule, the local fallback, and the decision path up to rf-stub.  The remote
-# side (rf-send --fork, the server's fork op) is not built yet: a dead host
-# exercises the fallback, tests/fake-rf-send and build/tests/fakestub the
-# decision.  Each fork that tries the remote path and stays local logs one line.
+# rule, the local fallback, and the decision path up to rf-stub, on this host
+# alone: a dead host exercises the fallback, tests/fake-rf-send and
+# build/tests/fakestub the decision, build/tests/forkwire a remote side here.
+# Each fork that tries the remote path and stays local logs one line.
+# Real remote forks between test hosts: tests/rfork.bats, tests/rfork-tree.bats.
 
 bats_require_minimum_version 1.5.0
 load helpers
