@@ -58,7 +58,7 @@ build/demo/%: demo/%.c config.mk
 
 build/tests/reaper: tests/reaper.c
 	@mkdir -p $(@D)
-	$(CC) -std=gnu11 -O1 -Wall -D_GNU_SOURCE -o $@ $<
+	$(CC) -std=gnu11 -O1 -Wall -D_GNU_SOURCE -o $@ $< -lbsd
 
 build/tests/imgtool: tests/imgtool.c build/librf.a
 	@mkdir -p $(@D)

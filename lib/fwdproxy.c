@@ -1725,6 +1725,14 @@ do_wait(struct px *p, struct seccomp_notif *n, int id)
 	int kf[64], opts = id ? (int)a[3] : (int)a[2], any, z;
 	size_t nk = 0, i;
 
+	/* Only the child itself has children at home: what it started here
+	   (a shell's subshell, rf-snap) waits for its own, here. */
+	if ((pid_t)n->pid != p->child &&
+	    (syscall(SYS_kcmp, n->pid, p->child, KCMP_VM, 0, 0) != 0 ||
+	    syscall(SYS_kcmp, n->pid, p->child, KCMP_FILES, 0, 0) != 0)) {
+		cont(p, n->id);
+		return 0;
+	}
 	any = id ? (int)a[0] != P_PID : (int)a[0] <= 0;
 	if (!any && (id ? local_pid(p, (int)a[1], 0) : local_pid(p, (int)a[0], 0))) {
 		cont(p, n->id);
