@@ -58,8 +58,9 @@ static void
 respawn(void *arg, const char *host, const char *token, const int *cloexec, size_t n)
 {
 	const char *kpath = arg;
-	char *argv[10], *list = NULL, num[16];
+	char *argv[10], *list = NULL, num[16], self[PATH_MAX];
 	size_t i, len = 0;
+	ssize_t sl;
 	int k = 0;
 
 	if (n > 0 && (list = calloc(n, sizeof(num))) == NULL)
@@ -80,6 +81,11 @@ respawn(void *arg, const char *host, const char *token, const int *cloexec, size
 	argv[k++] = (char *)host;
 	argv[k++] = (char *)token;
 	argv[k] = NULL;
+	/* by its path, not /proc/self/exe: ps and /proc/PID/comm say rf-stub */
+	if ((sl = readlink("/proc/self/exe", self, sizeof(self) - 1)) > 0) {
+		self[sl] = '\0';
+		execv(self, argv);
+	}
 	execv("/proc/self/exe", argv);
 	free(list);
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
-# The workers step of `make demo` (sh/demo step 3): demo/workers under rf-run
-# in host 1 forks 4 workers onto hosts 2 and 3, round robin; they report host,
-# pid, ppid and a partial sum over their pipes and the parent waits for them.
+# The remote-fork steps of `make demo` (sh/demo steps 3 and 4): demo/workers
+# under rf-run in host 1 forks 4 workers onto hosts 2 and 3, round robin; they
+# report host, pid, ppid and a partial sum over their pipes and the parent waits
+# for them.  demo/generations.py: remote children forking in turn.
 
 load net
 load helpers
@@ -96,4 +97,25 @@ row() {
 	[[ "$output" == "usage: workers"* ]]
 	run -64 "$ROOT/build/demo/workers" 17
 	run -64 "$ROOT/build/demo/workers" 2 2
+}
+
+@test "demo: four generations of python forks, each remote one under its parent's stub in host 1" {
+	run inh 1 env RFTEST_MARK="$MARK" "$ROOT/sh/rf-run" -k "$KEY" -H "$(addr 2),$(addr 3)" \
+	    /usr/bin/python3 "$ROOT/demo/generations.py"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	grep -q "^gen 0: pid [0-9]* on ${PFX}1$" <<<"$output"
+	grep -q "^gen 1: pid [0-9]*, parent [0-9]*, on ${PFX}2$" <<<"$output"
+	grep -q "^gen 2: pid [0-9]*, parent [0-9]*, on ${PFX}3$" <<<"$output"
+	grep -q "^gen 3: pid [0-9]*, parent [0-9]*, on ${PFX}2$" <<<"$output"
+	# each generation's parent is the one before, and so is its stub's in host 1
+	for n in 1 2 3; do
+		pid=$(sed -n "s/^gen $n: pid \([0-9]*\), parent \([0-9]*\),.*/\1/p" <<<"$output")
+		ppid=$(sed -n "s/^gen $n: pid \([0-9]*\), parent \([0-9]*\),.*/\2/p" <<<"$output")
+		prev=$(sed -n "s/^gen $((n - 1)): pid \([0-9]*\)[, ].*/\1/p" <<<"$output")
+		[ "$ppid" = "$prev" ]
+		grep -q "$pid (rf-stub, parent $ppid)" <<<"$output"
+		grep -q "^gen $((n - 1)): my child $pid ended with $n$" <<<"$output"
+	done
+	none_marked "$MARK"
 }
