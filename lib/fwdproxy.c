@@ -473,31 +473,6 @@ deliverable(struct px *p, pid_t tid)
 static struct fam *family_find(struct px *p, pid_t tid);
 
 /*
- * A reply often comes within microseconds: look for it a little before
- * sleeping, since waking on another CPU costs far more here.  1 if one of
- * pf is ready; every revents is set, as by poll.
- */
-static int
-spin_for(struct pollfd *pf, nfds_t n)
-{
-	static long us = -1;
-	struct timespec t0, t;
-	const char *v;
-
-	if (us < 0)
-		us = (v = getenv("RFORK_SPIN_US")) != NULL ? atol(v) : 50;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (;;) {
-		if (poll(pf, n, 0) > 0)
-			return 1;
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		if ((t.tv_sec - t0.tv_sec) * 1000000 + (t.tv_nsec - t0.tv_nsec) / 1000 >= us)
-			return 0;
-		sched_yield();
-	}
-}
-
-/*
  * While one thread's call waits at home, another's call on a local fd must
  * not wait behind it (a thread writing to a local pipe that the waiting
  * poll watches, say): such calls are let through at once; anything else is
@@ -591,7 +566,7 @@ again:
 			for (i = 0; !cancelled && i < p->nwatch && npf < sizeof(pf) / sizeof(*pf); i++)
 				pf[npf++] = p->watch[i];
 			nw = npf;
-			r = !slow && !cancelled && spin_for(pf, npf) ? 1 :
+			r = !slow && !cancelled && rf_fwd_spin(pf, npf) ? 1 :
 			    poll(pf, npf, cancelled ? -1 : slow ? 20 : 1);
 			if (r == 0 && !slow) {
 				slow = 1;
@@ -2683,7 +2658,7 @@ rf_proxy_serve(const struct rf_fwd_io *io, const struct rf_proxy_opts *o, int *s
 			}
 		}
 		/* the child's next call (a stream of writes) or a message */
-		r = spin_for(pf, npf) ? 1 : poll(pf, npf, timeout);
+		r = rf_fwd_spin(pf, npf) ? 1 : poll(pf, npf, timeout);
 		if (r == -1) {
 			if (errno == EINTR)
 				continue;

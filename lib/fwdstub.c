@@ -1041,31 +1041,6 @@ done:
 	return reply(s, m, r, aux, s->obuf, outlen, flags);
 }
 
-/*
- * The next request often follows within microseconds (a stream of writes):
- * look for it a little before sleeping, since waking on another CPU costs
- * far more here.  1 if pf is ready.
- */
-static int
-spin_for(struct pollfd *pf, nfds_t n)
-{
-	static long us = -1;
-	struct timespec t0, t;
-	const char *v;
-
-	if (us < 0)
-		us = (v = getenv("RFORK_SPIN_US")) != NULL ? atol(v) : 50;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (;;) {
-		if (poll(pf, n, 0) > 0)
-			return 1;
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		if ((t.tv_sec - t0.tv_sec) * 1000000 + (t.tv_nsec - t0.tv_nsec) / 1000 >= us)
-			return 0;
-		sched_yield();
-	}
-}
-
 int
 rf_stub_serve(const struct rf_fwd_io *io, const struct rf_stub_opts *o, int *status,
     struct rf_err *e)
@@ -1110,7 +1085,7 @@ rf_stub_serve(const struct rf_fwd_io *io, const struct rf_stub_opts *o, int *sta
 		if (rf_fwd_pending(&s.c) < RF_FWD_HDR && s.connfd >= 0) {
 			pf.fd = s.connfd;
 			pf.events = POLLIN;
-			if (spin_for(&pf, 1) == 0 && ppoll(&pf, 1, NULL, &s.none) == -1) {
+			if (rf_fwd_spin(&pf, 1) == 0 && ppoll(&pf, 1, NULL, &s.none) == -1) {
 				if (errno == EINTR)
 					continue;
 				break;

@@ -161,6 +161,10 @@ int rf_fwd_recv_hdr(struct rf_fwd_conn *c, struct rf_fwd_msg *m);
 int rf_fwd_recv_data(struct rf_fwd_conn *c, void *buf, size_t n);
 /* 1 if the call may wait for long at home (a signal must be able to cut it). */
 int rf_fwd_op_blocks(int op);
+/* Look for the next message a moment before sleeping (RFORK_SPIN_US): 1 if
+   one of pf is ready, revents set as by poll; 0 if the time ran out. */
+struct pollfd;
+int rf_fwd_spin(struct pollfd *pf, unsigned long n);
 /* Bytes already received and not yet consumed. */
 size_t rf_fwd_pending(const struct rf_fwd_conn *c);
 const char *rf_fwd_op_name(int op);
