@@ -209,5 +209,27 @@ rf_sock_longlived(int fd, int dead_ms)
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof(ut));
+	rf_sock_rpc(fd);
 	return 0;
+}
+
+/*
+ * A link of calls and replies, not a stream: no congestion control that
+ * paces.  BBR (a common default) spreads each burst over time from a rate
+ * it measured while the link was idle between calls, and a 64 KiB write's
+ * round trip then waits on the pacer.  Cubic if we may, else reno; if
+ * neither, the default stays (RFORK_TCP_CC overrides, "" keeps it).
+ */
+void
+rf_sock_rpc(int fd)
+{
+	const char *cc = getenv("RFORK_TCP_CC");
+
+	if (cc != NULL) {
+		if (*cc != '\0')
+			setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cc, strlen(cc));
+		return;
+	}
+	if (setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, "cubic", 5) == -1)
+		setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, "reno", 4);
 }

@@ -161,6 +161,8 @@ void rf_chan_fwd_io(struct rf_fwd_io *io, struct rf_chan_io *ci, struct rf_chan 
  * keepalive and TCP_USER_TIMEOUT so that a dead peer is noticed (dead_ms).
  */
 int rf_sock_longlived(int fd, int dead_ms);
+/* A link of small calls and replies: a congestion control that does not pace. */
+void rf_sock_rpc(int fd);
 
 /* uname nodename, for replies and logs. */
 const char *rf_hostname(void);
