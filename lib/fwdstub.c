@@ -16,7 +16,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <bsd/stdlib.h>
@@ -644,7 +643,7 @@ newstub_run(struct stub *s, struct famtab *f, int go, const int *cloexec, size_t
 	char msg[GOMAX + 1], *token;
 	struct dirent *d;
 	DIR *dir;
-	size_t n = 0, i, k = 0;
+	size_t n = 0, i;
 	ssize_t r;
 	int hi = 0, fd, *copy;
 
@@ -678,16 +677,11 @@ newstub_run(struct stub *s, struct famtab *f, int go, const int *cloexec, size_t
 	}
 	if (f->cwd >= 0 && fchdir(f->cwd) == -1)
 		lost_child();
-	(void)s;
 	syscall(SYS_close_range, 0, hi - 1, 0);
 	for (i = 0; i < f->nmap; i++)
-		if (copy[i] >= 0) {
-			if (dup2(copy[i], i) == -1)
-				lost_child();
-			k++;
-		}
+		if (copy[i] >= 0 && dup2(copy[i], i) == -1)
+			lost_child();
 	syscall(SYS_close_range, hi, ~0U, 0);
-	(void)k;
 	s->o->respawn(s->o->arg, msg, token, cloexec, ncloexec);
 	lost_child();
 }

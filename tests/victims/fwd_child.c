@@ -23,20 +23,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
-
-static void
-say(const char *fmt, ...)
-{
-	char buf[4096];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if (write(1, buf, n) != n)
-		_exit(99);
-}
+#include "victim.h"
 
 static void
 on_sig(int sig)

@@ -10,7 +10,7 @@
 static void
 say(const char *fmt, ...)
 {
-	char buf[512];
+	char buf[4096];
 	va_list ap;
 	int n;
 
