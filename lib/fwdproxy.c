@@ -56,6 +56,8 @@
 
 #define F_HOME 0x1
 #define F_CLOEXEC 0x2
+#define F_POST 0x4		/* writes to it may be posted (the stub said so) */
+#define PERR_MAX 16
 
 /*
  * A family: the processes sharing one fd table.  Family 0 is the child's;
@@ -111,6 +113,12 @@ struct px {
 	int fdsock;		/* listening, or -1 */
 	int32_t *lfds;		/* (number, fd flags, our copy) triples */
 	size_t nlfds;
+	/* write-behind: allowed (HELLO), bytes posted and not acknowledged,
+	   errors of posted writes kept for the next call on their number */
+	int post_on;
+	uint64_t posted;
+	struct perr { uint16_t fam; int fd, err; } perr[PERR_MAX];
+	size_t nperr;
 };
 
 /* The syscalls the filter sends to the proxy. */
@@ -327,6 +335,22 @@ home(struct px *p, int64_t fd)
 	return fd >= 0 && (uint64_t)fd < p->f->nfds && (p->f->fds[fd] & F_HOME);
 }
 
+/* The error of a posted write on number fd of family fam, taken (0: none). */
+static int
+perr_take(struct px *p, uint16_t fam, int64_t fd)
+{
+	size_t i;
+	int err;
+
+	for (i = 0; i < p->nperr; i++)
+		if (p->perr[i].fam == fam && p->perr[i].fd == fd) {
+			err = p->perr[i].err;
+			p->perr[i] = p->perr[--p->nperr];
+			return err;
+		}
+	return 0;
+}
+
 static int
 mark(struct px *p, int64_t fd, int flags)
 {
@@ -335,6 +359,9 @@ mark(struct px *p, int64_t fd, int flags)
 
 	if (fd < 0)
 		return -1;
+	/* a number closed or reused: its posted error goes with it */
+	if (p->nperr > 0)
+		perr_take(p, p->f->id, fd);
 	if ((uint64_t)fd >= p->f->nfds) {
 		if (flags == 0)
 			return 0;
@@ -374,9 +401,59 @@ lost(struct px *p, const char *what)
 	return -1;
 }
 
+/* An fd the stub called postable was made non-blocking at home. */
+static void
+revoke_all(struct px *p)
+{
+	size_t i, k;
+
+	for (i = 0; i < p->nfam; i++)
+		for (k = 0; k < p->fams[i]->nfds; k++)
+			p->fams[i]->fds[k] &= ~F_POST;
+}
+
+static struct fam *
+fam_by_id(struct px *p, uint16_t id)
+{
+	size_t i;
+
+	for (i = 0; i < p->nfam; i++)
+		if (p->fams[i]->id == id)
+			return p->fams[i];
+	return NULL;
+}
+
+/* An acknowledgement of posted writes (rf_fwd.h). */
+static void
+on_ack(struct px *p, const struct rf_fwd_msg *m)
+{
+	struct fam *f;
+
+	if (m->flags & RF_FWDF_REVOKE)
+		revoke_all(p);
+	p->posted = (uint64_t)m->a[2] < p->posted ? p->posted - m->a[2] : 0;
+	if (m->a[0] >= 0)
+		return;
+	if (p->o->verbose)
+		fprintf(stderr, "proxy: posted write to fd %lld failed: %s\n", (long long)m->a[1],
+		    strerror(-m->a[0]));
+	if ((f = fam_by_id(p, m->fam)) == NULL || m->a[1] < 0 || (uint64_t)m->a[1] >= f->nfds)
+		return;
+	/* the next write there is synchronous, and fails with this first */
+	f->fds[m->a[1]] &= ~F_POST;
+	perr_take(p, m->fam, m->a[1]);
+	if (p->nperr == PERR_MAX)
+		p->perr[0] = p->perr[--p->nperr];
+	p->perr[p->nperr].fam = m->fam;
+	p->perr[p->nperr].fd = m->a[1];
+	p->perr[p->nperr++].err = -m->a[0];
+}
+
 static int
 on_signal_msg(struct px *p, const struct rf_fwd_msg *m)
 {
+	if (m->flags & RF_FWDF_REVOKE)
+		revoke_all(p);
 	if (m->a[0] >= 1 && m->a[0] <= 64)
 		kill(p->child, (int)m->a[0]);
 	return 0;
@@ -599,8 +676,21 @@ again:
 			on_signal_msg(p, rep);
 			continue;
 		}
+		if (rep->op == RF_FWD_WRITE && (rep->flags & RF_FWDF_POST)) {
+			if (rep->dlen != 0)
+				goto proto;
+			on_ack(p, rep);
+			continue;
+		}
 		if (rep->op != m->op || rep->dlen > cap)
 			goto proto;
+		/* every posted write before the request is done */
+		p->posted = 0;
+		if (rep->flags & RF_FWDF_REVOKE)
+			revoke_all(p);
+		else if ((rep->flags & RF_FWDF_POSTOK) && m->op == RF_FWD_WRITE && p->post_on &&
+		    home(p, m->a[0]))
+			p->f->fds[m->a[0]] |= F_POST;
 		if (rf_fwd_recv_data(&p->c, out, rep->dlen) == -1)
 			return lost(p, rf_fwd_op_name(m->op));
 		if ((rep->flags & RF_FWDF_INTR) && rep->a[0] == -EINTR && p->watched) {
@@ -667,7 +757,8 @@ arm(struct px *p, uint64_t id)
 		}
 		if (r < 0)
 			break;
-		if (mark(p, fd, F_HOME | (cloexec ? F_CLOEXEC : 0)) == -1) {
+		if (mark(p, fd, F_HOME | (cloexec ? F_CLOEXEC : 0) |
+		    (p->post_on && (p->hello[2 * i + 1] & RF_FWD_HELLO_POSTOK) ? F_POST : 0)) == -1) {
 			r = -ENOMEM;
 			break;
 		}
@@ -785,6 +876,90 @@ home_dirfd(int64_t dirfd, const char *path)
 	return path[0] == '/' ? AT_FDCWD : dirfd;
 }
 
+/* --- write-behind (docs/FORK.md "Posted writes") --- */
+
+static int idle_msg(struct px *p);
+
+/* Messages the stub has sent already (acks, signals), taken without waiting. */
+static int
+drain(struct px *p)
+{
+	struct pollfd pf;
+
+	for (;;) {
+		if (rf_fwd_pending(&p->c) < RF_FWD_HDR &&
+		    (p->c.io.pending == NULL || !p->c.io.pending(p->c.io.ctx))) {
+			if (p->connfd < 0)
+				return 0;
+			pf.fd = p->connfd;
+			pf.events = POLLIN;
+			if (poll(&pf, 1, 0) <= 0)
+				return 0;
+		}
+		if (idle_msg(p) == -1)
+			return -1;
+	}
+}
+
+/* A posted write to fd failed at home: this call fails with its error, and
+   raises SIGPIPE as the write would have.  Returns -errno, or 0. */
+static int
+posted_error(struct px *p, struct seccomp_notif *n, int64_t fd, int64_t msgflags)
+{
+	int err;
+
+	if (p->nperr == 0 || (err = perr_take(p, p->f->id, fd)) == 0)
+		return 0;
+	if (err == EPIPE && !(msgflags & MSG_NOSIGNAL))
+		syscall(SYS_tgkill, p->f->pid, n->pid, SIGPIPE);
+	return -err;
+}
+
+/*
+ * A plain, blocking write of count bytes to a home pipe, FIFO or stream
+ * socket may be posted, while what is unacknowledged stays in the window;
+ * anything else (offsets, flags but MSG_NOSIGNAL, O_NONBLOCK, files, ttys)
+ * waits for its result.
+ */
+static int
+can_post(struct px *p, int64_t fd, int pos, int64_t msgflags, uint64_t count)
+{
+	return p->post_on && !pos && (msgflags & ~(int64_t)MSG_NOSIGNAL) == 0 && count > 0 &&
+	    home(p, fd) && (p->f->fds[fd] & F_POST) && count <= RF_FWD_POST_WINDOW &&
+	    p->posted + count <= RF_FWD_POST_WINDOW;
+}
+
+static int
+post(struct px *p, int64_t fd, int64_t msgflags, const void *data, size_t len)
+{
+	struct rf_fwd_msg m;
+
+	req(&m, RF_FWD_WRITE, RF_FWDF_POST, fd, 0, 0, msgflags);
+	m.fam = p->f->id;
+	m.dlen = len;
+	if (p->o->verbose)
+		fprintf(stderr, "proxy: write fd %lld (family %u), posted\n", (long long)fd, m.fam);
+	if (rf_fwd_send(&p->c, &m, data) == -1)
+		return lost(p, "write");
+	p->posted += len;
+	return 0;
+}
+
+/* Before a write: learn what the stub says of earlier ones.  1: answered. */
+static int
+write_first(struct px *p, struct seccomp_notif *n, int64_t fd, int64_t msgflags)
+{
+	int r;
+
+	if (p->posted > 0 && drain(p) == -1)
+		return -1;
+	if ((r = posted_error(p, n, fd, msgflags)) != 0) {
+		resp(p, n->id, 0, r);
+		return 1;
+	}
+	return 0;
+}
+
 /* --- the calls --- */
 
 static int
@@ -813,6 +988,21 @@ do_write(struct px *p, struct seccomp_notif *n, int64_t fd, uint64_t buf, uint64
 	size_t k;
 	int r;
 
+	if ((r = write_first(p, n, fd, msgflags)) != 0)
+		return r < 0 ? -1 : 0;
+	if (can_post(p, fd, pos, msgflags, count)) {
+		r = 0;
+		do {
+			k = count - done > RF_FWD_IO_MAX ? RF_FWD_IO_MAX : count - done;
+			if ((r = rmem(p, n->pid, buf + done, p->buf, k)) < 0)
+				break;
+			if (post(p, fd, msgflags, p->buf, k) == -1)
+				return -1;
+			done += k;
+		} while (done < count);
+		result(p, n->id, done > 0 ? (int64_t)done : r);
+		return 0;
+	}
 	/* Large writes go in pieces, so that a regular file gets them whole. */
 	do {
 		k = count - done > RF_FWD_IO_MAX ? RF_FWD_IO_MAX : count - done;
@@ -866,6 +1056,17 @@ do_vec(struct px *p, struct seccomp_notif *n, int wr, int64_t fd, uint64_t iovp,
 		if (total > 0 && process_vm_readv(n->pid, &l, 1, iov, cnt, 0) != (ssize_t)total) {
 			r = -EFAULT;
 			goto fail;
+		}
+		if ((r = write_first(p, n, fd, msgflags)) != 0) {
+			free(iov);
+			return r < 0 ? -1 : 0;
+		}
+		if (can_post(p, fd, pos, msgflags, total)) {
+			if (post(p, fd, msgflags, p->buf, total) == -1)
+				goto lost;
+			free(iov);
+			result(p, n->id, total);
+			return 0;
 		}
 		req(&m, RF_FWD_WRITE, pos ? RF_FWDF_POS : 0, fd, off, 0, msgflags);
 		m.dlen = total;
@@ -1035,7 +1236,7 @@ do_fcntl(struct px *p, struct seccomp_notif *n)
 			resp(p, n->id, 0, r);
 			return 0;
 		}
-		mark(p, fd, F_HOME | (arg & FD_CLOEXEC ? F_CLOEXEC : 0));
+		p->f->fds[fd] = (p->f->fds[fd] & ~F_CLOEXEC) | (arg & FD_CLOEXEC ? F_CLOEXEC : 0);
 		resp(p, n->id, 0, 0);
 		return 0;
 	case F_GETLK: case F_SETLK: case F_SETLKW:
@@ -1367,9 +1568,15 @@ static int
 do_fdop(struct px *p, struct seccomp_notif *n, int sub, int64_t a1, int64_t a2, int64_t a3)
 {
 	struct rf_fwd_msg m, rep;
+	int r;
 
 	if (!home(p, (int)n->data.args[0])) {
 		cont(p, n->id);
+		return 0;
+	}
+	if ((sub == RF_FDOP_FSYNC || sub == RF_FDOP_FDATASYNC) && (r = posted_error(p, n,
+	    (int)n->data.args[0], MSG_NOSIGNAL)) != 0) {
+		resp(p, n->id, 0, r);
 		return 0;
 	}
 	req(&m, RF_FWD_FDOP, sub, (int)n->data.args[0], a1, a2, a3);
@@ -2536,6 +2743,7 @@ get_hello(struct px *p)
 		return rf_errf(p->e, RF_EX_PROTOCOL, "proxy: bad hello (%s, version %lld)",
 		    rf_fwd_op_name(m.op), (long long)m.a[0]);
 	p->nhello = m.a[3];
+	p->post_on = (m.flags & RF_FWDF_POST) != 0;
 	if ((p->hello = calloc(p->nhello + 1, 8)) == NULL)
 		return rf_errno(p->e, "proxy");
 	if (rf_fwd_recv_data(&p->c, p->hello, m.dlen) == -1)
@@ -2557,6 +2765,10 @@ idle_msg(struct px *p)
 	errno = 0;
 	if (rf_fwd_recv_hdr(&p->c, &m) != 1)
 		return lost(p, "idle");
+	if (m.op == RF_FWD_WRITE && (m.flags & RF_FWDF_POST) && m.dlen == 0) {
+		on_ack(p, &m);
+		return 0;
+	}
 	if (m.op != RF_FWD_SIGNAL || m.dlen != 0) {
 		errno = EPROTO;
 		p->lost = 1;

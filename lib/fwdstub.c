@@ -59,6 +59,13 @@ struct stub {
 	pid_t self;
 	const struct rf_stub_opts *o;
 	struct newstub { pid_t pid; int go; } news[NEWSTUB_MAX];
+	/* write-behind: allowed at all; own fds reported postable; bytes of
+	   posted writes done and not yet acknowledged */
+	int post;
+	int *postfds;
+	size_t npost, cappost;
+	int64_t acked;
+	sigset_t nourg;
 };
 
 static volatile uint64_t sigpend;
@@ -121,15 +128,78 @@ take_urgent(struct stub *s)
 			;
 }
 
+/* --- write-behind --- */
+
+/* A pipe, FIFO or stream socket, blocking: a write to it may be posted. */
+static int
+postable(int fd)
+{
+	struct stat st;
+	socklen_t len = sizeof(int);
+	int fl, type;
+
+	if (fstat(fd, &st) == -1 || (fl = fcntl(fd, F_GETFL)) == -1 || (fl & O_NONBLOCK))
+		return 0;
+	if (S_ISFIFO(st.st_mode))
+		return 1;
+	return S_ISSOCK(st.st_mode) && getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+	    type == SOCK_STREAM;
+}
+
+static void
+post_add(struct stub *s, int fd)
+{
+	size_t i;
+	int *v;
+
+	for (i = 0; i < s->npost; i++)
+		if (s->postfds[i] == fd)
+			return;
+	if (s->npost == s->cappost) {
+		if ((v = reallocarray(s->postfds, s->cappost + 16, sizeof(int))) == NULL)
+			return;
+		s->postfds = v;
+		s->cappost += 16;
+	}
+	s->postfds[s->npost++] = fd;
+}
+
+/*
+ * Before anything that could let the child act on news from home (a reply,
+ * a signal): if another process made a postable fd non-blocking, the proxy
+ * must stop posting, so that EAGAIN stays exact from then on.
+ */
+static int
+revoke_check(struct stub *s)
+{
+	size_t i;
+	int fl, fd;
+
+	for (i = 0; i < s->npost; i++) {
+		fd = s->postfds[i];
+		if ((size_t)fd >= s->nrefs || s->refs[fd] <= 0) {
+			s->postfds[i--] = s->postfds[--s->npost];	/* closed here */
+			continue;
+		}
+		if ((fl = fcntl(fd, F_GETFL)) == -1 || (fl & O_NONBLOCK)) {
+			s->npost = 0;
+			return RF_FWDF_REVOKE;
+		}
+	}
+	return 0;
+}
+
 static int
 reply(struct stub *s, const struct rf_fwd_msg *rq, int64_t ret, int64_t aux,
     const void *data, size_t len, int flags)
 {
 	struct rf_fwd_msg m;
 
+	/* A reply acknowledges every posted write before it. */
+	s->acked = 0;
 	memset(&m, 0, sizeof(m));
 	m.op = rq->op;
-	m.flags = flags;
+	m.flags = flags | revoke_check(s);
 	m.fam = rq->fam;
 	m.dlen = len;
 	m.a[0] = ret;
@@ -151,11 +221,87 @@ send_signals(struct stub *s)
 		p &= ~(1ULL << (sig - 1));
 		memset(&m, 0, sizeof(m));
 		m.op = RF_FWD_SIGNAL;
+		m.flags = revoke_check(s);
 		m.a[0] = sig;
 		if (rf_fwd_send(&s->c, &m, NULL) == -1)
 			return -1;
 	}
 	return 0;
+}
+
+static int
+ack(struct stub *s, int fam, int64_t ret, int64_t num, int64_t bytes)
+{
+	struct rf_fwd_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.op = RF_FWD_WRITE;
+	m.flags = RF_FWDF_POST | revoke_check(s);
+	m.fam = fam;
+	m.a[0] = ret;
+	m.a[1] = num;
+	m.a[2] = bytes;
+	return rf_fwd_send(&s->c, &m, NULL);
+}
+
+/* The successes so far in one ack, when the stub is about to wait. */
+static int
+flush_acks(struct stub *s)
+{
+	int64_t n = s->acked;
+
+	if (n == 0)
+		return 0;
+	s->acked = 0;
+	return ack(s, 0, 0, -1, n);
+}
+
+/*
+ * A posted write: the child was told it is done, so it is done whole, or
+ * its error is reported for the child's next call on the number.  Signals
+ * interrupt it only to be passed on; the proxy's urgent byte (SIGURG) stays
+ * pending for the next call that blocks, which is the one it was meant for.
+ */
+static int
+posted_write(struct stub *s, const struct rf_fwd_msg *m, int fd)
+{
+	struct pollfd pf;
+	size_t done = 0;
+	ssize_t r;
+	int err = fd < 0 ? EBADF : 0;
+
+	sigprocmask(SIG_SETMASK, &s->nourg, NULL);
+	while (err == 0 && done < m->dlen) {
+		if (m->a[3] != 0)
+			r = send(fd, s->ibuf + done, m->dlen - done, (int)m->a[3]);
+		else
+			r = write(fd, s->ibuf + done, m->dlen - done);
+		if (r > 0) {
+			done += r;
+			continue;
+		}
+		if (r == -1 && errno == EINTR) {
+			sigprocmask(SIG_BLOCK, &s->all, NULL);
+			if (send_signals(s) == -1)
+				return -1;
+			sigprocmask(SIG_SETMASK, &s->nourg, NULL);
+		} else if (r == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			/* made non-blocking here since: wait (revoke_check tells) */
+			pf.fd = fd;
+			pf.events = POLLOUT;
+			poll(&pf, 1, -1);
+		} else {
+			err = r == 0 ? EIO : errno;
+		}
+	}
+	sigprocmask(SIG_BLOCK, &s->all, NULL);
+	if (err == 0) {
+		s->acked += m->dlen;
+		return 0;
+	}
+	if (flush_acks(s) == -1)
+		return -1;
+	return ack(s, m->fam, -err, m->a[0], m->dlen);
 }
 
 static int
@@ -333,6 +479,10 @@ hello(struct stub *s, const struct rf_stub_opts *o)
 		for (i = 0; i < o->ncloexec; i++)
 			if (o->cloexec[i] == fd)
 				flags = FD_CLOEXEC;
+		if (s->post && postable(fd)) {
+			flags |= RF_FWD_HELLO_POSTOK;
+			post_add(s, fd);
+		}
 		v[2 * n] = htole32(fd);
 		v[2 * n + 1] = htole32(flags);
 		n++;
@@ -356,6 +506,7 @@ hello(struct stub *s, const struct rf_stub_opts *o)
 		}
 	memset(&m, 0, sizeof(m));
 	m.op = RF_FWD_HELLO;
+	m.flags = s->post ? RF_FWDF_POST : 0;
 	m.a[0] = RF_FWD_VERSION;
 	m.a[1] = getpid();
 	m.a[2] = getppid();
@@ -792,6 +943,11 @@ serve(struct stub *s, const struct rf_fwd_msg *m)
 	char path[64];
 	const char *p;
 
+	if (m->op == RF_FWD_WRITE && (m->flags & RF_FWDF_POST)) {
+		if ((s->cur = fam_get(s, m->fam, 0)) == NULL)
+			s->cur = &s->fam[0];
+		return posted_write(s, m, fam_get(s, m->fam, 0) != NULL ? xlate(s, m->a[0]) : -1);
+	}
 	{
 		struct famtab *f = fam_get(s, m->fam, 0);
 		if (f == NULL) {
@@ -852,6 +1008,12 @@ serve(struct stub *s, const struct rf_fwd_msg *m)
 
 	if ((blocks = rf_fwd_op_blocks(m->op)))
 		sigprocmask(SIG_SETMASK, &s->none, NULL);
+	/* The urgent byte came before the call began (it waited behind a
+	   posted write): the handler has run, the call would not see it. */
+	if (blocks && cancelled) {
+		r = -EINTR;
+		goto done;
+	}
 	switch (m->op) {
 	case RF_FWD_READ:
 		cnt = m->a[1] < 0 ? 0 : m->a[1] > RF_FWD_IO_MAX ? RF_FWD_IO_MAX : m->a[1];
@@ -870,6 +1032,13 @@ serve(struct stub *s, const struct rf_fwd_msg *m)
 			r = send(fd, s->ibuf, m->dlen, m->a[3]);
 		else
 			r = write(fd, s->ibuf, m->dlen);
+		e = errno;
+		if (s->post && !(m->flags & RF_FWDF_POS) && (m->a[3] & ~MSG_NOSIGNAL) == 0 &&
+		    postable(fd)) {
+			flags = RF_FWDF_POSTOK;
+			post_add(s, fd);
+		}
+		errno = e;
 		break;
 	case RF_FWD_LSEEK:
 		r = lseek(fd, m->a[1], m->a[2]);
@@ -1027,7 +1196,7 @@ done:
 	if (blocks)
 		sigprocmask(SIG_BLOCK, &s->all, NULL);
 	if (r == -EINTR && (sigpend != 0 || cancelled))
-		flags = RF_FWDF_INTR;
+		flags |= RF_FWDF_INTR;
 	take_urgent(s);
 	errno = e;
 	if (send_signals(s) == -1)
@@ -1043,6 +1212,7 @@ rf_stub_serve(const struct rf_fwd_io *io, const struct rf_stub_opts *o, int *sta
 	struct rf_fwd_msg m;
 	struct pollfd pf;
 	sigset_t all;
+	const char *v;
 	int r, ret = -1;
 
 	memset(&s, 0, sizeof(s));
@@ -1052,6 +1222,9 @@ rf_stub_serve(const struct rf_fwd_io *io, const struct rf_stub_opts *o, int *sta
 	sigemptyset(&s.none);
 	sigfillset(&all);
 	s.all = all;
+	sigemptyset(&s.nourg);
+	sigaddset(&s.nourg, SIGURG);
+	s.post = (v = getenv("RFORK_WRITE_BEHIND")) == NULL || strcmp(v, "0") != 0;
 	if (rf_fwd_conn_init(&s.c, io) == -1)
 		return rf_errno(e, "stub");
 	if ((s.ibuf = malloc(IBUFSZ)) == NULL || (s.obuf = malloc(RF_FWD_IO_MAX + 64)) == NULL) {
@@ -1075,6 +1248,8 @@ rf_stub_serve(const struct rf_fwd_io *io, const struct rf_stub_opts *o, int *sta
 	for (;;) {
 		take_urgent(&s);
 		if (send_signals(&s) == -1)
+			break;
+		if (rf_fwd_pending(&s.c) < RF_FWD_HDR && flush_acks(&s) == -1)
 			break;
 		if (rf_fwd_pending(&s.c) < RF_FWD_HDR && s.connfd >= 0) {
 			pf.fd = s.connfd;
@@ -1107,5 +1282,6 @@ out:
 		free(s.fam[i].map);
 	free(s.fam);
 	free(s.refs);
+	free(s.postfds);
 	return ret;
 }

@@ -13,7 +13,8 @@
  * The wire (lib/fwd.c) is a byte stream reached through two callbacks, so
  * that the transport may wrap it (encryption): little-endian fixed headers,
  * every length bounded, one request and one reply per call, a few one-way
- * messages (BIND, DROP, EXIT, SIGNAL).
+ * messages (BIND, DROP, EXIT, SIGNAL), and posted writes (RF_FWDF_POST):
+ * a write the proxy answers at once, acknowledged later.
  */
 #ifndef RF_FWD_H
 #define RF_FWD_H
@@ -64,7 +65,7 @@ struct rf_fwd_msg {
 enum rf_fwd_op {
 	RF_FWD_HELLO = 1,	/* stub -> proxy, first: version, pid, ppid, fds */
 	RF_FWD_READ,		/* fd, count, off (RF_FWDF_POS) -> data */
-	RF_FWD_WRITE,		/* fd, off (RF_FWDF_POS); data -> count */
+	RF_FWD_WRITE,		/* fd, off (RF_FWDF_POS), -, msgflags; data -> count */
 	RF_FWD_LSEEK,		/* fd, off, whence */
 	RF_FWD_CLOSE,		/* fd */
 	RF_FWD_OPEN,		/* dirfd, flags, mode; path -> handle */
@@ -98,6 +99,30 @@ enum rf_fwd_op {
 #define RF_FWDF_POS 0x1		/* READ/WRITE at an offset (pread/pwrite) */
 #define RF_FWDF_INTR 0x2	/* reply: a signal to the stub interrupted the call */
 #define RF_FWDF_FDPATH 0x4	/* OPEN: reopen fd a[0] (/dev/fd/N), not a path */
+/*
+ * Write-behind ("posted writes", docs/FORK.md "Posted writes").
+ *   HELLO with POST      the stub allows them (RFORK_WRITE_BEHIND is not 0);
+ *                        an fd whose HELLO flags have RF_FWD_HELLO_POSTOK
+ *                        may be posted to from the start
+ *   WRITE with POST      request with no reply: the stub performs it whole,
+ *                        in order, then may acknowledge it
+ *   WRITE reply w/ POST  the acknowledgement: a[0] 0 (or -errno: the write
+ *                        failed at home, on number a[1]), a[2] the bytes
+ *                        acknowledged.  Successes may be summed into one
+ *                        ack; a reply to any request also acknowledges
+ *                        every posted write before it
+ *   POSTOK               reply to a plain WRITE: that number may be posted
+ *                        to (a pipe, FIFO or stream socket, blocking)
+ *   REVOKE               on any reply, ack or SIGNAL: an fd reported postable
+ *                        no longer is (O_NONBLOCK at home): post to none
+ *                        until told again
+ */
+#define RF_FWDF_POST 0x8
+#define RF_FWDF_POSTOK 0x10
+#define RF_FWDF_REVOKE 0x20
+#define RF_FWD_HELLO_POSTOK 0x10000	/* HELLO fd flags, beside FD_CLOEXEC */
+/* Bytes posted and not yet acknowledged, at most; past it a write is synchronous. */
+#define RF_FWD_POST_WINDOW (2u << 20)
 
 enum { RF_FDOP_FSYNC = 1, RF_FDOP_FDATASYNC, RF_FDOP_FTRUNCATE, RF_FDOP_FCHMOD,
 	RF_FDOP_FCHOWN, RF_FDOP_FLOCK, RF_FDOP_FALLOCATE, RF_FDOP_FADVISE,
