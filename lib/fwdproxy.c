@@ -115,7 +115,7 @@ struct px {
 	size_t nlfds;
 	/* write-behind: allowed (HELLO), bytes posted and not acknowledged,
 	   errors of posted writes kept for the next call on their number */
-	int post_on;
+	int post_on, post_used;
 	uint64_t posted;
 	struct perr { uint16_t fam; int fd, err; } perr[PERR_MAX];
 	size_t nperr;
@@ -942,6 +942,7 @@ post(struct px *p, int64_t fd, int64_t msgflags, const void *data, size_t len)
 	if (rf_fwd_send(&p->c, &m, data) == -1)
 		return lost(p, "write");
 	p->posted += len;
+	p->post_used = 1;
 	return 0;
 }
 
@@ -2923,11 +2924,20 @@ rf_proxy_serve(const struct rf_fwd_io *io, const struct rf_proxy_opts *o, int *s
 	}
 	memset(&m, 0, sizeof(m));
 	m.op = RF_FWD_EXIT;
+	m.flags = p->post_used ? RF_FWDF_POST : 0;
 	m.a[0] = st;
 	if (rf_fwd_send(&p->c, &m, NULL) == -1) {
 		lost(p, "exit");
 		goto out;
 	}
+	/*
+	 * After posted writes, acks may be on their way: closing with unread
+	 * bytes would reset the connection, and the stub would lose the
+	 * writes still queued before EXIT.  It echoes EXIT when done.
+	 */
+	while (p->post_used && rf_fwd_recv_hdr(&p->c, &m) == 1 && m.op != RF_FWD_EXIT)
+		if (m.dlen > 0 && rf_fwd_recv_data(&p->c, p->buf, m.dlen) == -1)
+			break;
 	*status = st;
 	ret = 0;
 	goto out;

@@ -1266,6 +1266,10 @@ rf_stub_serve(const struct rf_fwd_io *io, const struct rf_stub_opts *o, int *sta
 			break;
 		s.ibuf[m.dlen] = '\0';
 		if (m.op == RF_FWD_EXIT) {
+			/* posted writes were made: the proxy waits for this echo
+			   to close without losing them */
+			if ((m.flags & RF_FWDF_POST) && rf_fwd_send(&s.c, &m, NULL) == -1)
+				break;
 			*status = (int)m.a[0];
 			ret = RF_STUB_EXITED;
 			goto out;
