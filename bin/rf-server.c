@@ -365,8 +365,8 @@ do_restore(struct rf_chan *c)
 static const char ctlmsg[] = "remote child";
 
 struct forkw {
-	int img, k, ready, lsock, connfd;
-	pid_t cpid;
+	int img, feed, k, ready, lsock, connfd;
+	pid_t cpid, ppid;
 	char token[TOKEN_LEN + 1];
 	struct rf_fd_supply *sup;	/* [0] the control socket, then "fds" */
 	size_t nsup;
@@ -546,12 +546,24 @@ fork_proxy(void *arg)
 	ro.supply = w->sup;
 	ro.nsupply = w->nsup;
 	ro.fwd = 1;
-	ro.pid = w->cpid;
 	ro.no_root = geteuid() == 0 && !allow_root;
 	conn_fd = -1;
 	close(w->connfd);
-	if (lseek(w->img, 0, SEEK_SET) == -1 || rf_imgr_start(&r, w->img, &p, &e) == -1 ||
-	    rf_restore_check(&rs, &p, &ro, 1, &e) == -1 || rf_restore_run(&rs, &r, &e) == -1 ||
+	close(w->feed);	/* the end of the image is its writer's close */
+	if (rf_imgr_start(&r, w->img, &p, &e) == -1) {
+		proxy_fail(w, "restore: %s", e.msg[0] ? e.msg : strerror(errno));
+		return e.code ? e.code : RF_EX_SOFTWARE;
+	}
+	/* A remote child's fork: the image is of its local copy, the pid the
+	   new stub's at home (docs/FORK.md "Grandchildren"). */
+	if (w->cpid == 0)
+		w->cpid = p.pid;
+	if (w->cpid < 2 || w->cpid == w->ppid) {
+		proxy_fail(w, "pid %d cannot be a child of %d", (int)w->cpid, (int)w->ppid);
+		return RF_EX_DATAERR;
+	}
+	ro.pid = w->cpid;
+	if (rf_restore_check(&rs, &p, &ro, 1, &e) == -1 || rf_restore_run(&rs, &r, &e) == -1 ||
 	    rf_restore_release(&rs, &e) == -1) {
 		proxy_fail(w, "restore: %s", e.msg[0] ? e.msg : strerror(errno));
 		return e.code ? e.code : RF_EX_SOFTWARE;
@@ -570,7 +582,7 @@ fork_proxy(void *arg)
 		return RF_EX_OSERR;
 	}
 	close(pidfd);
-	(void)!write(w->ready, "ready\n", 6);
+	dprintf(w->ready, "ready %d\n", (int)w->cpid);
 	close(w->ready);
 	if (take_stub(w, &c, &e) == -1) {
 		logx("pid %d killed: %s", (int)w->cpid, e.msg);
@@ -598,25 +610,55 @@ fork_proxy(void *arg)
 	return 0;
 }
 
+/*
+ * The image goes to the proxy through a pipe as it arrives, so C is being
+ * rebuilt while the rest still travels (no copy kept here).  A proxy that
+ * gave up early leaves the rest to be read and dropped: the sender hears
+ * the proxy's reason, not a reset.  -1: the stream failed (e says why);
+ * -2: the proxy stopped reading.
+ */
+static int
+feed_image(struct rf_chan *c, int out, uint64_t *bytes, struct rf_err *e)
+{
+	const uint8_t *d;
+	size_t len;
+	int type, r, dropping = 0;
+
+	*bytes = 0;
+	for (;;) {
+		if ((r = rf_chan_recv(c, &type, &d, &len, e)) == -1)
+			return -1;
+		if (r == 0)
+			return rf_errf(e, RF_EX_PROTOCOL, "sender closed the connection after "
+			    "%llu bytes, before the end of the image", (unsigned long long)*bytes);
+		if (type == RF_FR_END)
+			return dropping ? -2 : 0;
+		if (type != RF_FR_DATA)
+			return rf_errf(e, RF_EX_PROTOCOL, "unexpected frame type %d in the image",
+			    type);
+		if (!dropping && rf_writen(out, d, len) == -1)
+			dropping = 1;
+		*bytes += len;
+	}
+}
+
 static int
 do_fork(struct rf_chan *c, json_t *req)
 {
 	struct forkw w;
-	struct rf_proc p = { 0 };
-	struct rf_imgr r;
 	struct rf_err e = { 0 };
 	struct sockaddr_un a;
 	socklen_t alen;
 	struct pollfd pfd;
 	uint8_t rnd[TOKEN_LEN / 2];
-	uint64_t bytes;
-	char buf[600];
+	uint64_t bytes = 0;
+	char buf[600], *end;
 	long t0 = now_ms();
 	json_t *j;
 	ssize_t n;
 	size_t i, len = 0;
 	pid_t init, ppid;
-	int pp[2], userns, st, code;
+	int pp[2], ip[2], userns, st, code, fed;
 
 	/*
 	 * The remote tree dies with this handler (rf_fwdns_spawn), and this
@@ -631,16 +673,13 @@ do_fork(struct rf_chan *c, json_t *req)
 	if (!json_is_integer(json_object_get(req, "k")) || w.k < 0 || w.k > (1 << 20) ||
 	    ppid < 2)
 		return fail(c, RF_EX_PROTOCOL, "fork: bad \"k\" or \"ppid\"");
-	if ((w.img = memfd_create("rf-fork", MFD_CLOEXEC)) == -1)
-		return fail(c, RF_EX_OSERR, "memfd_create: %s", strerror(errno));
-	if (rf_xfer_recv(c, w.img, &bytes, &e) != 0) {
-		logx("fork: aborted after %llu bytes: %s", (unsigned long long)bytes, e.msg);
-		return fail(c, e.code ? e.code : RF_EX_IOERR, "fork: %s",
-		    e.msg[0] ? e.msg : "cannot keep the image");
+	w.ppid = ppid;
+	/* A remote child's fork names its pid; else it is the image's. */
+	if (json_object_get(req, "pid") != NULL) {
+		w.cpid = json_integer_value(json_object_get(req, "pid"));
+		if (!json_is_integer(json_object_get(req, "pid")) || w.cpid < 2)
+			return fail(c, RF_EX_DATAERR, "fork: bad \"pid\"");
 	}
-	if (lseek(w.img, 0, SEEK_SET) == -1 || rf_imgr_start(&r, w.img, &p, &e) == -1)
-		return fail(c, e.code ? e.code : RF_EX_DATAERR, "fork: %s", e.msg);
-	w.cpid = p.pid;
 	if ((w.sup = calloc(1, sizeof(*w.sup))) == NULL)
 		return fail(c, RF_EX_OSERR, "fork: %s", strerror(errno));
 	w.nsup = 1;
@@ -651,51 +690,62 @@ do_fork(struct rf_chan *c, json_t *req)
 		if (take_fds(&w, key, buf, sizeof(buf)) == -1)
 			return fail(c, RF_EX_UNAVAILABLE, "fork: %s", buf);
 	}
-	/* A remote child's fork: the image is of its local copy, the pid the
-	   new stub's at home (docs/FORK.md "Grandchildren"). */
-	if (json_object_get(req, "pid") != NULL) {
-		w.cpid = json_integer_value(json_object_get(req, "pid"));
-		if (!json_is_integer(json_object_get(req, "pid")))
-			w.cpid = 0;
-	}
-	rf_imgr_free(&r);
-	rf_proc_free(&p);
-	if (w.cpid < 2 || w.cpid == ppid)
-		return fail(c, RF_EX_DATAERR, "fork: pid %d cannot be a child of %d",
-		    (int)w.cpid, (int)ppid);
 	randombytes_buf(rnd, sizeof(rnd));
 	for (i = 0; i < sizeof(rnd); i++)
 		snprintf(w.token + 2 * i, 3, "%02x", rnd[i]);
 	stub_addr(&a, &alen, w.token);
 	if ((w.lsock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) == -1 ||
 	    bind(w.lsock, (struct sockaddr *)&a, alen) == -1 || listen(w.lsock, 4) == -1 ||
-	    pipe2(pp, O_CLOEXEC) == -1)
+	    pipe2(pp, O_CLOEXEC) == -1 || pipe2(ip, O_CLOEXEC) == -1)
 		return fail(c, RF_EX_OSERR, "fork: socket: %s", strerror(errno));
+	fcntl(ip[1], F_SETPIPE_SZ, 1 << 20);
+	w.img = ip[0];
+	w.feed = ip[1];
 	w.ready = pp[1];
 	w.connfd = c->fd;
 	init = rf_fwdns_spawn(ppid, fork_proxy, &w, &userns);
 	for (i = 1; i < w.nsup; i++)
 		close(w.sup[i].from);	/* the proxy has its own */
 	free(w.sup);
-	if (init == -1)
+	close(ip[0]);
+	if (init == -1) {
+		close(ip[1]);
 		return fail(c, RF_EX_OSERR, "fork: pid namespace: %s", strerror(errno));
+	}
 	close(pp[1]);
 	close(w.lsock);
-	close(w.img);
+	fed = feed_image(c, ip[1], &bytes, &e);
+	close(ip[1]);
+	if (fed == -1) {
+		kill(init, SIGKILL);
+		waitpid(init, NULL, 0);
+		close(pp[0]);
+		logx("fork: aborted after %llu bytes: %s", (unsigned long long)bytes, e.msg);
+		return fail(c, e.code ? e.code : RF_EX_IOERR, "fork: %s", e.msg);
+	}
 	pfd.fd = pp[0];
 	pfd.events = POLLIN;
 	while (len < sizeof(buf) - 1 && memchr(buf, '\n', len) == NULL &&
 	    poll(&pfd, 1, timeout_ms) > 0 && (n = read(pp[0], buf + len, sizeof(buf) - 1 - len)) > 0)
 		len += n;
 	buf[len] = '\0';
-	close(pp[0]);
-	if (strcmp(buf, "ready\n") != 0) {
-		kill(init, SIGKILL);
-		waitpid(init, &st, 0);
+	if (strncmp(buf, "ready ", 6) != 0 || (w.cpid = strtol(buf + 6, &end, 10)) < 2 ||
+	    *end != '\n') {
+		/* The proxy said why and exits with its code: wait for that a moment. */
+		while (poll(&pfd, 1, timeout_ms) > 0 && read(pp[0], buf + len, 1) > 0)
+			;
+		close(pp[0]);
+		for (i = 0; i < 1000 && waitpid(init, &st, WNOHANG) == 0; i++)
+			usleep(1000);
+		if (i == 1000) {
+			kill(init, SIGKILL);
+			waitpid(init, &st, 0);
+		}
 		code = WIFEXITED(st) && WEXITSTATUS(st) ? WEXITSTATUS(st) : RF_EX_SOFTWARE;
 		buf[strcspn(buf, "\n")] = '\0';
 		return fail(c, code, "fork: %s", buf[0] ? buf : "the remote tree failed");
 	}
+	close(pp[0]);
 	j = json_pack("{s:s,s:i,s:s,s:I,s:i}", "token", w.token, "pid", (int)w.cpid, "host",
 	    rf_hostname(), "bytes", (json_int_t)bytes, "total_ms", (int)(now_ms() - t0));
 	if (rf_chan_send_json(c, RF_FR_REPLY, j, &e) == -1) {

@@ -102,6 +102,8 @@ init_main(int s, int userns, pid_t ppid, int (*fn)(void *), void *arg)
 		_exit(errno == EEXIST ? 75 : 71);
 	if (proxy == 0)
 		_exit(fn(arg));
+	/* init holds nothing: a pipe or socket ends when the proxy closes it. */
+	close_range(0, ~0U, 0);
 	for (;;) {
 		p = wait(&st);
 		if (p == -1 && errno == EINTR)

@@ -2,6 +2,7 @@
 # rf-server: serving many peers, bad peers, stopping, credentials.
 
 load net
+load helpers
 
 setup_file() {
 	th_up 2
@@ -232,4 +233,60 @@ own_server() {
 	run inh 2 "$BIN/rf-server" -k "$KEY" -l "$(addr 2):7077"
 	[ "$status" -eq 75 ]	# the test host's server has it
 	[[ "$output" == *"in use"* ]]
+}
+
+# fork_img MIB [USER]: a stopped victim's image in $TDIR/img (for rf-send -F).
+fork_img() {
+	migrant 1 "$1" "${2:-nobody}"
+	kill -STOP "$MPID"
+	"$BIN/rf-snap" -o "$TDIR/img" "$MPID"
+	kill -KILL "$MPID"
+}
+
+# The fork op restores C while its image still arrives (docs/FORK.md step 6):
+# whatever goes wrong mid-stream, the sender hears why and host 2 keeps nothing.
+@test "rf-server: a fork image cut short or corrupt is refused with 65; nothing is left" {
+	fork_img 4
+	size=$(stat -c %s "$TDIR/img")
+	head -c $((size / 2)) "$TDIR/img" > "$TDIR/half"
+	run --separate-stderr inh 1 "$BIN/rf-send" -k "$KEY" -F 3 -p 4242 "$(addr 2)" < "$TDIR/half"
+	[ "$status" -eq 65 ]
+	[[ "$stderr" == "rf-send: "*"image"* ]]
+	[ "$(wc -l <<<"$stderr")" -eq 1 ]
+	only_server 2
+	flip_byte "$TDIR/img" $((size - 8192))
+	run --separate-stderr inh 1 "$BIN/rf-send" -k "$KEY" -F 3 -p 4242 "$(addr 2)" < "$TDIR/img"
+	[ "$status" -eq 65 ]
+	[[ "$stderr" == *"checksum"* ]]
+	only_server 2
+	serving 2
+}
+
+@test "rf-server: a fork image refused at its first bytes: the rest is read, the sender hears why" {
+	fork_img 8 root
+	run --separate-stderr inh 1 "$BIN/rf-send" -k "$KEY" -F 3 -p 4242 "$(addr 2)" < "$TDIR/img"
+	[ "$status" -eq 77 ]
+	[[ "$stderr" == *"root"* ]]
+	only_server 2
+	serving 2
+}
+
+@test "rf-server: a fork sender killed mid-image: the half-built tree goes, nothing is left" {
+	fork_img 8
+	mkfifo "$TDIR/fifo"
+	{ head -c 3000000 "$TDIR/img"; sleep 30; } > "$TDIR/fifo" &
+	feeder=$!
+	bgin 1 "$BIN/rf-send" -k "$KEY" -F 3 -p 4242 "$(addr 2)" < "$TDIR/fifo"
+	# the handler, init and the proxy, rebuilding C from the first bytes
+	for _ in $(seq 100); do
+		[ "$(ip netns pids "${PFX}2" | grep -cvx "$(srvpid 2)")" -ge 3 ] && break
+		sleep 0.05
+	done
+	[ "$(ip netns pids "${PFX}2" | grep -cvx "$(srvpid 2)")" -ge 3 ]
+	kill -KILL "$BGPID"
+	wait_log 2 "fork: aborted after"
+	kill "$feeder"
+	pkill -P "$feeder" sleep || true
+	only_server 2
+	serving 2
 }
