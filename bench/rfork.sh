@@ -2,8 +2,8 @@
 # bench/rfork.sh - remote fork between two test hosts of its own: the parent
 # (bench/rforkrun) under rf-run in host 1, its children forked to host 2.
 # Each figure beside its same-run baseline, with the ratio and the target of
-# issue 4: fork to first byte (local fork), a forwarded 1-byte write (raw
-# TCP ping-pong between the same hosts, bench/rawtcp), bulk writes into a
+# issue 4: fork to first byte (local fork), 1 byte out to the parent and 1
+# back (raw TCP ping-pong between the same hosts, bench/rawtcp), bulk writes into a
 # home pipe (raw TCP bulk, same byte count), getpid (here).  Needs root.
 #	N=forks (200)  TRIPS=round trips (5000)  MIB=bulk MiB (256)
 [ -n "$BASH_VERSION" ] || exec bash "$0" "$@"
@@ -29,11 +29,12 @@ trap 'exit 143' TERM
 $TH -s -R up 2 > /dev/null || exit
 KEY=$($TH dir)/key
 inh() { local h=$1; shift; $TH exec "$P$h" "$@"; }
-# rrun POLICY ARGS...: rforkrun ARGS under rf-run in host 1, children to host 2.
+# rrun POLICY ARGS...: rforkrun ARGS under rf-run in host 1, children to host 2
+# (WB: RFORK_WRITE_BEHIND for them, when set).
 rrun() {
 	local pol=$1
 	shift
-	inh 1 timeout -k 5 90 env RFORK_POLICY="$pol" sh/rf-run -k "$KEY" -H "$A2" $B/rforkrun "$@" ||
+	inh 1 timeout -k 5 90 env RFORK_POLICY="$pol" ${WB:+RFORK_WRITE_BEHIND=$WB} sh/rf-run -k "$KEY" -H "$A2" $B/rforkrun "$@" ||
 	    { echo "rfork.sh: rforkrun $* (policy $pol) failed" >&2; exit 1; }
 }
 # field KEY N: the Nth number of the line KEY in $out
@@ -59,24 +60,31 @@ printf '1 fork to first byte, 8 MiB, %d forks: remote p50 %.2f ms p99 %.2f ms | 
     "$(verdict "$rp50 < 3000")"
 printf '  (of which to fork() returning in the parent: p50 %.2f ms)\n' "$(calc "$rret / 1000")"
 
-# 2. a forwarded 1-byte write into a home socket, and write + read back;
+# 2. 1 byte out to the parent and 1 back (a posted write and a forwarded
+# read) against the raw TCP ping-pong (1 out, 1 back); a write alone (posted:
+# no round trip) and a synchronous write (RFORK_WRITE_BEHIND=0) beside it.
 # 2 rounds alternated with the ping-pong, each side's round of lower p50
-pp50= wp50=
+pp50= ep50= sp50=
 for _ in 1 2; do
 	out=$(inh 1 timeout -k 5 60 $B/rawtcp ping "$A2:7190" "$trips") || exit
 	if [ -z "$pp50" ] || awk "BEGIN { exit !($(field ping 1) < $pp50) }"; then
 		pp50=$(field ping 1) pp99=$(field ping 2)
 	fi
 	out=$(rrun all rtt -n "$trips") || exit
-	if [ -z "$wp50" ] || awk "BEGIN { exit !($(field write 1) < $wp50) }"; then
+	if [ -z "$ep50" ] || awk "BEGIN { exit !($(field echo 1) < $ep50) }"; then
 		wp50=$(field write 1) wp99=$(field write 2) ep50=$(field echo 1) ep99=$(field echo 2)
 	fi
+	out=$(WB=0 rrun all rtt -n "$trips") || exit
+	if [ -z "$sp50" ] || awk "BEGIN { exit !($(field write 1) < $sp50) }"; then
+		sp50=$(field write 1) sp99=$(field write 2) sep50=$(field echo 1)
+	fi
 done
-printf '2 forwarded 1-byte write, %d trips (better of 2): remote p50 %.1f us p99 %.1f us | raw TCP ping-pong p50 %.1f us p99 %.1f us | %.2f x | target < 2 x: %s\n' \
-    "$trips" "$wp50" "$wp99" "$pp50" "$pp99" "$(calc "$wp50 / $pp50")" \
-    "$(verdict "$wp50 < 2 * $pp50")"
-printf '  1 byte out and 1 back from the parent (2 forwarded calls): p50 %.1f us p99 %.1f us, %.2f x the ping-pong\n' \
-    "$ep50" "$ep99" "$(calc "$ep50 / $pp50")"
+printf '2 1 byte out to the parent and 1 back (posted write + forwarded read), %d trips (better of 2): remote p50 %.1f us p99 %.1f us | raw TCP ping-pong p50 %.1f us p99 %.1f us | %.2f x | target < 2 x: %s\n' \
+    "$trips" "$ep50" "$ep99" "$pp50" "$pp99" "$(calc "$ep50 / $pp50")" \
+    "$(verdict "$ep50 < 2 * $pp50")"
+printf '  a 1-byte write alone (posted, no round trip): p50 %.1f us p99 %.1f us\n' "$wp50" "$wp99"
+printf '  a synchronous 1-byte write (RFORK_WRITE_BEHIND=0): p50 %.1f us p99 %.1f us, %.2f x the ping-pong (1 out and 1 back: %.1f us)\n' \
+    "$sp50" "$sp99" "$(calc "$sp50 / $pp50")" "$sep50"
 
 # 3. bulk, best of 2 each, alternated
 rb=() bb=()

@@ -16,6 +16,8 @@
 #include "rf_fwd.h"
 
 #define BUFSZ (64u << 10)
+/* The largest message, header and data: it can be built in place (rf_fwd_outbuf). */
+#define OUTSZ (RF_FWD_HDR + RF_FWD_IO_MAX + RF_FWD_PATH_MAX * 2)
 
 static ssize_t
 fd_read(void *ctx, void *buf, size_t n)
@@ -51,7 +53,7 @@ rf_fwd_conn_init(struct rf_fwd_conn *c, const struct rf_fwd_io *io)
 	memset(c, 0, sizeof(*c));
 	c->io = *io;
 	c->in = malloc(BUFSZ);
-	c->out = malloc(BUFSZ);
+	c->out = malloc(OUTSZ);
 	if (c->in == NULL || c->out == NULL) {
 		rf_fwd_conn_free(c);
 		errno = ENOMEM;
@@ -137,6 +139,9 @@ rf_fwd_send(struct rf_fwd_conn *c, const struct rf_fwd_msg *m, const void *data)
 		return -1;
 	}
 	enc(c->out, m);
+	/* Built in place: one write, one frame of the transport, no copy. */
+	if (data == c->out + RF_FWD_HDR)
+		return put(c, c->out, RF_FWD_HDR + m->dlen);
 	/* Small messages leave in one write: latency is the point. */
 	if (m->dlen <= BUFSZ - RF_FWD_HDR) {
 		if (m->dlen > 0)
@@ -243,6 +248,12 @@ rf_fwd_recv_data(struct rf_fwd_conn *c, void *buf, size_t n)
 		return -1;
 	}
 	return 0;
+}
+
+void *
+rf_fwd_outbuf(struct rf_fwd_conn *c)
+{
+	return c->out + RF_FWD_HDR;
 }
 
 size_t

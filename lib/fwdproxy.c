@@ -986,6 +986,7 @@ do_write(struct px *p, struct seccomp_notif *n, int64_t fd, uint64_t buf, uint64
 {
 	struct rf_fwd_msg m, rep;
 	uint64_t done = 0;
+	char *ob = rf_fwd_outbuf(&p->c);	/* the data goes out from there */
 	size_t k;
 	int r;
 
@@ -995,9 +996,9 @@ do_write(struct px *p, struct seccomp_notif *n, int64_t fd, uint64_t buf, uint64
 		r = 0;
 		do {
 			k = count - done > RF_FWD_IO_MAX ? RF_FWD_IO_MAX : count - done;
-			if ((r = rmem(p, n->pid, buf + done, p->buf, k)) < 0)
+			if ((r = rmem(p, n->pid, buf + done, ob, k)) < 0)
 				break;
-			if (post(p, fd, msgflags, p->buf, k) == -1)
+			if (post(p, fd, msgflags, ob, k) == -1)
 				return -1;
 			done += k;
 		} while (done < count);
@@ -1007,13 +1008,13 @@ do_write(struct px *p, struct seccomp_notif *n, int64_t fd, uint64_t buf, uint64
 	/* Large writes go in pieces, so that a regular file gets them whole. */
 	do {
 		k = count - done > RF_FWD_IO_MAX ? RF_FWD_IO_MAX : count - done;
-		if ((r = rmem(p, n->pid, buf + done, p->buf, k)) < 0) {
+		if ((r = rmem(p, n->pid, buf + done, ob, k)) < 0) {
 			rep.a[0] = r;
 			break;
 		}
 		req(&m, RF_FWD_WRITE, pos ? RF_FWDF_POS : 0, fd, off + done, 0, msgflags);
 		m.dlen = k;
-		if (call(p, &m, p->buf, &rep, p->buf, 0) == -1)
+		if (call(p, &m, ob, &rep, p->buf, 0) == -1)
 			return -1;
 		if (rep.a[0] < 0)
 			break;
@@ -1033,6 +1034,7 @@ do_vec(struct px *p, struct seccomp_notif *n, int wr, int64_t fd, uint64_t iovp,
 	struct iovec *iov;
 	struct iovec l;
 	struct rf_fwd_msg m, rep;
+	char *ob = rf_fwd_outbuf(&p->c);
 	size_t total = 0, i, left;
 	int r;
 
@@ -1051,7 +1053,7 @@ do_vec(struct px *p, struct seccomp_notif *n, int wr, int64_t fd, uint64_t iovp,
 			iov[i].iov_len = RF_FWD_IO_MAX - total;
 		total += iov[i].iov_len;
 	}
-	l.iov_base = p->buf;
+	l.iov_base = wr ? ob : p->buf;
 	l.iov_len = total;
 	if (wr) {
 		if (total > 0 && process_vm_readv(n->pid, &l, 1, iov, cnt, 0) != (ssize_t)total) {
@@ -1063,7 +1065,7 @@ do_vec(struct px *p, struct seccomp_notif *n, int wr, int64_t fd, uint64_t iovp,
 			return r < 0 ? -1 : 0;
 		}
 		if (can_post(p, fd, pos, msgflags, total)) {
-			if (post(p, fd, msgflags, p->buf, total) == -1)
+			if (post(p, fd, msgflags, ob, total) == -1)
 				goto lost;
 			free(iov);
 			result(p, n->id, total);
@@ -1071,7 +1073,7 @@ do_vec(struct px *p, struct seccomp_notif *n, int wr, int64_t fd, uint64_t iovp,
 		}
 		req(&m, RF_FWD_WRITE, pos ? RF_FWDF_POS : 0, fd, off, 0, msgflags);
 		m.dlen = total;
-		if (call(p, &m, p->buf, &rep, p->buf, 0) == -1)
+		if (call(p, &m, ob, &rep, p->buf, 0) == -1)
 			goto lost;
 		if (rep.a[0] == -EPIPE && !(msgflags & MSG_NOSIGNAL))
 			syscall(SYS_tgkill, p->f->pid, n->pid, SIGPIPE);
@@ -2293,10 +2295,14 @@ static int
 fam_end(struct px *p, size_t i)
 {
 	struct fam *f = p->fams[i];
+	size_t k;
 	int r;
 
 	p->f = f;
 	r = oneway(p, RF_FWD_FAMEND, 0, 0, 0, 0, NULL, 0);
+	for (k = 0; k < p->nperr; k++)
+		if (p->perr[k].fam == f->id)
+			p->perr[k--] = p->perr[--p->nperr];
 	if (f->pidfd >= 0)
 		close(f->pidfd);
 	free(f->fds);

@@ -1227,7 +1227,9 @@ rf_stub_serve(const struct rf_fwd_io *io, const struct rf_stub_opts *o, int *sta
 	s.post = (v = getenv("RFORK_WRITE_BEHIND")) == NULL || strcmp(v, "0") != 0;
 	if (rf_fwd_conn_init(&s.c, io) == -1)
 		return rf_errno(e, "stub");
-	if ((s.ibuf = malloc(IBUFSZ)) == NULL || (s.obuf = malloc(RF_FWD_IO_MAX + 64)) == NULL) {
+	/* replies are built where they are sent from: one write, no copy */
+	s.obuf = rf_fwd_outbuf(&s.c);
+	if ((s.ibuf = malloc(IBUFSZ)) == NULL) {
 		rf_errno(e, "stub");
 		goto out;
 	}
@@ -1249,12 +1251,19 @@ rf_stub_serve(const struct rf_fwd_io *io, const struct rf_stub_opts *o, int *sta
 		take_urgent(&s);
 		if (send_signals(&s) == -1)
 			break;
-		if (rf_fwd_pending(&s.c) < RF_FWD_HDR && flush_acks(&s) == -1)
+		/*
+		 * Acks of posted writes go when the stub is about to sleep, or
+		 * a quarter of the window is done: a child that writes and then
+		 * reads gets its reply with no ack before it.
+		 */
+		if (rf_fwd_pending(&s.c) < RF_FWD_HDR && (s.connfd < 0 ||
+		    s.acked >= RF_FWD_POST_WINDOW / 4) && flush_acks(&s) == -1)
 			break;
 		if (rf_fwd_pending(&s.c) < RF_FWD_HDR && s.connfd >= 0) {
 			pf.fd = s.connfd;
 			pf.events = POLLIN;
-			if (rf_fwd_spin(&pf, 1) == 0 && ppoll(&pf, 1, NULL, &s.none) == -1) {
+			if (rf_fwd_spin(&pf, 1) == 0 && (flush_acks(&s) == -1 ||
+			    ppoll(&pf, 1, NULL, &s.none) == -1)) {
 				if (errno == EINTR)
 					continue;
 				break;
@@ -1281,7 +1290,6 @@ rf_stub_serve(const struct rf_fwd_io *io, const struct rf_stub_opts *o, int *sta
 out:
 	rf_fwd_conn_free(&s.c);
 	free(s.ibuf);
-	free(s.obuf);
 	for (size_t i = 0; i < s.nfam; i++)
 		free(s.fam[i].map);
 	free(s.fam);

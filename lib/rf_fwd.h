@@ -190,6 +190,12 @@ int rf_fwd_op_blocks(int op);
    one of pf is ready, revents set as by poll; 0 if the time ran out. */
 struct pollfd;
 int rf_fwd_spin(struct pollfd *pf, unsigned long n);
+/*
+ * Where the next message's data may be built (RF_FWD_IO_MAX + two paths):
+ * sent with data pointing there, header and data leave in one write.  Valid
+ * until the next rf_fwd_send with data elsewhere.
+ */
+void *rf_fwd_outbuf(struct rf_fwd_conn *c);
 /* Bytes already received and not yet consumed. */
 size_t rf_fwd_pending(const struct rf_fwd_conn *c);
 const char *rf_fwd_op_name(int op);
