@@ -365,7 +365,8 @@ do_restore(struct rf_chan *c)
 static const char ctlmsg[] = "remote child";
 
 struct forkw {
-	int img, feed, k, ready, lsock, connfd;
+	struct rf_chan *c;	/* the image comes on it; the proxy reads it */
+	int k, ready, lsock;
 	pid_t cpid, ppid;
 	char token[TOKEN_LEN + 1];
 	struct rf_fd_supply *sup;	/* [0] the control socket, then "fds" */
@@ -521,6 +522,79 @@ take_stub(struct forkw *w, struct rf_chan *c, struct rf_err *e)
 	}
 }
 
+/*
+ * The image as the proxy reads it: the DATA payloads of the fork connection,
+ * read where they were decrypted, so C is rebuilt while the rest still
+ * travels, with no copy kept anywhere.  The handler does not read the
+ * connection meanwhile; it answers once the proxy is done.
+ */
+struct feed {
+	struct rf_chan *c;
+	const uint8_t *d;
+	size_t len;
+	uint64_t bytes;
+	int end, failed;
+	struct rf_err e;	/* why the stream failed */
+};
+
+static ssize_t
+feed_read(void *ctx, void *buf, size_t n)
+{
+	struct feed *f = ctx;
+	int type, r;
+
+	while (f->len == 0) {
+		if (f->end)
+			return 0;
+		if (f->failed) {
+			errno = EIO;
+			return -1;
+		}
+		r = rf_chan_recv(f->c, &type, &f->d, &f->len, &f->e);
+		if (r == 1 && type == RF_FR_DATA) {
+			f->bytes += f->len;
+			continue;
+		}
+		f->len = 0;
+		if (r == 1 && type == RF_FR_END) {
+			f->end = 1;
+			return 0;
+		}
+		if (r == 0)
+			rf_errf(&f->e, RF_EX_PROTOCOL, "sender closed the connection after %llu "
+			    "bytes, before the end of the image", (unsigned long long)f->bytes);
+		else if (r == 1)
+			rf_errf(&f->e, RF_EX_PROTOCOL, "unexpected frame type %d in the image", type);
+		f->failed = 1;
+	}
+	if (n > f->len)
+		n = f->len;
+	memcpy(buf, f->d, n);
+	f->d += n;
+	f->len -= n;
+	return n;
+}
+
+/*
+ * A restore that failed: a broken stream says so; otherwise the rest of the
+ * image is read and dropped, so the sender hears the reason, not a reset.
+ */
+static int
+feed_fail(struct forkw *w, struct feed *f, struct rf_err *e)
+{
+	static char junk[1 << 16];
+
+	if (f->failed) {
+		proxy_fail(w, "aborted after %llu bytes: %s", (unsigned long long)f->bytes,
+		    f->e.msg);
+		return f->e.code ? f->e.code : RF_EX_IOERR;
+	}
+	while (feed_read(f, junk, sizeof(junk)) > 0)
+		;
+	proxy_fail(w, "restore: %s", e->msg[0] ? e->msg : strerror(errno));
+	return e->code ? e->code : RF_EX_SOFTWARE;
+}
+
 static int
 fork_proxy(void *arg)
 {
@@ -534,6 +608,7 @@ fork_proxy(void *arg)
 	struct rf_proc p = { 0 };
 	struct rf_imgr r;
 	struct rf_err e = { 0 };
+	struct feed f = { 0 };
 	siginfo_t si;
 	int ctl[2], lfd, pidfd, st;
 
@@ -548,28 +623,28 @@ fork_proxy(void *arg)
 	ro.fwd = 1;
 	ro.no_root = geteuid() == 0 && !allow_root;
 	conn_fd = -1;
-	close(w->connfd);
-	close(w->feed);	/* the end of the image is its writer's close */
-	if (rf_imgr_start(&r, w->img, &p, &e) == -1) {
-		proxy_fail(w, "restore: %s", e.msg[0] ? e.msg : strerror(errno));
-		return e.code ? e.code : RF_EX_SOFTWARE;
-	}
+	f.c = w->c;
+	if (rf_imgr_start_src(&r, feed_read, &f, &p, &e) == -1)
+		return feed_fail(w, &f, &e);
 	/* A remote child's fork: the image is of its local copy, the pid the
 	   new stub's at home (docs/FORK.md "Grandchildren"). */
 	if (w->cpid == 0)
 		w->cpid = p.pid;
 	if (w->cpid < 2 || w->cpid == w->ppid) {
-		proxy_fail(w, "pid %d cannot be a child of %d", (int)w->cpid, (int)w->ppid);
-		return RF_EX_DATAERR;
+		rf_errf(&e, RF_EX_DATAERR, "pid %d cannot be a child of %d", (int)w->cpid,
+		    (int)w->ppid);
+		return feed_fail(w, &f, &e);
 	}
 	ro.pid = w->cpid;
-	if (rf_restore_check(&rs, &p, &ro, 1, &e) == -1 || rf_restore_run(&rs, &r, &e) == -1 ||
-	    rf_restore_release(&rs, &e) == -1) {
+	if (rf_restore_check(&rs, &p, &ro, 1, &e) == -1 || rf_restore_run(&rs, &r, &e) == -1)
+		return feed_fail(w, &f, &e);
+	/* The image was read to its end: the connection is the handler's again. */
+	close(w->c->fd);
+	if (rf_restore_release(&rs, &e) == -1) {
 		proxy_fail(w, "restore: %s", e.msg[0] ? e.msg : strerror(errno));
 		return e.code ? e.code : RF_EX_SOFTWARE;
 	}
 	close(ctl[1]);
-	close(w->img);
 	lfd = rs.listener;
 	if (waitid(P_PID, w->cpid, &si, WSTOPPED | WEXITED) == -1 || si.si_code != CLD_STOPPED) {
 		proxy_fail(w, "the restored child ended before it could run");
@@ -582,7 +657,7 @@ fork_proxy(void *arg)
 		return RF_EX_OSERR;
 	}
 	close(pidfd);
-	dprintf(w->ready, "ready %d\n", (int)w->cpid);
+	dprintf(w->ready, "ready %d %llu\n", (int)w->cpid, (unsigned long long)f.bytes);
 	close(w->ready);
 	if (take_stub(w, &c, &e) == -1) {
 		logx("pid %d killed: %s", (int)w->cpid, e.msg);
@@ -610,38 +685,6 @@ fork_proxy(void *arg)
 	return 0;
 }
 
-/*
- * The image goes to the proxy through a pipe as it arrives, so C is being
- * rebuilt while the rest still travels (no copy kept here).  A proxy that
- * gave up early leaves the rest to be read and dropped: the sender hears
- * the proxy's reason, not a reset.  -1: the stream failed (e says why);
- * -2: the proxy stopped reading.
- */
-static int
-feed_image(struct rf_chan *c, int out, uint64_t *bytes, struct rf_err *e)
-{
-	const uint8_t *d;
-	size_t len;
-	int type, r, dropping = 0;
-
-	*bytes = 0;
-	for (;;) {
-		if ((r = rf_chan_recv(c, &type, &d, &len, e)) == -1)
-			return -1;
-		if (r == 0)
-			return rf_errf(e, RF_EX_PROTOCOL, "sender closed the connection after "
-			    "%llu bytes, before the end of the image", (unsigned long long)*bytes);
-		if (type == RF_FR_END)
-			return dropping ? -2 : 0;
-		if (type != RF_FR_DATA)
-			return rf_errf(e, RF_EX_PROTOCOL, "unexpected frame type %d in the image",
-			    type);
-		if (!dropping && rf_writen(out, d, len) == -1)
-			dropping = 1;
-		*bytes += len;
-	}
-}
-
 static int
 do_fork(struct rf_chan *c, json_t *req)
 {
@@ -658,7 +701,7 @@ do_fork(struct rf_chan *c, json_t *req)
 	ssize_t n;
 	size_t i, len = 0;
 	pid_t init, ppid;
-	int pp[2], ip[2], userns, st, code, fed;
+	int pp[2], userns, st, code;
 
 	/*
 	 * The remote tree dies with this handler (rf_fwdns_spawn), and this
@@ -696,41 +739,27 @@ do_fork(struct rf_chan *c, json_t *req)
 	stub_addr(&a, &alen, w.token);
 	if ((w.lsock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) == -1 ||
 	    bind(w.lsock, (struct sockaddr *)&a, alen) == -1 || listen(w.lsock, 4) == -1 ||
-	    pipe2(pp, O_CLOEXEC) == -1 || pipe2(ip, O_CLOEXEC) == -1)
+	    pipe2(pp, O_CLOEXEC) == -1)
 		return fail(c, RF_EX_OSERR, "fork: socket: %s", strerror(errno));
-	fcntl(ip[1], F_SETPIPE_SZ, 1 << 20);
-	w.img = ip[0];
-	w.feed = ip[1];
 	w.ready = pp[1];
-	w.connfd = c->fd;
+	w.c = c;
 	init = rf_fwdns_spawn(ppid, fork_proxy, &w, &userns);
 	for (i = 1; i < w.nsup; i++)
 		close(w.sup[i].from);	/* the proxy has its own */
 	free(w.sup);
-	close(ip[0]);
-	if (init == -1) {
-		close(ip[1]);
+	if (init == -1)
 		return fail(c, RF_EX_OSERR, "fork: pid namespace: %s", strerror(errno));
-	}
 	close(pp[1]);
 	close(w.lsock);
-	fed = feed_image(c, ip[1], &bytes, &e);
-	close(ip[1]);
-	if (fed == -1) {
-		kill(init, SIGKILL);
-		waitpid(init, NULL, 0);
-		close(pp[0]);
-		logx("fork: aborted after %llu bytes: %s", (unsigned long long)bytes, e.msg);
-		return fail(c, e.code ? e.code : RF_EX_IOERR, "fork: %s", e.msg);
-	}
+	/* The proxy reads the image; each of its reads is bounded by -t. */
 	pfd.fd = pp[0];
 	pfd.events = POLLIN;
 	while (len < sizeof(buf) - 1 && memchr(buf, '\n', len) == NULL &&
-	    poll(&pfd, 1, timeout_ms) > 0 && (n = read(pp[0], buf + len, sizeof(buf) - 1 - len)) > 0)
+	    poll(&pfd, 1, -1) > 0 && (n = read(pp[0], buf + len, sizeof(buf) - 1 - len)) > 0)
 		len += n;
 	buf[len] = '\0';
 	if (strncmp(buf, "ready ", 6) != 0 || (w.cpid = strtol(buf + 6, &end, 10)) < 2 ||
-	    *end != '\n') {
+	    *end != ' ' || (bytes = strtoull(end + 1, &end, 10), *end != '\n')) {
 		/* The proxy said why and exits with its code: wait for that a moment. */
 		while (poll(&pfd, 1, timeout_ms) > 0 && read(pp[0], buf + len, 1) > 0)
 			;

@@ -176,6 +176,8 @@ int rf_imgw_end(struct rf_imgw *w, struct rf_err *e);
 
 struct rf_imgr {
 	int fd;
+	ssize_t (*src)(void *ctx, void *buf, size_t n);	/* instead of fd */
+	void *srcctx;
 	const struct rf_proc *p;	/* set by rf_imgr_start */
 	uint64_t off;			/* stream offset, for messages */
 	uint64_t nrec, npages;
@@ -191,6 +193,9 @@ struct rf_imgr {
  * (RF_EX_IOERR for read errors).
  */
 int rf_imgr_start(struct rf_imgr *r, int fd, struct rf_proc *p, struct rf_err *e);
+/* The same, reading through src (as read(2): 0 at the end, -1 with errno). */
+int rf_imgr_start_src(struct rf_imgr *r, ssize_t (*src)(void *ctx, void *buf, size_t n),
+    void *ctx, struct rf_proc *p, struct rf_err *e);
 /*
  * Next page record into buf (cap >= RF_PAGES_MAX).  Returns 1 and sets *addr
  * and *len; 0 after a valid END record followed by end of input (every VMA

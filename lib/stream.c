@@ -126,11 +126,30 @@ rf_imgw_end(struct rf_imgw *w, struct rf_err *e)
 
 /* ---- reader ---- */
 
+/* Up to n bytes: fewer only at the end of input. */
+static ssize_t
+readn(struct rf_imgr *r, void *buf, size_t n)
+{
+	size_t done = 0;
+	ssize_t k;
+
+	if (r->src == NULL)
+		return rf_readn(r->fd, buf, n);
+	while (done < n) {
+		if ((k = r->src(r->srcctx, (char *)buf + done, n - done)) == -1)
+			return -1;
+		if (k == 0)
+			break;
+		done += k;
+	}
+	return done;
+}
+
 /* Read exactly n bytes; a short read is a truncated image. */
 static int
 get(struct rf_imgr *r, void *buf, size_t n, const char *what, struct rf_err *e)
 {
-	ssize_t got = rf_readn(r->fd, buf, n);
+	ssize_t got = readn(r, buf, n);
 
 	if (got == -1)
 		return rf_errno(e, "image: read");
@@ -159,16 +178,32 @@ get_rechdr(struct rf_imgr *r, struct rechdr *h, struct rf_err *e)
 	return 0;
 }
 
+static int begin(struct rf_imgr *r, struct rf_proc *p, struct rf_err *e);
+
 int
 rf_imgr_start(struct rf_imgr *r, int fd, struct rf_proc *p, struct rf_err *e)
+{
+	*r = (struct rf_imgr){ .fd = fd };
+	return begin(r, p, e);
+}
+
+int
+rf_imgr_start_src(struct rf_imgr *r, ssize_t (*src)(void *, void *, size_t), void *ctx,
+    struct rf_proc *p, struct rf_err *e)
+{
+	*r = (struct rf_imgr){ .fd = -1, .src = src, .srcctx = ctx };
+	return begin(r, p, e);
+}
+
+static int
+begin(struct rf_imgr *r, struct rf_proc *p, struct rf_err *e)
 {
 	struct filehdr fh;
 	struct rechdr h;
 	ssize_t got;
 	char *json;
 
-	*r = (struct rf_imgr){ .fd = fd };
-	got = rf_readn(fd, &fh, sizeof(fh));
+	got = readn(r, &fh, sizeof(fh));
 	if (got == -1)
 		return rf_errno(e, "image: read");
 	if (got == 0)
@@ -240,7 +275,7 @@ finish(struct rf_imgr *r, const struct rechdr *h, struct rf_err *e)
 			    ": %" PRIu64 " of its %" PRIu64 " pages in the stream",
 			    r->p->vmas[i].start, r->p->vmas[i].end, r->vma_pages[i],
 			    r->p->vmas[i].npages);
-	got = rf_readn(r->fd, &extra, 1);
+	got = readn(r, &extra, 1);
 	if (got == -1)
 		return rf_errno(e, "image: read");
 	if (got == 1)
