@@ -61,7 +61,7 @@ struct stub {
 	struct newstub { pid_t pid; int go; } news[NEWSTUB_MAX];
 	/* write-behind: allowed at all; own fds reported postable; bytes of
 	   posted writes done and not yet acknowledged */
-	int post;
+	int post, revoke;
 	int *postfds;
 	size_t npost, cappost;
 	int64_t acked;
@@ -138,12 +138,16 @@ postable(int fd)
 	socklen_t len = sizeof(int);
 	int fl, type;
 
+	struct timeval tv;
+	socklen_t tlen = sizeof(tv);
+
 	if (fstat(fd, &st) == -1 || (fl = fcntl(fd, F_GETFL)) == -1 || (fl & O_NONBLOCK))
 		return 0;
 	if (S_ISFIFO(st.st_mode))
 		return 1;
 	return S_ISSOCK(st.st_mode) && getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
-	    type == SOCK_STREAM;
+	    type == SOCK_STREAM && getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &tlen) == 0 &&
+	    tv.tv_sec == 0 && tv.tv_usec == 0;
 }
 
 static void
@@ -175,6 +179,11 @@ revoke_check(struct stub *s)
 	size_t i;
 	int fl, fd;
 
+	if (s->revoke) {
+		s->revoke = 0;
+		s->npost = 0;
+		return RF_FWDF_REVOKE;
+	}
 	for (i = 0; i < s->npost; i++) {
 		fd = s->postfds[i];
 		if ((size_t)fd >= s->nrefs || s->refs[fd] <= 0) {
@@ -1156,6 +1165,10 @@ serve(struct stub *s, const struct rf_fwd_msg *m)
 		goto done;
 	case RF_FWD_SOCK:
 		r = do_sock(s, m, fd, &outlen);
+		/* a send timeout (SO_SNDTIMEO) would make a posted write
+		   wait where the child's would fail: ask again */
+		if (m->flags == RF_SOCK_SETSOCKOPT)
+			s->revoke = 1;
 		goto done;
 	case RF_FWD_POLL:
 		r = do_poll(s, m, &outlen);
