@@ -66,6 +66,14 @@ remote() {
 	[ "$(cat "$OUT")" = "kill: 50 rounds, the data was there each time"$'\n'"kill: child exit 0" ]
 }
 
+@test "fwd-post: poll after posted writes sees the pipe full; close after them: every byte, then EOF, the child still running" {
+	run prun closepoll
+	cat "$OUT"
+	[ "$status" -eq 0 ]
+	remote
+	[ "$(cat "$OUT")" = "closepoll: poll on the full pipe: 0 0"$'\n'"closepoll: 1114112 bytes, then EOF, the child still running"$'\n'"closepoll: child exit 0" ]
+}
+
 @test "fwd-post: reader gone, SIGPIPE ignored: one posted write succeeds late, the next call fails with EPIPE" {
 	run prun epipe ign
 	cat "$OUT"

@@ -16,6 +16,10 @@
  *				(SIGPIPE ignored) or death by SIGPIPE
  *	fwdpost epipeloop	the reader closes; the child writes 64 KiB until
  *				it fails: SIGPIPE, with few writes late
+ *	fwdpost closepoll	the child fills the pipe (64 KiB, posted): poll
+ *				says it is not writable; it writes 1 MiB more,
+ *				closes the fd and waits: the parent reads every
+ *				byte, then EOF, while the child still runs
  *	fwdpost nonblock before|later|child
  *				the write end is O_NONBLOCK (set by the parent
  *				before the fork, by the parent after the child's
@@ -24,6 +28,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -259,6 +264,59 @@ epipeloop(void)
 }
 
 static void
+closepoll(void)
+{
+	static char buf[1 << 20];
+	struct pollfd pf;
+	size_t done = 0;
+	ssize_t k;
+	int p[2], q[2], r[2], st;
+	char b;
+	pid_t pid;
+
+	if (pipe(p) == -1 || pipe(q) == -1 || pipe(r) == -1)
+		bad("pipe");
+	if ((pid = fork()) == -1)
+		bad("fork");
+	if (pid == 0) {
+		close(p[0]);
+		close(q[1]);
+		close(r[0]);
+		if (write(p[1], buf, fcntl(p[1], F_GETPIPE_SZ)) != 65536)
+			bad("child: fill");
+		pf.fd = p[1];
+		pf.events = POLLOUT;
+		k = poll(&pf, 1, 0);
+		say("closepoll: poll on the full pipe: %zd %#x\n", k, k > 0 ? pf.revents : 0);
+		if (write(r[1], "r", 1) != 1)
+			bad("child: write ready");
+		if (write(p[1], buf, sizeof(buf)) != sizeof(buf))
+			bad("child: write");
+		close(p[1]);
+		/* until the parent has seen EOF */
+		if (read(q[0], &b, 1) != 1)
+			_exit(3);
+		_exit(0);
+	}
+	close(p[1]);
+	close(q[0]);
+	close(r[1]);
+	/* not a byte read before the child's poll */
+	if (read(r[0], &b, 1) != 1)
+		bad("no ready");
+	while ((k = read(p[0], buf, sizeof(buf))) > 0)
+		done += k;
+	if (k < 0)
+		bad("read: %s", strerror(errno));
+	if (waitpid(pid, &st, WNOHANG) != 0)
+		bad("child ended before EOF");
+	say("closepoll: %zu bytes, then EOF, the child still running\n", done);
+	if (write(q[1], "g", 1) != 1)
+		bad("write go");
+	status(pid, "closepoll");
+}
+
+static void
 nonblock(const char *when)
 {
 	static char buf[4096];
@@ -317,11 +375,13 @@ main(int argc, char *argv[])
 		epipe(strcmp(argv[2], "ign") == 0);
 	else if (argc == 2 && strcmp(argv[1], "epipeloop") == 0)
 		epipeloop();
+	else if (argc == 2 && strcmp(argv[1], "closepoll") == 0)
+		closepoll();
 	else if (argc == 3 && strcmp(argv[1], "nonblock") == 0)
 		nonblock(argv[2]);
 	else {
 		fprintf(stderr, "usage: fwdpost bulk MIB | kill N | epipe ign|dfl | epipeloop | "
-		    "nonblock before|later|child\n");
+		    "closepoll | nonblock before|later|child\n");
 		return 64;
 	}
 	return 0;
