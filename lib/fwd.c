@@ -18,6 +18,8 @@
 #define BUFSZ (64u << 10)
 /* The largest message, header and data: it can be built in place (rf_fwd_outbuf). */
 #define OUTSZ (RF_FWD_HDR + RF_FWD_IO_MAX + RF_FWD_PATH_MAX * 2)
+/* Held messages (rf_fwd_hold) leave once this many bytes wait. */
+#define HOLDMAX (256u << 10)
 
 static ssize_t
 fd_read(void *ctx, void *buf, size_t n)
@@ -53,7 +55,7 @@ rf_fwd_conn_init(struct rf_fwd_conn *c, const struct rf_fwd_io *io)
 	memset(c, 0, sizeof(*c));
 	c->io = *io;
 	c->in = malloc(BUFSZ);
-	c->out = malloc(OUTSZ);
+	c->out = malloc(HOLDMAX + OUTSZ);
 	if (c->in == NULL || c->out == NULL) {
 		rf_fwd_conn_free(c);
 		errno = ENOMEM;
@@ -131,6 +133,65 @@ dec(const uint8_t *b, struct rf_fwd_msg *m)
 	}
 }
 
+int rf_fwd_flush(struct rf_fwd_conn *c);
+
+/*
+ * The message goes after those held (c->hold bytes at c->out); with hold it
+ * stays there too, unless enough wait.  Built in place (data is
+ * rf_fwd_outbuf): one write, one frame of the transport, no copy.
+ */
+static int
+send1(struct rf_fwd_conn *c, const struct rf_fwd_msg *m, const void *data, int hold)
+{
+	uint8_t *b = c->out + c->hold;
+	size_t n;
+
+	if (data != b + RF_FWD_HDR && m->dlen > BUFSZ - RF_FWD_HDR) {
+		/* large, from elsewhere: no copy, after what is held */
+		if (rf_fwd_flush(c) == -1)
+			return -1;
+		enc(c->out, m);
+		if (put(c, c->out, RF_FWD_HDR) == -1)
+			return -1;
+		return put(c, data, m->dlen);
+	}
+	enc(b, m);
+	if (data != b + RF_FWD_HDR && m->dlen > 0)
+		memcpy(b + RF_FWD_HDR, data, m->dlen);
+	n = c->hold + RF_FWD_HDR + m->dlen;
+	if (hold && n < HOLDMAX) {
+		c->hold = n;
+		return 0;
+	}
+	c->hold = 0;
+	return put(c, c->out, n);
+}
+
+int
+rf_fwd_hold(struct rf_fwd_conn *c, const struct rf_fwd_msg *m, const void *data)
+{
+	if (m->dlen > RF_FWD_IO_MAX + RF_FWD_PATH_MAX * 2) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	return send1(c, m, data, 1);
+}
+
+int
+rf_fwd_flush(struct rf_fwd_conn *c)
+{
+	size_t n = c->hold;
+
+	c->hold = 0;
+	return n > 0 ? put(c, c->out, n) : 0;
+}
+
+size_t
+rf_fwd_held(const struct rf_fwd_conn *c)
+{
+	return c->hold;
+}
+
 int
 rf_fwd_send(struct rf_fwd_conn *c, const struct rf_fwd_msg *m, const void *data)
 {
@@ -138,19 +199,7 @@ rf_fwd_send(struct rf_fwd_conn *c, const struct rf_fwd_msg *m, const void *data)
 		errno = EMSGSIZE;
 		return -1;
 	}
-	enc(c->out, m);
-	/* Built in place: one write, one frame of the transport, no copy. */
-	if (data == c->out + RF_FWD_HDR)
-		return put(c, c->out, RF_FWD_HDR + m->dlen);
-	/* Small messages leave in one write: latency is the point. */
-	if (m->dlen <= BUFSZ - RF_FWD_HDR) {
-		if (m->dlen > 0)
-			memcpy(c->out + RF_FWD_HDR, data, m->dlen);
-		return put(c, c->out, RF_FWD_HDR + m->dlen);
-	}
-	if (put(c, c->out, RF_FWD_HDR) == -1)
-		return -1;
-	return put(c, data, m->dlen);
+	return send1(c, m, data, 0);
 }
 
 static int
@@ -253,7 +302,7 @@ rf_fwd_recv_data(struct rf_fwd_conn *c, void *buf, size_t n)
 void *
 rf_fwd_outbuf(struct rf_fwd_conn *c)
 {
-	return c->out + RF_FWD_HDR;
+	return c->out + c->hold + RF_FWD_HDR;
 }
 
 size_t
@@ -420,11 +469,18 @@ int
 rf_fwd_spin(struct pollfd *pf, unsigned long n)
 {
 	static long us = -1;
-	struct timespec t0, t;
 	const char *v;
 
 	if (us < 0)
 		us = (v = getenv("RFORK_SPIN_US")) != NULL ? atol(v) : 50;
+	return rf_fwd_spin_us(pf, n, us);
+}
+
+int
+rf_fwd_spin_us(struct pollfd *pf, unsigned long n, long us)
+{
+	struct timespec t0, t;
+
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		if (poll(pf, n, 0) > 0)

@@ -58,6 +58,7 @@
 #define F_CLOEXEC 0x2
 #define F_POST 0x4		/* writes to it may be posted (the stub said so) */
 #define PERR_MAX 16
+#define HOLD_US 20		/* posted writes wait this long for company */
 
 /*
  * A family: the processes sharing one fd table.  Family 0 is the child's;
@@ -939,7 +940,8 @@ post(struct px *p, int64_t fd, int64_t msgflags, const void *data, size_t len)
 	m.dlen = len;
 	if (p->o->verbose)
 		fprintf(stderr, "proxy: write fd %lld (family %u), posted\n", (long long)fd, m.fam);
-	if (rf_fwd_send(&p->c, &m, data) == -1)
+	/* held a moment: the child's next call often follows at once */
+	if (rf_fwd_hold(&p->c, &m, data) == -1)
 		return lost(p, "write");
 	p->posted += len;
 	p->post_used = 1;
@@ -986,7 +988,7 @@ do_write(struct px *p, struct seccomp_notif *n, int64_t fd, uint64_t buf, uint64
 {
 	struct rf_fwd_msg m, rep;
 	uint64_t done = 0;
-	char *ob = rf_fwd_outbuf(&p->c);	/* the data goes out from there */
+	char *ob;		/* the data goes out from there */
 	size_t k;
 	int r;
 
@@ -995,6 +997,7 @@ do_write(struct px *p, struct seccomp_notif *n, int64_t fd, uint64_t buf, uint64
 	if (can_post(p, fd, pos, msgflags, count)) {
 		r = 0;
 		do {
+			ob = rf_fwd_outbuf(&p->c);
 			k = count - done > RF_FWD_IO_MAX ? RF_FWD_IO_MAX : count - done;
 			if ((r = rmem(p, n->pid, buf + done, ob, k)) < 0)
 				break;
@@ -1007,6 +1010,7 @@ do_write(struct px *p, struct seccomp_notif *n, int64_t fd, uint64_t buf, uint64
 	}
 	/* Large writes go in pieces, so that a regular file gets them whole. */
 	do {
+		ob = rf_fwd_outbuf(&p->c);
 		k = count - done > RF_FWD_IO_MAX ? RF_FWD_IO_MAX : count - done;
 		if ((r = rmem(p, n->pid, buf + done, ob, k)) < 0) {
 			rep.a[0] = r;
@@ -2875,6 +2879,13 @@ rf_proxy_serve(const struct rf_fwd_io *io, const struct rf_proxy_opts *o, int *s
 				pf[npf].fd = p->fams[i]->pidfd;
 				pf[npf++].events = POLLIN;
 			}
+		}
+		/* Posted writes held: the child's next call may join them in one
+		   frame (a read after a write, the next of a stream of writes). */
+		if (rf_fwd_held(&p->c) > 0 && !rf_fwd_spin_us(pf, 1, HOLD_US) &&
+		    rf_fwd_flush(&p->c) == -1) {
+			lost(p, "write");
+			goto lost;
 		}
 		/* the child's next call (a stream of writes) or a message */
 		r = rf_fwd_spin(pf, npf) ? 1 : poll(pf, npf, timeout);

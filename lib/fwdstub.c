@@ -1226,7 +1226,7 @@ rf_stub_serve(const struct rf_fwd_io *io, const struct rf_stub_opts *o, int *sta
 	struct pollfd pf;
 	sigset_t all;
 	const char *v;
-	int r, ret = -1;
+	int r, ret = -1, idle;
 
 	memset(&s, 0, sizeof(s));
 	s.connfd = o->connfd;
@@ -1269,10 +1269,14 @@ rf_stub_serve(const struct rf_fwd_io *io, const struct rf_stub_opts *o, int *sta
 		 * a quarter of the window is done: a child that writes and then
 		 * reads gets its reply with no ack before it.
 		 */
-		if (rf_fwd_pending(&s.c) < RF_FWD_HDR && (s.connfd < 0 ||
-		    s.acked >= RF_FWD_POST_WINDOW / 4) && flush_acks(&s) == -1)
+		/* a frame may hold several messages: the transport's buffer
+		   counts as received */
+		idle = rf_fwd_pending(&s.c) < RF_FWD_HDR &&
+		    (s.c.io.pending == NULL || !s.c.io.pending(s.c.io.ctx));
+		if (idle && (s.connfd < 0 || s.acked >= RF_FWD_POST_WINDOW / 4) &&
+		    flush_acks(&s) == -1)
 			break;
-		if (rf_fwd_pending(&s.c) < RF_FWD_HDR && s.connfd >= 0) {
+		if (idle && s.connfd >= 0) {
 			pf.fd = s.connfd;
 			pf.events = POLLIN;
 			if (rf_fwd_spin(&pf, 1) == 0 && (flush_acks(&s) == -1 ||

@@ -177,11 +177,21 @@ struct rf_fwd_conn {
 	struct rf_fwd_io io;
 	uint8_t *in, *out;
 	size_t inoff, inlen;
+	size_t hold;		/* bytes of held messages at out */
 };
 
 int rf_fwd_conn_init(struct rf_fwd_conn *c, const struct rf_fwd_io *io);
 void rf_fwd_conn_free(struct rf_fwd_conn *c);
 int rf_fwd_send(struct rf_fwd_conn *c, const struct rf_fwd_msg *m, const void *data);
+/*
+ * hold: as send, but the message may wait in the buffer for the next ones
+ * (posted writes: a write and the call after it in one frame); it leaves
+ * with the next send, with flush, or once 256 KiB wait.  The caller must
+ * flush before it waits for anything.
+ */
+int rf_fwd_hold(struct rf_fwd_conn *c, const struct rf_fwd_msg *m, const void *data);
+int rf_fwd_flush(struct rf_fwd_conn *c);
+size_t rf_fwd_held(const struct rf_fwd_conn *c);
 int rf_fwd_recv_hdr(struct rf_fwd_conn *c, struct rf_fwd_msg *m);
 int rf_fwd_recv_data(struct rf_fwd_conn *c, void *buf, size_t n);
 /* 1 if the call may wait for long at home (a signal must be able to cut it). */
@@ -190,6 +200,7 @@ int rf_fwd_op_blocks(int op);
    one of pf is ready, revents set as by poll; 0 if the time ran out. */
 struct pollfd;
 int rf_fwd_spin(struct pollfd *pf, unsigned long n);
+int rf_fwd_spin_us(struct pollfd *pf, unsigned long n, long us);
 /*
  * Where the next message's data may be built (RF_FWD_IO_MAX + two paths):
  * sent with data pointing there, header and data leave in one write.  Valid
