@@ -135,11 +135,9 @@ static int
 postable(int fd)
 {
 	struct stat st;
-	socklen_t len = sizeof(int);
-	int fl, type;
-
 	struct timeval tv;
-	socklen_t tlen = sizeof(tv);
+	socklen_t len = sizeof(int), tlen = sizeof(tv);
+	int fl, type;
 
 	if (fstat(fd, &st) == -1 || (fl = fcntl(fd, F_GETFL)) == -1 || (fl & O_NONBLOCK))
 		return 0;
