@@ -927,7 +927,7 @@ can_post(struct px *p, int64_t fd, int pos, int64_t msgflags, uint64_t count)
 {
 	return p->post_on && !pos && (msgflags & ~(int64_t)MSG_NOSIGNAL) == 0 && count > 0 &&
 	    home(p, fd) && (p->f->fds[fd] & F_POST) && count <= RF_FWD_POST_WINDOW &&
-	    p->posted + count <= RF_FWD_POST_WINDOW;
+	    p->posted + RF_FWD_POST_COST(count) <= RF_FWD_POST_WINDOW;
 }
 
 static int
@@ -943,7 +943,7 @@ post(struct px *p, int64_t fd, int64_t msgflags, const void *data, size_t len)
 	/* held a moment: the child's next call often follows at once */
 	if (rf_fwd_hold(&p->c, &m, data) == -1)
 		return lost(p, "write");
-	p->posted += len;
+	p->posted += RF_FWD_POST_COST(len);
 	p->post_used = 1;
 	return 0;
 }

@@ -303,12 +303,12 @@ posted_write(struct stub *s, const struct rf_fwd_msg *m, int fd)
 	}
 	sigprocmask(SIG_BLOCK, &s->all, NULL);
 	if (err == 0) {
-		s->acked += m->dlen;
+		s->acked += RF_FWD_POST_COST(m->dlen);
 		return 0;
 	}
 	if (flush_acks(s) == -1)
 		return -1;
-	return ack(s, m->fam, -err, m->a[0], m->dlen);
+	return ack(s, m->fam, -err, m->a[0], RF_FWD_POST_COST(m->dlen));
 }
 
 static int

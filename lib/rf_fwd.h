@@ -107,8 +107,8 @@ enum rf_fwd_op {
  *   WRITE with POST      request with no reply: the stub performs it whole,
  *                        in order, then may acknowledge it
  *   WRITE reply w/ POST  the acknowledgement: a[0] 0 (or -errno: the write
- *                        failed at home, on number a[1]), a[2] the bytes
- *                        acknowledged.  Successes may be summed into one
+ *                        failed at home, on number a[1]), a[2] what the
+ *                        writes acknowledged counted (RF_FWD_POST_COST).  Successes may be summed into one
  *                        ack; a reply to any request also acknowledges
  *                        every posted write before it
  *   POSTOK               reply to a plain WRITE: that number may be posted
@@ -121,8 +121,14 @@ enum rf_fwd_op {
 #define RF_FWDF_POSTOK 0x10
 #define RF_FWDF_REVOKE 0x20
 #define RF_FWD_HELLO_POSTOK 0x10000	/* HELLO fd flags, beside FD_CLOEXEC */
-/* Bytes posted and not yet acknowledged, at most; past it a write is synchronous. */
+/*
+ * Bytes posted and not yet acknowledged, at most; past it a write is
+ * synchronous.  Each write counts 256 more than its bytes (and acks count
+ * them so), so that a stream of tiny writes is held to some 8000 calls
+ * ahead of home.
+ */
 #define RF_FWD_POST_WINDOW (2u << 20)
+#define RF_FWD_POST_COST(n) ((uint64_t)(n) + 256)
 
 enum { RF_FDOP_FSYNC = 1, RF_FDOP_FDATASYNC, RF_FDOP_FTRUNCATE, RF_FDOP_FCHMOD,
 	RF_FDOP_FCHOWN, RF_FDOP_FLOCK, RF_FDOP_FALLOCATE, RF_FDOP_FADVISE,
