@@ -10,10 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <bsd/stdlib.h>
+#include <sodium.h>
 #include <jansson.h>
 #include "rf_net.h"
 #include "rf_image.h"
@@ -27,7 +29,7 @@ struct progress {
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: rf-send [-P] [-F fd -p ppid [-c pid] [-L key]] [-k key] [-t seconds] host[:port]\n");
+	fprintf(stderr, "usage: rf-send [-P] [-F fd -p ppid [-c pid | -H] [-L key]] [-k key] [-t seconds] host[:port]\n");
 	exit(RF_EX_USAGE);
 }
 
@@ -109,6 +111,38 @@ peek_total(uint8_t *buf, size_t cap, uint64_t *total)
 	return n;
 }
 
+static int
+stdout_is_unix(void)
+{
+	struct sockaddr_storage a;
+	socklen_t len = sizeof(a);
+
+	return getsockname(STDOUT_FILENO, (struct sockaddr *)&a, &len) == 0 &&
+	    a.ss_family == AF_UNIX;
+}
+
+/* After the reply line: the channel's state, with its socket (SCM_RIGHTS). */
+static int
+hand_over(const struct rf_chan *c)
+{
+	union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } cm;
+	struct rf_chan_state st;
+	struct iovec iov = { &st, sizeof(st) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
+	    .msg_controllen = sizeof(cm.b) };
+	ssize_t n;
+
+	rf_chan_export(c, &st);
+	memset(&cm, 0, sizeof(cm));
+	cm.h.cmsg_level = SOL_SOCKET;
+	cm.h.cmsg_type = SCM_RIGHTS;
+	cm.h.cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(&cm.h), &c->fd, sizeof(int));
+	n = sendmsg(STDOUT_FILENO, &mh, MSG_NOSIGNAL);
+	sodium_memzero(&st, sizeof(st));
+	return n == (ssize_t)sizeof(st) ? 0 : -1;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -122,12 +156,15 @@ main(int argc, char *argv[])
 	size_t pre = 0;
 	uint64_t reqlen;
 	uint8_t *prefix = NULL;
-	int ch, fd, r, sent_ok, peer, pflag = 0, timeout = RF_TIMEOUT_MS, ctlfd = -1;
+	int ch, fd, r, sent_ok, peer, pflag = 0, timeout = RF_TIMEOUT_MS, ctlfd = -1, hflag = 0;
 	pid_t ppid = 0, cpid = 0;
 	const char *fdkey = NULL;
 
-	while ((ch = getopt(argc, argv, "c:F:hk:L:p:Pt:")) != -1) {
+	while ((ch = getopt(argc, argv, "c:F:hHk:L:p:Pt:")) != -1) {
 		switch (ch) {
+		case 'H':
+			hflag = 1;
+			break;
 		case 'L':
 			fdkey = optarg;
 			if (strlen(fdkey) != 32 || strspn(fdkey, "0123456789abcdef") != 32)
@@ -166,8 +203,10 @@ main(int argc, char *argv[])
 	argc -= optind;
 	argv += optind;
 	if (argc != 1 || (ctlfd == -1) != (ppid == 0) ||
-	    ((cpid != 0 || fdkey != NULL) && ctlfd == -1))
+	    ((cpid != 0 || fdkey != NULL) && ctlfd == -1) || (hflag && (ctlfd == -1 || cpid != 0)))
 		usage();
+	if (hflag && !stdout_is_unix())
+		errx(RF_EX_USAGE, "-H: standard output is not a unix socket");
 	host = argv[0];
 	signal(SIGPIPE, SIG_IGN);
 
@@ -229,7 +268,6 @@ main(int argc, char *argv[])
 	if (j == NULL)
 		errx(sent_ok || peer ? e2.code : e.code, "%s: %s", host,
 		    sent_ok || peer ? e2.msg : e.msg);
-	rf_chan_close(&c);
 	if (ctlfd >= 0 && !json_is_string(json_object_get(j, "token")))
 		errx(RF_EX_PROTOCOL, "%s: no token in the reply", host);
 	if ((s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS)) == NULL)
@@ -237,6 +275,10 @@ main(int argc, char *argv[])
 	if (printf("%s\n", s) < 0 || fflush(stdout) == EOF || ferror(stdout))
 		err(RF_EX_IOERR, "stdout");
 	free(s);
+	/* The connection goes on as the stub's: no dial, no second handshake. */
+	if (hflag && hand_over(&c) == -1)
+		warn("-H: passing the connection (the stub will dial)");
+	rf_chan_close(&c);
 	json_decref(j);
 	free(prefix);
 	return RF_EX_OK;

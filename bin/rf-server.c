@@ -354,11 +354,13 @@ do_restore(struct rf_chan *c)
 }
 
 /*
- * Remote fork (docs/FORK.md step 6): the connection handler takes the image
- * into a memfd and builds the tree with rf_fwdns_spawn; the proxy restores C
- * in-process, says "ready" on a pipe, and waits for its stub on an abstract
- * unix socket named by the token.  The stub's own connection handler checks
- * the token and hands over its socket and channel keys (SCM_RIGHTS).
+ * Remote fork (docs/FORK.md step 6, docs/PROTOCOL.md): on the request the
+ * connection handler builds the tree with rf_fwdns_spawn; the proxy reads
+ * the image from the connection and restores C in-process as it arrives,
+ * sends the reply, says "ready" on a pipe, and waits for its stub: on the
+ * fork's own connection (handed over by rf-send -H), or on an abstract unix
+ * socket named by the token, where the dialing stub's connection handler
+ * hands over its socket and channel keys (SCM_RIGHTS).
  */
 #define TOKEN_LEN 32
 
@@ -366,6 +368,7 @@ static const char ctlmsg[] = "remote child";
 
 struct forkw {
 	struct rf_chan *c;	/* the image comes on it; the proxy reads it */
+	long t0;
 	int k, ready, lsock;
 	pid_t cpid, ppid;
 	char token[TOKEN_LEN + 1];
@@ -474,11 +477,16 @@ proxy_fail(struct forkw *w, const char *fmt, ...)
 	(void)!write(w->ready, msg, n);
 }
 
-/* Take the stub's socket and channel from its handler; -1 on timeout. */
+/*
+ * The stub comes on the fork connection itself (rf-send -H handed it over
+ * through librfork: its HELLO is the next frame), or dials and has its
+ * handler pass its socket and channel here.  An end of the fork connection
+ * is no stub: then only a dialing one can come.  -1 on timeout.
+ */
 static int
 take_stub(struct forkw *w, struct rf_chan *c, struct rf_err *e)
 {
-	struct pollfd pfd = { w->lsock, POLLIN, 0 };
+	struct pollfd pfd[2] = { { w->lsock, POLLIN, 0 }, { w->c->fd, POLLIN, 0 } };
 	union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } cm;
 	struct rf_chan_state st;
 	char tok[TOKEN_LEN + 1];
@@ -493,7 +501,24 @@ take_stub(struct forkw *w, struct rf_chan *c, struct rf_err *e)
 	for (;;) {
 		if (end - now_ms() <= 0)
 			return rf_errf(e, RF_EX_TEMPFAIL, "no stub within %d s", timeout_ms / 1000);
-		if (poll(&pfd, 1, end - now_ms()) <= 0)
+		if (poll(pfd, pfd[1].fd >= 0 ? 2 : 1, end - now_ms()) <= 0)
+			continue;
+		if (pfd[1].fd >= 0 && pfd[1].revents != 0) {
+			char b;
+
+			if (recv(pfd[1].fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1) {
+				close(w->lsock);
+				w->lsock = -1;
+				*c = *w->c;
+				if (rf_sock_longlived(c->fd, timeout_ms) == -1)
+					return rf_errno(e, "stub connection");
+				logx("stub connected on the fork's connection");
+				return 0;
+			}
+			rf_chan_close(w->c);
+			pfd[1].fd = -1;
+		}
+		if (pfd[0].revents == 0)
 			continue;
 		if ((s = accept4(w->lsock, NULL, NULL, SOCK_CLOEXEC)) == -1)
 			continue;
@@ -512,6 +537,8 @@ take_stub(struct forkw *w, struct rf_chan *c, struct rf_err *e)
 		}
 		close(w->lsock);
 		w->lsock = -1;
+		if (pfd[1].fd >= 0)
+			rf_chan_close(w->c);
 		if (rf_sock_longlived(fd, timeout_ms) == -1 || rf_chan_import(c, fd, &st, e) == -1) {
 			close(fd);
 			sodium_memzero(&st, sizeof(st));
@@ -610,6 +637,7 @@ fork_proxy(void *arg)
 	struct rf_err e = { 0 };
 	struct feed f = { 0 };
 	siginfo_t si;
+	json_t *j;
 	int ctl[2], lfd, pidfd, st;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) == -1) {
@@ -638,8 +666,6 @@ fork_proxy(void *arg)
 	ro.pid = w->cpid;
 	if (rf_restore_check(&rs, &p, &ro, 1, &e) == -1 || rf_restore_run(&rs, &r, &e) == -1)
 		return feed_fail(w, &f, &e);
-	/* The image was read to its end: the connection is the handler's again. */
-	close(w->c->fd);
 	if (rf_restore_release(&rs, &e) == -1) {
 		proxy_fail(w, "restore: %s", e.msg[0] ? e.msg : strerror(errno));
 		return e.code ? e.code : RF_EX_SOFTWARE;
@@ -657,6 +683,15 @@ fork_proxy(void *arg)
 		return RF_EX_OSERR;
 	}
 	close(pidfd);
+	/* The reply is ours to send: this copy of the channel read the image. */
+	j = json_pack("{s:s,s:i,s:s,s:I,s:i}", "token", w->token, "pid", (int)w->cpid, "host",
+	    rf_hostname(), "bytes", (json_int_t)f.bytes, "total_ms", (int)(now_ms() - w->t0));
+	if (rf_chan_send_json(w->c, RF_FR_REPLY, j, &e) == -1) {
+		proxy_fail(w, "pid %d killed: the reply was lost: %s", (int)w->cpid, e.msg);
+		kill(w->cpid, SIGKILL);
+		return RF_EX_UNAVAILABLE;
+	}
+	json_decref(j);
 	dprintf(w->ready, "ready %d %llu\n", (int)w->cpid, (unsigned long long)f.bytes);
 	close(w->ready);
 	if (take_stub(w, &c, &e) == -1) {
@@ -689,7 +724,6 @@ static int
 do_fork(struct rf_chan *c, json_t *req)
 {
 	struct forkw w;
-	struct rf_err e = { 0 };
 	struct sockaddr_un a;
 	socklen_t alen;
 	struct pollfd pfd;
@@ -697,7 +731,6 @@ do_fork(struct rf_chan *c, json_t *req)
 	uint64_t bytes = 0;
 	char buf[600], *end;
 	long t0 = now_ms();
-	json_t *j;
 	ssize_t n;
 	size_t i, len = 0;
 	pid_t init, ppid;
@@ -743,6 +776,7 @@ do_fork(struct rf_chan *c, json_t *req)
 		return fail(c, RF_EX_OSERR, "fork: socket: %s", strerror(errno));
 	w.ready = pp[1];
 	w.c = c;
+	w.t0 = t0;
 	init = rf_fwdns_spawn(ppid, fork_proxy, &w, &userns);
 	for (i = 1; i < w.nsup; i++)
 		close(w.sup[i].from);	/* the proxy has its own */
@@ -775,15 +809,10 @@ do_fork(struct rf_chan *c, json_t *req)
 		return fail(c, code, "fork: %s", buf[0] ? buf : "the remote tree failed");
 	}
 	close(pp[0]);
-	j = json_pack("{s:s,s:i,s:s,s:I,s:i}", "token", w.token, "pid", (int)w.cpid, "host",
-	    rf_hostname(), "bytes", (json_int_t)bytes, "total_ms", (int)(now_ms() - t0));
-	if (rf_chan_send_json(c, RF_FR_REPLY, j, &e) == -1) {
-		kill(init, SIGKILL);
-		logx("fork: pid %d killed: the reply was lost: %s", (int)w.cpid, e.msg);
-	} else
-		logx("fork: pid %d (parent %d) waits for its stub%s", (int)w.cpid, (int)ppid,
-		    userns ? " (user namespace)" : "");
-	json_decref(j);
+	/* The proxy answered; the connection may go on as the stub's there. */
+	logx("fork: pid %d (parent %d) waits for its stub%s: %llu bytes, %ld ms", (int)w.cpid,
+	    (int)ppid, userns ? " (user namespace)" : "", (unsigned long long)bytes,
+	    now_ms() - t0);
 	rf_chan_close(c);
 	c->fd = -1;
 	conn_fd = -1;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <bsd/stdlib.h>
 #include <jansson.h>
+#include <sodium.h>
 #include "rf_fwd.h"
 #include "rf_net.h"
 
@@ -24,6 +25,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: rf-stub [-h] [-x fd[,fd...]] -c fd\n"
+	    "       rf-stub [-h] [-k key] [-x fd[,fd...]] -C fd:statefd\n"
 	    "       rf-stub [-h] [-k key] [-x fd[,fd...]] host[:port] token\n");
 	exit(RF_EX_USAGE);
 }
@@ -90,6 +92,28 @@ respawn(void *arg, const char *host, const char *token, const int *cloexec, size
 	free(list);
 }
 
+/*
+ * -C: the fork's own connection, handed over by rf-send -H through librfork,
+ * its channel's keys and counters in the file statefd (read, then closed).
+ */
+static int
+take_chan(struct rf_chan *c, int fd, int sfd, struct rf_err *e)
+{
+	struct rf_chan_state st;
+	ssize_t n;
+	int r;
+
+	n = pread(sfd, &st, sizeof(st), 0);
+	close(sfd);
+	if (n != (ssize_t)sizeof(st)) {
+		sodium_memzero(&st, sizeof(st));
+		return rf_errf(e, RF_EX_USAGE, "-C: no channel state in fd %d", sfd);
+	}
+	r = rf_chan_import(c, fd, &st, e);
+	sodium_memzero(&st, sizeof(st));
+	return r;
+}
+
 /* Die as the child died, so that the parent's waitpid says the same. */
 static void
 die_like(int status)
@@ -137,12 +161,16 @@ main(int argc, char *argv[])
 	char *kpath = NULL, *env;
 	json_t *j;
 	long long t;
-	int ch, conn = -1, status = 0, r, peer, dead;
+	int ch, conn = -1, status = 0, r, peer, dead, sfd = -1;
 
 	setprogname("rf-stub");
 	memset(&o, 0, sizeof(o));
-	while ((ch = getopt(argc, argv, "c:hk:x:")) != -1) {
+	while ((ch = getopt(argc, argv, "c:C:hk:x:")) != -1) {
 		switch (ch) {
+		case 'C':
+			if (sscanf(optarg, "%d:%d", &conn, &sfd) != 2 || conn < 0 || sfd < 0)
+				errx(RF_EX_USAGE, "-C %s: not fd:statefd", optarg);
+			break;
 		case 'c':
 			conn = strtonum(optarg, 0, INT_MAX, &errstr);
 			if (errstr != NULL)
@@ -162,10 +190,22 @@ main(int argc, char *argv[])
 	}
 	argc -= optind;
 	argv += optind;
-	if (conn >= 0 ? argc != 0 || kpath != NULL : argc != 2)
+	if (conn >= 0 ? argc != 0 || (kpath != NULL && sfd < 0) : argc != 2)
 		usage();
 	memset(&e, 0, sizeof(e));
-	if (conn >= 0) {
+	/* librfork's setting (rf-run(1)) says how soon a dead host must show. */
+	dead = RF_TIMEOUT_MS;
+	if ((env = getenv("RFORK_TIMEOUT")) != NULL &&
+	    (t = strtonum(env, 1, 86400, &errstr)) > 0 && errstr == NULL)
+		dead = t * 1000;
+	if (sfd >= 0) {
+		signal(SIGPIPE, SIG_IGN);
+		if (take_chan(&c, conn, sfd, &e) == -1)
+			lost("%s", e.msg);
+		if (rf_sock_longlived(conn, dead) == -1)
+			err(RF_EX_OSERR, "-C %d", conn);
+		rf_chan_fwd_io(&io, &ci, &c);
+	} else if (conn >= 0) {
 		if (fcntl(conn, F_GETFD) == -1)
 			err(RF_EX_USAGE, "-c %d", conn);
 		rf_fwd_io_fd(&io, &conn);
@@ -188,11 +228,6 @@ main(int argc, char *argv[])
 		if ((j = rf_xfer_answer(&c, &peer, &e)) == NULL)
 			lost("%s: %s", argv[0], e.msg);
 		json_decref(j);
-		/* librfork's setting (rf-run(1)) says how soon a dead host must show. */
-		dead = RF_TIMEOUT_MS;
-		if ((env = getenv("RFORK_TIMEOUT")) != NULL &&
-		    (t = strtonum(env, 1, 86400, &errstr)) > 0 && errstr == NULL)
-			dead = t * 1000;
 		if (rf_sock_longlived(conn, dead) == -1)
 			err(RF_EX_OSERR, "%s", argv[0]);
 		rf_chan_fwd_io(&io, &ci, &c);

@@ -207,8 +207,9 @@ local_lines() {
 	fds=$(sed -n 's/^fds //p' <<<"$output")
 	cloexec=$(tr ' ' '\n' <<<"$fds" | sed -n 's/c$//p' | paste -sd,)
 	[ -n "$cloexec" ]
-	# rf-send got the fork request; rf-snap's image of S passed rf-restore -n
-	grep -qx "args -F [0-9]* -p $(sed -n 's/^parent //p' <<<"$output") -t 10 -k /some/key -- h1:9" "$D/send"
+	# rf-send got the fork request (-H: hand the connection over if it can;
+	# this one does not, so rf-stub dials); S's image passed rf-restore -n
+	grep -qx "args -F [0-9]* -p $(sed -n 's/^parent //p' <<<"$output") -H -t 10 -k /some/key -- h1:9" "$D/send"
 	grep -qx "image ok" "$D/send"
 	[ "$(jq .pid "$D/meta.json")" -eq "$spid" ]
 	# rf-stub: S's pid and parent, every fd of the fork (not K), close-on-exec

@@ -51,7 +51,8 @@ rrun() {
 	[ "$cppid" = "$ppid" ]
 	[ "$how $code" = "exit 7" ]
 	grep -q "fork: pid $cpid (parent $ppid) waits for its stub" "$LOGDIR/${PFX}2.log"
-	grep -q "stub connected" "$LOGDIR/${PFX}2.log"
+	# rf-send -H: the stub took the fork's own connection, it did not dial
+	grep -q "stub connected on the fork's connection" "$LOGDIR/${PFX}2.log"
 	none_marked "$MARK"
 }
 
@@ -74,6 +75,14 @@ rrun() {
 	[[ "$output" == *"refused"* ]]
 	run -64 inh 1 "$BIN/rf-send" -F 3 -k "$KEY" "$(addr 2)" < /dev/null
 	run -64 inh 1 "$BIN/rf-stub" -k "$KEY" "$(addr 2)"
+	# -H hands the connection over on stdout, a unix socket; not for -c
+	run -64 inh 1 "$BIN/rf-send" -F 3 -p 2 -H -k "$KEY" "$(addr 2)" < /dev/null
+	[[ "$output" == *"not a unix socket"* ]]
+	run -64 inh 1 "$BIN/rf-send" -F 3 -p 2 -c 5 -H -k "$KEY" "$(addr 2)" < /dev/null
+	run -64 inh 1 "$BIN/rf-stub" -C 3
+	# a handed-over connection without its channel state is a child lost
+	run -137 inh 1 "$BIN/rf-stub" -C 0:0 < /dev/null
+	[[ "$output" == *"no channel state"* ]]
 }
 
 @test "rfork: a child whose stub never comes is killed after the timeout" {

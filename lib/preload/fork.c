@@ -264,21 +264,23 @@ read_ctl(int fd, char *buf, size_t cap)
  * only if the exec failed, with every flag as it was.
  */
 static void
-exec_stub(int kfd, char *msg)
+exec_stub(int kfd, char *msg, int conn, const char *state, size_t slen)
 {
-	char *host = msg, *token, *argv[10], **env, *list, *p, db[4096];
+	char *host = msg, *token, *argv[12], **env, *list, *p, db[4096];
 	size_t envsize, listsize = 1 << 19, ln = 0;
-	struct rfp_str why = { .n = 0 }, num;
+	struct rfp_str why = { .n = 0 }, num, cstr = { .n = 0 };
 	long nd, off;
-	int dfd, fd, i = 0, e;
+	int dfd, fd, i = 0, e, sfd = -1;
 
 	msg[strcspn(msg, "\n")] = '\0';
-	if ((token = strchr(host, ' ')) == NULL)
-		return;
-	*token++ = '\0';
 	list = mmap(NULL, listsize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (list == MAP_FAILED)
+	if ((token = strchr(host, ' ')) == NULL || list == MAP_FAILED) {
+		rfp_close(conn);
+		if (list != MAP_FAILED)
+			munmap(list, listsize);
 		return;
+	}
+	*token++ = '\0';
 	if ((dfd = rfp_open("/proc/self/fd", O_RDONLY | O_DIRECTORY)) == -1)
 		goto out;
 	while ((nd = syscall(SYS_getdents64, dfd, db, sizeof(db))) > 0) {
@@ -303,6 +305,13 @@ exec_stub(int kfd, char *msg)
 		}
 	}
 	rfp_close(dfd);
+	/* The fork's own connection (rf-send -H): its channel state in a memfd. */
+	if (conn >= 0 && (sfd = memfd_create("rf-chan", 0)) != -1 &&
+	    rfp_write(sfd, state, slen) == (ssize_t)slen) {
+		rfp_num(&cstr, conn);
+		rfp_cat(&cstr, ":");
+		rfp_num(&cstr, sfd);
+	}
 	argv[i++] = "rf-stub";
 	if (rfp_cfg.key[0] != '\0') {
 		argv[i++] = "-k";
@@ -312,9 +321,14 @@ exec_stub(int kfd, char *msg)
 		argv[i++] = "-x";
 		argv[i++] = list;
 	}
-	argv[i++] = "--";
-	argv[i++] = host;
-	argv[i++] = token;
+	if (cstr.n > 0) {
+		argv[i++] = "-C";
+		argv[i++] = cstr.s;
+	} else {
+		argv[i++] = "--";
+		argv[i++] = host;
+		argv[i++] = token;
+	}
 	argv[i] = NULL;
 	if ((env = rfp_env(&envsize)) != NULL) {
 		execve(rfp_cfg.stub, argv, env);
@@ -331,7 +345,37 @@ exec_stub(int kfd, char *msg)
 		fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
 	}
 out:
+	rfp_close(sfd);
+	rfp_close(conn);
 	munmap(list, listsize);
+}
+
+/* "hand": the connection and its state follow on K once S says "g". */
+static int
+take_conn(int kfd, char *state, size_t *slen)
+{
+	union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } cm;
+	struct iovec iov = { state, RFP_STATE };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
+	    .msg_controllen = sizeof(cm.b) };
+	struct pollfd pfd = { .fd = kfd, .events = POLLIN };
+	struct cmsghdr *h;
+	ssize_t n;
+	int fd = -1;
+
+	if (rfp_write(kfd, "g", 1) != 1 || poll(&pfd, 1, 2000) != 1)
+		return -1;
+	n = recvmsg(kfd, &mh, 0);
+	h = CMSG_FIRSTHDR(&mh);
+	if (n > 0 && h != NULL && h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS &&
+	    h->cmsg_len == CMSG_LEN(sizeof(int)))
+		memcpy(&fd, CMSG_DATA(h), sizeof(int));
+	if (n <= 0 || fd < 0) {
+		rfp_close(fd);
+		return -1;
+	}
+	*slen = n;
+	return fd;
 }
 
 /* S, or C on the remote host.  All signals are blocked. */
@@ -356,7 +400,15 @@ child(int k[2], const sigset_t *old, pid_t ppid)
 			rfp_unpreload();
 		}
 		else if (strncmp(msg, "stub ", 5) == 0)
-			exec_stub(k[1], msg + 5);
+			exec_stub(k[1], msg + 5, -1, NULL, 0);
+		else if (strncmp(msg, "hand ", 5) == 0) {
+			char state[RFP_STATE];
+			size_t slen = 0;
+			int conn = take_conn(k[1], state, &slen);
+
+			exec_stub(k[1], msg + 5, conn, state, slen);
+			memset(state, 0, sizeof(state));
+		}
 	}
 	rfp_close(k[1]);
 	sigprocmask(SIG_SETMASK, old, NULL);
@@ -478,14 +530,42 @@ release(int kfd, pid_t pid)
 	}
 }
 
+/*
+ * "hand": S is continued, reads its line and says "g"; only then may the
+ * connection follow (SCM_RIGHTS), or S's plain read of the line would take
+ * it and drop it.  If S does not ask, it dials instead.
+ */
+static void
+hand_conn(int kfd, pid_t pid, struct rfp_hand *hand)
+{
+	union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } cm;
+	struct iovec iov = { hand->state, hand->len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
+	    .msg_controllen = sizeof(cm.b) };
+	struct pollfd pfd = { .fd = kfd, .events = POLLIN };
+	char g;
+
+	if (state(proc_pid(pid)) == 'T')
+		kill(pid, SIGCONT);
+	if (poll(&pfd, 1, 2000) != 1 || rfp_read(kfd, &g, 1) != 1 || g != 'g')
+		return;
+	memset(&cm, 0, sizeof(cm));
+	cm.h.cmsg_level = SOL_SOCKET;
+	cm.h.cmsg_type = SCM_RIGHTS;
+	cm.h.cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(&cm.h), &hand->conn, sizeof(int));
+	(void)sendmsg(kfd, &mh, MSG_NOSIGNAL);
+}
+
 static pid_t
 remote_fork(pid_t (*realf)(void))
 {
 	char host[RFP_HOST], token[RFP_TOKEN], msg[CTLMAX];
 	struct rfp_str why = { .n = 0 };
+	struct rfp_hand hand = { .fd = -1, .conn = -1 };
 	sigset_t all, old;
 	pid_t pid, self = getpid();
-	int k[2], e, ok = 0;
+	int k[2], e, ok = 0, handed = 0;
 	size_t n;
 
 	if (rfp_find_tools(&why) == -1) {
@@ -512,10 +592,11 @@ remote_fork(pid_t (*realf)(void))
 	rfp_close(k[1]);
 	if (pid > 0) {
 		if (wait_stopped(k[0], pid) == 0)
-			ok = rfp_ship(pid, self, 0, k[1], host, NULL, token, &why) == 0;
+			ok = rfp_ship_hand(pid, self, k[1], host, token, &hand, &why) == 0;
 		n = 0;
 		if (ok) {
-			memcpy(msg, "stub ", 5);
+			handed = rfp_hand_take(&hand) == 0;
+			memcpy(msg, handed ? "hand " : "stub ", 5);
 			n = 5 + strlen(host);
 			memcpy(msg + 5, host, n - 5);
 			msg[n++] = ' ';
@@ -527,6 +608,9 @@ remote_fork(pid_t (*realf)(void))
 			n = 6;
 		}
 		(void)send(k[0], msg, n, MSG_NOSIGNAL);
+		if (handed)
+			hand_conn(k[0], pid, &hand);
+		rfp_hand_free(&hand);
 		release(k[0], pid);
 	}
 	cld_leave();

@@ -84,5 +84,22 @@ void rfp_unpreload(void);
  */
 int rfp_ship(pid_t pid, pid_t ppid, pid_t cpid, int kfd, const char *host,
     const char *fdkey, char *token, struct rfp_str *why);
+/*
+ * rf-send -H: after its reply, rf-send passed on its connection and the
+ * channel's state (opaque here) for the stub, so that it need not dial.
+ * rfp_ship leaves them on fd (a SEQPACKET socket of ours) when hand is not
+ * NULL; rfp_hand_take gets them: 0, or -1 if none came.
+ */
+#define RFP_STATE 256
+struct rfp_hand {
+	int fd;			/* ours: where rf-send left them; -1: none */
+	int conn;		/* the connection, once taken */
+	size_t len;
+	char state[RFP_STATE];
+};
+int rfp_ship_hand(pid_t pid, pid_t ppid, int kfd, const char *host, char *token,
+    struct rfp_hand *hand, struct rfp_str *why);
+int rfp_hand_take(struct rfp_hand *hand);
+void rfp_hand_free(struct rfp_hand *hand);
 
 #endif

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -383,6 +384,7 @@ struct job {
 	char *token;
 	struct rfp_str *why;
 	int r;
+	int hand[2];		/* rf-send -H: our end, rf-send's stdout; -1: no -H */
 };
 
 static int
@@ -425,6 +427,8 @@ ship(const struct job *j, char *token, struct rfp_str *why)
 		sargv[i++] = "-L";
 		sargv[i++] = (char *)j->fdkey;
 	}
+	if (j->hand[1] >= 0)
+		sargv[i++] = "-H";
 	sargv[i++] = "-t";
 	sargv[i++] = tstr.s;
 	if (rfp_cfg.key[0] != '\0') {
@@ -450,7 +454,8 @@ ship(const struct job *j, char *token, struct rfp_str *why)
 		goto out;
 	}
 	snap = (struct spawn){ rfp_cfg.snap, snargv, env, { null, pipe1[1], p[2][1] } };
-	send = (struct spawn){ rfp_cfg.send, sargv, env, { pipe1[0], p[0][1], p[1][1] } };
+	send = (struct spawn){ rfp_cfg.send, sargv, env,
+	    { pipe1[0], j->hand[1] >= 0 ? j->hand[1] : p[0][1], p[1][1] } };
 	if ((snappid = spawn(&snap)) == -1 || (sendpid = spawn(&send)) == -1) {
 		rfp_cat(why, "clone: ");
 		rfp_cat(why, strerrordesc_np(errno));
@@ -461,6 +466,12 @@ ship(const struct job *j, char *token, struct rfp_str *why)
 		p[i][1] = -1;
 		k[i].fd = p[i][0];
 		p[i][0] = -1;
+	}
+	/* -H: the reply waits on our socket, read once rf-send is done, and the
+	   connection after it, which only P takes (rfp_hand_take). */
+	if (j->hand[1] >= 0) {
+		rfp_close(k[0].fd);
+		k[0].fd = -1;
 	}
 	rfp_close(pipe1[0]);
 	rfp_close(pipe1[1]);
@@ -498,6 +509,12 @@ ship(const struct job *j, char *token, struct rfp_str *why)
 		rfp_num(why, 4 * rfp_cfg.timeout);
 		rfp_cat(why, " s");
 	} else if (WIFEXITED(est) && WEXITSTATUS(est) == 0) {
+		if (j->hand[1] >= 0) {
+			ssize_t n = recv(j->hand[0], k[0].b, sizeof(k[0].b) - 1, MSG_DONTWAIT);
+
+			k[0].n = n > 0 ? n : 0;
+			k[0].b[k[0].n] = '\0';
+		}
 		/* rf-send's word decides: the child runs there, whatever rf-snap said. */
 		if (find_token(k[0].b, token) == 0)
 			r = 0;
@@ -540,22 +557,85 @@ shipper(void *arg)
 	_exit(0);
 }
 
-int
-rfp_ship(pid_t pid, pid_t ppid, pid_t cpid, int kfd, const char *host, const char *fdkey,
-    char *token, struct rfp_str *why)
+static int
+run_job(struct job *j)
 {
-	struct job j = { pid, ppid, cpid, kfd, host, fdkey, token, why, -1 };
 	pid_t sp;
 
-	why->n = 0;
-	if ((sp = vclone(shipper, &j, SHIPSTACK, 0)) == -1) {
-		rfp_cat(why, "clone: ");
-		rfp_cat(why, strerrordesc_np(errno));
+	j->why->n = 0;
+	if ((sp = vclone(shipper, j, SHIPSTACK, 0)) == -1) {
+		rfp_cat(j->why, "clone: ");
+		rfp_cat(j->why, strerrordesc_np(errno));
 		return -1;
 	}
 	while (waitpid(sp, NULL, __WALL) == -1 && errno == EINTR)
 		;
-	if (j.r == -1 && why->n == 0)
-		rfp_cat(why, "the shipper died");
-	return j.r;
+	if (j->r == -1 && j->why->n == 0)
+		rfp_cat(j->why, "the shipper died");
+	return j->r;
+}
+
+int
+rfp_ship(pid_t pid, pid_t ppid, pid_t cpid, int kfd, const char *host, const char *fdkey,
+    char *token, struct rfp_str *why)
+{
+	struct job j = { pid, ppid, cpid, kfd, host, fdkey, token, why, -1, { -1, -1 } };
+
+	return run_job(&j);
+}
+
+int
+rfp_ship_hand(pid_t pid, pid_t ppid, int kfd, const char *host, char *token,
+    struct rfp_hand *hand, struct rfp_str *why)
+{
+	struct job j = { pid, ppid, 0, kfd, host, NULL, token, why, -1, { -1, -1 } };
+	int r;
+
+	hand->fd = hand->conn = -1;
+	hand->len = 0;
+	/* Made here, before the shipper: our end stays ours when it is gone. */
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, j.hand) == -1)
+		return rfp_ship(pid, ppid, 0, kfd, host, NULL, token, why);
+	r = run_job(&j);
+	rfp_close(j.hand[1]);
+	if (r == 0)
+		hand->fd = j.hand[0];
+	else
+		rfp_close(j.hand[0]);
+	return r;
+}
+
+int
+rfp_hand_take(struct rfp_hand *hand)
+{
+	union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } cm;
+	struct iovec iov = { hand->state, sizeof(hand->state) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
+	    .msg_controllen = sizeof(cm.b) };
+	struct cmsghdr *h;
+	ssize_t n;
+
+	if (hand->fd < 0)
+		return -1;
+	n = recvmsg(hand->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	h = CMSG_FIRSTHDR(&mh);
+	if (n > 0 && h != NULL && h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS &&
+	    h->cmsg_len == CMSG_LEN(sizeof(int)))
+		memcpy(&hand->conn, CMSG_DATA(h), sizeof(int));
+	if (n <= 0 || hand->conn < 0 || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+		rfp_hand_free(hand);
+		return -1;
+	}
+	hand->len = n;
+	return 0;
+}
+
+void
+rfp_hand_free(struct rfp_hand *hand)
+{
+	rfp_close(hand->fd);
+	rfp_close(hand->conn);
+	hand->fd = hand->conn = -1;
+	memset(hand->state, 0, sizeof(hand->state));
+	hand->len = 0;
 }
