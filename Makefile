@@ -13,7 +13,7 @@ DEMOS    := $(patsubst demo/%.c,build/demo/%,$(wildcard demo/*.c))
 HDRS     := $(wildcard lib/*.h lib/restorer/*.h)
 PRELOAD  := $(wildcard lib/preload/*.c)
 
-all: $(PROGS) build/lib/librfork.so $(VICTIMS) $(BENCHES) $(DEMOS) build/tests/reaper build/tests/imgtool build/tests/netpeer build/tests/fwdrun build/tests/forkwire
+all: $(PROGS) build/lib/librfork.so $(VICTIMS) $(BENCHES) $(DEMOS) build/tests/reaper build/tests/imgtool build/tests/netpeer build/tests/fwdrun build/tests/forkwire build/tests/chanx
 
 build/lib/%.o: lib/%.c $(HDRS) config.mk
 	@mkdir -p $(@D)
@@ -73,6 +73,10 @@ build/tests/fwdrun: tests/fwdrun.c build/librf.a
 	$(CC) $(CFLAGS) -o $@ $< build/librf.a $(LDLIBS)
 
 build/tests/forkwire: tests/forkwire.c build/librf.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< build/librf.a $(LDLIBS)
+
+build/tests/chanx: tests/chanx.c build/librf.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $< build/librf.a $(LDLIBS)
 

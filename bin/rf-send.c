@@ -160,6 +160,8 @@ main(int argc, char *argv[])
 	pid_t ppid = 0, cpid = 0;
 	const char *fdkey = NULL;
 
+	/* OpenSSL's slow set-up runs beside the start, the dial and the handshake. */
+	rf_chan_init_async();
 	while ((ch = getopt(argc, argv, "c:F:hHk:L:p:Pt:")) != -1) {
 		switch (ch) {
 		case 'H':

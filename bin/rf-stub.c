@@ -165,6 +165,8 @@ main(int argc, char *argv[])
 
 	setprogname("rf-stub");
 	memset(&o, 0, sizeof(o));
+	/* OpenSSL's slow set-up runs beside the start, the dial and the handshake. */
+	rf_chan_init_async();
 	while ((ch = getopt(argc, argv, "c:C:hk:x:")) != -1) {
 		switch (ch) {
 		case 'C':

@@ -73,6 +73,14 @@ struct rf_chan {
 
 /* Initialise the crypto libraries (once; before forking, to share it). */
 int rf_chan_init(void);
+/*
+ * The same, with OpenSSL's slow first set-up on a thread (signals blocked):
+ * channels meanwhile use libsodium's AES-256-GCM, the same cipher, and
+ * OpenSSL's once it is ready.  For programs on a remote fork's path.
+ */
+int rf_chan_init_async(void);
+/* Tests: seal and open AES-256-GCM with libsodium only (1) or as usual (0). */
+void rf_chan_aes_sodium(int on);
 
 /*
  * Handshake on a connected socket (docs/PROTOCOL.md): both sides prove the
