@@ -54,7 +54,6 @@ struct rf_chan_keys {
  */
 static _Atomic int ossl_state;
 static int sodium_only;		/* rf_chan_aes_sodium: tests */
-static pthread_t ossl_thr;
 
 static void
 ossl_setup(void)
@@ -206,9 +205,10 @@ rf_chan_init(void)
 {
 	if (sodium_init() == -1)
 		return -1;
-	/* The first AES-GCM set-up is the slow one: do it here, before forks. */
-	if (ossl_state == 1)
-		pthread_join(ossl_thr, NULL);
+	/* The first AES-GCM set-up is the slow one: do it here, before forks
+	   (or wait for the thread doing it: it is detached). */
+	while (ossl_state == 1)
+		nanosleep(&(struct timespec){ 0, 50000 }, NULL);
 	ossl_ready();
 	return 0;
 }
@@ -217,6 +217,7 @@ int
 rf_chan_init_async(void)
 {
 	sigset_t all, old;
+	pthread_t t;
 
 	if (sodium_init() == -1)
 		return -1;
@@ -226,10 +227,10 @@ rf_chan_init_async(void)
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	ossl_state = 1;
-	if (pthread_create(&ossl_thr, NULL, ossl_thread, NULL) != 0)
+	if (pthread_create(&t, NULL, ossl_thread, NULL) != 0)
 		ossl_state = 0;
 	else
-		pthread_detach(ossl_thr);
+		pthread_detach(t);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return 0;
 }

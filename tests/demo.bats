@@ -42,8 +42,8 @@ row() {
 
 @test "demo: 4 workers on hosts 2 and 3 in turn, with pids real in host 1, waited for" {
 	local before2 before3 ppid k host pid wppid fpid what how code
-	before2=$(grep -c "stub connected" "$LOGDIR/${PFX}2.log" || true)
-	before3=$(grep -c "stub connected" "$LOGDIR/${PFX}3.log" || true)
+	before2=$(stubs 2)
+	before3=$(stubs 3)
 	run workers "$(addr 2),$(addr 3)" 4
 	cat "$OUT"
 	echo "stderr: $output"
@@ -63,8 +63,8 @@ row() {
 	[ "$(row 3 | awk '{print $5, $6}')" = "750001..1000000 218750125000" ]
 	grep -qx "total 500000500000, expected 500000500000 (1+...+1000000): ok" "$OUT"
 	! grep -q BAD "$OUT"
-	[ "$(grep -c "stub connected" "$LOGDIR/${PFX}2.log")" -eq $((before2 + 2)) ]
-	[ "$(grep -c "stub connected" "$LOGDIR/${PFX}3.log")" -eq $((before3 + 2)) ]
+	[ "$(stubs 2)" -eq $((before2 + 2)) ]
+	[ "$(stubs 3)" -eq $((before3 + 2)) ]
 	none_marked "$MARK"
 	only_server 2
 	only_server 3

@@ -17,7 +17,7 @@ teardown_file() {
 setup() {
 	MARK=rfpost$$.$BATS_TEST_NUMBER
 	OUT=$TDIR/out.$BATS_TEST_NUMBER
-	STUBS=$(grep -c "stub connected" "$LOGDIR/${PFX}2.log" || true)
+	STUBS=$(stubs 2)
 }
 
 teardown() {
@@ -36,7 +36,7 @@ prun() {
 
 # the child ran in host 2: one more stub connected there
 remote() {
-	[ "$(grep -c "stub connected" "$LOGDIR/${PFX}2.log")" -gt "$STUBS" ]
+	[ "$(stubs 2)" -gt "$STUBS" ]
 }
 
 @test "fwd-post: 24 MiB of odd-sized writes and writevs arrive whole and in order; the child's end waits for its data" {

@@ -47,6 +47,8 @@ addr() { echo "10.77.0.$1"; }
 
 srvpid() { cat "$LOGDIR/$PFX$1.pid"; }
 srvlog() { cat "$LOGDIR/$PFX$1.log"; }
+# stubs I: how many remote children's stubs host I's server has taken so far.
+stubs() { grep -c "stub connected" "$LOGDIR/$PFX$1.log" || true; }
 
 # migrant I MIB [USER]: start the victim in host I; sets MPID and MST (its status file).
 migrant() {

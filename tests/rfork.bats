@@ -58,10 +58,10 @@ rrun() {
 
 @test "rfork: forker's checks hold for 3 remote children in a row" {
 	local before
-	before=$(grep -c "stub connected" "$LOGDIR/${PFX}2.log" || true)
+	before=$(stubs 2)
 	run rrun "$TESTS/forker" basic 3
 	cat "$OUT"
-	[ "$(grep -c "stub connected" "$LOGDIR/${PFX}2.log")" -eq $((before + 3)) ]
+	[ "$(stubs 2)" -eq $((before + 3)) ]
 	[ "$status" -eq 0 ]
 	grep -q '^ok basic' "$OUT"
 	none_marked "$MARK"
@@ -115,12 +115,12 @@ rrun() {
 
 @test "rfork: 4 threads fork 3 times each at once, all children in host 2" {
 	local before
-	before=$(grep -c "stub connected" "$LOGDIR/${PFX}2.log" || true)
+	before=$(stubs 2)
 	run rrun "$TESTS/forker" threads
 	cat "$OUT"
 	[ "$status" -eq 0 ]
 	[ "$(cat "$OUT")" = "ok threads" ]
-	[ "$(grep -c "stub connected" "$LOGDIR/${PFX}2.log")" -eq $((before + 12)) ]
+	[ "$(stubs 2)" -eq $((before + 12)) ]
 	none_marked "$MARK"
 }
 
@@ -234,11 +234,11 @@ _, st = os.waitpid(pid, 0)
 print("signal", os.WTERMSIG(st) if os.WIFSIGNALED(st) else "none")
 PY
 	local before
-	before=$(grep -c "stub connected" "$LOGDIR/${PFX}2.log" || true)
+	before=$(stubs 2)
 	run rrun /usr/bin/python3 "$TDIR/kill.py"
 	cat "$OUT"
 	[ "$status" -eq 0 ]
-	[ "$(grep -c "stub connected" "$LOGDIR/${PFX}2.log")" -eq $((before + 1)) ]
+	[ "$(stubs 2)" -eq $((before + 1)) ]
 	[ "$(cat "$OUT")" = "signal 9" ]
 	none_marked "$MARK"
 }
@@ -353,13 +353,13 @@ PY
 
 @test "rfork: 100 remote forks in a row leave no fds or processes behind on either host" {
 	local before fds
-	before=$(grep -c "stub connected" "$LOGDIR/${PFX}2.log" || true)
+	before=$(stubs 2)
 	fds=$(ls "/proc/$(srvpid 2)/fd" | wc -l)
 	run rrun "$TESTS/forker" basic 100
 	cat "$OUT"
 	[ "$status" -eq 0 ]
 	grep -q '^ok basic' "$OUT"
-	[ "$(grep -c "stub connected" "$LOGDIR/${PFX}2.log")" -eq $((before + 100)) ]
+	[ "$(stubs 2)" -eq $((before + 100)) ]
 	none_marked "$MARK"
 	[ "$(ls "/proc/$(srvpid 2)/fd" | wc -l)" -eq "$fds" ]
 	for _ in $(seq 50); do
