@@ -43,6 +43,11 @@ add(struct ranges *rs, uint64_t start, uint64_t end, unsigned cat)
 {
 	struct rf_pmrange *nr;
 
+	/* ascending and disjoint, whatever a scan resumed too early says again */
+	if (rs->n > 0 && start < rs->r[rs->n - 1].end)
+		start = rs->r[rs->n - 1].end;
+	if (start >= end)
+		return 0;
 	if (rs->n > 0 && rs->r[rs->n - 1].end == start && rs->r[rs->n - 1].cat == cat) {
 		rs->r[rs->n - 1].end = end;
 		return 0;
@@ -94,7 +99,14 @@ scan(int fd, uint64_t start, uint64_t end, struct ranges *rs)
 			errno = EPROTO;
 			goto fail;
 		}
+		/*
+		 * Linux 6.18 was seen to report regions past walk_end (1657 of
+		 * 4096, walk_end mid-way and the last region at the stack): going
+		 * on from walk_end would give them again, out of order.
+		 */
 		start = a.walk_end;
+		if (n > 0 && vec[n - 1].end > start)
+			start = vec[n - 1].end;
 	}
 	free(vec);
 	return 0;
