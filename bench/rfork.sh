@@ -6,6 +6,7 @@
 # back (raw TCP ping-pong between the same hosts, bench/rawtcp), bulk writes into a
 # home pipe (raw TCP bulk, same byte count), getpid (here).  Needs root.
 #	N=forks (200)  TRIPS=round trips (5000)  MIB=bulk MiB (256)
+#	BIGMIB=the big process of item 1 (256)
 [ -n "$BASH_VERSION" ] || exec bash "$0" "$@"
 cd "$(dirname "$0")/.." || exit 70
 [ "$(id -u)" -eq 0 ] || { echo "rfork.sh: needs root (test hosts), skipped"; exit 0; }
@@ -30,11 +31,12 @@ $TH -s -R up 2 > /dev/null || exit
 KEY=$($TH dir)/key
 inh() { local h=$1; shift; $TH exec "$P$h" "$@"; }
 # rrun POLICY ARGS...: rforkrun ARGS under rf-run in host 1, children to host 2
-# (WB: RFORK_WRITE_BEHIND for them, when set).
+# (WB: RFORK_WRITE_BEHIND for them, PC: RFORK_POSTCOPY, when set).
 rrun() {
 	local pol=$1
 	shift
-	inh 1 timeout -k 5 90 env RFORK_POLICY="$pol" ${WB:+RFORK_WRITE_BEHIND=$WB} sh/rf-run -k "$KEY" -H "$A2" $B/rforkrun "$@" ||
+	inh 1 timeout -k 5 90 env RFORK_POLICY="$pol" ${WB:+RFORK_WRITE_BEHIND=$WB} \
+	    ${PC:+RFORK_POSTCOPY=$PC} sh/rf-run -k "$KEY" -H "$A2" $B/rforkrun "$@" ||
 	    { echo "rfork.sh: rforkrun $* (policy $pol) failed" >&2; exit 1; }
 }
 # field KEY N: the Nth number of the line KEY in $out
@@ -59,6 +61,19 @@ printf '1 fork to first byte, 8 MiB, %d forks: remote p50 %.2f ms p99 %.2f ms | 
     "$(awk "BEGIN { printf \"%.3f\", $lp99 / 1000 }")" "$(calc "$rp50 / $lp50")" \
     "$(verdict "$rp50 < 3000")"
 printf '  (of which to fork() returning in the parent: p50 %.2f ms)\n' "$(calc "$rret / 1000")"
+# the same with the whole image sent first (no post-copy), and at 256 MiB
+out=$(PC=0 rrun all fork -n "$n" -m 8) || exit
+printf '  whole image first (RFORK_POSTCOPY=0): p50 %.2f ms p99 %.2f ms\n' \
+    "$(calc "$(field fork 1) / 1000")" "$(calc "$(field fork 2) / 1000")"
+big=${BIGMIB:-256} bn=$(( n < 10 ? n : 10 ))
+out=$(rrun none fork -n "$bn" -m "$big") || exit
+blp50=$(field fork 1)
+out=$(rrun all fork -n "$bn" -m "$big") || exit
+bp50=$(field fork 1)
+out=$(PC=0 rrun all fork -n "$bn" -m "$big") || exit
+bwp50=$(field fork 1)
+printf '  %d MiB touched, %d forks: post-copy p50 %.2f ms | whole image first p50 %.1f ms | local p50 %.3f ms\n' \
+    "$big" "$bn" "$(calc "$bp50 / 1000")" "$(calc "$bwp50 / 1000")" "$(calc "$blp50 / 1000")"
 
 # 2. 1 byte out to the parent and 1 back (a posted write and a forwarded
 # read) against the raw TCP ping-pong (1 out, 1 back); a write alone (posted:

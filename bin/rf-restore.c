@@ -141,6 +141,7 @@ main(int argc, char *argv[])
 	if (rf_restore_check(&rs, &p, &o, !nflag, &e) == -1)
 		errx(e.code, "%s", e.msg);
 	if (nflag) {
+		r.lazy_ok = 1;	/* a post-copy image is checked, not restored */
 		if (rf_restore_drain(&r, &e) == -1)
 			errx(e.code, "%s", e.msg);
 		if ((json = rf_meta_dump(&p, 2)) == NULL)

@@ -31,6 +31,7 @@
 #include "rf_fwd.h"
 #include "rf_image.h"
 #include "rf_net.h"
+#include "rf_lazy.h"
 #include "rf_restore.h"
 
 #define MAXPEERS 1024	/* connections at once: a remote child holds one for its life */
@@ -370,6 +371,7 @@ struct forkw {
 	struct rf_chan *c;	/* the image comes on it; the proxy reads it */
 	long t0;
 	int k, ready, lsock;
+	int psock;		/* post-copy: the stub's page connection comes here */
 	pid_t cpid, ppid;
 	char token[TOKEN_LEN + 1];
 	struct rf_fd_supply *sup;	/* [0] the control socket, then "fds" */
@@ -452,13 +454,77 @@ take_fds(struct forkw *w, const char *key, char *why, size_t whylen)
 	return 0;
 }
 
+/* Where a proxy waits for its stub's connections: kind "stub" or "pages". */
 static void
-stub_addr(struct sockaddr_un *a, socklen_t *len, const char *token)
+stub_addr(struct sockaddr_un *a, socklen_t *len, const char *kind, const char *token)
 {
 	memset(a, 0, sizeof(*a));
 	a->sun_family = AF_UNIX;
 	*len = offsetof(struct sockaddr_un, sun_path) + 1 +
-	    snprintf(a->sun_path + 1, sizeof(a->sun_path) - 1, "rfork-stub-%s", token);
+	    snprintf(a->sun_path + 1, sizeof(a->sun_path) - 1, "rfork-%s-%s", kind, token);
+}
+
+/*
+ * A connection a handler passes on (do_stub): the token, the channel state
+ * and the socket.  1 with *c set; 0 if it was not one for this token.
+ */
+static int
+take_passed(int lsock, const char *token, struct rf_chan *c, struct rf_err *e)
+{
+	union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } cm;
+	struct rf_chan_state st;
+	char tok[TOKEN_LEN + 1];
+	struct iovec iov[2] = { { tok, sizeof(tok) }, { &st, sizeof(st) } };
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2, .msg_control = cm.b,
+	    .msg_controllen = sizeof(cm.b) };
+	struct cmsghdr *h;
+	ssize_t n;
+	int s, fd;
+
+	if ((s = accept4(lsock, NULL, NULL, SOCK_CLOEXEC)) == -1)
+		return 0;
+	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &(struct timeval){ 5, 0 },
+	    sizeof(struct timeval));
+	n = recvmsg(s, &mh, MSG_CMSG_CLOEXEC);
+	close(s);
+	h = CMSG_FIRSTHDR(&mh);
+	if (n != (ssize_t)(sizeof(tok) + sizeof(st)) || h == NULL || h->cmsg_type != SCM_RIGHTS)
+		return 0;
+	memcpy(&fd, CMSG_DATA(h), sizeof(fd));
+	if (memcmp(tok, token, sizeof(tok)) != 0) {
+		close(fd);
+		return 0;
+	}
+	if (rf_sock_longlived(fd, timeout_ms) == -1 || rf_chan_import(c, fd, &st, e) == -1) {
+		close(fd);
+		sodium_memzero(&st, sizeof(st));
+		return rf_errno(e, "stub connection");
+	}
+	sodium_memzero(&st, sizeof(st));
+	return 1;
+}
+
+/* Post-copy (lib/lazy.c): the stub's page connection, through its handler. */
+static int
+take_pages(void *ctx, struct rf_chan *c, int ms, struct rf_err *e)
+{
+	struct forkw *w = ctx;
+	struct pollfd pfd = { w->psock, POLLIN, 0 };
+	long end = now_ms() + ms;
+	int r;
+
+	for (;;) {
+		if (end - now_ms() <= 0)
+			return rf_errf(e, RF_EX_TEMPFAIL, "post-copy: no page connection within %d s",
+			    ms / 1000);
+		if (poll(&pfd, 1, end - now_ms()) <= 0)
+			continue;
+		if ((r = take_passed(w->psock, w->token, c, e)) != 0)
+			break;
+	}
+	close(w->psock);
+	w->psock = -1;
+	return r == 1 ? 0 : -1;
 }
 
 static void
@@ -487,16 +553,8 @@ static int
 take_stub(struct forkw *w, struct rf_chan *c, struct rf_err *e)
 {
 	struct pollfd pfd[2] = { { w->lsock, POLLIN, 0 }, { w->c->fd, POLLIN, 0 } };
-	union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } cm;
-	struct rf_chan_state st;
-	char tok[TOKEN_LEN + 1];
-	struct iovec iov[2] = { { tok, sizeof(tok) }, { &st, sizeof(st) } };
-	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2, .msg_control = cm.b,
-	    .msg_controllen = sizeof(cm.b) };
-	struct cmsghdr *h;
 	long end = now_ms() + timeout_ms;
-	ssize_t n;
-	int s, fd;
+	int r;
 
 	for (;;) {
 		if (end - now_ms() <= 0)
@@ -518,34 +576,13 @@ take_stub(struct forkw *w, struct rf_chan *c, struct rf_err *e)
 			rf_chan_close(w->c);
 			pfd[1].fd = -1;
 		}
-		if (pfd[0].revents == 0)
+		if (pfd[0].revents == 0 || (r = take_passed(w->lsock, w->token, c, e)) == 0)
 			continue;
-		if ((s = accept4(w->lsock, NULL, NULL, SOCK_CLOEXEC)) == -1)
-			continue;
-		setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &(struct timeval){ 5, 0 },
-		    sizeof(struct timeval));
-		n = recvmsg(s, &mh, MSG_CMSG_CLOEXEC);
-		close(s);
-		h = CMSG_FIRSTHDR(&mh);
-		if (n != (ssize_t)(sizeof(tok) + sizeof(st)) || h == NULL ||
-		    h->cmsg_type != SCM_RIGHTS)
-			continue;
-		memcpy(&fd, CMSG_DATA(h), sizeof(fd));
-		if (memcmp(tok, w->token, sizeof(tok)) != 0) {
-			close(fd);
-			continue;
-		}
 		close(w->lsock);
 		w->lsock = -1;
 		if (pfd[1].fd >= 0)
 			rf_chan_close(w->c);
-		if (rf_sock_longlived(fd, timeout_ms) == -1 || rf_chan_import(c, fd, &st, e) == -1) {
-			close(fd);
-			sodium_memzero(&st, sizeof(st));
-			return rf_errno(e, "stub connection");
-		}
-		sodium_memzero(&st, sizeof(st));
-		return 0;
+		return r == 1 ? 0 : -1;
 	}
 }
 
@@ -636,9 +673,10 @@ fork_proxy(void *arg)
 	struct rf_imgr r;
 	struct rf_err e = { 0 };
 	struct feed f = { 0 };
+	struct rf_lazy *lz = NULL;
 	siginfo_t si;
 	json_t *j;
-	int ctl[2], lfd, pidfd, st;
+	int ctl[2], lfd, pidfd, st, sr;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) == -1) {
 		proxy_fail(w, "socketpair: %s", strerror(errno));
@@ -650,6 +688,7 @@ fork_proxy(void *arg)
 	ro.nsupply = w->nsup;
 	ro.fwd = 1;
 	ro.no_root = geteuid() == 0 && !allow_root;
+	ro.lazy = 1;
 	conn_fd = -1;
 	f.c = w->c;
 	if (rf_imgr_start_src(&r, feed_read, &f, &p, &e) == -1)
@@ -683,12 +722,22 @@ fork_proxy(void *arg)
 		return RF_EX_OSERR;
 	}
 	close(pidfd);
+	/* Post-copy: the missing pages come on the stub's page connection. */
+	if (rs.uffd >= 0 && rf_lazy_start(&lz, rs.uffd, w->cpid, r.lazy, r.nlazy, take_pages, w,
+	    timeout_ms, &e) == -1) {
+		close(rs.uffd);
+		proxy_fail(w, "pid %d killed: %s", (int)w->cpid, e.msg);
+		kill(w->cpid, SIGKILL);
+		return e.code ? e.code : RF_EX_OSERR;
+	}
 	/* The reply is ours to send: this copy of the channel read the image. */
-	j = json_pack("{s:s,s:i,s:s,s:I,s:i}", "token", w->token, "pid", (int)w->cpid, "host",
-	    rf_hostname(), "bytes", (json_int_t)f.bytes, "total_ms", (int)(now_ms() - w->t0));
+	j = json_pack("{s:s,s:i,s:s,s:I,s:i,s:I}", "token", w->token, "pid", (int)w->cpid, "host",
+	    rf_hostname(), "bytes", (json_int_t)f.bytes, "total_ms", (int)(now_ms() - w->t0),
+	    "lazy", (json_int_t)r.nlazypages);
 	if (rf_chan_send_json(w->c, RF_FR_REPLY, j, &e) == -1) {
 		proxy_fail(w, "pid %d killed: the reply was lost: %s", (int)w->cpid, e.msg);
 		kill(w->cpid, SIGKILL);
+		rf_lazy_free(lz);
 		return RF_EX_UNAVAILABLE;
 	}
 	json_decref(j);
@@ -697,6 +746,7 @@ fork_proxy(void *arg)
 	if (take_stub(w, &c, &e) == -1) {
 		logx("pid %d killed: %s", (int)w->cpid, e.msg);
 		kill(w->cpid, SIGKILL);
+		rf_lazy_free(lz);
 		return e.code;
 	}
 	kill(w->cpid, SIGCONT);
@@ -708,16 +758,30 @@ fork_proxy(void *arg)
 	o.ctlmsg = ctlmsg;
 	o.ctlmsglen = sizeof(ctlmsg);
 	o.verbose = getenv("RF_FWD_VERBOSE") != NULL;
+	o.before_fork = rf_lazy_wait;
+	o.arg = lz;
 	rf_chan_fwd_io(&io, &ci, &c);
 	memset(&e, 0, sizeof(e));
 	st = 0;
-	if (rf_proxy_serve(&io, &o, &st, &e) == -1) {
+	sr = rf_proxy_serve(&io, &o, &st, &e);
+	if (sr == -1)
 		logx("pid %d: %s", (int)w->cpid, e.msg);
-		rf_chan_close(&c);
-		return e.code ? e.code : RF_EX_SOFTWARE;
-	}
 	rf_chan_close(&c);
-	return 0;
+	if (lz != NULL) {
+		struct rf_err le = { 0 };
+
+		struct rf_lazy_counts lc;
+
+		if (rf_lazy_stop(lz, &le) == -1)
+			logx("pid %d killed: %s", (int)w->cpid, le.msg);
+		rf_lazy_counts(lz, &lc);
+		logx("pid %d: post-copy: %llu pages: %llu came after it started, %llu it dropped "
+		    "first; %llu faults", (int)w->cpid, (unsigned long long)lc.pages,
+		    (unsigned long long)lc.in, (unsigned long long)lc.gone,
+		    (unsigned long long)lc.faults);
+		rf_lazy_free(lz);
+	}
+	return sr == -1 ? (e.code ? e.code : RF_EX_SOFTWARE) : 0;
 }
 
 static int
@@ -769,10 +833,14 @@ do_fork(struct rf_chan *c, json_t *req)
 	randombytes_buf(rnd, sizeof(rnd));
 	for (i = 0; i < sizeof(rnd); i++)
 		snprintf(w.token + 2 * i, 3, "%02x", rnd[i]);
-	stub_addr(&a, &alen, w.token);
+	stub_addr(&a, &alen, "stub", w.token);
 	if ((w.lsock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) == -1 ||
 	    bind(w.lsock, (struct sockaddr *)&a, alen) == -1 || listen(w.lsock, 4) == -1 ||
 	    pipe2(pp, O_CLOEXEC) == -1)
+		return fail(c, RF_EX_OSERR, "fork: socket: %s", strerror(errno));
+	stub_addr(&a, &alen, "pages", w.token);
+	if ((w.psock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) == -1 ||
+	    bind(w.psock, (struct sockaddr *)&a, alen) == -1 || listen(w.psock, 4) == -1)
 		return fail(c, RF_EX_OSERR, "fork: socket: %s", strerror(errno));
 	w.ready = pp[1];
 	w.c = c;
@@ -785,6 +853,7 @@ do_fork(struct rf_chan *c, json_t *req)
 		return fail(c, RF_EX_OSERR, "fork: pid namespace: %s", strerror(errno));
 	close(pp[1]);
 	close(w.lsock);
+	close(w.psock);
 	/* The proxy reads the image; each of its reads is bounded by -t. */
 	pfd.fd = pp[0];
 	pfd.events = POLLIN;
@@ -840,13 +909,14 @@ do_stub(struct rf_chan *c, json_t *req)
 	struct rf_err e;
 	socklen_t alen;
 	json_t *j;
-	int s, r;
+	int s, r, pages;
 
 	if (token == NULL || strlen(token) != TOKEN_LEN ||
 	    strspn(token, "0123456789abcdef") != TOKEN_LEN)
 		return fail(c, RF_EX_PROTOCOL, "stub: bad token");
 	memcpy(tok, token, TOKEN_LEN);
-	stub_addr(&a, &alen, tok);
+	pages = json_is_true(json_object_get(req, "pages"));
+	stub_addr(&a, &alen, pages ? "pages" : "stub", tok);
 	if ((s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) == -1 ||
 	    connect(s, (struct sockaddr *)&a, alen) == -1)
 		return fail(c, RF_EX_NOINPUT, "stub: no child waits for this token");
@@ -872,7 +942,7 @@ do_stub(struct rf_chan *c, json_t *req)
 		logx("stub: hand-over failed: %s", strerror(errno));
 		return RF_EX_OSERR;
 	}
-	logx("stub connected");
+	logx(pages ? "stub's page connection connected" : "stub connected");
 	return 0;
 }
 

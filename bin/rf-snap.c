@@ -1,6 +1,6 @@
 /*
  * rf-snap - dump a stopped process to an image.
- * Usage: rf-snap [-s] [-M] [-o FILE] PID
+ * Usage: rf-snap [-lsuz] [-M] [-o FILE] PID
  */
 #include <err.h>
 #include <errno.h>
@@ -17,13 +17,13 @@
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: rf-snap [-suz] [-M] [-o file] pid\n");
+	fprintf(stderr, "usage: rf-snap [-lsuz] [-M] [-o file] pid\n");
 	exit(RF_EX_USAGE);
 }
 
 /* Dump pid to fd: the image, or with meta only its metadata as JSON. */
 static int
-snap(pid_t pid, int stop, int meta, int flags, int zflag, int fd, struct rf_err *e)
+snap(pid_t pid, int stop, int meta, int flags, int zflag, int lflag, int fd, struct rf_err *e)
 {
 	struct rf_snap s;
 	struct rf_proc p;
@@ -35,6 +35,7 @@ snap(pid_t pid, int stop, int meta, int flags, int zflag, int fd, struct rf_err 
 	if (rf_snap_attach(&s, pid, flags, e) == -1)
 		return -1;
 	s.keep_zero = zflag;
+	s.lazy_min = lflag ? RF_LAZY_MIN : 0;
 	s.force_pagemap_read = getenv("RFORK_PAGEMAP") != NULL &&
 	    strcmp(getenv("RFORK_PAGEMAP"), "read") == 0;
 	ok = rf_snap_collect(&s, &p, e) == 0;
@@ -67,11 +68,14 @@ main(int argc, char *argv[])
 {
 	struct rf_err e = { 0 };
 	const char *out = NULL, *errstr;
-	int ch, sflag = 0, Mflag = 0, zflag = 0, flags = 0, fd = STDOUT_FILENO, created = 0;
+	int ch, sflag = 0, Mflag = 0, zflag = 0, lflag = 0, flags = 0, fd = STDOUT_FILENO, created = 0;
 	pid_t pid;
 
-	while ((ch = getopt(argc, argv, "hMo:suz")) != -1) {
+	while ((ch = getopt(argc, argv, "hlMo:suz")) != -1) {
 		switch (ch) {
+		case 'l':
+			lflag = 1;
+			break;
 		case 'M':
 			Mflag = 1;
 			break;
@@ -116,7 +120,7 @@ main(int argc, char *argv[])
 	if (!Mflag)
 		fcntl(fd, F_SETPIPE_SZ, 1 << 20);	/* fails on a file: fine */
 
-	if (snap(pid, sflag, Mflag, flags, zflag, fd, &e) == -1)
+	if (snap(pid, sflag, Mflag, flags, zflag, lflag, fd, &e) == -1)
 		goto fail;
 	if (close(fd) == -1) {
 		rf_errno(&e, "%s", out != NULL ? out : "stdout");

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,13 +21,15 @@
 #include <sodium.h>
 #include "rf_fwd.h"
 #include "rf_net.h"
+#include "rf_lazy.h"
 
 static void
 usage(void)
 {
 	fprintf(stderr, "usage: rf-stub [-h] [-x fd[,fd...]] -c fd\n"
 	    "       rf-stub [-h] [-k key] [-x fd[,fd...]] -C fd:statefd\n"
-	    "       rf-stub [-h] [-k key] [-x fd[,fd...]] host[:port] token\n");
+	    "       rf-stub [-h] [-k key] [-x fd[,fd...]] [-s pid] [-C fd:statefd] host[:port] "
+	    "token\n");
 	exit(RF_EX_USAGE);
 }
 
@@ -114,6 +117,81 @@ take_chan(struct rf_chan *c, int fd, int sfd, struct rf_err *e)
 	return r;
 }
 
+/*
+ * Post-copy (-s, docs/FORK.md "Post-copy"): a thread dials a second
+ * connection, the page connection, and serves the pages the remote child
+ * still lacks from the page source, S's frozen copy.  When all are there
+ * (or the child is gone) the source is killed and reaped.  If it fails, the
+ * proxy, lacking the pages, kills the child; this stub then dies of it.
+ */
+struct pages {
+	pid_t src;
+	const char *host, *token, *kpath;
+};
+
+static struct pages pg;
+
+static void *
+pages_thread(void *arg)
+{
+	struct pages *pg = arg;
+	struct rf_chan c;
+	struct rf_key key;
+	struct rf_err e = { 0 };
+	json_t *j;
+	int fd, peer, ok = 0;
+
+	if (rf_key_load(pg->kpath, &key, &e) == -1)
+		goto out;
+	if ((fd = rf_dial(pg->host, RF_TIMEOUT_MS, &e)) == -1) {
+		rf_key_wipe(&key);
+		goto out;
+	}
+	if (rf_chan_client(&c, fd, &key, &e) == -1) {
+		rf_key_wipe(&key);
+		close(fd);
+		goto out;
+	}
+	rf_key_wipe(&key);
+	j = json_pack("{s:s,s:s,s:b}", "op", "stub", "token", pg->token, "pages", 1);
+	if (rf_chan_send_json(&c, RF_FR_REQ, j, &e) == 0) {
+		json_decref(j);
+		if ((j = rf_xfer_answer(&c, &peer, &e)) != NULL &&
+		    rf_lazy_serve(&c, pg->src, &e) >= 0)
+			ok = 1;
+	}
+	json_decref(j);
+	rf_chan_close(&c);
+out:
+	if (!ok)
+		warnx("pid %d: %s%s", (int)getpid(), strncmp(e.msg, "post-copy", 9) ? "post-copy: " :
+		    "", e.msg);
+	kill(pg->src, SIGKILL);
+	while (waitpid(pg->src, NULL, __WALL) == -1 && errno == EINTR)
+		;
+	return NULL;
+}
+
+/* After HELLO (rf_stub_opts.after_hello): its socket is not the child's. */
+static void
+start_pages(void *kpath)
+{
+	pthread_t th;
+	sigset_t all, old;
+
+	if (pg.src <= 0)
+		return;
+	pg.kpath = kpath;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	if (pthread_create(&th, NULL, pages_thread, &pg) != 0) {
+		warn("pid %d: post-copy", (int)getpid());
+		kill(pg.src, SIGKILL);
+	} else
+		pthread_detach(th);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
 /* Die as the child died, so that the parent's waitpid says the same. */
 static void
 die_like(int status)
@@ -167,8 +245,13 @@ main(int argc, char *argv[])
 	memset(&o, 0, sizeof(o));
 	/* OpenSSL's slow set-up runs beside the start, the dial and the handshake. */
 	rf_chan_init_async();
-	while ((ch = getopt(argc, argv, "c:C:hk:x:")) != -1) {
+	while ((ch = getopt(argc, argv, "c:C:hk:s:x:")) != -1) {
 		switch (ch) {
+		case 's':
+			pg.src = strtonum(optarg, 1, INT_MAX, &errstr);
+			if (errstr != NULL)
+				errx(RF_EX_USAGE, "-s %s: %s", optarg, errstr);
+			break;
 		case 'C':
 			if (sscanf(optarg, "%d:%d", &conn, &sfd) != 2 || conn < 0 || sfd < 0)
 				errx(RF_EX_USAGE, "-C %s: not fd:statefd", optarg);
@@ -192,7 +275,8 @@ main(int argc, char *argv[])
 	}
 	argc -= optind;
 	argv += optind;
-	if (conn >= 0 ? argc != 0 || (kpath != NULL && sfd < 0) : argc != 2)
+	if (conn >= 0 ? argc != (pg.src > 0 ? 2 : 0) || (kpath != NULL && sfd < 0) ||
+	    (pg.src > 0 && sfd < 0) : argc != 2)
 		usage();
 	memset(&e, 0, sizeof(e));
 	/* librfork's setting (rf-run(1)) says how soon a dead host must show. */
@@ -233,6 +317,11 @@ main(int argc, char *argv[])
 		if (rf_sock_longlived(conn, dead) == -1)
 			err(RF_EX_OSERR, "%s", argv[0]);
 		rf_chan_fwd_io(&io, &ci, &c);
+	}
+	if (pg.src > 0) {
+		pg.host = argv[0];
+		pg.token = argv[1];
+		o.after_hello = start_pages;
 	}
 	o.connfd = conn;
 	o.respawn = respawn;

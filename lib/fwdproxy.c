@@ -2703,18 +2703,29 @@ handle(struct px *p, struct seccomp_notif *n)
 		resp(p, n->id, 0, -EXDEV);
 		return 0;
 	case SYS_clone:
+		if (!(a[0] & CLONE_VM) && p->o->before_fork != NULL)
+			p->o->before_fork(p->o->arg);
 		if (a[0] & CLONE_FILES)
 			break;
 		if (fam_fork(p) == -1)
 			return -1;
 		break;
 	case SYS_clone3:
-		if (rmem(p, n->pid, a[0], &m.a[0], sizeof(m.a[0])) == 0 && (m.a[0] & CLONE_FILES))
+		if (rmem(p, n->pid, a[0], &m.a[0], sizeof(m.a[0])) != 0)
+			m.a[0] = 0;
+		if (!(m.a[0] & CLONE_VM) && p->o->before_fork != NULL)
+			p->o->before_fork(p->o->arg);
+		if (m.a[0] & CLONE_FILES)
 			break;
 		if (fam_fork(p) == -1)
 			return -1;
 		break;
 	case SYS_fork:
+		if (p->o->before_fork != NULL)
+			p->o->before_fork(p->o->arg);
+		if (fam_fork(p) == -1)
+			return -1;
+		break;
 	case SYS_vfork:
 		if (fam_fork(p) == -1)
 			return -1;

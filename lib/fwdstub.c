@@ -1255,6 +1255,8 @@ rf_stub_serve(const struct rf_fwd_io *io, const struct rf_stub_opts *o, int *sta
 		rf_errno(e, "stub: hello");
 		goto out;
 	}
+	if (o->after_hello != NULL)
+		o->after_hello(o->arg);
 	/* The proxy's urgent byte raises SIGURG here. */
 	if (s.connfd >= 0)
 		fcntl(s.connfd, F_SETOWN, getpid());

@@ -50,6 +50,8 @@
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/sched.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
 #include "rf_restore.h"
 #include "rf_fwd.h"
 #include "restorer/restorer.h"
@@ -192,7 +194,7 @@ child_fds(struct build *b)
 	ssize_t j;
 	struct stat st;
 
-	k = 2 + rs->nmaps + rs->o.nsupply;
+	k = 3 + rs->nmaps + rs->o.nsupply;
 	src = calloc(k, sizeof(int));
 	dst = calloc(k, sizeof(int));
 	tmp = calloc(k, sizeof(int));
@@ -223,8 +225,12 @@ child_fds(struct build *b)
 	}
 	for (i = 0; i < rs->o.nsupply; i++)
 		src[nkeep] = rs->o.supply[i].from, dst[nkeep++] = rs->o.supply[i].fd;
+	if (b->args->uffd_fd >= 0) {
+		src[nkeep] = b->args->uffd_fd, dst[nkeep++] = b->fd_lo + 2 + rs->nmaps;
+		b->args->uffd_fd = b->fd_lo + 2 + rs->nmaps;
+	}
 
-	scratch = b->fd_lo + 2 + rs->nmaps;
+	scratch = b->fd_lo + 3 + rs->nmaps;
 	for (i = 0; i < nkeep; i++)
 		if ((tmp[i] = fcntl(src[i], F_DUPFD_CLOEXEC, scratch)) == -1)
 			child_fail(b, 0, "restore: fd %d", src[i]);
@@ -299,6 +305,16 @@ child_main(struct build *b)
 	if (personality(p->personality) == -1)
 		child_fail(b, 0, "restore: personality 0x%lx", p->personality);
 	setpriority(PRIO_PROCESS, 0, b->rs->nice);
+	a->uffd_fd = -1;
+	if (b->rs->lazy_full) {
+		/* Before the credentials: handling kernel faults needs privilege. */
+		struct uffdio_api api = { .api = UFFD_API, .features = RF_LAZY_UFFD_FEATURES };
+		int fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+		if (fd == -1 || ioctl(fd, UFFDIO_API, &api) == -1)
+			child_fail(b, 0, "restore: post-copy: userfaultfd");
+		a->uffd_fd = fd;
+	}
 	child_creds(b);
 	/*
 	 * After the credentials, which clear it.  A fork-mode child with its
@@ -707,6 +723,33 @@ spawn(const struct rf_restore_opts *o)
 	return syscall(SYS_clone3, &a, sizeof(a));
 }
 
+/*
+ * Post-copy: only the mappings with pages still to come stay registered,
+ * so that a fault elsewhere is an ordinary one.
+ */
+static int
+lazy_keep(struct build *b, const struct rf_imgr *r, struct rf_err *e)
+{
+	const struct rf_proc *p = b->p;
+	struct uffdio_range rg;
+	size_t i, k = 0;
+
+	for (i = 0; i < p->nvma; i++) {
+		const struct rf_vma *v = &p->vmas[i];
+		if ((v->flags & RF_VMA_SHARED) || v->npages == 0 || b->rs->vmafile[i] != -1)
+			continue;	/* never registered */
+		while (k < r->nlazy && r->lazy[k].addr + r->lazy[k].len <= v->start)
+			k++;
+		if (k < r->nlazy && r->lazy[k].addr < v->end)
+			continue;
+		rg.start = v->start;
+		rg.len = v->end - v->start;
+		if (ioctl(b->uffd, UFFDIO_UNREGISTER, &rg) == -1)
+			return rf_errno(e, "restore: UFFDIO_UNREGISTER 0x%" PRIx64, v->start);
+	}
+	return 0;
+}
+
 int
 rf_restore_run(struct rf_restore *rs, struct rf_imgr *r, struct rf_err *e)
 {
@@ -725,6 +768,21 @@ rf_restore_run(struct rf_restore *rs, struct rf_imgr *r, struct rf_err *e)
 		if (rs->o.supply[i].fd >= b.fd_lo)
 			b.fd_lo = rs->o.supply[i].fd + 1;
 	b.want_exe = rs->want_exe;
+	rs->uffd = -1;
+	rs->lazy_full = 0;
+	if (rs->o.lazy) {
+		/* Can the child have a userfaultfd for kernel faults too, told of
+		   unmaps, remaps and removes?  We are what it is until its
+		   credentials change. */
+		struct uffdio_api api = { .api = UFFD_API, .features = RF_LAZY_UFFD_FEATURES };
+		int fd = syscall(SYS_userfaultfd, O_CLOEXEC);
+
+		if (fd >= 0) {
+			rs->lazy_full = ioctl(fd, UFFDIO_API, &api) == 0;
+			close(fd);
+		}
+	}
+	r->lazy_ok = rs->lazy_full;
 	b.args_len = sizeof(struct rst_args) + p->nvma * sizeof(struct rst_vma);
 	if (rs->o.fwd) {
 		b.filter_off = b.args_len;
@@ -772,8 +830,22 @@ rf_restore_run(struct rf_restore *rs, struct rf_imgr *r, struct rf_err *e)
 		goto out;
 	}
 	if (rf_restore_pages(b.uffd, pid, r, p, rs->vmafile, e) == -1) {
+		if (rs->o.lazy && !rs->lazy_full && strstr(e->msg, "page source") != NULL)
+			rf_errf(e, RF_EX_UNAVAILABLE, "restore: a post-copy image, and no userfaultfd "
+			    "that takes kernel faults here (it needs CAP_SYS_PTRACE or "
+			    "vm.unprivileged_userfaultfd=1)");
 		kill_child(pid);
 		goto out;
+	}
+	if (r->nlazy > 0 && (b.uffd == -1 || lazy_keep(&b, r, e) == -1)) {
+		if (b.uffd == -1)
+			rf_errf(e, RF_EX_SOFTWARE, "restore: post-copy without a userfaultfd");
+		kill_child(pid);
+		goto out;
+	}
+	if (r->nlazy > 0) {
+		rs->uffd = b.uffd;	/* the page source's from now on */
+		b.uffd = -1;
 	}
 	if (b.uffd != -1) {
 		close(b.uffd);	/* the blob closes its copy: the registrations go */

@@ -245,6 +245,11 @@ struct rf_stub_opts {
 	void (*respawn)(void *arg, const char *host, const char *token, const int *cloexec,
 	    size_t ncloexec);
 	void *arg;
+	/*
+	 * Once HELLO has told the child's fds (every fd open then but connfd):
+	 * fds opened from now on are the stub's own.  NULL: nothing.
+	 */
+	void (*after_hello)(void *arg);
 };
 
 enum rf_stub_end {
@@ -292,6 +297,13 @@ struct rf_proxy_opts {
 	size_t ctlmsglen;
 	const char *const *local;	/* path prefixes opened locally; NULL: default */
 	int verbose;		/* one line per forwarded call on stderr */
+	/*
+	 * Called before a clone of the child that copies its memory (not
+	 * CLONE_VM) goes on: post-copy (lib/lazy.c) makes it wait until the
+	 * memory is all there.  NULL: nothing.
+	 */
+	void (*before_fork)(void *arg);
+	void *arg;
 };
 
 int rf_proxy_serve(const struct rf_fwd_io *io, const struct rf_proxy_opts *o, int *status,

@@ -20,6 +20,7 @@
 /* Limits the reader enforces before it allocates anything. */
 #define RF_META_MAX (64u << 20)	/* JSON metadata record */
 #define RF_PAGES_MAX (4u << 20)	/* payload of one page record */
+#define RF_LAZY_MIN (1u << 20)	/* rf-snap -l: post-copy mappings this big */
 #define RF_XSTATE_MAX 16384
 
 enum rf_vma_kind {
@@ -172,7 +173,13 @@ int rf_imgw_start(struct rf_imgw *w, int fd, const struct rf_proc *p, struct rf_
 /* len is a multiple of RF_PAGE_SIZE, at most RF_PAGES_MAX; addr page aligned. */
 int rf_imgw_pages(struct rf_imgw *w, uint64_t addr, const void *data, size_t len,
     struct rf_err *e);
+/* Pages that exist but come later from a page source (a post-copy fork). */
+int rf_imgw_lazy(struct rf_imgw *w, uint64_t addr, uint64_t len, struct rf_err *e);
 int rf_imgw_end(struct rf_imgw *w, struct rf_err *e);
+
+struct rf_range {
+	uint64_t addr, len;
+};
 
 struct rf_imgr {
 	int fd;
@@ -184,6 +191,10 @@ struct rf_imgr {
 	uint64_t next_addr;		/* page records must ascend */
 	uint64_t *vma_pages;		/* pages seen per VMA */
 	int done;
+	int lazy_ok;			/* LAZY records allowed (else an error) */
+	struct rf_range *lazy;		/* their ranges, ascending, merged */
+	size_t nlazy;
+	uint64_t nlazypages;
 };
 
 /*

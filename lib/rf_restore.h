@@ -46,7 +46,17 @@ struct rf_restore_opts {
 	pid_t pid;
 	/* The process is the child of our parent, not ours (CLONE_PARENT, -T). */
 	int sibling;
+	/*
+	 * Post-copy (rf-server's fork op): the image may have LAZY records.
+	 * Their pages are left missing behind a userfaultfd that also catches
+	 * kernel faults (made before the credentials change: it needs
+	 * CAP_SYS_PTRACE or vm.unprivileged_userfaultfd=1), kept in rs->uffd
+	 * for a page source (lib/lazy.c); the rest of the memory is unregistered.
+	 */
+	int lazy;
 };
+/* The post-copy userfaultfd is told of these (lib/lazy.c). */
+#define RF_LAZY_UFFD_FEATURES ((1u << 2) | (1u << 3) | (1u << 6))	/* REMAP REMOVE UNMAP */
 
 /* What happens to one of the image's fds. */
 enum rf_fd_plan { RF_FDP_REOPEN, RF_FDP_SUPPLIED, RF_FDP_NULL, RF_FDP_NONE };
@@ -62,6 +72,8 @@ struct rf_restore {
 	int exe_set;		/* /proc/PID/exe is the image's exe */
 	int detach_sig;
 	int listener;		/* fork mode: the filter's listener fd in it */
+	int uffd;		/* post-copy: the child's userfaultfd, or -1 */
+	int lazy_full;		/* post-copy possible: it takes kernel faults */
 	int *replaced;		/* fds replaced by /dev/null */
 	size_t nreplaced;
 	char **warn;		/* one line each, for stderr */

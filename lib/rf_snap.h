@@ -83,6 +83,7 @@ int rf_pagemap_ranges(pid_t pid, const struct rf_vma *vmas, const char *want,
 struct rf_snap_run {
 	uint64_t addr, npages;
 	size_t vma;
+	int lazy;		/* post-copy: goes as a LAZY record */
 };
 
 struct rf_snap {
@@ -98,6 +99,10 @@ struct rf_snap {
 	size_t buflen;
 	int cached;		/* buf already holds every run's pages, in order */
 	uint64_t ninject;	/* syscalls run in the target */
+	uint64_t lazy_min;	/* post-copy: the pages of private anonymous
+				   mappings this big or bigger go as LAZY
+				   records, but those near the stack pointer
+				   and the thread pointer; 0: none */
 };
 
 /* Send SIGSTOP and wait until the process is in group stop. */
@@ -115,6 +120,7 @@ int rf_snap_stop(pid_t pid, struct rf_err *e);
 int rf_snap_attach(struct rf_snap *s, pid_t pid, int flags, struct rf_err *e);
 /* Everything into *p, including each mapping's npages. */
 int rf_snap_collect(struct rf_snap *s, struct rf_proc *p, struct rf_err *e);
+
 /* The image: header, metadata, the pages of every run, end. */
 int rf_snap_write(struct rf_snap *s, const struct rf_proc *p, int fd, struct rf_err *e);
 /*

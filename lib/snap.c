@@ -22,6 +22,8 @@
 #define BUFSZ (1u << 20)	/* read buffer, reused: fresh memory is slow */
 #define RECSZ (RF_PAGES_MAX < BUFSZ ? RF_PAGES_MAX : BUFSZ)
 #define NIOV 1024		/* IOV_MAX */
+#define HOT_BELOW (64u << 10)	/* post-copy: sent with the image, below and */
+#define HOT_ABOVE (16u << 10)	/* above the stack and thread pointers */
 
 /* results of the injected syscalls, in a scratch area of the target */
 #define SA_SLOT 32		/* struct rf_sigaction, the kernel's layout */
@@ -580,7 +582,7 @@ add_run(struct rf_snap *s, struct rf_proc *p, size_t *cap, uint64_t addr,
 			return -1;
 		s->runs = nr;
 	}
-	s->runs[s->nrun++] = (struct rf_snap_run){ addr, npages, vma };
+	s->runs[s->nrun++] = (struct rf_snap_run){ addr, npages, vma, 0 };
 	return 0;
 }
 
@@ -699,6 +701,73 @@ rf_snap_collect(struct rf_snap *s, struct rf_proc *p, struct rf_err *e)
 	return r;
 }
 
+/* Post-copy: a mapping whose pages may come after the child starts. */
+static int
+lazy_vma(const struct rf_snap *s, const struct rf_vma *v)
+{
+	return s->lazy_min > 0 && !(v->flags & RF_VMA_SHARED) &&
+	    v->end - v->start >= s->lazy_min &&
+	    (v->kind == RF_VMA_ANON || v->kind == RF_VMA_HEAP);
+}
+
+/*
+ * Post-copy: split the runs of such mappings into LAZY ones and those the
+ * child touches first, which come with the image: around the stack pointer
+ * and the thread pointer (TLS below it, the thread's struct and rseq area
+ * above), wherever they lie (a thread's stack is a big anonymous mapping;
+ * the main thread's TLS block often joins one).
+ */
+static int
+mark_lazy(struct rf_snap *s, const struct rf_proc *p, struct rf_err *e)
+{
+	const uint64_t sp = p->regs.rsp, tp = p->regs.fs_base;
+	const uint64_t hot[2][2] = {
+		{ sp > HOT_BELOW ? (sp - HOT_BELOW) & ~(uint64_t)(RF_PAGE_SIZE - 1) : 0,
+		  (sp + HOT_ABOVE) & ~(uint64_t)(RF_PAGE_SIZE - 1) },
+		{ tp > HOT_BELOW ? (tp - HOT_BELOW) & ~(uint64_t)(RF_PAGE_SIZE - 1) : 0,
+		  (tp + HOT_ABOVE) & ~(uint64_t)(RF_PAGE_SIZE - 1) },
+	};
+	struct rf_snap_run *out = NULL, *nr, r;
+	size_t i, n = 0, cap = 0;
+	uint64_t a, end, cut;
+	int k, lz;
+
+	for (i = 0; i < s->nrun; i++) {
+		r = s->runs[i];
+		end = r.addr + r.npages * RF_PAGE_SIZE;
+		for (a = r.addr; a < end; a = cut) {
+			/* the piece from a: hot or not, up to the next change */
+			lz = lazy_vma(s, &p->vmas[r.vma]);
+			cut = end;
+			for (k = 0; k < 2; k++) {
+				if (a >= hot[k][0] && a < hot[k][1]) {
+					lz = 0;
+					if (hot[k][1] < cut)
+						cut = hot[k][1];
+				} else if (hot[k][0] > a && hot[k][0] < cut)
+					cut = hot[k][0];
+			}
+			if (n == cap) {
+				cap = cap ? cap * 2 : s->nrun + 8;
+				if ((nr = reallocarray(out, cap, sizeof(*nr))) == NULL) {
+					free(out);
+					return rf_errno(e, "pages");
+				}
+				out = nr;
+			}
+			if (n > 0 && out[n - 1].lazy == lz && out[n - 1].vma == r.vma &&
+			    out[n - 1].addr + out[n - 1].npages * RF_PAGE_SIZE == a)
+				out[n - 1].npages += (cut - a) / RF_PAGE_SIZE;
+			else
+				out[n++] = (struct rf_snap_run){ a, (cut - a) / RF_PAGE_SIZE, r.vma, lz };
+		}
+	}
+	free(s->runs);
+	s->runs = out;
+	s->nrun = n;
+	return 0;
+}
+
 int
 rf_snap_write(struct rf_snap *s, const struct rf_proc *p, int fd, struct rf_err *e)
 {
@@ -709,12 +778,25 @@ rf_snap_write(struct rf_snap *s, const struct rf_proc *p, int fd, struct rf_err 
 	const struct rf_snap_run *r;
 	uint8_t *d;
 
+	if (s->lazy_min > 0 && mark_lazy(s, p, e) == -1)
+		return -1;
 	if (rf_imgw_start(&w, fd, p, e) == -1)
 		return -1;
 	while (ri < s->nrun) {
+		/* a run of a post-copy mapping: only where its pages are */
+		if (pg == 0 && s->runs[ri].lazy) {
+			r = &s->runs[ri++];
+			if (rf_imgw_lazy(&w, r->addr, r->npages * RF_PAGE_SIZE, e) == -1)
+				return -1;
+			if (s->cached)
+				off += r->npages * RF_PAGE_SIZE;
+			continue;
+		}
 		/* a batch of records, each inside one run, read in one go */
 		for (nrv = 0, fill = 0; ri < s->nrun && nrv < NIOV && fill < s->buflen; nrv++) {
 			r = &s->runs[ri];
+			if (pg == 0 && r->lazy)
+				break;
 			n = r->npages - pg;
 			if (n * RF_PAGE_SIZE > RECSZ)
 				n = RECSZ / RF_PAGE_SIZE;

@@ -7,9 +7,12 @@
  *           dropped, repeated or moved is caught) | len bytes of payload
  *
  * Records: META (JSON, first), PAGES (arg = address, in ascending order),
- * END (payload: u64 page records, u64 pages).  Little endian throughout.
+ * LAZY (arg = address, payload u64 length: pages that exist but come later
+ * from a page source, a post-copy fork; in the same order as PAGES),
+ * END (payload: u64 page and lazy records, u64 pages).  Little endian throughout.
  * docs/FORMAT.md is the long form.
  */
+#include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -23,7 +26,7 @@
 #define IMG_MAGIC "RFORKIMG"
 #define REC_MAGIC 0x43524652u	/* "RFRC" */
 
-enum { REC_META = 1, REC_PAGES = 2, REC_END = 3 };
+enum { REC_META = 1, REC_PAGES = 2, REC_END = 3, REC_LAZY = 4 };
 
 struct filehdr {
 	char magic[8];
@@ -44,7 +47,7 @@ struct rechdr {
 _Static_assert(sizeof(struct filehdr) == 24, "file header layout");
 _Static_assert(sizeof(struct rechdr) == 40, "record header layout");
 
-static const char *const rec_names[] = { "?", "metadata", "page", "end" };
+static const char *const rec_names[] = { "?", "metadata", "page", "end", "lazy" };
 
 /* ---- writer ---- */
 
@@ -117,6 +120,20 @@ rf_imgw_pages(struct rf_imgw *w, uint64_t addr, const void *data, size_t len,
 }
 
 int
+rf_imgw_lazy(struct rf_imgw *w, uint64_t addr, uint64_t len, struct rf_err *e)
+{
+	uint64_t le = htole64(len);
+
+	if (addr % RF_PAGE_SIZE || len % RF_PAGE_SIZE || len == 0)
+		return rf_errf(e, RF_EX_SOFTWARE, "image: bad lazy record 0x%" PRIx64 "+%" PRIu64,
+		    addr, len);
+	if (put_record(w, REC_LAZY, addr, &le, sizeof(le), e) == -1)
+		return -1;
+	w->npages += len / RF_PAGE_SIZE;
+	return 0;
+}
+
+int
 rf_imgw_end(struct rf_imgw *w, struct rf_err *e)
 {
 	uint64_t end[2] = { w->nrec - 1, w->npages };
@@ -172,7 +189,7 @@ get_rechdr(struct rf_imgr *r, struct rechdr *h, struct rf_err *e)
 	    h->hdr_hash != rf_hash_seed(h, offsetof(struct rechdr, hdr_hash), r->nrec))
 		return rf_errf(e, RF_EX_DATAERR, "image: record %" PRIu64 " at byte %" PRIu64
 		    ": header checksum mismatch", r->nrec, r->off - sizeof(*h));
-	if (h->type < REC_META || h->type > REC_END)
+	if (h->type < REC_META || h->type > REC_LAZY)
 		return rf_errf(e, RF_EX_DATAERR, "image: record %" PRIu64 ": unknown type %u",
 		    r->nrec, h->type);
 	return 0;
@@ -285,6 +302,52 @@ finish(struct rf_imgr *r, const struct rechdr *h, struct rf_err *e)
 	return 0;
 }
 
+/* A LAZY record: its pages are noted, their data comes from a page source. */
+static int
+lazy(struct rf_imgr *r, const struct rechdr *h, uint64_t rec, struct rf_err *e)
+{
+	struct rf_range *nl;
+	uint64_t len, n;
+	ssize_t vi;
+
+	if (!r->lazy_ok)
+		return rf_errf(e, RF_EX_DATAERR, "image: record %" PRIu64 ": the pages at 0x%" PRIx64
+		    " come later from a page source (a post-copy fork image): only rf-server's "
+		    "fork restore can take it", rec, h->arg);
+	if (h->len != sizeof(len))
+		return rf_errf(e, RF_EX_DATAERR, "image: lazy record %" PRIu64 ": bad length %"
+		    PRIu64, rec, h->len);
+	if (get(r, &len, sizeof(len), "lazy record", e) == -1)
+		return -1;
+	if (rf_hash(&len, sizeof(len)) != h->data_hash)
+		return rf_errf(e, RF_EX_DATAERR, "image: lazy record %" PRIu64 ": checksum mismatch",
+		    rec);
+	len = le64toh(len);
+	n = len / RF_PAGE_SIZE;
+	vi = rf_proc_find_vma(r->p, h->arg);
+	if (len == 0 || len % RF_PAGE_SIZE || h->arg % RF_PAGE_SIZE || h->arg < r->next_addr ||
+	    vi == -1 || h->arg + len > r->p->vmas[vi].end || h->arg + len < h->arg ||
+	    (r->p->vmas[vi].flags & RF_VMA_SHARED) || r->p->vmas[vi].kind == RF_VMA_FILE)
+		return rf_errf(e, RF_EX_DATAERR, "image: lazy record %" PRIu64 " at 0x%" PRIx64
+		    ": outside its private anonymous mapping or out of order", rec, h->arg);
+	if (r->vma_pages[vi] + n > r->p->vmas[vi].npages)
+		return rf_errf(e, RF_EX_DATAERR, "image: lazy record %" PRIu64 " at 0x%" PRIx64
+		    ": more pages than the metadata says", rec, h->arg);
+	if (r->nlazy > 0 && r->lazy[r->nlazy - 1].addr + r->lazy[r->nlazy - 1].len == h->arg)
+		r->lazy[r->nlazy - 1].len += len;
+	else {
+		if ((nl = reallocarray(r->lazy, r->nlazy + 1, sizeof(*nl))) == NULL)
+			return rf_errno(e, "image");
+		r->lazy = nl;
+		r->lazy[r->nlazy++] = (struct rf_range){ h->arg, len };
+	}
+	r->vma_pages[vi] += n;
+	r->npages += n;
+	r->nlazypages += n;
+	r->next_addr = h->arg + len;
+	return 0;
+}
+
 int
 rf_imgr_pages(struct rf_imgr *r, uint64_t *addr, void *buf, size_t cap, size_t *len,
     struct rf_err *e)
@@ -294,6 +357,7 @@ rf_imgr_pages(struct rf_imgr *r, uint64_t *addr, void *buf, size_t cap, size_t *
 	ssize_t vi;
 	char what[64];
 
+again:
 	if (r->done)
 		return 0;
 	if (get_rechdr(r, &h, e) == -1)
@@ -301,6 +365,11 @@ rf_imgr_pages(struct rf_imgr *r, uint64_t *addr, void *buf, size_t cap, size_t *
 	rec = r->nrec++;
 	if (h.type == REC_END)
 		return finish(r, &h, e) == -1 ? -1 : 0;
+	if (h.type == REC_LAZY) {
+		if (lazy(r, &h, rec, e) == -1)
+			return -1;
+		goto again;
+	}
 	if (h.type != REC_PAGES)
 		return rf_errf(e, RF_EX_DATAERR, "image: record %" PRIu64 ": unexpected %s record",
 		    rec, rec_names[h.type]);
@@ -335,4 +404,7 @@ rf_imgr_free(struct rf_imgr *r)
 {
 	free(r->vma_pages);
 	r->vma_pages = NULL;
+	free(r->lazy);
+	r->lazy = NULL;
+	r->nlazy = 0;
 }

@@ -46,7 +46,8 @@ fakebin() {
 wire() {
 	fakebin
 	ln -sf "$TESTS/stubdial" "$D/bin/rf-stub"
-	export FAKE_SEND=wire FAKE_TESTS=$TESTS
+	# rf-restore -C takes whole images: no post-copy here (rf-server's part)
+	export FAKE_SEND=wire FAKE_TESTS=$TESTS RFORK_POSTCOPY=0
 }
 
 # local_lines: the number of "fork stays local" lines in $stderr.

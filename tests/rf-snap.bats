@@ -292,6 +292,30 @@ fingerprint() {
 	VPID=
 }
 
+@test "rf-snap -l: big private anonymous mappings go as LAZY records; rf-restore refuses, -n checks" {
+	mkfifo "$D/in"
+	"$TESTS/lazymem" 8 pause < "$D/in" > "$D/lz.out" &
+	VPID=$!
+	exec 7> "$D/in"
+	wait_line "$D/lz.out" '^ready'
+	stop_victim
+	"$BIN/rf-snap" -l "$VPID" > "$D/l.img"
+	"$BIN/rf-snap" "$VPID" > "$D/w.img"
+	# the 8 MiB (less the untouched fifth) are not in it, only their place
+	[ "$(stat -c %s "$D/l.img")" -lt $(( $(stat -c %s "$D/w.img") - (6 << 20) )) ]
+	"$BIN/rf-restore" -n < "$D/l.img" | jq -c '[.vmas[] | [.start, .pages]]' > "$D/l.j"
+	"$BIN/rf-restore" -n < "$D/w.img" | jq -c '[.vmas[] | [.start, .pages]]' > "$D/w.j"
+	cmp "$D/l.j" "$D/w.j"
+	run --separate-stderr "$BIN/rf-restore" < "$D/l.img"
+	[ "$status" -eq 65 ]
+	[[ "$stderr" == *"come later from a page source (a post-copy fork image)"* ]]
+	[ "$(wc -l <<< "$stderr")" -eq 1 ]
+	kill -CONT "$VPID"
+	exec 7>&-
+	wait "$VPID"
+	VPID=
+}
+
 @test "rf-snap: own process as an unprivileged user" {
 	nobody_dir
 	victim sleep "${nobody[@]}"

@@ -43,6 +43,8 @@ static int remote_child;
 static int grand_off;
 /* In a remote child: the host it was sent to, as home names it. */
 static char my_host[RFP_HOST];
+/* A server said it cannot take post-copy images: ask no more (per process). */
+static atomic_int postcopy_off;
 
 /* SIGCHLD's SA_NOCLDSTOP, set while S stops and continues (see below). */
 static atomic_flag cld_lock = ATOMIC_FLAG_INIT;
@@ -129,6 +131,8 @@ init(void)
 	parse_policy(rfp_cfg.policy_str);
 	copyenv(t, sizeof(t), "RFORK_STRICT");
 	rfp_cfg.strict = strcmp(t, "1") == 0;
+	copyenv(t, sizeof(t), "RFORK_POSTCOPY");
+	rfp_cfg.postcopy = strcmp(t, "0") != 0;
 	copyenv(t, sizeof(t), "RFORK_TIMEOUT");
 	rfp_cfg.timeout = number(t, &ok);
 	if (!ok || rfp_cfg.timeout < 1 || rfp_cfg.timeout > 3600)
@@ -264,11 +268,11 @@ read_ctl(int fd, char *buf, size_t cap)
  * only if the exec failed, with every flag as it was.
  */
 static void
-exec_stub(int kfd, char *msg, int conn, const char *state, size_t slen)
+exec_stub(int kfd, char *msg, int conn, const char *state, size_t slen, pid_t src)
 {
-	char *host = msg, *token, *argv[12], **env, *list, *p, db[4096];
+	char *host = msg, *token, *argv[16], **env, *list, *p, db[4096];
 	size_t envsize, listsize = 1 << 19, ln = 0;
-	struct rfp_str why = { .n = 0 }, num, cstr = { .n = 0 };
+	struct rfp_str why = { .n = 0 }, num, cstr = { .n = 0 }, sstr = { .n = 0 };
 	long nd, off;
 	int dfd, fd, i = 0, e, sfd = -1;
 
@@ -281,6 +285,7 @@ exec_stub(int kfd, char *msg, int conn, const char *state, size_t slen)
 		return;
 	}
 	*token++ = '\0';
+	token[strcspn(token, " ")] = '\0';	/* " lazy" */
 	if ((dfd = rfp_open("/proc/self/fd", O_RDONLY | O_DIRECTORY)) == -1)
 		goto out;
 	while ((nd = syscall(SYS_getdents64, dfd, db, sizeof(db))) > 0) {
@@ -321,10 +326,17 @@ exec_stub(int kfd, char *msg, int conn, const char *state, size_t slen)
 		argv[i++] = "-x";
 		argv[i++] = list;
 	}
+	/* post-copy: the page source, and where to dial for its connection */
+	if (src > 0) {
+		rfp_num(&sstr, src);
+		argv[i++] = "-s";
+		argv[i++] = sstr.s;
+	}
 	if (cstr.n > 0) {
 		argv[i++] = "-C";
 		argv[i++] = cstr.s;
-	} else {
+	}
+	if (cstr.n == 0 || src > 0) {
 		argv[i++] = "--";
 		argv[i++] = host;
 		argv[i++] = token;
@@ -378,16 +390,52 @@ take_conn(int kfd, char *state, size_t *slen)
 	return fd;
 }
 
+/*
+ * Post-copy: S's page source, a copy of S frozen as S stops (docs/FORK.md
+ * "Post-copy"), that rf-stub reads the lazy pages from once S is gone.  A
+ * bare clone: no exit signal (nothing of the program sees it), no atfork
+ * handlers (S's memory stays as rf-snap will see it); it holds no fd, dies
+ * with its parent and otherwise only waits to be killed.
+ */
+static pid_t
+make_source(void)
+{
+	pid_t self = syscall(SYS_getpid);
+	long r = syscall(SYS_clone, 0UL, 0UL, 0UL, 0UL, 0UL);
+
+	if (r != 0)
+		return r > 0 ? r : 0;
+	syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	if (syscall(SYS_getppid) != self)
+		syscall(SYS_exit_group, 0);
+	syscall(SYS_close_range, 0, ~0U, 0);
+	for (;;)
+		syscall(SYS_pause);
+}
+
+static void
+drop_source(pid_t src)
+{
+	if (src <= 0)
+		return;
+	syscall(SYS_kill, src, SIGKILL);
+	while (syscall(SYS_wait4, src, NULL, __WALL, NULL) == -1 && errno == EINTR)
+		;
+}
+
 /* S, or C on the remote host.  All signals are blocked. */
 static pid_t
-child(int k[2], const sigset_t *old, pid_t ppid)
+child(int k[2], const sigset_t *old, pid_t ppid, int lazy)
 {
 	char msg[CTLMAX];
+	pid_t src = 0;
 
 	rfp_close(k[0]);
 	cld_child();
 	/* If P dies meanwhile, SIGCONT lets S go on as a local child. */
 	if (prctl(PR_SET_PDEATHSIG, SIGCONT) == 0 && getppid() == ppid) {
+		if (lazy)
+			src = make_source();
 		(void)!rfp_write(k[1], "s", 1);
 		syscall(SYS_kill, syscall(SYS_getpid), SIGSTOP);
 		/* The image is taken here: C resumes at this read. */
@@ -395,21 +443,28 @@ child(int k[2], const sigset_t *old, pid_t ppid)
 		prctl(PR_SET_PDEATHSIG, 0);
 		if (strncmp(msg, "remote", 6) == 0) {
 			/* Its forks go home for their pids (grand_fork); the programs it
-			   execs there run without us (docs/PRELOAD.md). */
+			   execs there run without us (docs/PRELOAD.md).  src is a pid
+			   of home: not ours to touch. */
 			remote_child = 1;
 			rfp_unpreload();
-		}
-		else if (strncmp(msg, "stub ", 5) == 0)
-			exec_stub(k[1], msg + 5, -1, NULL, 0);
-		else if (strncmp(msg, "hand ", 5) == 0) {
+			src = 0;
+		} else if (strncmp(msg, "stub ", 5) == 0 || strncmp(msg, "hand ", 5) == 0) {
 			char state[RFP_STATE];
 			size_t slen = 0;
-			int conn = take_conn(k[1], state, &slen);
+			int conn = -1;
 
-			exec_stub(k[1], msg + 5, conn, state, slen);
+			/* "... lazy": pages come after the child starts, from src */
+			if (strstr(msg, " lazy\n") == NULL) {
+				drop_source(src);
+				src = 0;
+			}
+			if (msg[0] == 'h')
+				conn = take_conn(k[1], state, &slen);
+			exec_stub(k[1], msg + 5, conn, state, slen, src);
 			memset(state, 0, sizeof(state));
 		}
 	}
+	drop_source(src);
 	rfp_close(k[1]);
 	sigprocmask(SIG_SETMASK, old, NULL);
 	return 0;
@@ -565,7 +620,7 @@ remote_fork(pid_t (*realf)(void))
 	struct rfp_hand hand = { .fd = -1, .conn = -1 };
 	sigset_t all, old;
 	pid_t pid, self = getpid();
-	int k[2], e, ok = 0, handed = 0;
+	int k[2], e, ok = 0, handed = 0, lazy, lz;
 	size_t n;
 
 	if (rfp_find_tools(&why) == -1) {
@@ -584,15 +639,27 @@ remote_fork(pid_t (*realf)(void))
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		return realf();
 	}
+	/* post-copy (docs/FORK.md): worth it for a big private anonymous mapping */
+	lazy = rfp_cfg.postcopy && rfp_big_anon && !atomic_load(&postcopy_off);
 	cld_enter();
 	pid = realf();
 	if (pid == 0)
-		return child(k, &old, self);
+		return child(k, &old, self, lazy);
 	e = errno;
 	rfp_close(k[1]);
 	if (pid > 0) {
-		if (wait_stopped(k[0], pid) == 0)
-			ok = rfp_ship_hand(pid, self, k[1], host, token, &hand, &why) == 0;
+		lz = lazy;
+		if (wait_stopped(k[0], pid) == 0) {
+			ok = rfp_ship_hand(pid, self, k[1], host, token, &hand, &lz, &why) == 0;
+			/* a server that cannot take it: once more, the whole image */
+			if (!ok && lazy && strstr(why.s, "post-copy") != NULL) {
+				rfp_log("fork: no post-copy on ", host, ": ", why.s, NULL);
+				atomic_store(&postcopy_off, 1);
+				lz = 0;
+				ok = rfp_ship_hand(pid, self, k[1], host, token, &hand, &lz,
+				    &why) == 0;
+			}
+		}
 		n = 0;
 		if (ok) {
 			handed = rfp_hand_take(&hand) == 0;
@@ -602,6 +669,10 @@ remote_fork(pid_t (*realf)(void))
 			msg[n++] = ' ';
 			memcpy(msg + n, token, strlen(token));
 			n += strlen(token);
+			if (lz) {
+				memcpy(msg + n, " lazy", 5);
+				n += 5;
+			}
 			msg[n++] = '\n';
 		} else {
 			memcpy(msg, "local\n", 6);

@@ -23,11 +23,31 @@ forbids(const char *perms, const char *path)
 	return strncmp(path, "/usr/", 5) != 0 && strncmp(path, "/lib", 4) != 0;
 }
 
-/* "start-end perms offset dev inode   path": perms and path of one line. */
+int rfp_big_anon;
+
+static unsigned long
+hex(const char *s)
+{
+	unsigned long v = 0;
+
+	for (;; s++) {
+		if (*s >= '0' && *s <= '9')
+			v = v * 16 + (*s - '0');
+		else if (*s >= 'a' && *s <= 'f')
+			v = v * 16 + (*s - 'a' + 10);
+		else
+			return v;
+	}
+}
+
+/*
+ * "start-end perms offset dev inode   path": perms and path of one line.
+ * Notes a private anonymous mapping big enough for post-copy (rfp_big_anon).
+ */
 static int
 line_forbids(char *l, struct rfp_str *why)
 {
-	char *range = l, *perms, *path, *p;
+	char *range = l, *perms, *path, *p, *dash;
 	int field;
 
 	if ((p = strchr(l, ' ')) == NULL)
@@ -40,6 +60,10 @@ line_forbids(char *l, struct rfp_str *why)
 		while (*p == ' ')
 			p++;
 	path = p != NULL ? p : "";
+	if (perms[3] == 'p' && (*path == '\0' || strcmp(path, "[heap]") == 0 ||
+	    strncmp(path, "[anon:", 6) == 0) && (dash = strchr(range, '-')) != NULL &&
+	    hex(dash + 1) - hex(range) >= RFP_LAZY_MIN)
+		rfp_big_anon = 1;
 	if (!forbids(perms, path))
 		return 0;
 	why->n = 0;
@@ -60,6 +84,7 @@ rfp_shared_mapping(struct rfp_str *why)
 	ssize_t n;
 	int fd, found = 0, skip = 0;
 
+	rfp_big_anon = 0;
 	if ((fd = rfp_open("/proc/self/maps", O_RDONLY)) == -1) {
 		why->n = 0;
 		rfp_cat(why, "cannot read /proc/self/maps");

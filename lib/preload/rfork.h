@@ -34,6 +34,7 @@ struct rfp_cfg {
 	unsigned long n;		/* of every:N, first:N */
 	int strict;			/* RFORK_STRICT=1 */
 	int timeout;			/* RFORK_TIMEOUT, seconds */
+	int postcopy;			/* RFORK_POSTCOPY, not 0 */
 	char policy_str[64];
 	char hosts[RFP_HOSTS];
 	int nhosts;
@@ -61,6 +62,10 @@ void rfp_log(const char *s, ...) __attribute__((sentinel));
 /* 1 if a mapping forbids a remote child (*why says which), 0 if none, -1 if
  * the maps could not be read (*why says so). */
 int rfp_shared_mapping(struct rfp_str *why);
+/* Set by it: a private anonymous mapping of RFP_LAZY_MIN or more, whose pages
+   could come after the child starts (post-copy, docs/FORK.md). */
+extern int rfp_big_anon;
+#define RFP_LAZY_MIN (1ul << 20)	/* as RF_LAZY_MIN, rf-snap -l */
 
 /* Find rf-snap, rf-send, rf-stub (rfp_cfg.snap...): 0, or -1 with *why. */
 int rfp_find_tools(struct rfp_str *why);
@@ -97,8 +102,10 @@ struct rfp_hand {
 	size_t len;
 	char state[RFP_STATE];
 };
+/* *lazy: in, ask for post-copy (rf-snap -l); out, 1 if the reply says pages
+   come after the child starts (its stub must serve them). */
 int rfp_ship_hand(pid_t pid, pid_t ppid, int kfd, const char *host, char *token,
-    struct rfp_hand *hand, struct rfp_str *why);
+    struct rfp_hand *hand, int *lazy, struct rfp_str *why);
 int rfp_hand_take(struct rfp_hand *hand);
 void rfp_hand_free(struct rfp_hand *hand);
 

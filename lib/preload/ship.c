@@ -315,6 +315,22 @@ find_token(const char *r, char *token)
 	return 0;
 }
 
+/* "lazy": N in the reply, N > 0: pages come after the child starts. */
+static int
+find_lazy(const char *r)
+{
+	const char *p = strstr(r, "\"lazy\"");
+
+	if (p == NULL)
+		return 0;
+	p += 6;
+	p += strspn(p, " \t");
+	if (*p++ != ':')
+		return 0;
+	p += strspn(p, " \t");
+	return *p >= '1' && *p <= '9';
+}
+
 /* Exit status as "exit N" or "signal N". */
 static void
 status_str(struct rfp_str *why, const char *who, int st)
@@ -380,6 +396,7 @@ failure(struct sink *snaperr, int sst, struct sink *senderr, int est, struct rfp
 struct job {
 	pid_t pid, ppid, cpid;
 	int kfd;
+	int *lazy;		/* in: rf-snap -l; out: pages come later; NULL: no */
 	const char *host, *fdkey;
 	char *token;
 	struct rfp_str *why;
@@ -409,7 +426,7 @@ ship(const struct job *j, char *token, struct rfp_str *why)
 	i = 0;
 	snargv[i++] = "rf-snap";
 	/* the image streams from its first page (a fork: time over size) */
-	snargv[i++] = j->cpid > 0 ? "-zu" : "-z";	/* -u: under our filter */
+	snargv[i++] = j->cpid > 0 ? "-zu" : j->lazy != NULL && *j->lazy ? "-zl" : "-z";
 	snargv[i++] = pidstr.s;
 	snargv[i] = NULL;
 	i = 0;
@@ -516,8 +533,11 @@ ship(const struct job *j, char *token, struct rfp_str *why)
 			k[0].b[k[0].n] = '\0';
 		}
 		/* rf-send's word decides: the child runs there, whatever rf-snap said. */
-		if (find_token(k[0].b, token) == 0)
+		if (find_token(k[0].b, token) == 0) {
 			r = 0;
+			if (j->lazy != NULL)
+				*j->lazy = *j->lazy && find_lazy(k[0].b);
+		}
 		else
 			rfp_cat(why, "rf-send: no token in the reply");
 	} else
@@ -579,23 +599,26 @@ int
 rfp_ship(pid_t pid, pid_t ppid, pid_t cpid, int kfd, const char *host, const char *fdkey,
     char *token, struct rfp_str *why)
 {
-	struct job j = { pid, ppid, cpid, kfd, host, fdkey, token, why, -1, { -1, -1 } };
+	struct job j = { pid, ppid, cpid, kfd, NULL, host, fdkey, token, why, -1, { -1, -1 } };
 
 	return run_job(&j);
 }
 
 int
 rfp_ship_hand(pid_t pid, pid_t ppid, int kfd, const char *host, char *token,
-    struct rfp_hand *hand, struct rfp_str *why)
+    struct rfp_hand *hand, int *lazy, struct rfp_str *why)
 {
-	struct job j = { pid, ppid, 0, kfd, host, NULL, token, why, -1, { -1, -1 } };
+	struct job j = { pid, ppid, 0, kfd, lazy, host, NULL, token, why, -1, { -1, -1 } };
 	int r;
 
 	hand->fd = hand->conn = -1;
 	hand->len = 0;
 	/* Made here, before the shipper: our end stays ours when it is gone. */
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, j.hand) == -1)
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, j.hand) == -1) {
+		if (lazy != NULL)
+			*lazy = 0;
 		return rfp_ship(pid, ppid, 0, kfd, host, NULL, token, why);
+	}
 	r = run_job(&j);
 	rfp_close(j.hand[1]);
 	if (r == 0)

@@ -165,11 +165,15 @@ make_uffd(struct rst_args *a)
 	uint64_t i;
 	long fd;
 
-	fd = sys1(__NR_userfaultfd, R_O_CLOEXEC | R_O_NONBLOCK | UFFD_USER_MODE_ONLY);
-	if (fd < 0)
-		return -1;
-	if (sys3(__NR_ioctl, fd, UFFDIO_API, &api) < 0)
-		goto fail;
+	if (a->uffd_fd >= 0)
+		fd = a->uffd_fd;	/* post-copy: ready, and it must be this one */
+	else {
+		fd = sys1(__NR_userfaultfd, R_O_CLOEXEC | R_O_NONBLOCK | UFFD_USER_MODE_ONLY);
+		if (fd < 0)
+			return -1;
+		if (sys3(__NR_ioctl, fd, UFFDIO_API, &api) < 0)
+			goto fail;
+	}
 	for (i = 0; i < a->nvma; i++) {
 		const struct rst_vma *v = &a->vma[i];
 		if (!(v->how & RST_FILL) || v->fd >= 0)

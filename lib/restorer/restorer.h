@@ -105,6 +105,10 @@ struct rst_args {
 
 	int32_t sock;
 	int32_t fd_lo;			/* fds >= fd_lo are the restorer's own */
+	int32_t uffd_fd;		/* post-copy: a userfaultfd made before the
+					   credentials changed (kernel faults too);
+					   -1: make one, user faults only */
+	int32_t pad0;
 
 	/* glibc's rseq registration inherited from rf-restore */
 	uint64_t rseq_old;

@@ -9,14 +9,21 @@
  *   seq    in address order
  *   back   from the end down
  *   rand   in a shuffled order
- *   write  first writes 256 KiB of the mapping to stdout (a system call
- *          whose buffer is still on its way: the proxy reads it at home's
- *          request), then checks
+ *   write  first writes 256 KiB from the middle of the mapping into a
+ *          pipe (a system call whose buffer is still on its way: the proxy
+ *          reads it from the child), then checks; the parent checks what it
+ *          read and says "parent read ok" (or BAD)
  *   hold   reports ready, then waits on stdin before checking (the test
  *          kills things meanwhile)
  *   pause  does not fork: prints "ready" and waits on stdin, for rf-snap
  *          (the stripes make thousands of pagemap regions)
- * The parent prints "parent SUM", waits, and prints "status N".  Once
+ *   remap  moves the mapping (mremap) first, then checks it where it went
+ *   dontneed  drops the first half (MADV_DONTNEED), which must read as
+ *          zeros, then checks the second half
+ *   unmap  unmaps the first half and maps fresh memory there (zeros)
+ *   fork   forks; its child checks and reports, and it reports that status
+ *   exec   execs /bin/true at once, its pages still on their way
+ * The parent prints "parent SUM", "forked PID", waits, and prints "status N".  Once
  * forked, the parent also scribbles over the mapping: the child must see
  * the memory as it was at the fork.
  */
@@ -58,13 +65,26 @@ check(const uint64_t *p, size_t page, uint64_t *sum)
 	return 0;
 }
 
+/* write: where and how much, page aligned */
+static size_t
+half_off(size_t npages)
+{
+	return (npages / 2) * PG;
+}
+
+static size_t
+wlen(size_t npages)
+{
+	return npages / 2 < 64 ? (npages / 2) * PG : 64 * PG;
+}
+
 int
 main(int argc, char *argv[])
 {
 	size_t mib, npages, k, i, *order;
 	uint64_t sum = 0, *m;
 	const char *mode;
-	int st;
+	int st, wp[2];
 	pid_t pid;
 
 	if (argc != 3)
@@ -90,9 +110,12 @@ main(int argc, char *argv[])
 		fflush(stdout);
 		return read(STDIN_FILENO, &c, 1) < 0;
 	}
+	if (pipe(wp) == -1)
+		return 2;
 	if ((pid = fork()) == -1)
 		return 2;
 	if (pid == 0) {
+		close(wp[0]);
 		sum = 0;
 		if ((order = malloc(npages * sizeof(*order))) == NULL)
 			_exit(2);
@@ -106,14 +129,10 @@ main(int argc, char *argv[])
 				order[j] = t;
 			}
 		}
-		if (strcmp(mode, "write") == 0) {
-			size_t n = npages * PG < (256 << 10) ? npages * PG : (256 << 10);
-			char *b = (char *)m + (npages * PG) / 2;
-
-			n = n > (npages * PG) / 2 ? (npages * PG) / 2 : n;
-			if (write(STDOUT_FILENO, b, n) != (ssize_t)n)
-				_exit(3);
-		}
+		if (strcmp(mode, "write") == 0 &&
+		    write(wp[1], (char *)m + half_off(npages), wlen(npages)) != (ssize_t)wlen(npages))
+			_exit(3);
+		close(wp[1]);
 		if (strcmp(mode, "hold") == 0) {
 			char c;
 
@@ -122,10 +141,57 @@ main(int argc, char *argv[])
 			if (read(STDIN_FILENO, &c, 1) < 0)
 				_exit(4);
 		}
+		if (strcmp(mode, "exec") == 0) {
+			execl("/bin/true", "true", (char *)NULL);
+			_exit(5);
+		}
+		if (strcmp(mode, "remap") == 0) {
+			/* to a place of its own: reserve, then move over it */
+			void *to = mmap(NULL, npages * PG, PROT_NONE, MAP_PRIVATE |
+			    MAP_ANONYMOUS, -1, 0);
+			if (to == MAP_FAILED || (m = mremap(m, npages * PG, npages * PG,
+			    MREMAP_MAYMOVE | MREMAP_FIXED, to)) == MAP_FAILED)
+				_exit(6);
+		}
+		if (strcmp(mode, "dontneed") == 0 || strcmp(mode, "unmap") == 0) {
+			size_t half = npages / 2;
+			if (strcmp(mode, "dontneed") == 0 ?
+			    madvise(m, half * PG, MADV_DONTNEED) == -1 :
+			    munmap(m, half * PG) == -1 || mmap(m, half * PG, PROT_READ |
+			    PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != m)
+				_exit(6);
+			for (k = 0; k < half * (PG / 8); k++)
+				if (m[k] != 0) {
+					printf("child BAD %zu (not zero)\n", k / (PG / 8));
+					fflush(stdout);
+					_exit(1);
+				}
+			for (k = half; k < npages; k++)
+				check(m + k * (PG / 8), k, &sum);
+			printf("child ok half\n");
+			fflush(stdout);
+			_exit(0);
+		}
+		if (strcmp(mode, "fork") == 0) {
+			pid_t g = fork();
+
+			if (g == -1)
+				_exit(7);
+			if (g > 0) {
+				if (waitpid(g, &st, 0) != g)
+					_exit(8);
+				printf("grandchild status %d\n", WIFEXITED(st) ? WEXITSTATUS(st) :
+				    128 + WTERMSIG(st));
+				fflush(stdout);
+				_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 1);
+			}
+		}
 		for (k = 0; k < npages; k++) {
 			uint64_t s = 0;
 			if (check(m + order[k] * (PG / 8), order[k], &s) == -1) {
-				printf("child BAD %zu\n", order[k]);
+				printf("child BAD %zu (word 0: %#llx, want %#llx)\n", order[k],
+				    (unsigned long long)m[order[k] * (PG / 8)],
+				    (unsigned long long)(untouched(order[k]) ? 0 : word(order[k], 0)));
 				fflush(stdout);
 				_exit(1);
 			}
@@ -137,9 +203,26 @@ main(int argc, char *argv[])
 		fflush(stdout);
 		_exit(0);
 	}
+	close(wp[1]);
+	printf("forked %d\n", (int)pid);
+	fflush(stdout);
 	/* the child's memory is the fork's: ours changes now */
 	for (k = 0; k < npages; k += 3)
 		m[k * (PG / 8)] ^= 1;
+	if (strcmp(mode, "write") == 0) {
+		size_t n = wlen(npages), got = 0, first = half_off(npages) / PG;
+		uint64_t *b = malloc(n);
+		ssize_t r;
+
+		while (b != NULL && got < n && (r = read(wp[0], (char *)b + got, n - got)) > 0)
+			got += r;
+		for (k = 0; b != NULL && got == n && k < n / 8; k++)
+			if (b[k] != (untouched(first + k / (PG / 8)) ? 0 :
+			    word(first + k / (PG / 8), k % (PG / 8))))
+				break;
+		printf("parent read %s\n", b != NULL && got == n && k == n / 8 ? "ok" : "BAD");
+		fflush(stdout);
+	}
 	if (waitpid(pid, &st, 0) != pid)
 		return 2;
 	printf("status %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));

@@ -1,0 +1,201 @@
+#!/usr/bin/env bats
+# Post-copy (docs/FORK.md "Post-copy"): a remote child starts before the
+# pages of its big private anonymous mappings have come; they follow on the
+# stub's page connection, faulted ones first.  tests/victims/lazymem fills
+# 32 MiB with a pattern (every 5th page never touched), forks, and its child
+# checks every page from inside, after doing to its memory what the mode says.
+
+load net
+load helpers
+
+setup_file() {
+	# the programs here run as root: their images need -R
+	th_up 2 "3 -R"
+}
+
+teardown_file() {
+	th_down
+}
+
+setup() {
+	MARK=postcopy$$.$BATS_TEST_NUMBER
+	OUT=$TDIR/out.$BATS_TEST_NUMBER
+	ERR=$TDIR/err.$BATS_TEST_NUMBER
+	BG=
+}
+
+teardown() {
+	local p
+	inh 1 tc qdisc del dev eth0 root 2> /dev/null || true
+	[ -z "$BG" ] || kill -KILL "$BG" 2> /dev/null || true
+	for p in $(marked "$MARK"); do
+		kill -KILL "$p" 2> /dev/null || true
+	done
+}
+
+# lrun MODE [VAR=VALUE...]: lazymem 32 MODE under rf-run in host 1, its child
+# in host 2 (RHOST: another server); stdout in $OUT, stderr in $ERR.
+lrun() {
+	local mode=$1
+	shift
+	inh 1 env RFTEST_MARK="$MARK" RFORK_POLICY=all "$@" "$ROOT/sh/rf-run" -k "$KEY" \
+	    -H "${RHOST:-$(addr 2)}" "$TESTS/lazymem" 32 "$mode" > "$OUT" 2> "$ERR" < /dev/null
+}
+
+# log_since N: host 2's server log from line N on.
+log_since() {
+	tail -n +"$1" "$LOGDIR/${PFX}2.log"
+}
+
+loglines() {
+	wc -l < "$LOGDIR/${PFX}2.log"
+}
+
+# ok_child: the child saw the parent's memory, and ended well
+ok_child() {
+	local sum
+	sum=$(sed -n 's/^parent \([0-9]*\)$/\1/p' "$OUT")
+	[ -n "$sum" ]
+	grep -qx "child ok $sum" "$OUT"
+	grep -qx "status 0" "$OUT"
+}
+
+@test "postcopy: the child sees every page as at the fork, in address, reverse and random order" {
+	local mode n
+	for mode in seq back rand; do
+		n=$(($(loglines) + 1))
+		lrun "$mode"
+		cat "$OUT" "$ERR"
+		ok_child
+		[ ! -s "$ERR" ]
+		# the image carried the rest of the process, not the 32 MiB
+		bytes=$(log_since "$n" | sed -n 's/.*waits for its stub: \([0-9]*\) bytes.*/\1/p')
+		[ "$bytes" -lt $((2 << 20)) ]
+		# 32 MiB less the untouched fifth: 6554 pages, all put in after it started
+		log_since "$n" | grep -q "post-copy: 6554 pages: 6554 came after it started, 0 it dropped first"
+	done
+	none_marked "$MARK"
+}
+
+@test "postcopy: a system call whose buffer is still on its way (write from it into a pipe)" {
+	lrun write
+	cat "$OUT" "$ERR"
+	ok_child
+	grep -qx "parent read ok" "$OUT"
+	none_marked "$MARK"
+}
+
+@test "postcopy: the child moves (mremap), drops (MADV_DONTNEED) and unmaps memory still on its way" {
+	local mode n
+	for mode in remap dontneed unmap; do
+		n=$(($(loglines) + 1))
+		lrun "$mode"
+		cat "$OUT" "$ERR"
+		grep -qx "status 0" "$OUT"
+		if [ "$mode" = remap ]; then
+			ok_child
+		else
+			# the dropped half reads as zeros, the rest as it was
+			grep -qx "child ok half" "$OUT"
+			log_since "$n" | grep "post-copy: 6554 pages: " | grep -vq " 0 it dropped first"
+		fi
+	done
+	none_marked "$MARK"
+}
+
+@test "postcopy: the child forks before its memory is all there: the grandchild's is whole" {
+	lrun fork
+	cat "$OUT" "$ERR"
+	ok_child
+	grep -qx "grandchild status 0" "$OUT"
+	none_marked "$MARK"
+}
+
+@test "postcopy: the child execs while its pages still come: not killed for it" {
+	local n
+	n=$(($(loglines) + 1))
+	lrun exec
+	cat "$OUT" "$ERR"
+	grep -qx "status 0" "$OUT"
+	! log_since "$n" | grep -q "killed"
+	none_marked "$MARK"
+}
+
+@test "postcopy: RFORK_POSTCOPY=0 sends the whole image first" {
+	local n bytes
+	n=$(($(loglines) + 1))
+	lrun seq RFORK_POSTCOPY=0
+	cat "$OUT" "$ERR"
+	ok_child
+	bytes=$(log_since "$n" | sed -n 's/.*waits for its stub: \([0-9]*\) bytes.*/\1/p')
+	[ "$bytes" -gt $((25 << 20)) ]
+	! log_since "$n" | grep -q "post-copy"
+	none_marked "$MARK"
+}
+
+# slow_link: host 1's pages cross at 8 Mbit/s (32 MiB: about half a minute)
+slow_link() {
+	inh 1 tc qdisc add dev eth0 root tbf rate 8mbit burst 32kb latency 2s
+}
+
+# bg_hold: lazymem in the background on the slow link, until its child runs;
+# sets STUB (the child's pid at home: its stub) and SRC (the page source)
+bg_hold() {
+	inh 1 env RFTEST_MARK="$MARK" RFORK_POLICY=all "$ROOT/sh/rf-run" -k "$KEY" \
+	    -H "$(addr 2)" "$TESTS/lazymem" 32 hold > "$OUT" 2> "$ERR" < /dev/null &
+	BG=$!
+	wait_line "$OUT" '^child ready'
+	STUB=$(sed -n 's/^forked //p' "$OUT")
+	[ -n "$STUB" ]
+	[ "$(cat "/proc/$STUB/comm")" = rf-stub ]
+	SRC=$(pgrep -P "$STUB")
+	[ -n "$SRC" ]
+	# the pages are still coming
+	! grep -q '^child ok' "$OUT"
+}
+
+@test "postcopy: the stub killed while pages still come: the parent sees SIGKILL, nothing is left" {
+	slow_link
+	bg_hold
+	kill -KILL "$STUB"
+	wait "$BG"
+	BG=
+	cat "$OUT" "$ERR"
+	grep -qx "status 137" "$OUT"
+	none_marked "$MARK"
+}
+
+@test "postcopy: the page source killed: the child is lost (SIGKILL), said on both sides" {
+	slow_link
+	bg_hold
+	kill -KILL "$SRC"
+	wait "$BG"
+	BG=
+	cat "$OUT" "$ERR"
+	grep -qx "status 137" "$OUT"
+	grep -q "^rf-stub: pid $STUB: post-copy: page source $SRC" "$ERR"
+	none_marked "$MARK"
+	# the proxy ends after its child; its log line may come a moment later
+	wait_line "$LOGDIR/${PFX}2.log" "pid $STUB killed: post-copy: "
+}
+
+@test "postcopy: a server that cannot (no CAP_SYS_PTRACE): the whole image, said once" {
+	local RHOST pid
+	# a second server in host 2 without the capability userfaultfd needs
+	# to take kernel faults (vm.unprivileged_userfaultfd=0)
+	[ "$(cat /proc/sys/vm/unprivileged_userfaultfd)" = 0 ] || skip "unprivileged userfaultfd on"
+	inh 2 setpriv --bounding-set -sys_ptrace "$BIN/rf-server" -R -t 3 -k "$KEY" \
+	    -l "$(addr 2):7078" > "$TDIR/nocap.log" 2>&1 &
+	pid=$!
+	RHOST=$(addr 2):7078
+	wait_line "$TDIR/nocap.log" 'listening'
+	lrun seq
+	kill "$pid"
+	wait "$pid" || true
+	cat "$OUT" "$ERR" "$TDIR/nocap.log"
+	ok_child
+	[ "$(grep -c 'no post-copy on ' "$ERR")" -eq 1 ]
+	grep -q "CAP_SYS_PTRACE" "$ERR"
+	! grep -q "post-copy: [0-9]* pages" "$TDIR/nocap.log"
+	none_marked "$MARK"
+}
