@@ -266,16 +266,28 @@ fingerprint() {
 	finish_victim "ok usr1=1 pending=none"
 }
 
-@test "rf-snap: thousands of pagemap regions: the image is the one pagemap entries give" {
-	# 32 MiB in stripes (every 5th page never touched): Linux 6.18's
-	# PAGEMAP_SCAN was seen to report regions past its walk_end, which
-	# made rf-snap read past the stack ("read memory at ...: I/O error")
+# lazymem_victim MIB: tests/victims/lazymem in stripes, stopped; lazymem_done ends it
+lazymem_victim() {
 	mkfifo "$D/in"
-	"$TESTS/lazymem" 32 pause < "$D/in" > "$D/lz.out" &
+	"$TESTS/lazymem" "$1" pause < "$D/in" > "$D/lz.out" &
 	VPID=$!
 	exec 7> "$D/in"
 	wait_line "$D/lz.out" '^ready'
 	stop_victim
+}
+
+lazymem_done() {
+	kill -CONT "$VPID"
+	exec 7>&-
+	wait "$VPID"
+	VPID=
+}
+
+@test "rf-snap: thousands of pagemap regions: the image is the one pagemap entries give" {
+	# 32 MiB in stripes (every 5th page never touched): Linux 6.18's
+	# PAGEMAP_SCAN was seen to report regions past its walk_end, which
+	# made rf-snap read past the stack ("read memory at ...: I/O error")
+	lazymem_victim 32
 	"$BIN/rf-snap" "$VPID" > "$D/scan.img"
 	RFORK_PAGEMAP=read "$BIN/rf-snap" "$VPID" > "$D/read.img"
 	# the same pages (not the same bytes: the injected calls let the kernel
@@ -286,19 +298,11 @@ fingerprint() {
 	[ "$(stat -c %s "$D/scan.img")" = "$(stat -c %s "$D/read.img")" ]
 	# 32 MiB less the untouched fifth, and the rest of the process
 	[ "$(jq '[.[][1]] | add' "$D/scan.j")" -ge 6553 ]
-	kill -CONT "$VPID"
-	exec 7>&-
-	wait "$VPID"
-	VPID=
+	lazymem_done
 }
 
 @test "rf-snap -l: big private anonymous mappings go as LAZY records; rf-restore refuses, -n checks" {
-	mkfifo "$D/in"
-	"$TESTS/lazymem" 8 pause < "$D/in" > "$D/lz.out" &
-	VPID=$!
-	exec 7> "$D/in"
-	wait_line "$D/lz.out" '^ready'
-	stop_victim
+	lazymem_victim 8
 	"$BIN/rf-snap" -l "$VPID" > "$D/l.img"
 	"$BIN/rf-snap" "$VPID" > "$D/w.img"
 	# the 8 MiB (less the untouched fifth) are not in it, only their place
@@ -310,10 +314,7 @@ fingerprint() {
 	[ "$status" -eq 65 ]
 	[[ "$stderr" == *"come later from a page source (a post-copy fork image)"* ]]
 	[ "$(wc -l <<< "$stderr")" -eq 1 ]
-	kill -CONT "$VPID"
-	exec 7>&-
-	wait "$VPID"
-	VPID=
+	lazymem_done
 }
 
 @test "rf-snap: own process as an unprivileged user" {
