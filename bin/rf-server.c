@@ -506,10 +506,10 @@ take_passed(int lsock, const char *token, struct rf_chan *c, struct rf_err *e)
 
 /* Post-copy (lib/lazy.c): the stub's page connection, through its handler. */
 static int
-take_pages(void *ctx, struct rf_chan *c, int ms, struct rf_err *e)
+take_pages(void *ctx, struct rf_chan *c, int ms, int stopfd, struct rf_err *e)
 {
 	struct forkw *w = ctx;
-	struct pollfd pfd = { w->psock, POLLIN, 0 };
+	struct pollfd pfd[2] = { { w->psock, POLLIN, 0 }, { stopfd, POLLIN, 0 } };
 	long end = now_ms() + ms;
 	int r;
 
@@ -517,9 +517,11 @@ take_pages(void *ctx, struct rf_chan *c, int ms, struct rf_err *e)
 		if (end - now_ms() <= 0)
 			return rf_errf(e, RF_EX_TEMPFAIL, "post-copy: no page connection within %d s",
 			    ms / 1000);
-		if (poll(&pfd, 1, end - now_ms()) <= 0)
+		if (poll(pfd, 2, end - now_ms()) <= 0)
 			continue;
-		if ((r = take_passed(w->psock, w->token, c, e)) != 0)
+		if (pfd[1].revents)
+			return rf_errf(e, RF_EX_SOFTWARE, "post-copy: stopped");
+		if (pfd[0].revents && (r = take_passed(w->psock, w->token, c, e)) != 0)
 			break;
 	}
 	close(w->psock);

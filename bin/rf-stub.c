@@ -139,7 +139,7 @@ pages_thread(void *arg)
 	struct rf_key key;
 	struct rf_err e = { 0 };
 	json_t *j;
-	int fd, peer, ok = 0;
+	int fd, peer = 0, ok = 0;
 
 	if (rf_key_load(pg->kpath, &key, &e) == -1)
 		goto out;
@@ -163,7 +163,9 @@ pages_thread(void *arg)
 	json_decref(j);
 	rf_chan_close(&c);
 out:
-	if (!ok)
+	/* No proxy waits for it (66): the child has ended, or its proxy killed
+	   it and logs why; this stub then ends as the child did. */
+	if (!ok && !(peer && e.code == RF_EX_NOINPUT))
 		warnx("pid %d: %s%s", (int)getpid(), strncmp(e.msg, "post-copy", 9) ? "post-copy: " :
 		    "", e.msg);
 	kill(pg->src, SIGKILL);
@@ -327,6 +329,11 @@ main(int argc, char *argv[])
 	o.respawn = respawn;
 	o.arg = kpath;
 	r = rf_stub_serve(&io, &o, &status, &e);
+	/* the page source goes with us, reaped, not left to init */
+	if (pg.src > 0) {
+		kill(pg.src, SIGKILL);
+		waitpid(pg.src, NULL, __WALL);
+	}
 	if (r == RF_STUB_EXITED)
 		die_like(status);
 	/* The remote host or the link is gone, and with it the child. */

@@ -65,7 +65,8 @@ struct rf_lazy {
 	uint64_t npages, left, outstanding;
 	size_t next_r;			/* background: next range and page in it */
 	uint64_t next_pg;
-	int (*get_conn)(void *ctx, struct rf_chan *c, int timeout_ms, struct rf_err *e);
+	int (*get_conn)(void *ctx, struct rf_chan *c, int timeout_ms, int stopfd,
+	    struct rf_err *e);
 	void *ctx;
 	int timeout_ms;
 	struct rf_chan c;
@@ -374,7 +375,7 @@ serve(struct rf_lazy *l, struct rf_err *e)
 	int type, r, i;
 
 	/* 1 from here on: the child's address space is gone (exec, exit) */
-	if (l->get_conn(l->ctx, &l->c, l->timeout_ms, e) == -1)
+	if (l->get_conn(l->ctx, &l->c, l->timeout_ms, l->stop[0], e) == -1)
 		return -1;
 	l->have_conn = 1;
 	while (l->left > 0) {
@@ -476,8 +477,8 @@ thread(void *arg)
 
 int
 rf_lazy_start(struct rf_lazy **lp, int uffd, pid_t child, const struct rf_range *r, size_t nr,
-    int (*get_conn)(void *ctx, struct rf_chan *c, int timeout_ms, struct rf_err *e),
-    void *ctx, int timeout_ms, struct rf_err *e)
+    int (*get_conn)(void *ctx, struct rf_chan *c, int timeout_ms, int stopfd,
+    struct rf_err *e), void *ctx, int timeout_ms, struct rf_err *e)
 {
 	struct rf_lazy *l;
 	sigset_t all, old;

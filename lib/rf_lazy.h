@@ -14,12 +14,13 @@ struct rf_lazy;
 
 /*
  * Proxy side: a thread takes the page connection (get_conn, which waits at
- * most timeout_ms) and fills the child's lazy ranges (from the image, rf_imgr
- * .lazy) through uffd, which it owns from now on.  If it fails the child is
- * killed.  Signals are blocked in it.
+ * most timeout_ms, and gives up at once when stopfd is readable) and fills
+ * the child's lazy ranges (from the image, rf_imgr .lazy) through uffd,
+ * which it owns from now on.  If it fails the child is killed.  Signals are
+ * blocked in it.
  */
 int rf_lazy_start(struct rf_lazy **l, int uffd, pid_t child, const struct rf_range *r,
-    size_t nr, int (*get_conn)(void *ctx, struct rf_chan *c, int timeout_ms,
+    size_t nr, int (*get_conn)(void *ctx, struct rf_chan *c, int timeout_ms, int stopfd,
     struct rf_err *e), void *ctx, int timeout_ms, struct rf_err *e);
 /* For the log: lazy pages, those put in, those the child dropped first
    (unmapped, MADV_DONTNEED), faults taken. */

@@ -199,3 +199,26 @@ bg_hold() {
 	! grep -q "post-copy: [0-9]* pages" "$TDIR/nocap.log"
 	none_marked "$MARK"
 }
+
+@test "postcopy: 20 forks whose children end at once: every tree ends, nothing is left" {
+	local n i
+	n=$(($(loglines) + 1))
+	for i in $(seq 20); do
+		lrun exit
+		cat "$OUT" "$ERR"
+		grep -qx "status 0" "$OUT"
+		[ ! -s "$ERR" ]
+	done
+	[ "$(log_since "$n" | grep -c 'post-copy: [0-9]* pages')" -eq 20 ]
+	none_marked "$MARK"
+	# each connection's handler goes with its tree at once, not after -t (3 s)
+	# with a pager still waiting for a page connection that will never come
+	for _ in $(seq 50); do
+		[ -z "$(pgrep -P "$(srvpid 2)")" ] && break
+		sleep 0.02
+	done
+	[ -z "$(pgrep -P "$(srvpid 2)")" ]
+	[ "$(log_since "$n" | grep -c "tree ended")" -eq 20 ]
+	# the page sources were reaped by their stubs, not left to init
+	! ps -eo stat=,comm= | grep -q '^Z.*lazymem'
+}

@@ -23,6 +23,7 @@
  *   unmap  unmaps the first half and maps fresh memory there (zeros)
  *   fork   forks; its child checks and reports, and it reports that status
  *   exec   execs /bin/true at once, its pages still on their way
+ *   exit   exits at once (0), before its stub has even dialed for the pages
  * The parent prints "parent SUM", "forked PID", waits, and prints "status N".  Once
  * forked, the parent also scribbles over the mapping: the child must see
  * the memory as it was at the fork.
@@ -115,6 +116,8 @@ main(int argc, char *argv[])
 	if ((pid = fork()) == -1)
 		return 2;
 	if (pid == 0) {
+		if (strcmp(mode, "exit") == 0)
+			_exit(0);
 		close(wp[0]);
 		sum = 0;
 		if ((order = malloc(npages * sizeof(*order))) == NULL)
