@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,6 +131,7 @@ struct pages {
 };
 
 static struct pages pg;
+static atomic_int ending;	/* the child has ended: the source is killed */
 
 static void *
 pages_thread(void *arg)
@@ -165,7 +167,7 @@ pages_thread(void *arg)
 out:
 	/* No proxy waits for it (66): the child has ended, or its proxy killed
 	   it and logs why; this stub then ends as the child did. */
-	if (!ok && !(peer && e.code == RF_EX_NOINPUT))
+	if (!ok && !atomic_load(&ending) && !(peer && e.code == RF_EX_NOINPUT))
 		warnx("pid %d: %s%s", (int)getpid(), strncmp(e.msg, "post-copy", 9) ? "post-copy: " :
 		    "", e.msg);
 	kill(pg->src, SIGKILL);
@@ -331,6 +333,7 @@ main(int argc, char *argv[])
 	r = rf_stub_serve(&io, &o, &status, &e);
 	/* the page source goes with us, reaped, not left to init */
 	if (pg.src > 0) {
+		atomic_store(&ending, 1);
 		kill(pg.src, SIGKILL);
 		waitpid(pg.src, NULL, __WALL);
 	}
