@@ -23,10 +23,10 @@ wait_state() {
 	return 1
 }
 
-# wait_line FILE REGEX: wait up to 5 s for a matching line in FILE.
+# wait_line FILE REGEX [S]: wait up to S s (5) for a matching line in FILE.
 wait_line() {
 	local _
-	for _ in $(seq 500); do
+	for _ in $(seq $((${3:-5} * 100))); do
 		grep -qE "$2" "$1" 2>/dev/null && return 0
 		sleep 0.01
 	done

@@ -75,7 +75,7 @@ ok_child() {
 		# started (logged once the child is gone, a moment after the parent knows)
 		pid=$(sed -n 's/^forked //p' "$OUT")
 		wait_line "$LOGDIR/${PFX}2.log" \
-		    "pid $pid: post-copy: 6554 pages: 6554 came after it started, 0 it dropped first"
+		    "pid $pid: post-copy: 6554 pages: 6554 came after it started, 0 it dropped first" 20
 	done
 	none_marked "$MARK"
 }
@@ -105,7 +105,8 @@ ok_child() {
 		# and what was still to come of it was not put in (the proxy
 		# logs once its child is gone: a moment after the parent knows)
 		pid=$(sed -n 's/^forked //p' "$OUT")
-		wait_line "$LOGDIR/${PFX}2.log" "pid $pid: post-copy: 6554 pages: "
+		wait_line "$LOGDIR/${PFX}2.log" "pid $pid: post-copy: 6554 pages: " 20 ||
+		    { tail -5 "$LOGDIR/${PFX}2.log"; false; }
 		grep "pid $pid: post-copy: 6554 pages: " "$LOGDIR/${PFX}2.log" |
 		    grep -vq " 0 it dropped first"
 	done
