@@ -45,7 +45,7 @@ build/lib/restorer_blob.o: build/restorer/blob.bin
 
 build/bin/%: bin/%.c build/librf.a $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $< build/librf.a $(LDLIBS)
+	$(CC) $(CFLAGS) $(if $(filter $*,$(FORKPATH)),$(FORKPATH_LDFLAGS)) -o $@ $< build/librf.a $(LDLIBS)
 
 build/tests/%: tests/victims/%.c tests/victims/victim.h
 	@mkdir -p $(@D)
