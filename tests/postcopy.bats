@@ -234,3 +234,35 @@ bg_hold() {
 	# the page sources were reaped by their stubs, not left to init
 	! ps -eo stat=,comm= | grep -q '^Z.*lazymem'
 }
+
+@test "postcopy: python3's 64 MiB of random bytes hash the same in the remote child" {
+	local n pid
+	n=$(($(loglines) + 1))
+	cat > "$TDIR/hash.py" <<'PY'
+import hashlib, os
+data = bytearray(os.urandom(64 << 20))
+objs = [os.urandom(100) for _ in range(100000)]	# python's own arenas too
+want = hashlib.sha256(data + b"".join(objs)).hexdigest()
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(r)
+    os.write(w, hashlib.sha256(data + b"".join(objs)).hexdigest().encode())
+    os._exit(0)
+os.close(w)
+data[0] ^= 1	# the parent's copy changes: the child's must not
+got = os.read(r, 100).decode()
+_, st = os.waitpid(pid, 0)
+print("forked", pid)
+print("same" if got == want else "DIFFERENT", os.waitstatus_to_exitcode(st))
+PY
+	inh 1 env RFTEST_MARK="$MARK" RFORK_POLICY=all "$ROOT/sh/rf-run" -k "$KEY" \
+	    -H "$(addr 2)" /usr/bin/python3 "$TDIR/hash.py" > "$OUT" 2> "$ERR"
+	cat "$OUT" "$ERR"
+	grep -qx "same 0" "$OUT"
+	[ ! -s "$ERR" ]
+	# it went remote, most of it after the child started
+	pid=$(sed -n 's/^forked //p' "$OUT")
+	wait_line "$LOGDIR/${PFX}2.log" "pid $pid: post-copy: [0-9]{5,} pages: " 20
+	none_marked "$MARK"
+}
