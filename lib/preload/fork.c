@@ -612,6 +612,47 @@ hand_conn(int kfd, pid_t pid, struct rfp_hand *hand)
 	(void)sendmsg(kfd, &mh, MSG_NOSIGNAL);
 }
 
+/* Tell S what it is now: "hand HOST TOKEN[ lazy]" or "stub ..." / "local". */
+static size_t
+ctl_msg(char *msg, const char *what, const char *host, const char *token, int lazy)
+{
+	size_t n;
+
+	memcpy(msg, what, 5);
+	n = 5 + strlen(host);
+	memcpy(msg + 5, host, n - 5);
+	msg[n++] = ' ';
+	memcpy(msg + n, token, strlen(token));
+	n += strlen(token);
+	if (lazy) {
+		memcpy(msg + n, " lazy", 5);
+		n += 5;
+	}
+	msg[n++] = '\n';
+	return n;
+}
+
+struct early {
+	int kfd;
+	pid_t pid;
+	const char *host;
+};
+
+/*
+ * In the shipper, as soon as rf-send has passed the reply and the fork's
+ * connection: S becomes the stub while rf-send and rf-snap still end.
+ */
+static void
+early_hand(void *arg, const char *token, int lazy, struct rfp_hand *hand)
+{
+	struct early *x = arg;
+	char msg[CTLMAX];
+	size_t n = ctl_msg(msg, "hand ", x->host, token, lazy);
+
+	(void)send(x->kfd, msg, n, MSG_NOSIGNAL);
+	hand_conn(x->kfd, x->pid, hand);
+}
+
 static pid_t
 remote_fork(pid_t (*realf)(void))
 {
@@ -620,7 +661,8 @@ remote_fork(pid_t (*realf)(void))
 	struct rfp_hand hand = { .fd = -1, .conn = -1 };
 	sigset_t all, old;
 	pid_t pid, self = getpid();
-	int k[2], e, ok = 0, handed = 0, lazy, lz;
+	struct early x;
+	int k[2], e, ok = 0, handed = 0, early = 0, lazy, lz;
 	size_t n;
 
 	if (rfp_find_tools(&why) == -1) {
@@ -649,36 +691,27 @@ remote_fork(pid_t (*realf)(void))
 	rfp_close(k[1]);
 	if (pid > 0) {
 		lz = lazy;
+		x = (struct early){ k[0], pid, host };
 		if (wait_stopped(k[0], pid) == 0) {
-			ok = rfp_ship_hand(pid, self, k[1], host, token, &hand, &lz, &why) == 0;
+			ok = rfp_ship_hand(pid, self, k[1], host, token, &hand, &lz, &why,
+			    early_hand, &x, &early) == 0;
 			/* a server that cannot take it: once more, the whole image */
 			if (!ok && lazy && strstr(why.s, "post-copy") != NULL) {
 				rfp_log("fork: no post-copy on ", host, ": ", why.s, NULL);
 				atomic_store(&postcopy_off, 1);
 				lz = 0;
 				ok = rfp_ship_hand(pid, self, k[1], host, token, &hand, &lz,
-				    &why) == 0;
+				    &why, early_hand, &x, &early) == 0;
 			}
 		}
-		n = 0;
-		if (ok) {
+		if (ok && !early) {
 			handed = rfp_hand_take(&hand) == 0;
-			memcpy(msg, handed ? "hand " : "stub ", 5);
-			n = 5 + strlen(host);
-			memcpy(msg + 5, host, n - 5);
-			msg[n++] = ' ';
-			memcpy(msg + n, token, strlen(token));
-			n += strlen(token);
-			if (lz) {
-				memcpy(msg + n, " lazy", 5);
-				n += 5;
-			}
-			msg[n++] = '\n';
-		} else {
+			n = ctl_msg(msg, handed ? "hand " : "stub ", host, token, lz);
+			(void)send(k[0], msg, n, MSG_NOSIGNAL);
+		} else if (!ok) {
 			memcpy(msg, "local\n", 6);
-			n = 6;
+			(void)send(k[0], msg, 6, MSG_NOSIGNAL);
 		}
-		(void)send(k[0], msg, n, MSG_NOSIGNAL);
 		if (handed)
 			hand_conn(k[0], pid, &hand);
 		rfp_hand_free(&hand);

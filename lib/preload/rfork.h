@@ -105,7 +105,16 @@ struct rfp_hand {
 /* *lazy: in, ask for post-copy (rf-snap -l); out, 1 if the reply says pages
    come after the child starts (its stub must serve them). */
 int rfp_ship_hand(pid_t pid, pid_t ppid, int kfd, const char *host, char *token,
-    struct rfp_hand *hand, int *lazy, struct rfp_str *why);
+    struct rfp_hand *hand, int *lazy, struct rfp_str *why,
+    void (*early)(void *arg, const char *token, int lazy, struct rfp_hand *hand),
+    void *early_arg, int *handed);
+/*
+ * early, when not NULL, is called from the shipper (sharing our memory, with
+ * its own fd table: hand->conn is its) as soon as rf-send has passed the
+ * reply and the connection, before rf-send and rf-snap have ended: S can
+ * become the stub meanwhile.  *handed is then 1, and the shipper's result is
+ * success whatever follows (S is gone); hand is left empty.
+ */
 int rfp_hand_take(struct rfp_hand *hand);
 void rfp_hand_free(struct rfp_hand *hand);
 

@@ -402,15 +402,48 @@ struct job {
 	struct rfp_str *why;
 	int r;
 	int hand[2];		/* rf-send -H: our end, rf-send's stdout; -1: no -H */
+	/* -H: called as soon as the reply and the connection are in, while
+	   rf-send and rf-snap still end (rfp_ship_hand) */
+	void (*early)(void *arg, const char *token, int lazy, struct rfp_hand *hand);
+	void *early_arg;
+	int handed;		/* early was called: the child is remote, whatever follows */
 };
 
+/* rf-send -H's second message: the connection and the channel's state. */
 static int
-ship(const struct job *j, char *token, struct rfp_str *why)
+take_hand(int fd, struct rfp_hand *hand)
+{
+	union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } cm;
+	struct iovec iov = { hand->state, sizeof(hand->state) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
+	    .msg_controllen = sizeof(cm.b) };
+	struct cmsghdr *h;
+	ssize_t n;
+
+	hand->conn = -1;
+	n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	h = CMSG_FIRSTHDR(&mh);
+	if (n > 0 && h != NULL && h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS &&
+	    h->cmsg_len == CMSG_LEN(sizeof(int)))
+		memcpy(&hand->conn, CMSG_DATA(h), sizeof(int));
+	if (n <= 0 || hand->conn < 0 || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+		rfp_close(hand->conn);
+		hand->conn = -1;
+		return -1;
+	}
+	hand->len = n;
+	return 0;
+}
+
+static int
+ship(struct job *j, char *token, struct rfp_str *why)
 {
 	struct rfp_str pidstr = { .n = 0 }, tstr = { .n = 0 }, kstr = { .n = 0 };
 	struct rfp_str ppidstr = { .n = 0 }, cpidstr = { .n = 0 };
 	struct spawn snap, send;
-	struct pollfd pfd[3];
+	struct pollfd pfd[4];
+	struct rfp_hand hand = { .fd = -1, .conn = -1 };
+	int hfd = -1, replied = 0;
 	struct sink k[3];	/* rf-send's stdout, rf-send's and rf-snap's stderr */
 	char **env, *sargv[16], *snargv[4];
 	size_t envsize;
@@ -489,6 +522,8 @@ ship(const struct job *j, char *token, struct rfp_str *why)
 	if (j->hand[1] >= 0) {
 		rfp_close(k[0].fd);
 		k[0].fd = -1;
+		if (j->early != NULL)
+			hfd = j->hand[0];	/* or as soon as they come: early */
 	}
 	rfp_close(pipe1[0]);
 	rfp_close(pipe1[1]);
@@ -503,10 +538,33 @@ ship(const struct job *j, char *token, struct rfp_str *why)
 		}
 		for (i = 0; i < 3; i++)
 			pfd[i] = (struct pollfd){ .fd = k[i].fd, .events = POLLIN };
-		if (poll(pfd, 3, left) == -1 && errno != EINTR)
+		pfd[3] = (struct pollfd){ .fd = hfd, .events = POLLIN };
+		if (poll(pfd, 4, left) == -1 && errno != EINTR)
 			break;
 		for (i = 0; i < 3; i++)
 			drain(&k[i], pfd[i].revents);
+		if (hfd < 0 || !(pfd[3].revents & POLLIN))
+			continue;
+		/* -H, early: the reply, then the connection; the child runs
+		   there now, so S may become its stub before rf-send has ended */
+		if (!replied) {
+			ssize_t n = recv(hfd, k[0].b, sizeof(k[0].b) - 1, MSG_DONTWAIT);
+
+			k[0].n = n > 0 ? n : 0;
+			k[0].b[k[0].n] = '\0';
+			replied = 1;
+			if (find_token(k[0].b, token) != 0)
+				hfd = -1;	/* left to the end, which says why */
+			continue;
+		}
+		hfd = -1;
+		if (take_hand(j->hand[0], &hand) == 0) {
+			j->early(j->early_arg, token, j->lazy != NULL && *j->lazy &&
+			    find_lazy(k[0].b), &hand);
+			j->handed = 1;
+			rfp_close(hand.conn);
+			memset(hand.state, 0, sizeof(hand.state));
+		}
 	}
 	for (i = 0; i < 3; i++) {
 		rfp_close(k[i].fd);
@@ -525,8 +583,12 @@ ship(const struct job *j, char *token, struct rfp_str *why)
 		rfp_cat(why, "rf-snap | rf-send: no answer within ");
 		rfp_num(why, 4 * rfp_cfg.timeout);
 		rfp_cat(why, " s");
+	} else if (j->handed) {
+		r = 0;		/* S has become the remote child's stub */
+		if (j->lazy != NULL)
+			*j->lazy = *j->lazy && find_lazy(k[0].b);
 	} else if (WIFEXITED(est) && WEXITSTATUS(est) == 0) {
-		if (j->hand[1] >= 0) {
+		if (j->hand[1] >= 0 && !replied) {
 			ssize_t n = recv(j->hand[0], k[0].b, sizeof(k[0].b) - 1, MSG_DONTWAIT);
 
 			k[0].n = n > 0 ? n : 0;
@@ -599,21 +661,26 @@ int
 rfp_ship(pid_t pid, pid_t ppid, pid_t cpid, int kfd, const char *host, const char *fdkey,
     char *token, struct rfp_str *why)
 {
-	struct job j = { pid, ppid, cpid, kfd, NULL, host, fdkey, token, why, -1, { -1, -1 } };
+	struct job j = { pid, ppid, cpid, kfd, NULL, host, fdkey, token, why, -1, { -1, -1 },
+	    NULL, NULL, 0 };
 
 	return run_job(&j);
 }
 
 int
 rfp_ship_hand(pid_t pid, pid_t ppid, int kfd, const char *host, char *token,
-    struct rfp_hand *hand, int *lazy, struct rfp_str *why)
+    struct rfp_hand *hand, int *lazy, struct rfp_str *why,
+    void (*early)(void *arg, const char *token, int lazy, struct rfp_hand *hand),
+    void *early_arg, int *handed)
 {
-	struct job j = { pid, ppid, 0, kfd, lazy, host, NULL, token, why, -1, { -1, -1 } };
+	struct job j = { pid, ppid, 0, kfd, lazy, host, NULL, token, why, -1, { -1, -1 },
+	    early, early_arg, 0 };
 	int r;
 
 	hand->fd = hand->conn = -1;
 	hand->len = 0;
 	/* Made here, before the shipper: our end stays ours when it is gone. */
+	*handed = 0;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, j.hand) == -1) {
 		if (lazy != NULL)
 			*lazy = 0;
@@ -621,7 +688,8 @@ rfp_ship_hand(pid_t pid, pid_t ppid, int kfd, const char *host, char *token,
 	}
 	r = run_job(&j);
 	rfp_close(j.hand[1]);
-	if (r == 0)
+	*handed = j.handed;
+	if (r == 0 && !j.handed)
 		hand->fd = j.hand[0];
 	else
 		rfp_close(j.hand[0]);
