@@ -31,6 +31,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -76,7 +77,7 @@ struct rf_lazy {
 	int started;
 	struct rf_err e;
 	int failed;
-	volatile int stopping;		/* rf_lazy_stop: the child is done */
+	atomic_int stopping;		/* rf_lazy_stop: the child is done */
 	uint64_t faults, zero, nin, ngone;
 	struct remap *rm;		/* mremaps of the child, in order */
 	size_t nrm;
@@ -381,7 +382,7 @@ serve(struct rf_lazy *l, struct rf_err *e)
 	while (l->left > 0) {
 		if (ask_more(l, e) == -1)
 			return -1;
-		if (l->stopping)
+		if (atomic_load(&l->stopping))
 			return rf_errf(e, RF_EX_SOFTWARE, "post-copy: stopped");
 		pf[0] = (struct pollfd){ .fd = l->c.fd, .events = POLLIN };
 		pf[1] = (struct pollfd){ .fd = l->uffd, .events = POLLIN };
@@ -448,14 +449,13 @@ thread(void *arg)
 {
 	struct rf_lazy *l = arg;
 	struct rf_err e = { 0 };
-
 	int r = serve(l, &e);
 
 	if (r == 1 || (r == 0 && l->left == 0)) {
 		/* all in, or no one left to want them: the source may go */
 		if (l->have_conn)
 			rf_chan_send(&l->c, RF_FR_END, NULL, 0, &e);
-	} else if (!l->stopping) {
+	} else if (!atomic_load(&l->stopping)) {
 		l->e = e;
 		if (strncmp(e.msg, "post-copy", 9) != 0)
 			rf_errf(&l->e, e.code, "post-copy: page connection: %s", e.msg);
@@ -533,7 +533,7 @@ rf_lazy_stop(struct rf_lazy *l, struct rf_err *e)
 	if (l == NULL)
 		return 0;
 	if (l->started) {
-		l->stopping = 1;
+		atomic_store(&l->stopping, 1);
 		(void)!write(l->stop[1], "x", 1);
 		pthread_join(l->th, NULL);
 		l->started = 0;
