@@ -157,6 +157,27 @@ EOF
 	only_server 3
 }
 
+@test "rfork-tree: a program the remote child execs does not know its host's name: its forks with fds of that host stay there, said once" {
+	# bash exec'd in the remote child: each command substitution makes a
+	# pipe of host 2 and forks with it open; librfork lost the host's name
+	# in the exec, so those forks stay on host 2, and it says so once
+	cat > "$TDIR/exec.py" <<'EOF'
+import os
+if os.fork() == 0:
+    # python's own copy of the environment keeps librfork.so preloaded
+    os.execve("/bin/bash", ["bash", "-c", 'a=$(echo 1); b=$(echo 2); c=$(echo 3); echo "$a$b$c $(hostname)"'], os.environ)
+_, st = os.waitpid(-1, 0)
+print("exit", os.waitstatus_to_exitcode(st))
+EOF
+	run trun 2 "$PY" "$TDIR/exec.py"
+	cat "$OUT" "$ERR"
+	[ "$status" -eq 0 ]
+	grep -qx "123 ${PFX}2" "$OUT"
+	grep -qx "exit 0" "$OUT"
+	[ "$(grep -c "this host's name is unknown" "$ERR")" -eq 1 ]
+	none_marked "$MARK"
+}
+
 @test "rfork-tree: a wait for any child in a remote child with children on its host and at home: the first to end answers" {
 	cat > "$TDIR/mixwait.py" <<'EOF'
 import os, subprocess, time

@@ -36,7 +36,7 @@ static pid_t (*real_Fork)(void);
 static atomic_int inited;
 static atomic_ulong nforks;
 static atomic_uint nexthost;
-static atomic_int said_policy, said_hosts;
+static atomic_int said_policy, said_hosts, said_nohost;
 /* Set in a remote child: its forks go through its proxy and stub (grand_fork). */
 static int remote_child;
 /* ...but this process has no home identity (a local descendant of one). */
@@ -826,7 +826,10 @@ grand_fork(pid_t (*realf)(void))
 	if (fr.nlocal > 0) {
 		if (my_host[0] == '\0') {
 			e = ENXIO;
-			rfp_cat(&why, "fds of this host are open, and this host's name is unknown");
+			/* said once: a program exec'd here loses the name */
+			if (!atomic_exchange(&said_nohost, 1))
+				rfp_cat(&why, "fds of this host are open, and this host's name is "
+				    "unknown (said once)");
 			goto abort;
 		}
 		memcpy(fr.host, my_host, sizeof(fr.host));
@@ -885,7 +888,8 @@ local:
 		errno = EAGAIN;
 		return -1;
 	}
-	rfp_log("fork stays on this host: ", why.s, NULL);
+	if (why.n > 0)
+		rfp_log("fork stays on this host: ", why.s, NULL);
 	return realf();
 }
 
