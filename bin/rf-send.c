@@ -232,7 +232,9 @@ main(int argc, char *argv[])
 
 	/* A fork child: its control fd and its parent's pid, which the image lacks. */
 	if (ctlfd >= 0) {
-		j = json_pack("{s:s,s:i,s:i}", "op", "fork", "k", ctlfd, "ppid", (int)ppid);
+		/* host: the child's host as its home names it, for a program it execs */
+		j = json_pack("{s:s,s:i,s:i,s:s}", "op", "fork", "k", ctlfd, "ppid", (int)ppid,
+		    "host", host);
 		if (cpid != 0)
 			json_object_set_new(j, "pid", json_integer(cpid));
 		if (fdkey != NULL)

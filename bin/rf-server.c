@@ -374,6 +374,7 @@ struct forkw {
 	int psock;		/* post-copy: the stub's page connection comes here */
 	pid_t cpid, ppid;
 	char token[TOKEN_LEN + 1];
+	char host[RF_FWD_HOST_MAX];	/* the child's host as its home names it, or "" */
 	struct rf_fd_supply *sup;	/* [0] the control socket, then "fds" */
 	size_t nsup;
 };
@@ -761,6 +762,7 @@ fork_proxy(void *arg)
 	o.ctlmsglen = sizeof(ctlmsg);
 	o.verbose = getenv("RF_FWD_VERBOSE") != NULL;
 	o.before_fork = rf_lazy_wait;
+	o.host = w->host[0] != '\0' ? w->host : NULL;
 	o.arg = lz;
 	rf_chan_fwd_io(&io, &ci, &c);
 	memset(&e, 0, sizeof(e));
@@ -816,6 +818,9 @@ do_fork(struct rf_chan *c, json_t *req)
 	    ppid < 2)
 		return fail(c, RF_EX_PROTOCOL, "fork: bad \"k\" or \"ppid\"");
 	w.ppid = ppid;
+	if (json_is_string(json_object_get(req, "host")) &&
+	    strlen(json_string_value(json_object_get(req, "host"))) < sizeof(w.host))
+		strlcpy(w.host, json_string_value(json_object_get(req, "host")), sizeof(w.host));
 	/* A remote child's fork names its pid; else it is the image's. */
 	if (json_object_get(req, "pid") != NULL) {
 		w.cpid = json_integer_value(json_object_get(req, "pid"));

@@ -22,6 +22,7 @@
 #include <linux/kcmp.h>
 #include <linux/seccomp.h>
 #include <bsd/stdlib.h>
+#include <bsd/string.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -1444,7 +1445,11 @@ do_magic(struct px *p, struct seccomp_notif *n)
 		return 0;
 	}
 	if (rq == RF_FWD_IOC_PROBE) {
-		resp(p, n->id, 0, 0);
+		char h[RF_FWD_HOST_MAX] = { 0 };
+
+		if (p->o->host != NULL)
+			strlcpy(h, p->o->host, sizeof(h));
+		resp(p, n->id, 0, arg != 0 ? wmem(p, n->pid, arg, h, sizeof(h)) : 0);
 		return 0;
 	}
 	if ((rq != RF_FWD_IOC_FORKSTUB && rq != RF_FWD_IOC_STUBGO) ||

@@ -147,7 +147,9 @@ enum { RF_PROC_GETPGID = 1, RF_PROC_SETPGID, RF_PROC_GETSID, RF_PROC_SETSID,
  * librfork asks its proxy with an ioctl on a number no fd can have; without
  * a proxy the kernel says EBADF.  Only the child itself (its threads) may
  * ask: its local descendants have no home identity.
- *   PROBE     0: forks may go remote from here
+ *   PROBE     0: forks may go remote from here; arg, when not NULL, gets
+ *             the child's host as its home names it (RF_FWD_HOST_MAX bytes,
+ *             "" if unknown): a program the child exec'd knows it again
  *   FORKSTUB  the stub forks a new stub at home, which waits: pid = its pid
  *             (the grandchild's pid, real at home).  If fds of this host are
  *             open (nlocal, the lowest localfd), the proxy holds copies and
@@ -160,6 +162,7 @@ enum { RF_PROC_GETPGID = 1, RF_PROC_SETPGID, RF_PROC_GETSID, RF_PROC_SETSID,
 #define RF_FWD_IOC_PROBE 0x72660001UL
 #define RF_FWD_IOC_FORKSTUB 0x72660002UL
 #define RF_FWD_IOC_STUBGO 0x72660003UL
+#define RF_FWD_HOST_MAX 256
 struct rf_fwd_forkreq {
 	int32_t pid;
 	int32_t localfd;
@@ -297,6 +300,8 @@ struct rf_proxy_opts {
 	size_t ctlmsglen;
 	const char *const *local;	/* path prefixes opened locally; NULL: default */
 	int verbose;		/* one line per forwarded call on stderr */
+	/* the child's host as its home names it (RF_FWD_IOC_PROBE); NULL: unknown */
+	const char *host;
 	/*
 	 * Called before a clone of the child that copies its memory (not
 	 * CLONE_VM) goes on: post-copy (lib/lazy.c) makes it wait until the

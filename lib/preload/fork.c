@@ -43,6 +43,7 @@ static int remote_child;
 static int grand_off;
 /* In a remote child: the host it was sent to, as home names it. */
 static char my_host[RFP_HOST];
+static char probe_host[RF_FWD_HOST_MAX];
 /* A server said it cannot take post-copy images: ask no more (per process). */
 static atomic_int postcopy_off;
 
@@ -149,8 +150,13 @@ init(void)
 		set_libdir(dl.dli_fname);
 	/* A program a remote child exec'd (a shell passes us on): its proxy
 	   answers; no proxy, no such fd. */
-	if (syscall(SYS_ioctl, RF_FWD_MAGIC_FD, RF_FWD_IOC_PROBE, NULL) == 0)
+	if (syscall(SYS_ioctl, RF_FWD_MAGIC_FD, RF_FWD_IOC_PROBE, probe_host) == 0) {
 		remote_child = 1;
+		/* its host, as home names it, for forks with fds of this host */
+		probe_host[sizeof(probe_host) - 1] = '\0';
+		if (strlen(probe_host) < sizeof(my_host))
+			memcpy(my_host, probe_host, strlen(probe_host) + 1);
+	}
 	else if (errno == EPERM)
 		grand_off = 1;
 	atomic_store(&inited, 1);
