@@ -115,6 +115,14 @@ ok_child() {
 	none_marked "$MARK"
 }
 
+@test "postcopy: four threads of the child fault on memory still on its way, at once" {
+	lrun threads
+	cat "$OUT" "$ERR"
+	ok_child
+	[ ! -s "$ERR" ]
+	none_marked "$MARK"
+}
+
 @test "postcopy: the child forks before its memory is all there: the grandchild's is whole" {
 	lrun fork
 	cat "$OUT" "$ERR"

@@ -24,10 +24,12 @@
  *   fork   forks; its child checks and reports, and it reports that status
  *   exec   execs /bin/true at once, its pages still on their way
  *   exit   exits at once (0), before its stub has even dialed for the pages
+ *   threads  4 threads check a quarter of the pages each, at once
  * The parent prints "parent SUM", "forked PID", waits, and prints "status N".  Once
  * forked, the parent also scribbles over the mapping: the child must see
  * the memory as it was at the fork.
  */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +79,25 @@ static size_t
 wlen(size_t npages)
 {
 	return npages / 2 < 64 ? (npages / 2) * PG : 64 * PG;
+}
+
+struct quarter {
+	const uint64_t *m;
+	size_t from, to;
+	int bad;
+};
+
+static void *
+check_quarter(void *arg)
+{
+	struct quarter *q = arg;
+	uint64_t s = 0;
+	size_t k;
+
+	for (k = q->from; k < q->to; k++)
+		if (check(q->m + k * (PG / 8), k, &s) == -1)
+			q->bad = 1;
+	return NULL;
 }
 
 int
@@ -174,6 +195,26 @@ main(int argc, char *argv[])
 			printf("child ok half\n");
 			fflush(stdout);
 			_exit(0);
+		}
+		if (strcmp(mode, "threads") == 0) {
+			struct quarter q[4];
+			pthread_t th[4];
+			int t, bad = 0;
+
+			for (t = 0; t < 4; t++) {
+				q[t] = (struct quarter){ m, npages * t / 4, npages * (t + 1) / 4, 0 };
+				if (pthread_create(&th[t], NULL, check_quarter, &q[t]) != 0)
+					_exit(9);
+			}
+			for (t = 0; t < 4; t++) {
+				pthread_join(th[t], NULL);
+				bad |= q[t].bad;
+			}
+			if (bad) {
+				printf("child BAD (a thread)\n");
+				fflush(stdout);
+				_exit(1);
+			}
 		}
 		if (strcmp(mode, "fork") == 0) {
 			pid_t g = fork();
