@@ -604,6 +604,76 @@ take_notif(struct px *p)
 		p->nq++;
 }
 
+static int handle(struct px *p, struct seccomp_notif *n);
+
+/*
+ * Another thread's home call came while this one waits at home for input
+ * (a read or a wait with nothing to send again): the wait is cut short and
+ * the held calls are served first, then the wait goes again.  Without it a
+ * thread blocked reading the parent's answer would hold back the write of
+ * the question another thread makes (and its posted writes at home).
+ */
+static int
+preemptible(const struct rf_fwd_msg *m)
+{
+	return (m->op == RF_FWD_READ || m->op == RF_FWD_WAIT) && m->dlen == 0;
+}
+
+/*
+ * A call that waits for input itself does not go first: one wait would only
+ * replace another (and two of them could then wait for each other).
+ */
+static int
+waits_for_input(const struct seccomp_notif *n)
+{
+	switch (n->data.nr) {
+	case SYS_read: case SYS_readv: case SYS_pread64: case SYS_preadv:
+	case SYS_preadv2: case SYS_recvfrom: case SYS_recvmsg: case SYS_recvmmsg:
+	case SYS_wait4: case SYS_waitid: case SYS_poll: case SYS_ppoll:
+	case SYS_select: case SYS_pselect6: case SYS_accept: case SYS_accept4:
+	case SYS_pause: case SYS_rt_sigsuspend: case SYS_nanosleep:
+	case SYS_clock_nanosleep: case SYS_flock: case SYS_fcntl:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static int
+serve_held(struct px *p)
+{
+	struct fam *f = p->f;
+	pid_t tid = p->tid, last = p->last_tid;
+	struct pollfd *watch = p->watch;
+	size_t nwatch = p->nwatch, i = 0;
+	struct seccomp_notif *n;
+	int r = 0;
+
+	if ((n = malloc(p->nsize)) == NULL)
+		return 0;	/* served after this call, as before */
+	p->watch = NULL;
+	p->nwatch = 0;
+	/* the held calls that do not wait for input, in order; the rest stay */
+	while (r == 0 && i < p->nq) {
+		memcpy(n, p->q + i * p->nsize, p->nsize);
+		if (waits_for_input(n)) {
+			i++;
+			continue;
+		}
+		memmove(p->q + i * p->nsize, p->q + (i + 1) * p->nsize,
+		    (p->nq - i - 1) * p->nsize);
+		p->nq--;
+		r = handle(p, n);
+	}
+	free(n);
+	p->f = f;
+	p->tid = tid;
+	p->last_tid = last;
+	p->watch = watch;
+	p->nwatch = nwatch;
+	return r;
+}
+
 /*
  * One request and its reply; the reply's data (at most cap bytes) lands in
  * out.  SIGNAL messages met on the way are delivered first, so that the
@@ -616,8 +686,8 @@ call(struct px *p, struct rf_fwd_msg *m, const void *data, struct rf_fwd_msg *re
     void *out, size_t cap)
 {
 	struct pollfd pf[3 + 512];
-	int cancelled, r, slow = 0;
-	size_t i, npf, nw;
+	int cancelled, r, slow = 0, preempt;
+	size_t i, npf, nw, nq;
 
 	m->fam = p->f->id;
 	if (p->o->verbose)
@@ -626,6 +696,7 @@ call(struct px *p, struct rf_fwd_msg *m, const void *data, struct rf_fwd_msg *re
 		    data != NULL && m->dlen > 0 && m->dlen < 200 && ((const char *)data)[m->dlen - 1] == '\0' ? (const char *)data : "");
 again:
 	cancelled = 0;
+	preempt = 0;
 	if (rf_fwd_send(&p->c, m, data) == -1)
 		return lost(p, rf_fwd_op_name(m->op));
 	for (;;) {
@@ -653,8 +724,16 @@ again:
 			}
 			if (r == -1 && errno != EINTR)
 				return lost(p, rf_fwd_op_name(m->op));
-			if (r > 0 && (pf[2].revents & POLLIN))
+			if (r > 0 && (pf[2].revents & POLLIN)) {
+				nq = p->nq;
 				take_notif(p);
+				/* another thread's home call: let it go first */
+				if (p->nq > nq && !cancelled && preemptible(m) &&
+				    !waits_for_input((struct seccomp_notif *)(p->q + nq * p->nsize))) {
+					preempt = 1;
+					pf[1].revents = POLLIN;
+				}
+			}
 			if (r == 0 && deliverable(p, p->tid))
 				pf[1].revents = POLLIN;
 			for (i = 3; !cancelled && i < nw; i++)
@@ -700,6 +779,12 @@ again:
 			rep->a[0] = 0;
 			rep->dlen = 0;
 		} else if ((rep->flags & RF_FWDF_INTR) && rep->a[0] == -EINTR) {
+			/* Cut short for the other threads' calls: those first. */
+			if (preempt && !deliverable(p, p->tid)) {
+				if (serve_held(p) == -1)
+					return -1;
+				goto again;
+			}
 			/* Cut short by a signal: the child's kernel restarts the
 			   call or fails it with EINTR, as its handler says.  If no
 			   signal will be delivered there, the call goes again. */

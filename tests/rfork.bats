@@ -218,6 +218,16 @@ PY
 	none_marked "$MARK"
 }
 
+@test "rfork: a thread waiting at home for the parent's answer does not hold back another thread's question" {
+	# served one call at a time, the two threads would wait for each other
+	run inh 1 timeout 20 env RFTEST_MARK="$MARK" RFORK_POLICY=all "$ROOT/sh/rf-run" \
+	    -k "$KEY" -H "$(addr 2)" "$TESTS/threadqa"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = $'parent got question\nchild got 7: answer\nstatus 0' ]
+	none_marked "$MARK"
+}
+
 @test "rfork: the stub killed: the parent sees SIGKILL, nothing is left in host 2" {
 	cat > "$TDIR/kill.py" <<'PY'
 import os, signal, time
