@@ -699,25 +699,12 @@ rfp_ship_hand(pid_t pid, pid_t ppid, int kfd, const char *host, char *token,
 int
 rfp_hand_take(struct rfp_hand *hand)
 {
-	union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } cm;
-	struct iovec iov = { hand->state, sizeof(hand->state) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
-	    .msg_controllen = sizeof(cm.b) };
-	struct cmsghdr *h;
-	ssize_t n;
-
 	if (hand->fd < 0)
 		return -1;
-	n = recvmsg(hand->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-	h = CMSG_FIRSTHDR(&mh);
-	if (n > 0 && h != NULL && h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS &&
-	    h->cmsg_len == CMSG_LEN(sizeof(int)))
-		memcpy(&hand->conn, CMSG_DATA(h), sizeof(int));
-	if (n <= 0 || hand->conn < 0 || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+	if (take_hand(hand->fd, hand) == -1) {
 		rfp_hand_free(hand);
 		return -1;
 	}
-	hand->len = n;
 	return 0;
 }
 
