@@ -118,6 +118,7 @@ struct px {
 	/* write-behind: allowed (HELLO), bytes posted and not acknowledged,
 	   errors of posted writes kept for the next call on their number */
 	int post_on, post_used;
+	int post_revoked;	/* a REVOKE came: HELLO's POSTOK no longer holds */
 	uint64_t posted;
 	struct perr { uint16_t fam; int fd, err; } perr[PERR_MAX];
 	size_t nperr;
@@ -409,6 +410,8 @@ revoke_all(struct px *p)
 {
 	size_t i, k;
 
+	/* also before arming: the fds HELLO called postable must not be marked */
+	p->post_revoked = 1;
 	for (i = 0; i < p->nfam; i++)
 		for (k = 0; k < p->fams[i]->nfds; k++)
 			p->fams[i]->fds[k] &= ~F_POST;
@@ -845,7 +848,8 @@ arm(struct px *p, uint64_t id)
 		if (r < 0)
 			break;
 		if (mark(p, fd, F_HOME | (cloexec ? F_CLOEXEC : 0) |
-		    (p->post_on && (p->hello[2 * i + 1] & RF_FWD_HELLO_POSTOK) ? F_POST : 0)) == -1) {
+		    (p->post_on && !p->post_revoked &&
+		    (p->hello[2 * i + 1] & RF_FWD_HELLO_POSTOK) ? F_POST : 0)) == -1) {
 			r = -ENOMEM;
 			break;
 		}
