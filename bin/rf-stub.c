@@ -119,6 +119,41 @@ take_chan(struct rf_chan *c, int fd, int sfd, struct rf_err *e)
 }
 
 /*
+ * Dial host, prove the key, present the token (for the page connection
+ * with pages): the connection is the child's.  *peer: the server said no.
+ */
+static int
+dial_stub(struct rf_chan *c, const char *host, const char *token, const char *kpath,
+    int pages, int *peer, struct rf_err *e)
+{
+	struct rf_key key;
+	json_t *j;
+	int fd, r;
+
+	*peer = 0;
+	if (rf_key_load(kpath, &key, e) == -1)
+		return -1;
+	fd = rf_dial(host, RF_TIMEOUT_MS, e);
+	r = fd == -1 ? -1 : rf_chan_client(c, fd, &key, e);
+	rf_key_wipe(&key);
+	if (r == -1) {
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	j = pages ? json_pack("{s:s,s:s,s:b}", "op", "stub", "token", token, "pages", 1) :
+	    json_pack("{s:s,s:s}", "op", "stub", "token", token);
+	r = rf_chan_send_json(c, RF_FR_REQ, j, e);
+	json_decref(j);
+	if (r == -1 || (j = rf_xfer_answer(c, peer, e)) == NULL) {
+		rf_chan_close(c);
+		return -1;
+	}
+	json_decref(j);
+	return 0;
+}
+
+/*
  * Post-copy (-s, docs/FORK.md "Post-copy"): a thread dials a second
  * connection, the page connection, and serves the pages the remote child
  * still lacks from the page source, S's frozen copy.  When all are there
@@ -138,33 +173,13 @@ pages_thread(void *arg)
 {
 	struct pages *pg = arg;
 	struct rf_chan c;
-	struct rf_key key;
 	struct rf_err e = { 0 };
-	json_t *j;
-	int fd, peer = 0, ok = 0;
+	int peer, ok = 0;
 
-	if (rf_key_load(pg->kpath, &key, &e) == -1)
-		goto out;
-	if ((fd = rf_dial(pg->host, RF_TIMEOUT_MS, &e)) == -1) {
-		rf_key_wipe(&key);
-		goto out;
+	if (dial_stub(&c, pg->host, pg->token, pg->kpath, 1, &peer, &e) == 0) {
+		ok = rf_lazy_serve(&c, pg->src, &e) >= 0;
+		rf_chan_close(&c);
 	}
-	if (rf_chan_client(&c, fd, &key, &e) == -1) {
-		rf_key_wipe(&key);
-		close(fd);
-		goto out;
-	}
-	rf_key_wipe(&key);
-	j = json_pack("{s:s,s:s,s:b}", "op", "stub", "token", pg->token, "pages", 1);
-	if (rf_chan_send_json(&c, RF_FR_REQ, j, &e) == 0) {
-		json_decref(j);
-		if ((j = rf_xfer_answer(&c, &peer, &e)) != NULL &&
-		    rf_lazy_serve(&c, pg->src, &e) >= 0)
-			ok = 1;
-	}
-	json_decref(j);
-	rf_chan_close(&c);
-out:
 	/* No proxy waits for it (66): the child has ended, or its proxy killed
 	   it and logs why; this stub then ends as the child did. */
 	if (!ok && !atomic_load(&ending) && !(peer && e.code == RF_EX_NOINPUT))
@@ -238,10 +253,8 @@ main(int argc, char *argv[])
 	struct rf_err e;
 	struct rf_chan c;
 	struct rf_chan_io ci;
-	struct rf_key key;
 	const char *errstr;
 	char *kpath = NULL, *env;
-	json_t *j;
 	long long t;
 	int ch, conn = -1, status = 0, r, peer, dead, sfd = -1;
 
@@ -300,24 +313,12 @@ main(int argc, char *argv[])
 			err(RF_EX_USAGE, "-c %d", conn);
 		rf_fwd_io_fd(&io, &conn);
 	} else {
-		/* Dial, prove the key, present the token: the connection is the child's. */
 		signal(SIGPIPE, SIG_IGN);
 		/* The child runs there, or will never run: a stub that cannot
 		   reach it has lost it, and dies as a lost child does. */
-		if (rf_key_load(kpath, &key, &e) == -1)
-			lost("%s", e.msg);
-		if ((conn = rf_dial(argv[0], RF_TIMEOUT_MS, &e)) == -1)
-			lost("%s", e.msg);
-		if (rf_chan_client(&c, conn, &key, &e) == -1)
+		if (dial_stub(&c, argv[0], argv[1], kpath, 0, &peer, &e) == -1)
 			lost("%s: %s", argv[0], e.msg);
-		rf_key_wipe(&key);
-		j = json_pack("{s:s,s:s}", "op", "stub", "token", argv[1]);
-		if (rf_chan_send_json(&c, RF_FR_REQ, j, &e) == -1)
-			lost("%s: %s", argv[0], e.msg);
-		json_decref(j);
-		if ((j = rf_xfer_answer(&c, &peer, &e)) == NULL)
-			lost("%s: %s", argv[0], e.msg);
-		json_decref(j);
+		conn = c.fd;
 		if (rf_sock_longlived(conn, dead) == -1)
 			err(RF_EX_OSERR, "%s", argv[0]);
 		rf_chan_fwd_io(&io, &ci, &c);

@@ -78,7 +78,7 @@ struct rf_lazy {
 	struct rf_err e;
 	int failed;
 	atomic_int stopping;		/* rf_lazy_stop: the child is done */
-	uint64_t faults, zero, nin, ngone;
+	uint64_t faults, nin, ngone;
 	struct remap *rm;		/* mremaps of the child, in order */
 	size_t nrm;
 	int rescan;			/* pages to ask for again (ENOENT) */
@@ -214,7 +214,6 @@ on_fault(struct rf_lazy *l, uint64_t addr, struct rf_err *e)
 		}
 		if (z.zeropage == -EEXIST)
 			wake(l, addr);
-		l->zero++;
 		return 0;
 	}
 	if (l->st[idx] == PG_IN)

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include "rfork.h"
+#include "rf_image.h"	/* RF_LAZY_MIN, rf-snap -l's threshold */
 
 /*
  * glibc maps its iconv cache (gconv-modules.cache) MAP_SHARED read-only in
@@ -62,7 +63,7 @@ line_forbids(char *l, struct rfp_str *why)
 	path = p != NULL ? p : "";
 	if (perms[3] == 'p' && (*path == '\0' || strcmp(path, "[heap]") == 0 ||
 	    strncmp(path, "[anon:", 6) == 0) && (dash = strchr(range, '-')) != NULL &&
-	    hex(dash + 1) - hex(range) >= RFP_LAZY_MIN)
+	    hex(dash + 1) - hex(range) >= RF_LAZY_MIN)
 		rfp_big_anon = 1;
 	if (!forbids(perms, path))
 		return 0;

@@ -65,7 +65,6 @@ int rfp_shared_mapping(struct rfp_str *why);
 /* Set by it: a private anonymous mapping of RFP_LAZY_MIN or more, whose pages
    could come after the child starts (post-copy, docs/FORK.md). */
 extern int rfp_big_anon;
-#define RFP_LAZY_MIN (1ul << 20)	/* as RF_LAZY_MIN, rf-snap -l */
 
 /* Find rf-snap, rf-send, rf-stub (rfp_cfg.snap...): 0, or -1 with *why. */
 int rfp_find_tools(struct rfp_str *why);

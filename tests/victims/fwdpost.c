@@ -186,6 +186,21 @@ killorder(int rounds)
 	status(pid, "kill");
 }
 
+/* The parent: the child's first byte, then the reader goes, then "go". */
+static void
+reader_leaves(int p[2], int q[2])
+{
+	char b;
+
+	close(p[1]);
+	close(q[0]);
+	if (read(p[0], &b, 1) != 1)
+		bad("no first byte");
+	close(p[0]);
+	if (write(q[1], "g", 1) != 1)
+		bad("write go");
+}
+
 static void
 epipe(int ign)
 {
@@ -216,13 +231,7 @@ epipe(int ign)
 		say("epipe: write2 %zd %s\n", k, k < 0 ? strerror(errno) : "");
 		_exit(0);
 	}
-	close(p[1]);
-	close(q[0]);
-	if (read(p[0], &b, 1) != 1)
-		bad("no first byte");
-	close(p[0]);
-	if (write(q[1], "g", 1) != 1)
-		bad("write go");
+	reader_leaves(p, q);
 	status(pid, "epipe");
 }
 
@@ -253,13 +262,7 @@ epipeloop(void)
 		}
 		bad("no SIGPIPE");
 	}
-	close(p[1]);
-	close(q[0]);
-	if (read(p[0], &b, 1) != 1)
-		bad("no first byte");
-	close(p[0]);
-	if (write(q[1], "g", 1) != 1)
-		bad("write go");
+	reader_leaves(p, q);
 	status(pid, "epipeloop");
 }
 
