@@ -62,7 +62,7 @@ void rfp_log(const char *s, ...) __attribute__((sentinel));
 /* 1 if a mapping forbids a remote child (*why says which), 0 if none, -1 if
  * the maps could not be read (*why says so). */
 int rfp_shared_mapping(struct rfp_str *why);
-/* Set by it: a private anonymous mapping of RFP_LAZY_MIN or more, whose pages
+/* Set by it: a private anonymous mapping of RF_LAZY_MIN or more, whose pages
    could come after the child starts (post-copy, docs/FORK.md). */
 extern int rfp_big_anon;
 
