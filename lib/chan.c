@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,13 +47,18 @@ struct rf_chan_keys {
 };
 
 /*
- * OpenSSL's first AES-GCM set-up costs about 0.9 ms here (its provider's
- * tables), and rf-send and rf-stub are on a remote fork's path.  They start
- * it on a thread at once (rf_chan_init_async) and meanwhile seal and open
- * with libsodium's AES-256-GCM: 2 GB/s against 4.5, plenty for a handshake
- * and the first frames.  0: not started; 1: running; 2: ready.
+ * OpenSSL's first AES-GCM set-up costs about 0.9 ms of CPU here (its
+ * provider's tables), and rf-send and rf-stub are on a remote fork's path
+ * on machines of two cores.  They ask for it (rf_chan_init_async) and
+ * meanwhile seal and open with libsodium's AES-256-GCM: 2 GB/s against 4.5,
+ * plenty for a handshake, a fork's image and forwarded calls.  Only once a
+ * process has moved OSSL_AFTER bytes through its channels does a thread do
+ * the set-up; OpenSSL takes over at the frame after it is ready.
+ * 0: not asked; 3: asked, waiting for the bytes; 1: running; 2: ready.
  */
+#define OSSL_AFTER (1UL << 20)
 static _Atomic int ossl_state;
+static _Atomic unsigned long ossl_bytes;
 static int sodium_only;		/* rf_chan_aes_sodium: tests */
 
 static void
@@ -203,35 +209,47 @@ prove(const uint8_t kauth[32], const char *role, const struct transcript *t, uin
 int
 rf_chan_init(void)
 {
+	int from = 3;
+
 	if (sodium_init() == -1)
 		return -1;
 	/* The first AES-GCM set-up is the slow one: do it here, before forks
 	   (or wait for the thread doing it: it is detached). */
+	atomic_compare_exchange_strong(&ossl_state, &from, 0);
 	while (ossl_state == 1)
 		nanosleep(&(struct timespec){ 0, 50000 }, NULL);
 	ossl_ready();
 	return 0;
 }
 
-int
-rf_chan_init_async(void)
+/* The thread that sets OpenSSL up, once (from 3 or 0). */
+static void
+ossl_start(void)
 {
 	sigset_t all, old;
 	pthread_t t;
+	int from = 3;
 
-	if (sodium_init() == -1)
-		return -1;
-	if (ossl_state != 0)
-		return 0;
+	if (!atomic_compare_exchange_strong(&ossl_state, &from, 1))
+		return;
 	/* No signal for the thread: the program's handlers run on its main one. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	ossl_state = 1;
 	if (pthread_create(&t, NULL, ossl_thread, NULL) != 0)
-		ossl_state = 0;
+		ossl_state = 3;
 	else
 		pthread_detach(t);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+int
+rf_chan_init_async(void)
+{
+	int from = 0;
+
+	if (sodium_init() == -1)
+		return -1;
+	atomic_compare_exchange_strong(&ossl_state, &from, 3);
 	return 0;
 }
 
@@ -312,10 +330,14 @@ aes_ossl(struct rf_chan_keys *k)
 	return 0;
 }
 
+static void ossl_start(void);
+
 /* libsodium's until OpenSSL is ready, then OpenSSL's for good. */
 static int
-aes_which(struct rf_chan_keys *k)
+aes_which(struct rf_chan_keys *k, size_t len)
 {
+	if (ossl_state == 3 && atomic_fetch_add(&ossl_bytes, len) + len >= OSSL_AFTER)
+		ossl_start();
 	if (k->aes_tx == NULL && ossl_ready() && aes_ossl(k) == -1)
 		return -1;
 	return k->aes_tx != NULL;
@@ -548,7 +570,7 @@ rf_chan_send(struct rf_chan *c, int type, const void *buf, size_t len, struct rf
 	   data; the counter nonce binds its place in the stream. */
 	nonce(nc, k->ntx++);
 	if (k->cipher == CI_AESGCM) {
-		switch (aes_which(k)) {
+		switch (aes_which(k, len)) {
 		case 1:
 			if (aes_seal(k->aes_tx, c->txb + 4, c->pt, 1 + len, c->txb, nc) == -1)
 				return rf_errf(e, RF_EX_SOFTWARE, "send: AES-GCM failed");
@@ -599,7 +621,7 @@ rf_chan_recv(struct rf_chan *c, int *type, const uint8_t **data, size_t *len,
 	}
 	nonce(nc, k->nrx++);
 	if (k->cipher == CI_AESGCM) {
-		switch (aes_which(k)) {
+		switch (aes_which(k, n)) {
 		case 1:
 			bad = aes_open(k->aes_rx, c->pt, c->rxb + 4, n, c->rxb, nc);
 			break;
