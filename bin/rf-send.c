@@ -279,8 +279,11 @@ main(int argc, char *argv[])
 	if (printf("%s\n", s) < 0 || fflush(stdout) == EOF || ferror(stdout))
 		err(RF_EX_IOERR, "stdout");
 	free(s);
-	/* The connection goes on as the stub's: no dial, no second handshake. */
-	if (hflag && hand_over(&c) == -1)
+	/* The connection goes on as the stub's: no dial, no second handshake.
+	   Then nothing is left to do, and the fork waits for our end. */
+	if (hflag && hand_over(&c) == 0)
+		_exit(RF_EX_OK);
+	if (hflag)
 		warn("-H: passing the connection (the stub will dial)");
 	rf_chan_close(&c);
 	json_decref(j);

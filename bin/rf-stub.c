@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -15,9 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <bsd/stdlib.h>
+#include <bsd/string.h>
 #include <jansson.h>
 #include <sodium.h>
 #include "rf_fwd.h"
@@ -30,7 +33,8 @@ usage(void)
 	fprintf(stderr, "usage: rf-stub [-h] [-x fd[,fd...]] -c fd\n"
 	    "       rf-stub [-h] [-k key] [-x fd[,fd...]] -C fd:statefd\n"
 	    "       rf-stub [-h] [-k key] [-x fd[,fd...]] [-s pid] [-C fd:statefd] host[:port] "
-	    "token\n");
+	    "token\n"
+	    "       rf-stub [-h] [-k key] [-x fd[,fd...]] [-s pid] -K fd\n");
 	exit(RF_EX_USAGE);
 }
 
@@ -116,6 +120,72 @@ take_chan(struct rf_chan *c, int fd, int sfd, struct rf_err *e)
 	r = rf_chan_import(c, fd, &st, e);
 	sodium_memzero(&st, sizeof(st));
 	return r;
+}
+
+/*
+ * -K fd: started before the answer (librfork's early stub, docs/FORK.md
+ * step 4).  A line on fd gives it: "hand HOST TOKEN[ lazy]" (the fork's
+ * connection and its channel's state follow once we say "g"), "stub HOST
+ * TOKEN[ lazy]" (say "g", then dial), or "local" (the child stays at home
+ * after all: say "l" and end unseen).  1 hand, 2 stub, 0 local or nothing.
+ */
+static int
+verdict(int kfd, char *host, char *token, size_t cap, int *lazy, int *conn,
+    struct rf_chan_state *st)
+{
+	union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } cm;
+	struct iovec iov = { st, sizeof(*st) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
+	    .msg_controllen = sizeof(cm.b) };
+	struct pollfd pfd = { .fd = kfd, .events = POLLIN };
+	struct cmsghdr *h;
+	char line[2 * 512 + 16], *t, *l;
+	size_t n = 0;
+	ssize_t r;
+
+	/* the line only: what follows it ("hand": the connection) is not ours yet */
+	for (;;) {
+		if ((r = recv(kfd, line, sizeof(line) - 1, MSG_PEEK)) == -1 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return 0;
+		if ((t = memchr(line, '\n', r)) != NULL || r == sizeof(line) - 1)
+			break;
+		if (poll(&pfd, 1, -1) == -1 && errno != EINTR)
+			return 0;
+	}
+	if (t == NULL || recv(kfd, line, t - line + 1, 0) != t - line + 1)
+		return 0;
+	n = t - line;
+	line[n] = '\0';
+	if (strncmp(line, "hand ", 5) != 0 && strncmp(line, "stub ", 5) != 0) {
+		(void)!write(kfd, "l", 1);
+		return 0;
+	}
+	*lazy = n > 5 && strcmp(line + n - 5, " lazy") == 0;
+	if (*lazy)
+		line[n - 5] = '\0';
+	if ((t = strchr(line + 5, ' ')) == NULL || strlen(line + 5) >= cap ||
+	    strlen(t + 1) >= cap)
+		return 0;
+	*t = '\0';
+	strlcpy(host, line + 5, cap);
+	strlcpy(token, t + 1, cap);
+	if ((l = strchr(token, ' ')) != NULL)
+		*l = '\0';
+	if (write(kfd, "g", 1) != 1)
+		return 0;
+	if (line[0] == 's')
+		return 2;
+	*conn = -1;
+	if (poll(&pfd, 1, 2000) != 1 || (r = recvmsg(kfd, &mh, MSG_CMSG_CLOEXEC)) !=
+	    (ssize_t)sizeof(*st))
+		return 0;
+	h = CMSG_FIRSTHDR(&mh);
+	if (h != NULL && h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS &&
+	    h->cmsg_len == CMSG_LEN(sizeof(int)))
+		memcpy(conn, CMSG_DATA(h), sizeof(int));
+	return *conn >= 0 ? 1 : 0;
 }
 
 /*
@@ -254,16 +324,22 @@ main(int argc, char *argv[])
 	struct rf_chan c;
 	struct rf_chan_io ci;
 	const char *errstr;
-	char *kpath = NULL, *env;
+	struct rf_chan_state st;
+	char *kpath = NULL, *env, vhost[512], vtoken[512], *vargv[3] = { NULL, NULL, NULL };
 	long long t;
-	int ch, conn = -1, status = 0, r, peer, dead, sfd = -1;
+	int ch, conn = -1, status = 0, r, peer, dead, sfd = -1, kfd = -1, v = 0, lazy = 0;
 
 	setprogname("rf-stub");
 	memset(&o, 0, sizeof(o));
 	/* OpenSSL's slow set-up runs beside the start, the dial and the handshake. */
 	rf_chan_init_async();
-	while ((ch = getopt(argc, argv, "c:C:hk:s:x:")) != -1) {
+	while ((ch = getopt(argc, argv, "c:C:hk:K:s:x:")) != -1) {
 		switch (ch) {
+		case 'K':
+			kfd = strtonum(optarg, 0, INT_MAX, &errstr);
+			if (errstr != NULL)
+				errx(RF_EX_USAGE, "-K %s: %s", optarg, errstr);
+			break;
 		case 's':
 			pg.src = strtonum(optarg, 1, INT_MAX, &errstr);
 			if (errstr != NULL)
@@ -292,18 +368,38 @@ main(int argc, char *argv[])
 	}
 	argc -= optind;
 	argv += optind;
-	if (conn >= 0 ? argc != (pg.src > 0 ? 2 : 0) || (kpath != NULL && sfd < 0) ||
+	if (kfd >= 0 ? argc != 0 || conn >= 0 : conn >= 0 ?
+	    argc != (pg.src > 0 ? 2 : 0) || (kpath != NULL && sfd < 0) ||
 	    (pg.src > 0 && sfd < 0) : argc != 2)
 		usage();
+	if (kfd >= 0) {
+		v = verdict(kfd, vhost, vtoken, sizeof(vhost), &lazy, &conn, &st);
+		close(kfd);
+		/* without pages to follow, or without a child: no source */
+		if ((v == 0 || !lazy) && pg.src > 0) {
+			kill(pg.src, SIGKILL);
+			waitpid(pg.src, NULL, __WALL);
+			pg.src = 0;
+		}
+		if (v == 0) {
+			sodium_memzero(&st, sizeof(st));
+			return 0;
+		}
+		vargv[0] = vhost;
+		vargv[1] = vtoken;
+		argv = vargv;
+	}
 	memset(&e, 0, sizeof(e));
 	/* librfork's setting (rf-run(1)) says how soon a dead host must show. */
 	dead = RF_TIMEOUT_MS;
 	if ((env = getenv("RFORK_TIMEOUT")) != NULL &&
 	    (t = strtonum(env, 1, 86400, &errstr)) > 0 && errstr == NULL)
 		dead = t * 1000;
-	if (sfd >= 0) {
+	if (v == 1 || sfd >= 0) {
 		signal(SIGPIPE, SIG_IGN);
-		if (take_chan(&c, conn, sfd, &e) == -1)
+		r = v == 1 ? rf_chan_import(&c, conn, &st, &e) : take_chan(&c, conn, sfd, &e);
+		sodium_memzero(&st, sizeof(st));
+		if (r == -1)
 			lost("%s", e.msg);
 		if (rf_sock_longlived(conn, dead) == -1)
 			err(RF_EX_OSERR, "-C %d", conn);

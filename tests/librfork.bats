@@ -229,6 +229,16 @@ local_lines() {
 	[[ "$output" == *"child ran"*"child status exit 0"* ]]
 	[[ "$stderr" == *"fork stays local: rf-send: no token in the reply" ]]
 	[ ! -e "$D/stub" ]
+	# S had become the stub (early) and ended unseen; the child is a new
+	# fork: one child, one exit, nothing left
+	[ "$(cat "$D/early")" = local ]
+	[ "$(grep -c "child ran" <<<"$output")" -eq 1 ]
+	none_marked "$MARK"
+	rm -f "$D/early"
+	RFORK_EARLY_STUB=0 FAKE_SEND=notoken run --separate-stderr pre "$F" once
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"child ran"*"child status exit 0"* ]]
+	[ ! -e "$D/early" ]
 	FAKE_SEND=fail run --separate-stderr pre "$F" once
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"child ran"*"child status exit 0"* ]]
@@ -266,7 +276,8 @@ local_lines() {
 
 @test "librfork: the parent dies while S is stopped: S goes on as a local child, helpers end" {
 	fakebin
-	FAKE_SEND=hang pre "$F" once > "$D/out" 2>&1 &
+	# S stays S until the answer only without the early stub (the next test)
+	RFORK_EARLY_STUB=0 FAKE_SEND=hang pre "$F" once > "$D/out" 2>&1 &
 	BG=$!
 	wait_line "$D/send" '^hang '
 	p=$(sed -n 's/^parent //p' "$D/out")
@@ -279,6 +290,30 @@ local_lines() {
 	kill -KILL "$p"
 	wait_line "$D/out" "^child ran pid $s "
 	none_marked "$MARK"
+}
+
+@test "librfork: the parent dies while its early stub waits for the answer: the stub ends, nothing is left" {
+	fakebin
+	FAKE_SEND=hang pre "$F" once > "$D/out" 2>&1 &
+	BG=$!
+	wait_line "$D/send" '^hang '
+	p=$(sed -n 's/^parent //p' "$D/out")
+	# rf-snap has read S, so S is rf-stub already (-K), a child of P
+	s=
+	for _ in $(seq 100); do
+		for c in $(marked "$MARK"); do
+			[ "$(cat "/proc/$c/comm" 2> /dev/null)" = rf-stub ] && s=$c
+		done
+		[ -n "$s" ] && break
+		sleep 0.05
+	done
+	[ -n "$s" ]
+	grep -q -- " -K [0-9]" <(tr '\0' ' ' < "/proc/$s/cmdline")
+	[ "$(awk '{ sub(/.*\) /, ""); print $2 }' "/proc/$s/stat")" -eq "$p" ]
+	kill -KILL "$p"
+	none_marked "$MARK"
+	! grep -q "^child ran" "$D/out"
+	[ ! -e "$D/stub" ]
 }
 
 @test "librfork: remote child on this host: fork returns once, pids, exit code, one SIGCHLD" {

@@ -46,6 +46,8 @@ static char my_host[RFP_HOST];
 static char probe_host[RF_FWD_HOST_MAX];
 /* A server said it cannot take post-copy images: ask no more (per process). */
 static atomic_int postcopy_off;
+/* A server took one: S may start its stub before the answer (early_pre). */
+static atomic_int postcopy_seen;
 
 /* SIGCHLD's SA_NOCLDSTOP, set while S stops and continues (see below). */
 static atomic_flag cld_lock = ATOMIC_FLAG_INIT;
@@ -134,6 +136,8 @@ init(void)
 	rfp_cfg.strict = strcmp(t, "1") == 0;
 	copyenv(t, sizeof(t), "RFORK_POSTCOPY");
 	rfp_cfg.postcopy = strcmp(t, "0") != 0;
+	copyenv(t, sizeof(t), "RFORK_EARLY_STUB");
+	rfp_cfg.early = strcmp(t, "0") != 0;
 	copyenv(t, sizeof(t), "RFORK_TIMEOUT");
 	rfp_cfg.timeout = number(t, &ok);
 	if (!ok || rfp_cfg.timeout < 1 || rfp_cfg.timeout > 3600)
@@ -276,22 +280,29 @@ read_ctl(int fd, char *buf, size_t cap)
 static void
 exec_stub(int kfd, char *msg, int conn, const char *state, size_t slen, pid_t src)
 {
-	char *host = msg, *token, *argv[16], **env, *list, *p, db[4096];
+	char *host = msg, *token = NULL, *argv[16], **env, *list, *p, db[4096];
 	size_t envsize, listsize = 1 << 19, ln = 0;
 	struct rfp_str why = { .n = 0 }, num, cstr = { .n = 0 }, sstr = { .n = 0 };
+	struct rfp_str kstr = { .n = 0 };
 	long nd, off;
 	int dfd, fd, i = 0, e, sfd = -1;
 
-	msg[strcspn(msg, "\n")] = '\0';
+	/* msg NULL: the answer is not in yet; rf-stub -K reads it from K */
 	list = mmap(NULL, listsize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if ((token = strchr(host, ' ')) == NULL || list == MAP_FAILED) {
+	if ((msg != NULL && (token = strchr(host, ' ')) == NULL) || list == MAP_FAILED) {
 		rfp_close(conn);
 		if (list != MAP_FAILED)
 			munmap(list, listsize);
 		return;
 	}
-	*token++ = '\0';
-	token[strcspn(token, " ")] = '\0';	/* " lazy" */
+	if (msg != NULL) {
+		msg[strcspn(msg, "\n")] = '\0';
+		*token++ = '\0';
+		token[strcspn(token, " ")] = '\0';	/* " lazy" */
+	} else if (fcntl(kfd, F_SETFD, 0) == -1) {
+		munmap(list, listsize);
+		return;
+	}
 	if ((dfd = rfp_open("/proc/self/fd", O_RDONLY | O_DIRECTORY)) == -1)
 		goto out;
 	while ((nd = syscall(SYS_getdents64, dfd, db, sizeof(db))) > 0) {
@@ -342,7 +353,11 @@ exec_stub(int kfd, char *msg, int conn, const char *state, size_t slen, pid_t sr
 		argv[i++] = "-C";
 		argv[i++] = cstr.s;
 	}
-	if (cstr.n == 0 || src > 0) {
+	if (msg == NULL) {
+		rfp_num(&kstr, kfd);
+		argv[i++] = "-K";
+		argv[i++] = kstr.s;
+	} else if (cstr.n == 0 || src > 0) {
 		argv[i++] = "--";
 		argv[i++] = host;
 		argv[i++] = token;
@@ -362,6 +377,8 @@ exec_stub(int kfd, char *msg, int conn, const char *state, size_t slen, pid_t sr
 		fd = atoi(p);
 		fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
 	}
+	if (msg == NULL)
+		fcntl(kfd, F_SETFD, FD_CLOEXEC);
 out:
 	rfp_close(sfd);
 	rfp_close(conn);
@@ -429,6 +446,20 @@ drop_source(pid_t src)
 		;
 }
 
+/*
+ * "pre": rf-snap has read S; the remote side is still at work.  S says "e"
+ * and execs rf-stub -K to wait for the answer there: the stub's start-up
+ * runs beside the remote restore instead of after it.  Returns only if the
+ * exec failed: S says "x" and is the local child (P sees it, early_end).
+ */
+static void
+pre_stub(int kfd, pid_t src)
+{
+	(void)!rfp_write(kfd, "e\n", 2);
+	exec_stub(kfd, NULL, -1, NULL, 0, src);
+	(void)!rfp_write(kfd, "x", 1);
+}
+
 /* S, or C on the remote host.  All signals are blocked. */
 static pid_t
 child(int k[2], const sigset_t *old, pid_t ppid, int lazy)
@@ -446,6 +477,10 @@ child(int k[2], const sigset_t *old, pid_t ppid, int lazy)
 		syscall(SYS_kill, syscall(SYS_getpid), SIGSTOP);
 		/* The image is taken here: C resumes at this read. */
 		read_ctl(k[1], msg, sizeof(msg));
+		if (strncmp(msg, "pre\n", 4) == 0) {
+			pre_stub(k[1], src);
+			goto local;
+		}
 		prctl(PR_SET_PDEATHSIG, 0);
 		if (strncmp(msg, "remote", 6) == 0) {
 			/* Its forks go home for their pids (grand_fork); the programs it
@@ -470,6 +505,8 @@ child(int k[2], const sigset_t *old, pid_t ppid, int lazy)
 			memset(state, 0, sizeof(state));
 		}
 	}
+local:
+	prctl(PR_SET_PDEATHSIG, 0);
 	drop_source(src);
 	rfp_close(k[1]);
 	sigprocmask(SIG_SETMASK, old, NULL);
@@ -638,11 +675,67 @@ ctl_msg(char *msg, const char *what, const char *host, const char *token, int la
 	return n;
 }
 
+static void forget(pid_t pid);
+
 struct early {
 	int kfd;
 	pid_t pid;
 	const char *host;
+	int pre;		/* S may start its stub before the answer */
+	int started;		/* it did (1); S said nothing (-1) */
 };
+
+/* A line from K within the fork's timeout (no newline kept); -1 if none. */
+static int
+ctl_line(int kfd, char *b, size_t cap)
+{
+	struct pollfd pfd = { .fd = kfd, .events = POLLIN };
+	size_t n = 0;
+
+	while (n < cap - 1) {
+		if (poll(&pfd, 1, rfp_cfg.timeout * 1000) != 1 || rfp_read(kfd, b + n, 1) != 1)
+			return -1;
+		if (b[n] == '\n')
+			break;
+		n++;
+	}
+	b[n] = '\0';
+	return 0;
+}
+
+/* One byte from K within the fork's timeout; 0 if none. */
+static char
+ctl_byte(int kfd)
+{
+	struct pollfd pfd = { .fd = kfd, .events = POLLIN };
+	char c;
+
+	if (poll(&pfd, 1, rfp_cfg.timeout * 1000) != 1 || rfp_read(kfd, &c, 1) != 1)
+		return 0;
+	return c;
+}
+
+/*
+ * In the shipper, once rf-snap has read S and ended (while rf-send waits
+ * for the answer): "pre" lets S start rf-stub now (pre_stub).  It answers
+ * "e" as it execs: nothing more may be sent on K until then, or S's read
+ * could take it along.
+ */
+static void
+early_pre(void *arg)
+{
+	struct early *x = arg;
+	char b[8];
+
+	if (!x->pre)
+		return;
+	x->pre = 0;
+	if (send(x->kfd, "pre\n", 4, MSG_NOSIGNAL) != 4)
+		return;
+	if (state(proc_pid(x->pid)) == 'T')
+		kill(x->pid, SIGCONT);
+	x->started = ctl_line(x->kfd, b, sizeof(b)) == 0 && b[0] == 'e' ? 1 : -1;
+}
 
 /*
  * In the shipper, as soon as rf-send has passed the reply and the fork's
@@ -657,6 +750,50 @@ early_hand(void *arg, const char *token, int lazy, struct rfp_hand *hand)
 
 	(void)send(x->kfd, msg, n, MSG_NOSIGNAL);
 	hand_conn(x->kfd, x->pid, hand);
+}
+
+/*
+ * The end of a fork whose stub started early (early_pre): S is rf-stub,
+ * waiting on K for the answer.  If the child does not run there after all,
+ * the stub ends unseen (forget) and a fork made now is the local child:
+ * the program's atfork handlers then run twice in P (docs/FORK.md
+ * "Limits").  If S's exec failed, S said "x" and is the local child.
+ * Returns what fork returns; 0 in the new local child.
+ */
+static pid_t
+early_end(struct early *x, pid_t (*realf)(void), const sigset_t *old, int ok, int early,
+    struct rfp_hand *hand, const char *token, int lz, int *e)
+{
+	char msg[CTLMAX];
+	size_t n;
+	pid_t pid;
+	int handed;
+
+	if (ok && !early) {
+		handed = rfp_hand_take(hand) == 0;
+		n = ctl_msg(msg, handed ? "hand " : "stub ", x->host, token, lz);
+		(void)send(x->kfd, msg, n, MSG_NOSIGNAL);
+		if (handed)
+			hand_conn(x->kfd, x->pid, hand);
+		else
+			ctl_byte(x->kfd);
+	}
+	if (!ok) {
+		(void)send(x->kfd, "local\n", 6, MSG_NOSIGNAL);
+		if (ctl_byte(x->kfd) != 'x') {
+			forget(x->pid);
+			if ((pid = realf()) == 0) {
+				rfp_close(x->kfd);
+				cld_child();
+				sigprocmask(SIG_SETMASK, old, NULL);
+				return 0;
+			}
+			*e = errno;
+			return pid;
+		}
+	}
+	release(x->kfd, x->pid);
+	return x->pid;
 }
 
 static pid_t
@@ -689,6 +826,10 @@ remote_fork(pid_t (*realf)(void))
 	}
 	/* post-copy (docs/FORK.md): worth it for a big private anonymous mapping */
 	lazy = rfp_cfg.postcopy && rfp_big_anon && !atomic_load(&postcopy_off);
+	/* The early stub (docs/FORK.md step 4): not while a refusal of
+	   post-copy could still ask for S's image again. */
+	x = (struct early){ k[0], 0, host, rfp_cfg.early &&
+	    (!lazy || atomic_load(&postcopy_seen)), 0 };
 	cld_enter();
 	pid = realf();
 	if (pid == 0)
@@ -697,37 +838,55 @@ remote_fork(pid_t (*realf)(void))
 	rfp_close(k[1]);
 	if (pid > 0) {
 		lz = lazy;
-		x = (struct early){ k[0], pid, host };
+		x.pid = pid;
 		if (wait_stopped(k[0], pid) == 0) {
 			ok = rfp_ship_hand(pid, self, k[1], host, token, &hand, &lz, &why,
-			    early_hand, &x, &early) == 0;
+			    early_hand, &x, &early, early_pre) == 0;
 			/* a server that cannot take it: once more, the whole image */
-			if (!ok && lazy && strstr(why.s, "post-copy") != NULL) {
+			if (!ok && lazy && x.started == 0 && strstr(why.s, "post-copy") != NULL) {
 				rfp_log("fork: no post-copy on ", host, ": ", why.s, NULL);
 				atomic_store(&postcopy_off, 1);
 				lz = 0;
 				ok = rfp_ship_hand(pid, self, k[1], host, token, &hand, &lz,
-				    &why, early_hand, &x, &early) == 0;
+				    &why, early_hand, &x, &early, NULL) == 0;
 			}
 		}
-		if (ok && !early) {
-			handed = rfp_hand_take(&hand) == 0;
-			n = ctl_msg(msg, handed ? "hand " : "stub ", host, token, lz);
-			(void)send(k[0], msg, n, MSG_NOSIGNAL);
-		} else if (!ok) {
-			memcpy(msg, "local\n", 6);
-			(void)send(k[0], msg, 6, MSG_NOSIGNAL);
+		if (ok && lz)
+			atomic_store(&postcopy_seen, 1);
+		if (x.started == -1) {
+			/* S took "pre" and said nothing: it may be anything now */
+			kill(pid, SIGKILL);
+			ok = 0;
+			why.n = 0;
+			rfp_cat(&why, "its copy did not answer");
+			x.started = 1;
 		}
-		if (handed)
-			hand_conn(k[0], pid, &hand);
+		if (x.started == 1) {
+			pid = early_end(&x, realf, &old, ok, early, &hand, token, lz, &e);
+			if (pid == 0) {
+				rfp_hand_free(&hand);
+				return 0;
+			}
+		} else {
+			if (ok && !early) {
+				handed = rfp_hand_take(&hand) == 0;
+				n = ctl_msg(msg, handed ? "hand " : "stub ", host, token, lz);
+				(void)send(k[0], msg, n, MSG_NOSIGNAL);
+			} else if (!ok) {
+				memcpy(msg, "local\n", 6);
+				(void)send(k[0], msg, 6, MSG_NOSIGNAL);
+			}
+			if (handed)
+				hand_conn(k[0], pid, &hand);
+			release(k[0], pid);
+		}
 		rfp_hand_free(&hand);
-		release(k[0], pid);
 	}
 	cld_leave();
 	rfp_close(k[0]);
 	sigprocmask(SIG_SETMASK, &old, NULL);
-	if (pid > 0 && !ok && why.n > 0)
-		rfp_log("fork stays local: ", why.s, NULL);
+	if (!ok && why.n > 0)
+		rfp_log(pid > 0 ? "fork stays local: " : "fork fails: ", why.s, NULL);
 	errno = e;
 	return pid;
 }

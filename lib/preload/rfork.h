@@ -35,6 +35,7 @@ struct rfp_cfg {
 	int strict;			/* RFORK_STRICT=1 */
 	int timeout;			/* RFORK_TIMEOUT, seconds */
 	int postcopy;			/* RFORK_POSTCOPY, not 0 */
+	int early;			/* RFORK_EARLY_STUB, not 0 */
 	char policy_str[64];
 	char hosts[RFP_HOSTS];
 	int nhosts;
@@ -106,13 +107,15 @@ struct rfp_hand {
 int rfp_ship_hand(pid_t pid, pid_t ppid, int kfd, const char *host, char *token,
     struct rfp_hand *hand, int *lazy, struct rfp_str *why,
     void (*early)(void *arg, const char *token, int lazy, struct rfp_hand *hand),
-    void *early_arg, int *handed);
+    void *early_arg, int *handed, void (*pre)(void *arg));
 /*
  * early, when not NULL, is called from the shipper (sharing our memory, with
  * its own fd table: hand->conn is its) as soon as rf-send has passed the
  * reply and the connection, before rf-send and rf-snap have ended: S can
  * become the stub meanwhile.  *handed is then 1, and the shipper's result is
- * success whatever follows (S is gone); hand is left empty.
+ * success whatever follows (S is gone); hand is left empty.  pre, when not
+ * NULL, is called from the shipper too, once rf-snap has ended well while
+ * rf-send still runs (S's memory is read): S may start its stub early.
  */
 int rfp_hand_take(struct rfp_hand *hand);
 void rfp_hand_free(struct rfp_hand *hand);

@@ -407,6 +407,9 @@ struct job {
 	void (*early)(void *arg, const char *token, int lazy, struct rfp_hand *hand);
 	void *early_arg;
 	int handed;		/* early was called: the child is remote, whatever follows */
+	/* -H: called once rf-snap has read S and ended well while rf-send
+	   still runs: S may start its stub before the answer (rfp_ship_hand) */
+	void (*pre)(void *arg);
 };
 
 /* rf-send -H's second message: the connection and the channel's state. */
@@ -539,10 +542,21 @@ ship(struct job *j, char *token, struct rfp_str *why)
 		for (i = 0; i < 3; i++)
 			pfd[i] = (struct pollfd){ .fd = k[i].fd, .events = POLLIN };
 		pfd[3] = (struct pollfd){ .fd = hfd, .events = POLLIN };
+		/* rf-snap's stderr closes as it exits, a moment before it is
+		   reapable: look again soon */
+		if (j->pre != NULL && k[2].fd < 0 && k[1].fd >= 0 && snappid > 0 && left > 1)
+			left = 1;
 		if (poll(pfd, 4, left) == -1 && errno != EINTR)
 			break;
 		for (i = 0; i < 3; i++)
 			drain(&k[i], pfd[i].revents);
+		/* rf-snap is done with S (its stderr closed as it ended, well) */
+		if (j->pre != NULL && k[2].fd < 0 && k[1].fd >= 0 && snappid > 0 &&
+		    waitpid(snappid, &sst, __WALL | WNOHANG) == snappid) {
+			snappid = -1;
+			if (WIFEXITED(sst) && WEXITSTATUS(sst) == 0)
+				j->pre(j->early_arg);
+		}
 		if (hfd < 0 || !(pfd[3].revents & POLLIN))
 			continue;
 		/* -H, early: the reply, then the connection; the child runs
@@ -571,10 +585,11 @@ ship(struct job *j, char *token, struct rfp_str *why)
 		k[i].b[k[i].n] = '\0';
 	}
 	if (late) {
-		kill(snappid, SIGKILL);
+		if (snappid > 0)
+			kill(snappid, SIGKILL);
 		kill(sendpid, SIGKILL);
 	}
-	while (waitpid(snappid, &sst, __WALL) == -1 && errno == EINTR)
+	while (snappid > 0 && waitpid(snappid, &sst, __WALL) == -1 && errno == EINTR)
 		;
 	while (waitpid(sendpid, &est, __WALL) == -1 && errno == EINTR)
 		;
@@ -662,7 +677,7 @@ rfp_ship(pid_t pid, pid_t ppid, pid_t cpid, int kfd, const char *host, const cha
     char *token, struct rfp_str *why)
 {
 	struct job j = { pid, ppid, cpid, kfd, NULL, host, fdkey, token, why, -1, { -1, -1 },
-	    NULL, NULL, 0 };
+	    NULL, NULL, 0, NULL };
 
 	return run_job(&j);
 }
@@ -671,10 +686,10 @@ int
 rfp_ship_hand(pid_t pid, pid_t ppid, int kfd, const char *host, char *token,
     struct rfp_hand *hand, int *lazy, struct rfp_str *why,
     void (*early)(void *arg, const char *token, int lazy, struct rfp_hand *hand),
-    void *early_arg, int *handed)
+    void *early_arg, int *handed, void (*pre)(void *arg))
 {
 	struct job j = { pid, ppid, 0, kfd, lazy, host, NULL, token, why, -1, { -1, -1 },
-	    early, early_arg, 0 };
+	    early, early_arg, 0, pre };
 	int r;
 
 	hand->fd = hand->conn = -1;

@@ -1,13 +1,16 @@
 /*
  * fakestub - stands in for rf-stub in tests/librfork.bats, where the remote
  * side is not there yet: writes its arguments, pid, parent and open fds
- * (with their close-on-exec flags) to $FAKE_DIR/stub, then exits 7.
+ * (with their close-on-exec flags) to $FAKE_DIR/stub, then exits 7.  Started
+ * early (-K), it first waits for the answer as rf-stub does (victim.h) and
+ * appends "stub" or "local" to $FAKE_DIR/early.
  */
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include "victim.h"
 
 int
 main(int argc, char *argv[])
@@ -18,6 +21,16 @@ main(int argc, char *argv[])
 	DIR *dir;
 	int i, fd;
 
+	int v = stub_verdict(&argc, &argv);
+
+	/* the early start and its answer, for the tests */
+	snprintf(path, sizeof(path), "%s/early", getenv("FAKE_DIR") ? getenv("FAKE_DIR") : ".");
+	if (v != 0 && (f = fopen(path, "a")) != NULL) {
+		fprintf(f, "%s\n", v == 1 ? "stub" : "local");
+		fclose(f);
+	}
+	if (v == -1)
+		return 0;
 	snprintf(path, sizeof(path), "%s/stub", getenv("FAKE_DIR") ? getenv("FAKE_DIR") : ".");
 	if ((dir = opendir("/proc/self/fd")) == NULL)
 		return 70;

@@ -3,7 +3,8 @@
  * tests/librfork.bats: takes rf-stub's future arguments ([-k key] [-x fds]
  * -- host token), connects to the unix socket $FAKE_DIR/sock.PID where
  * build/tests/forkwire waits, and execs the real rf-stub ($FAKE_BIN) on
- * that connection, keeping pid, parent and fds.
+ * that connection, keeping pid, parent and fds.  Started early (-K), it
+ * first waits for the answer as rf-stub does (victim.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include <sys/un.h>
 #include <sys/types.h>
 #include <unistd.h>
+#include "victim.h"
 
 int
 main(int argc, char *argv[])
@@ -20,6 +22,8 @@ main(int argc, char *argv[])
 	char stub[4096], cfd[16], *x = NULL;
 	int c, i;
 
+	if (stub_verdict(&argc, &argv) == -1)
+		return 0;
 	for (i = 1; i < argc - 1; i++)
 		if (strcmp(argv[i], "-x") == 0)
 			x = argv[i + 1];

@@ -36,4 +36,55 @@ bad(const char *fmt, ...)
 	_exit(1);
 }
 
+/*
+ * For the stand-ins of rf-stub (fakestub, stubdial): "-K fd" means S
+ * exec'd us before the answer (librfork's early stub).  Read it as rf-stub
+ * does: "local" -> say "l", return -1 (end unseen); "stub HOST TOKEN" ->
+ * say "g", close fd, and rewrite argv as the late start would have had it
+ * ("... -- HOST TOKEN" in place of "-K fd").  0 if there was no -K.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+static int __attribute__((unused))
+stub_verdict(int *argc, char ***argvp)
+{
+	static char line[1024], *host, *token, *nargv[64];
+	char **argv = *argvp;
+	size_t n = 0;
+	int i, j, fd = -1;
+
+	for (i = 1; i < *argc - 1; i++)
+		if (strcmp(argv[i], "-K") == 0)
+			fd = atoi(argv[i + 1]);
+	if (fd < 0)
+		return 0;
+	while (n < sizeof(line) - 1 && read(fd, line + n, 1) == 1 && line[n] != '\n')
+		n++;
+	line[n] = '\0';
+	if (strncmp(line, "stub ", 5) != 0 || (token = strchr(line + 5, ' ')) == NULL) {
+		(void)!write(fd, "l", 1);
+		return -1;
+	}
+	*token++ = '\0';
+	token[strcspn(token, " ")] = '\0';
+	host = line + 5;
+	(void)!write(fd, "g", 1);
+	close(fd);
+	for (i = j = 0; i < *argc && j < 60; i++) {
+		if (strcmp(argv[i], "-K") == 0) {
+			i++;
+			continue;
+		}
+		nargv[j++] = argv[i];
+	}
+	nargv[j++] = "--";
+	nargv[j++] = host;
+	nargv[j++] = token;
+	nargv[j] = NULL;
+	*argc = j;
+	*argvp = nargv;
+	return 1;
+}
+
 #endif
