@@ -683,6 +683,7 @@ struct early {
 	const char *host;
 	int pre;		/* S may start its stub before the answer */
 	int started;		/* it did (1); S said nothing (-1) */
+	int stopped;		/* S stopped (early_stopped) */
 };
 
 /* A line from K within the fork's timeout (no newline kept); -1 if none. */
@@ -713,6 +714,16 @@ ctl_byte(int kfd)
 	if (poll(&pfd, 1, rfp_cfg.timeout * 1000) != 1 || rfp_read(kfd, &c, 1) != 1)
 		return 0;
 	return c;
+}
+
+/* In the shipper, rf-send started: S must have stopped for rf-snap. */
+static int
+early_stopped(void *arg)
+{
+	struct early *x = arg;
+
+	x->stopped = wait_stopped(x->kfd, x->pid) == 0;
+	return x->stopped ? 0 : -1;
 }
 
 /*
@@ -829,7 +840,7 @@ remote_fork(pid_t (*realf)(void))
 	/* The early stub (docs/FORK.md step 4): not while a refusal of
 	   post-copy could still ask for S's image again. */
 	x = (struct early){ k[0], 0, host, rfp_cfg.early &&
-	    (!lazy || atomic_load(&postcopy_seen)), 0 };
+	    (!lazy || atomic_load(&postcopy_seen)), 0, 0 };
 	cld_enter();
 	pid = realf();
 	if (pid == 0)
@@ -839,17 +850,17 @@ remote_fork(pid_t (*realf)(void))
 	if (pid > 0) {
 		lz = lazy;
 		x.pid = pid;
-		if (wait_stopped(k[0], pid) == 0) {
-			ok = rfp_ship_hand(pid, self, k[1], host, token, &hand, &lz, &why,
-			    early_hand, &x, &early, early_pre) == 0;
-			/* a server that cannot take it: once more, the whole image */
-			if (!ok && lazy && x.started == 0 && strstr(why.s, "post-copy") != NULL) {
-				rfp_log("fork: no post-copy on ", host, ": ", why.s, NULL);
-				atomic_store(&postcopy_off, 1);
-				lz = 0;
-				ok = rfp_ship_hand(pid, self, k[1], host, token, &hand, &lz,
-				    &why, early_hand, &x, &early, NULL) == 0;
-			}
+		/* rf-send starts while S stops (early_stopped) */
+		ok = rfp_ship_hand(pid, self, k[1], host, token, &hand, &lz, &why,
+		    early_hand, &x, &early, early_pre, early_stopped) == 0;
+		/* a server that cannot take it: once more, the whole image */
+		if (!ok && lazy && x.stopped && x.started == 0 &&
+		    strstr(why.s, "post-copy") != NULL) {
+			rfp_log("fork: no post-copy on ", host, ": ", why.s, NULL);
+			atomic_store(&postcopy_off, 1);
+			lz = 0;
+			ok = rfp_ship_hand(pid, self, k[1], host, token, &hand, &lz,
+			    &why, early_hand, &x, &early, NULL, NULL) == 0;
 		}
 		if (ok && lz)
 			atomic_store(&postcopy_seen, 1);

@@ -107,7 +107,7 @@ struct rfp_hand {
 int rfp_ship_hand(pid_t pid, pid_t ppid, int kfd, const char *host, char *token,
     struct rfp_hand *hand, int *lazy, struct rfp_str *why,
     void (*early)(void *arg, const char *token, int lazy, struct rfp_hand *hand),
-    void *early_arg, int *handed, void (*pre)(void *arg));
+    void *early_arg, int *handed, void (*pre)(void *arg), int (*stopped)(void *arg));
 /*
  * early, when not NULL, is called from the shipper (sharing our memory, with
  * its own fd table: hand->conn is its) as soon as rf-send has passed the
@@ -116,6 +116,8 @@ int rfp_ship_hand(pid_t pid, pid_t ppid, int kfd, const char *host, char *token,
  * success whatever follows (S is gone); hand is left empty.  pre, when not
  * NULL, is called from the shipper too, once rf-snap has ended well while
  * rf-send still runs (S's memory is read): S may start its stub early.
+ * stopped, when not NULL, is called once rf-send has started, to wait for
+ * S to stop before rf-snap starts; -1 ends the shipping (-1, *why empty).
  */
 int rfp_hand_take(struct rfp_hand *hand);
 void rfp_hand_free(struct rfp_hand *hand);

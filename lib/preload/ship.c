@@ -410,6 +410,8 @@ struct job {
 	/* -H: called once rf-snap has read S and ended well while rf-send
 	   still runs: S may start its stub before the answer (rfp_ship_hand) */
 	void (*pre)(void *arg);
+	/* -H: S is still to stop; 0 once it has, -1 if it did not */
+	int (*stopped)(void *arg);
 };
 
 /* rf-send -H's second message: the connection and the channel's state. */
@@ -453,7 +455,7 @@ ship(struct job *j, char *token, struct rfp_str *why)
 	pid_t snappid = -1, sendpid = -1;
 	long deadline, left;
 	int pipe1[2] = { -1, -1 }, p[3][2] = { { -1, -1 }, { -1, -1 }, { -1, -1 } };
-	int null = -1, sst = 0, est = 0, i = 0, r = -1, late = 0;
+	int null = -1, sst = 0, est = 0, i = 0, r = -1, late = 0, sendlate = 0;
 
 	rfp_num(&pidstr, j->pid);
 	rfp_num(&ppidstr, j->ppid);
@@ -509,9 +511,21 @@ ship(struct job *j, char *token, struct rfp_str *why)
 	snap = (struct spawn){ rfp_cfg.snap, snargv, env, { null, pipe1[1], p[2][1] } };
 	send = (struct spawn){ rfp_cfg.send, sargv, env,
 	    { pipe1[0], j->hand[1] >= 0 ? j->hand[1] : p[0][1], p[1][1] } };
-	if ((snappid = spawn(&snap)) == -1 || (sendpid = spawn(&send)) == -1) {
+	/* rf-send first: its start, dial and key proof need not wait for S to
+	   stop, and the remote side starts on the request (stopped, below) */
+	if ((sendpid = spawn(&send)) == -1) {
 		rfp_cat(why, "clone: ");
 		rfp_cat(why, strerrordesc_np(errno));
+		goto out;
+	}
+	if (j->stopped != NULL && j->stopped(j->early_arg) == -1) {
+		sendlate = 1;	/* S is continued and told "local": no word */
+		goto out;
+	}
+	if ((snappid = spawn(&snap)) == -1) {
+		rfp_cat(why, "clone: ");
+		rfp_cat(why, strerrordesc_np(errno));
+		sendlate = 1;
 		goto out;
 	}
 	for (i = 0; i < 3; i++) {
@@ -624,6 +638,10 @@ out:
 		kill(snappid, SIGKILL);
 		waitpid(snappid, NULL, __WALL);
 	}
+	if (sendlate) {
+		kill(sendpid, SIGKILL);
+		waitpid(sendpid, NULL, __WALL);
+	}
 	rfp_close(null);
 	for (i = 0; i < 2; i++) {
 		rfp_close(pipe1[i]);
@@ -677,7 +695,7 @@ rfp_ship(pid_t pid, pid_t ppid, pid_t cpid, int kfd, const char *host, const cha
     char *token, struct rfp_str *why)
 {
 	struct job j = { pid, ppid, cpid, kfd, NULL, host, fdkey, token, why, -1, { -1, -1 },
-	    NULL, NULL, 0, NULL };
+	    NULL, NULL, 0, NULL, NULL };
 
 	return run_job(&j);
 }
@@ -686,10 +704,10 @@ int
 rfp_ship_hand(pid_t pid, pid_t ppid, int kfd, const char *host, char *token,
     struct rfp_hand *hand, int *lazy, struct rfp_str *why,
     void (*early)(void *arg, const char *token, int lazy, struct rfp_hand *hand),
-    void *early_arg, int *handed, void (*pre)(void *arg))
+    void *early_arg, int *handed, void (*pre)(void *arg), int (*stopped)(void *arg))
 {
 	struct job j = { pid, ppid, 0, kfd, lazy, host, NULL, token, why, -1, { -1, -1 },
-	    early, early_arg, 0, pre };
+	    early, early_arg, 0, pre, stopped };
 	int r;
 
 	hand->fd = hand->conn = -1;
@@ -699,6 +717,10 @@ rfp_ship_hand(pid_t pid, pid_t ppid, int kfd, const char *host, char *token,
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, j.hand) == -1) {
 		if (lazy != NULL)
 			*lazy = 0;
+		if (stopped != NULL && stopped(early_arg) == -1) {
+			why->n = 0;
+			return -1;
+		}
 		return rfp_ship(pid, ppid, 0, kfd, host, NULL, token, why);
 	}
 	r = run_job(&j);
