@@ -17,19 +17,22 @@
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: rf-snap [-lsuz] [-M] [-o file] pid\n");
+	fprintf(stderr, "usage: rf-snap [-lsuz] [-M] [-o file] [-w seconds] pid\n");
 	exit(RF_EX_USAGE);
 }
 
 /* Dump pid to fd: the image, or with meta only its metadata as JSON. */
 static int
-snap(pid_t pid, int stop, int meta, int flags, int zflag, int lflag, int fd, struct rf_err *e)
+snap(pid_t pid, int stop, int wait, int meta, int flags, int zflag, int lflag, int fd,
+    struct rf_err *e)
 {
 	struct rf_snap s;
 	struct rf_proc p;
 	char *json = NULL;
 	int ok;
 
+	if (wait > 0 && rf_snap_wait(pid, wait, e) == -1)
+		return -1;
 	if (stop && rf_snap_stop(pid, e) == -1)
 		return -1;
 	if (rf_snap_attach(&s, pid, flags, e) == -1)
@@ -69,10 +72,16 @@ main(int argc, char *argv[])
 	struct rf_err e = { 0 };
 	const char *out = NULL, *errstr;
 	int ch, sflag = 0, Mflag = 0, zflag = 0, lflag = 0, flags = 0, fd = STDOUT_FILENO, created = 0;
+	int wait = 0;
 	pid_t pid;
 
-	while ((ch = getopt(argc, argv, "hlMo:suz")) != -1) {
+	while ((ch = getopt(argc, argv, "hlMo:suw:z")) != -1) {
 		switch (ch) {
+		case 'w':
+			wait = strtonum(optarg, 1, 3600, &errstr);
+			if (errstr != NULL)
+				errx(RF_EX_USAGE, "-w %s: %s", optarg, errstr);
+			break;
 		case 'l':
 			lflag = 1;
 			break;
@@ -120,7 +129,7 @@ main(int argc, char *argv[])
 	if (!Mflag)
 		fcntl(fd, F_SETPIPE_SZ, 1 << 20);	/* fails on a file: fine */
 
-	if (snap(pid, sflag, Mflag, flags, zflag, lflag, fd, &e) == -1)
+	if (snap(pid, sflag, wait, Mflag, flags, zflag, lflag, fd, &e) == -1)
 		goto fail;
 	if (close(fd) == -1) {
 		rf_errno(&e, "%s", out != NULL ? out : "stdout");

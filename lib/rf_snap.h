@@ -107,6 +107,8 @@ struct rf_snap {
 
 /* Send SIGSTOP and wait until the process is in group stop. */
 int rf_snap_stop(pid_t pid, struct rf_err *e);
+/* Wait up to seconds for pid to be stopped (by anyone); RF_EX_TEMPFAIL if not. */
+int rf_snap_wait(pid_t pid, int seconds, struct rf_err *e);
 /*
  * Check the process can be taken (exists, ours, stopped, one thread, not a
  * zombie or kernel thread) and seize it.  Errors name the pid with the exit

@@ -40,13 +40,20 @@ nap(long ns)
 int
 rf_snap_stop(pid_t pid, struct rf_err *e)
 {
+	if (kill(pid, SIGSTOP) == -1)
+		return rf_errno(e, "pid %d", (int)pid);
+	return rf_snap_wait(pid, 10, e);
+}
+
+int
+rf_snap_wait(pid_t pid, int seconds, struct rf_err *e)
+{
 	struct rf_pstat st;
 	int i;
 
-	if (kill(pid, SIGSTOP) == -1)
-		return rf_errno(e, "pid %d", (int)pid);
-	/* group stop is asynchronous; a task in D state gets there later */
-	for (i = 0; i < 10000; i++) {
+	/* group stop is asynchronous; a task in D state gets there later:
+	   10 ms in steps of 0.1 ms, then steps of 1 ms */
+	for (i = 0; i < 100 + (seconds * 1000 - 10); i++) {
 		if (rf_procfs_stat(pid, &st) == -1)
 			return rf_errno(e, "pid %d", (int)pid);
 		if (st.state == 'T' || st.state == 't' || st.state == 'Z' ||

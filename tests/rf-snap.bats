@@ -186,6 +186,30 @@ fingerprint() {
 	finish_victim "ok usr1=1 pending=none"
 }
 
+@test "rf-snap -w waits for a process to stop; one that does not: exit 75, untouched" {
+	local snap
+	victim sleep
+	# started before the stop (as librfork starts it beside its child's)
+	"$BIN/rf-snap" -w 5 -M "$VPID" > "$D/m.json" 2> "$D/err" &
+	snap=$!
+	sleep 0.1
+	kill -0 "$snap"
+	[ "$(pstate "$VPID")" = S ]
+	kill -STOP "$VPID"
+	wait "$snap"
+	jq -e --argjson p "$VPID" '.pid == $p' "$D/m.json"
+	[ "$(pstate "$VPID")" = T ]
+	finish_victim "ok usr1=1 pending=none"
+	sleep 30 &
+	ZPID=$!
+	run --separate-stderr "$BIN/rf-snap" -w 1 "$ZPID"
+	[ "$status" -eq 75 ]
+	[ "$stderr" = "rf-snap: pid $ZPID did not stop" ]
+	[ -z "$output" ]
+	grep -q '^TracerPid:	0$' "/proc/$ZPID/status"
+	[ "$(pstate "$ZPID")" = S ]
+}
+
 @test "rf-snap: a sparse 1 GiB mapping with 3 pages written gives a small image" {
 	victim sleep
 	stop_victim

@@ -583,6 +583,7 @@ wait_stopped(int kfd, pid_t pid)
 	for (i = 0;; i++) {
 		switch (state(ppid)) {
 		case 'T':
+		case 't':	/* rf-snap -w has it already */
 			return 0;
 		case 0: case 'Z': case 'X': case 'x':
 			return -1;

@@ -450,7 +450,7 @@ ship(struct job *j, char *token, struct rfp_str *why)
 	struct rfp_hand hand = { .fd = -1, .conn = -1 };
 	int hfd = -1, replied = 0;
 	struct sink k[3];	/* rf-send's stdout, rf-send's and rf-snap's stderr */
-	char **env, *sargv[16], *snargv[4];
+	char **env, *sargv[16], *snargv[8];
 	size_t envsize;
 	pid_t snappid = -1, sendpid = -1;
 	long deadline, left;
@@ -465,6 +465,11 @@ ship(struct job *j, char *token, struct rfp_str *why)
 	snargv[i++] = "rf-snap";
 	/* the image streams from its first page (a fork: time over size) */
 	snargv[i++] = j->cpid > 0 ? "-zu" : j->lazy != NULL && *j->lazy ? "-zl" : "-z";
+	/* started beside S's stop (stopped, below): it waits for it */
+	if (j->stopped != NULL) {
+		snargv[i++] = "-w";
+		snargv[i++] = "3";
+	}
 	snargv[i++] = pidstr.s;
 	snargv[i] = NULL;
 	i = 0;
@@ -511,21 +516,18 @@ ship(struct job *j, char *token, struct rfp_str *why)
 	snap = (struct spawn){ rfp_cfg.snap, snargv, env, { null, pipe1[1], p[2][1] } };
 	send = (struct spawn){ rfp_cfg.send, sargv, env,
 	    { pipe1[0], j->hand[1] >= 0 ? j->hand[1] : p[0][1], p[1][1] } };
-	/* rf-send first: its start, dial and key proof need not wait for S to
-	   stop, and the remote side starts on the request (stopped, below) */
-	if ((sendpid = spawn(&send)) == -1) {
+	/* Both start at once, S still on its way to its stop: rf-send's
+	   start, dial and key proof, and rf-snap's start (it waits for the
+	   stop: -w) need not wait for it; the remote side starts on the
+	   request.  S must stop for good (stopped) or neither goes on. */
+	if ((sendpid = spawn(&send)) == -1 || (snappid = spawn(&snap)) == -1) {
 		rfp_cat(why, "clone: ");
 		rfp_cat(why, strerrordesc_np(errno));
+		sendlate = sendpid > 0;
 		goto out;
 	}
 	if (j->stopped != NULL && j->stopped(j->early_arg) == -1) {
 		sendlate = 1;	/* S is continued and told "local": no word */
-		goto out;
-	}
-	if ((snappid = spawn(&snap)) == -1) {
-		rfp_cat(why, "clone: ");
-		rfp_cat(why, strerrordesc_np(errno));
-		sendlate = 1;
 		goto out;
 	}
 	for (i = 0; i < 3; i++) {
