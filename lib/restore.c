@@ -750,11 +750,22 @@ lazy_keep(struct build *b, const struct rf_imgr *r, struct rf_err *e)
 	return 0;
 }
 
+/* A post-copy image where no userfaultfd can take it: say why. */
+static void
+lazy_refused(struct rf_restore *rs, struct rf_err *e)
+{
+	if (rs->o.lazy && !rs->lazy_full && strstr(e->msg, "page source") != NULL)
+		rf_errf(e, RF_EX_UNAVAILABLE, "restore: a post-copy image, and no userfaultfd "
+		    "that takes kernel faults here (it needs CAP_SYS_PTRACE or "
+		    "vm.unprivileged_userfaultfd=1)");
+}
+
 int
 rf_restore_run(struct rf_restore *rs, struct rf_imgr *r, struct rf_err *e)
 {
 	struct build b = { .rs = rs, .p = rs->p, .sock = -1, .csock = -1, .uffd = -1 };
 	const struct rf_proc *p = rs->p;
+	struct rf_pager *pg = NULL;
 	struct rst_msg m;
 	int sv[2], stopreq = 0, ret = -1;
 	size_t i;
@@ -823,17 +834,20 @@ rf_restore_run(struct rf_restore *rs, struct rf_imgr *r, struct rf_err *e)
 		kill_child(pid);
 		goto out;
 	}
+	/* The first records are read while the child builds its layout. */
+	if (rf_pager_start(&pg, pid, r, p, rs->vmafile, e) == -1) {
+		lazy_refused(rs, e);
+		kill_child(pid);
+		goto out;
+	}
 	if (get_msg(&b, pid, &m, &stopreq, e) == -1 || m.type != RST_READY) {
 		if (m.type != RST_READY && m.type != RST_FAIL)
 			rf_errf(e, RF_EX_SOFTWARE, "restore: unexpected message %u", m.type);
 		kill_child(pid);
 		goto out;
 	}
-	if (rf_restore_pages(b.uffd, pid, r, p, rs->vmafile, e) == -1) {
-		if (rs->o.lazy && !rs->lazy_full && strstr(e->msg, "page source") != NULL)
-			rf_errf(e, RF_EX_UNAVAILABLE, "restore: a post-copy image, and no userfaultfd "
-			    "that takes kernel faults here (it needs CAP_SYS_PTRACE or "
-			    "vm.unprivileged_userfaultfd=1)");
+	if (rf_pager_run(pg, b.uffd, e) == -1) {
+		lazy_refused(rs, e);
 		kill_child(pid);
 		goto out;
 	}
@@ -859,6 +873,9 @@ rf_restore_run(struct rf_restore *rs, struct rf_imgr *r, struct rf_err *e)
 			goto out;
 		}
 	}
+	/* While the child finishes. */
+	rf_pager_free(pg);
+	pg = NULL;
 	if (finish(&b, pid, m.addr, m.len, stopreq, e) == -1) {
 		kill_child(pid);
 		goto out;
@@ -866,6 +883,7 @@ rf_restore_run(struct rf_restore *rs, struct rf_imgr *r, struct rf_err *e)
 	rs->pid = pid;
 	ret = 0;
 out:
+	rf_pager_free(pg);
 	if (b.uffd != -1)
 		close(b.uffd);
 	if (b.sock != -1)

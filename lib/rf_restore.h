@@ -122,12 +122,17 @@ void rf_restore_abort(struct rf_restore *rs);
 int rf_restore_drain(struct rf_imgr *r, struct rf_err *e);
 void rf_restore_free(struct rf_restore *rs);
 /*
- * Internal (restore.c): the rest of the stream into process pid, anonymous
- * memory through its userfaultfd (or -1), per VMA vmafile[i] >= 0 for a
- * file mapping.
+ * Internal (restore.c): the rest of the stream into process pid.  Start
+ * reads the first records (up to 1 MiB of pages) while the process still
+ * builds its layout; run puts them in, anonymous memory through its
+ * userfaultfd (or -1), per VMA vmafile[i] >= 0 for a file mapping, and does
+ * the rest of the stream; free releases the buffers (after a failure too).
  */
-int rf_restore_pages(int uffd, pid_t pid, struct rf_imgr *r, const struct rf_proc *p,
+struct rf_pager;
+int rf_pager_start(struct rf_pager **pg, pid_t pid, struct rf_imgr *r, const struct rf_proc *p,
     const int *vmafile, struct rf_err *e);
+int rf_pager_run(struct rf_pager *pg, int uffd, struct rf_err *e);
+void rf_pager_free(struct rf_pager *pg);
 /* st is the same file as mapping v had at dump time (device, inode, size, mtime). */
 int rf_restore_same_file(const struct rf_vma *v, const struct stat *st, struct rf_err *e);
 
