@@ -109,6 +109,12 @@ struct rf_restore {
 int rf_restore_check(struct rf_restore *rs, const struct rf_proc *p,
     const struct rf_restore_opts *o, int for_run, struct rf_err *e);
 /*
+ * Ask the CPU (cpuid) what rf_restore_check compares the image's CPU state
+ * with, once for this process and those it forks: in a virtual machine each
+ * cpuid is an exit to the host (12 us here).  rf_restore_check calls it too.
+ */
+void rf_restore_cpu(void);
+/*
  * Build the process from the rest of the stream.  On success rs->pid is our
  * child, complete and held (ptrace) before its first instruction of the
  * image; every page record and the end record have been verified.
