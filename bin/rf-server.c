@@ -1063,8 +1063,10 @@ main(int argc, char *argv[])
 	find_restore();
 	if (rf_chan_init() == -1)
 		errx(RF_EX_SOFTWARE, "cannot initialise libsodium or OpenSSL");
-	/* Here, not in each fork's proxy: cpuid is slow in a virtual machine. */
+	/* Here, not in each connection's handler or proxy: cpuid is slow in a
+	   virtual machine, and jansson seeds its hashes from /dev/urandom. */
 	rf_restore_cpu();
+	json_object_seed(0);
 	if ((lfd = rf_listen(addr, &e)) == -1)
 		errx(e.code, "listen: %s", e.msg);
 	/* Restored processes outlive rf-restore: they are ours to reap. */
