@@ -706,30 +706,39 @@ fork_proxy(void *arg)
 		return feed_fail(w, &f, &e);
 	}
 	ro.pid = w->cpid;
-	if (rf_restore_check(&rs, &p, &ro, 1, &e) == -1 || rf_restore_run(&rs, &r, &e) == -1)
+	if (rf_restore_check(&rs, &p, &ro, 1, &e) == -1 || rf_restore_build(&rs, &r, &e) == -1)
 		return feed_fail(w, &f, &e);
+	/*
+	 * Post-copy: the missing pages come on the stub's page connection, to
+	 * a thread started while C takes its last steps on the other CPU.
+	 */
+	if (rs.uffd >= 0 && rf_lazy_start(&lz, rs.uffd, w->cpid, r.lazy, r.nlazy, take_pages, w,
+	    timeout_ms, &e) == -1) {
+		close(rs.uffd);
+		proxy_fail(w, "pid %d killed: %s", (int)w->cpid, e.msg);
+		rf_restore_abort(&rs);
+		return e.code ? e.code : RF_EX_OSERR;
+	}
+	if (rf_restore_finish(&rs, &e) == -1) {
+		rf_lazy_free(lz);
+		return feed_fail(w, &f, &e);
+	}
 	/* The filter's listener, taken while the child is still held. */
 	if ((pidfd = syscall(SYS_pidfd_open, w->cpid, 0)) == -1 ||
 	    (lfd = syscall(SYS_pidfd_getfd, pidfd, rs.listener, 0)) == -1) {
 		proxy_fail(w, "pidfd_getfd: %s", strerror(errno));
 		rf_restore_abort(&rs);
+		rf_lazy_free(lz);
 		return RF_EX_OSERR;
 	}
 	close(pidfd);
 	if (rf_restore_release(&rs, &e) == -1) {
 		proxy_fail(w, "restore: %s", e.msg[0] ? e.msg : strerror(errno));
+		rf_lazy_free(lz);
 		return e.code ? e.code : RF_EX_SOFTWARE;
 	}
 	close(ctl[1]);
-	/* Post-copy: the missing pages come on the stub's page connection. */
-	if (rs.uffd >= 0 && rf_lazy_start(&lz, rs.uffd, w->cpid, r.lazy, r.nlazy, take_pages, w,
-	    timeout_ms, &e) == -1) {
-		close(rs.uffd);
-		proxy_fail(w, "pid %d killed: %s", (int)w->cpid, e.msg);
-		kill(w->cpid, SIGKILL);
-		return e.code ? e.code : RF_EX_OSERR;
-	}
-	/* After the pager's start: the child meanwhile takes its SIGSTOP. */
+	/* The child has meanwhile taken its SIGSTOP. */
 	if (waitid(P_PID, w->cpid, &si, WSTOPPED | WEXITED) == -1 || si.si_code != CLD_STOPPED) {
 		proxy_fail(w, "the restored child ended before it could run");
 		rf_lazy_free(lz);

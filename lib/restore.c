@@ -761,7 +761,7 @@ lazy_refused(struct rf_restore *rs, struct rf_err *e)
 }
 
 int
-rf_restore_run(struct rf_restore *rs, struct rf_imgr *r, struct rf_err *e)
+rf_restore_build(struct rf_restore *rs, struct rf_imgr *r, struct rf_err *e)
 {
 	struct build b = { .rs = rs, .p = rs->p, .sock = -1, .csock = -1, .uffd = -1 };
 	const struct rf_proc *p = rs->p;
@@ -873,14 +873,13 @@ rf_restore_run(struct rf_restore *rs, struct rf_imgr *r, struct rf_err *e)
 			goto out;
 		}
 	}
-	/* While the child finishes. */
-	rf_pager_free(pg);
-	pg = NULL;
-	if (finish(&b, pid, m.addr, m.len, stopreq, e) == -1) {
-		kill_child(pid);
-		goto out;
-	}
+	/* The child finishes on its own: rf_restore_finish waits for it. */
 	rs->pid = pid;
+	rs->sock = b.sock;
+	b.sock = -1;
+	rs->region = m.addr;
+	rs->region_len = m.len;
+	rs->stopreq = stopreq;
 	ret = 0;
 out:
 	rf_pager_free(pg);
@@ -892,6 +891,30 @@ out:
 		close(b.csock);
 	free(b.args);
 	return ret;
+}
+
+int
+rf_restore_finish(struct rf_restore *rs, struct rf_err *e)
+{
+	struct build b = { .rs = rs, .p = rs->p, .sock = rs->sock, .csock = -1, .uffd = -1 };
+	int r;
+
+	r = finish(&b, rs->pid, rs->region, rs->region_len, rs->stopreq, e);
+	close(rs->sock);
+	rs->sock = -1;
+	if (r == -1) {
+		kill_child(rs->pid);
+		rs->pid = -1;
+	}
+	return r;
+}
+
+int
+rf_restore_run(struct rf_restore *rs, struct rf_imgr *r, struct rf_err *e)
+{
+	if (rf_restore_build(rs, r, e) == -1)
+		return -1;
+	return rf_restore_finish(rs, e);
 }
 
 int
@@ -911,6 +934,9 @@ rf_restore_abort(struct rf_restore *rs)
 	if (rs->pid > 0)
 		kill_child(rs->pid);
 	rs->pid = -1;
+	if (rs->sock >= 0)
+		close(rs->sock);
+	rs->sock = -1;
 }
 
 int

@@ -522,7 +522,7 @@ int
 rf_restore_check(struct rf_restore *rs, const struct rf_proc *p,
     const struct rf_restore_opts *o, int for_run, struct rf_err *e)
 {
-	*rs = (struct rf_restore){ .p = p, .o = *o, .pid = -1 };
+	*rs = (struct rf_restore){ .p = p, .o = *o, .pid = -1, .sock = -1 };
 	if ((p->personality & 0xff) != 0)
 		return rf_errf(e, RF_EX_DATAERR, "image: personality 0x%lx is not Linux's",
 		    p->personality);
@@ -560,5 +560,5 @@ rf_restore_free(struct rf_restore *rs)
 	free(rs->vmafile);
 	free(rs->maps);
 	free(rs->busy);
-	*rs = (struct rf_restore){ .pid = -1 };
+	*rs = (struct rf_restore){ .pid = -1, .sock = -1 };
 }

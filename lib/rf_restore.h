@@ -5,6 +5,7 @@
  *	rf_imgr_start				(lib/stream.c: header and metadata)
  *	rf_restore_check			every check that needs no process
  *	rf_restore_run  or  rf_restore_drain	build it, or (-n) read the rest
+ *	  (rf_restore_run is rf_restore_build, then rf_restore_finish)
  *	rf_restore_release  or  rf_restore_abort	let it run, or kill it
  *	rf_restore_free
  *
@@ -98,6 +99,11 @@ struct rf_restore {
 	uint64_t img_vdso;		/* 0: the image has no vdso block */
 	uint64_t *busy;			/* our own mappings, start/end pairs */
 	size_t nbusy;
+
+	/* rf_restore_build to rf_restore_finish */
+	int sock;			/* our end of the child's socket, or -1 */
+	uint64_t region, region_len;	/* the blob's, where its last fetch faults */
+	int stopreq;			/* a SIGSTOP came meanwhile */
 };
 
 /*
@@ -120,6 +126,16 @@ void rf_restore_cpu(void);
  * image; every page record and the end record have been verified.
  */
 int rf_restore_run(struct rf_restore *rs, struct rf_imgr *r, struct rf_err *e);
+/*
+ * The same in two halves.  Build returns once the whole stream is in the
+ * process and it takes its last steps on its own (signals, limits, the
+ * filter; rs->pid is set); finish waits for them and gives it the image's
+ * registers.  Between them the caller may do work of its own (a server
+ * starts its post-copy thread); rf_restore_abort undoes a build.  Each
+ * kills and reaps the process when it fails.
+ */
+int rf_restore_build(struct rf_restore *rs, struct rf_imgr *r, struct rf_err *e);
+int rf_restore_finish(struct rf_restore *rs, struct rf_err *e);
 /* Let it run (or leave it in group stop, leave_stopped).  Kills it on failure. */
 int rf_restore_release(struct rf_restore *rs, struct rf_err *e);
 /* Kill and reap it instead (no one learnt its pid). */
