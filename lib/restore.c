@@ -5,16 +5,17 @@
  *
  *   rf-restore                     child C
  *   fork, PTRACE_SEIZE  ........>  creds, cwd, umask, nice, fds
- *                                  copy blob + rst_args to a free spot, jump
+ *   first page records read        copy blob + rst_args to a free spot, jump
  *                                  [blob] rseq off, unmap old layout,
  *                                  move vdso block, mmap every VMA
  *                      <........   RST_READY
  *   page records -> UFFDIO_COPY, process_vm_writev   (restore_pages.c)
  *   end record verified, RST_GO ..>
- *                                  mprotect, rlimits, PR_SET_MM_MAP, signals,
+ *   (rf_restore_build returns)     mprotect, rlimits, PR_SET_MM_MAP, signals,
  *                                  rseq, pending signals, close own fds
  *                      <........   RST_DONE; munmap(blob) -> SIGSEGV stop
- *   SETREGS, xstate, sigmask, DETACH (signal discarded, or SIGSTOP for -S)
+ *   SETREGS, xstate, sigmask       (rf_restore_finish)
+ *   DETACH (signal discarded, or SIGSTOP for -S)
  *
  * The SIGSEGV of the fetch after munmap is a ptrace signal-delivery stop
  * that happens before anything runs in the gone region; resuming from a
