@@ -150,22 +150,9 @@ static const int signalling[] = {
 	SYS_kill, SYS_tkill, SYS_tgkill, SYS_rt_sigqueueinfo, SYS_rt_tgsigqueueinfo,
 };
 
-/* What the filter does with a syscall number. */
-enum { ACT_ALLOW = -2, ACT_NOTIF = -1 };	/* else: index into signalling */
-
-static int
-filter_action(uint32_t nr)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(signalling) / sizeof(signalling[0]); i++)
-		if ((uint32_t)signalling[i] == nr)
-			return i;
-	for (i = 0; i < sizeof(notified) / sizeof(notified[0]); i++)
-		if ((uint32_t)notified[i] == nr)
-			return ACT_NOTIF;
-	return ACT_ALLOW;
-}
+/* What the filter does with a syscall number: */
+enum { ACT_ALLOW = -2, ACT_NOTIF = -1 };	/* or an index into signalling */
+#define FILTER_NR_MAX 1024			/* above every number listed */
 
 /* A jump (jt or jf of instruction at) to an action's code, patched last. */
 struct ffix {
@@ -225,18 +212,26 @@ rf_fwd_filter_prog(pid_t self, struct sock_filter *f, size_t max)
 	int act[sizeof(lo) / sizeof(lo[0])];
 	struct fgen g = { .f = f, .max = max, .lo = lo, .act = act };
 	size_t n = 0, i, allow, notif, sig[NS], to;
+	signed char what[FILTER_NR_MAX + 1];
 
-	for (i = 0; i < sizeof(notified) / sizeof(notified[0]); i++)
-		if ((uint32_t)notified[i] > top)
-			top = notified[i];
-	for (i = 0; i < NS; i++)
-		if ((uint32_t)signalling[i] > top)
-			top = signalling[i];
+	memset(what, ACT_ALLOW, sizeof(what));
+	for (i = 0; i < sizeof(notified) / sizeof(notified[0]); i++) {
+		if ((nr = notified[i]) >= FILTER_NR_MAX)
+			return 0;
+		what[nr] = ACT_NOTIF;
+		top = nr > top ? nr : top;
+	}
+	for (i = 0; i < NS; i++) {
+		if ((nr = signalling[i]) >= FILTER_NR_MAX)
+			return 0;
+		what[nr] = i;
+		top = nr > top ? nr : top;
+	}
 	/* Intervals of one action, from 0 to past the highest listed number. */
 	for (nr = 0; nr <= top + 1; nr++)
-		if (n == 0 || filter_action(nr) != act[n - 1]) {
+		if (n == 0 || what[nr] != act[n - 1]) {
 			lo[n] = nr;
-			act[n++] = filter_action(nr);
+			act[n++] = what[nr];
 		}
 	if (max < 8 + 2 * NS + n)
 		return 0;
