@@ -706,32 +706,43 @@ fork_proxy(void *arg)
 		return feed_fail(w, &f, &e);
 	}
 	ro.pid = w->cpid;
-	if (rf_restore_check(&rs, &p, &ro, 1, &e) == -1 || rf_restore_run(&rs, &r, &e) == -1)
+	if (rf_restore_check(&rs, &p, &ro, 1, &e) == -1 || rf_restore_build(&rs, &r, &e) == -1)
 		return feed_fail(w, &f, &e);
-	if (rf_restore_release(&rs, &e) == -1) {
-		proxy_fail(w, "restore: %s", e.msg[0] ? e.msg : strerror(errno));
-		return e.code ? e.code : RF_EX_SOFTWARE;
-	}
-	close(ctl[1]);
-	lfd = rs.listener;
-	if (waitid(P_PID, w->cpid, &si, WSTOPPED | WEXITED) == -1 || si.si_code != CLD_STOPPED) {
-		proxy_fail(w, "the restored child ended before it could run");
-		return RF_EX_SOFTWARE;
-	}
-	if ((pidfd = syscall(SYS_pidfd_open, w->cpid, 0)) == -1 ||
-	    (lfd = syscall(SYS_pidfd_getfd, pidfd, lfd, 0)) == -1) {
-		proxy_fail(w, "pidfd_getfd: %s", strerror(errno));
-		kill(w->cpid, SIGKILL);
-		return RF_EX_OSERR;
-	}
-	close(pidfd);
-	/* Post-copy: the missing pages come on the stub's page connection. */
+	/*
+	 * Post-copy: the missing pages come on the stub's page connection, to
+	 * a thread started while C takes its last steps on the other CPU.
+	 */
 	if (rs.uffd >= 0 && rf_lazy_start(&lz, rs.uffd, w->cpid, r.lazy, r.nlazy, take_pages, w,
 	    timeout_ms, &e) == -1) {
 		close(rs.uffd);
 		proxy_fail(w, "pid %d killed: %s", (int)w->cpid, e.msg);
-		kill(w->cpid, SIGKILL);
+		rf_restore_abort(&rs);
 		return e.code ? e.code : RF_EX_OSERR;
+	}
+	if (rf_restore_finish(&rs, &e) == -1) {
+		rf_lazy_free(lz);
+		return feed_fail(w, &f, &e);
+	}
+	/* The filter's listener, taken while the child is still held. */
+	if ((pidfd = syscall(SYS_pidfd_open, w->cpid, 0)) == -1 ||
+	    (lfd = syscall(SYS_pidfd_getfd, pidfd, rs.listener, 0)) == -1) {
+		proxy_fail(w, "pidfd_getfd: %s", strerror(errno));
+		rf_restore_abort(&rs);
+		rf_lazy_free(lz);
+		return RF_EX_OSERR;
+	}
+	close(pidfd);
+	if (rf_restore_release(&rs, &e) == -1) {
+		proxy_fail(w, "restore: %s", e.msg[0] ? e.msg : strerror(errno));
+		rf_lazy_free(lz);
+		return e.code ? e.code : RF_EX_SOFTWARE;
+	}
+	close(ctl[1]);
+	/* The child has meanwhile taken its SIGSTOP. */
+	if (waitid(P_PID, w->cpid, &si, WSTOPPED | WEXITED) == -1 || si.si_code != CLD_STOPPED) {
+		proxy_fail(w, "the restored child ended before it could run");
+		rf_lazy_free(lz);
+		return RF_EX_SOFTWARE;
 	}
 	/* The reply is ours to send: this copy of the channel read the image. */
 	j = json_pack("{s:s,s:i,s:s,s:I,s:i,s:I}", "token", w->token, "pid", (int)w->cpid, "host",
@@ -1063,6 +1074,10 @@ main(int argc, char *argv[])
 	find_restore();
 	if (rf_chan_init() == -1)
 		errx(RF_EX_SOFTWARE, "cannot initialise libsodium or OpenSSL");
+	/* Here, not in each connection's handler or proxy: cpuid is slow in a
+	   virtual machine, and jansson seeds its hashes from /dev/urandom. */
+	rf_restore_cpu();
+	json_object_seed(0);
 	if ((lfd = rf_listen(addr, &e)) == -1)
 		errx(e.code, "listen: %s", e.msg);
 	/* Restored processes outlive rf-restore: they are ours to reap. */

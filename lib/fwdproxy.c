@@ -150,43 +150,125 @@ static const int signalling[] = {
 	SYS_kill, SYS_tkill, SYS_tgkill, SYS_rt_sigqueueinfo, SYS_rt_tgsigqueueinfo,
 };
 
+/* What the filter does with a syscall number: */
+enum { ACT_ALLOW = -2, ACT_NOTIF = -1 };	/* or an index into signalling */
+#define FILTER_NR_MAX 1024			/* above every number listed */
+
+/* A jump (jt or jf of instruction at) to an action's code, patched last. */
+struct ffix {
+	size_t at;
+	int act, jt;
+};
+
+struct fgen {
+	struct sock_filter *f;
+	size_t k, max;
+	uint32_t *lo;		/* interval i: numbers lo[i] .. lo[i + 1] - 1 */
+	int *act;		/* and what the filter does with them */
+	size_t nfix;
+	struct ffix fix[256];
+};
+
+/*
+ * A binary search over the intervals [lo, hi) of syscall numbers: one JGE
+ * per node, each leaf a jump to its interval's action, patched at the end.
+ */
+static int
+fgen_tree(struct fgen *g, size_t lo, size_t hi)
+{
+	size_t mid = (lo + hi) / 2, at;
+
+	if (g->k >= g->max || g->nfix + 2 > sizeof(g->fix) / sizeof(g->fix[0]))
+		return -1;
+	at = g->k++;
+	g->f[at] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, g->lo[mid], 0, 0);
+	if (mid - lo == 1)
+		g->fix[g->nfix++] = (struct ffix){ at, g->act[lo], 0 };
+	else if (fgen_tree(g, lo, mid) == -1)
+		return -1;
+	if (hi - mid == 1) {
+		g->fix[g->nfix++] = (struct ffix){ at, g->act[mid], 1 };
+		return 0;
+	}
+	if (g->k - at - 1 > 255)
+		return -1;
+	g->f[at].jt = g->k - at - 1;
+	return fgen_tree(g, mid, hi);
+}
+
+/*
+ * The filter: the notified syscalls go to the proxy, and so do the
+ * signalling ones unless aimed at the child itself (args[0] == self).  The
+ * numbers are found by a binary search, not a list: the kernel runs the
+ * program for every syscall number when it is installed (the action cache),
+ * and a list of 100 tests made that seccomp() call cost 0.17 ms of every
+ * remote fork; the search, 0.04 ms.
+ */
 size_t
 rf_fwd_filter_prog(pid_t self, struct sock_filter *f, size_t max)
 {
-	enum { NN = sizeof(notified) / sizeof(notified[0]),
-	    NS = sizeof(signalling) / sizeof(signalling[0]) };
-	size_t k = 0, i, allow, notif;
+	enum { NS = sizeof(signalling) / sizeof(signalling[0]) };
+	uint32_t lo[2 * (sizeof(notified) / sizeof(notified[0]) + NS) + 2], nr, top = 0;
+	int act[sizeof(lo) / sizeof(lo[0])];
+	struct fgen g = { .f = f, .max = max, .lo = lo, .act = act };
+	size_t n = 0, i, allow, notif, sig[NS], to;
+	signed char what[FILTER_NR_MAX + 1];
 
-	if (max < 8 + 3 * NS + NN)
-		return 0;
-	/* Layout: header, signalling blocks, notified list, ALLOW, NOTIF. */
-	allow = 6 + 3 * NS + NN;
-	notif = allow + 1;
-	f[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-	    offsetof(struct seccomp_data, arch));
-	f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
-	f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
-	f[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-	    offsetof(struct seccomp_data, nr));
-	f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1);
-	f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS);
+	memset(what, ACT_ALLOW, sizeof(what));
+	for (i = 0; i < sizeof(notified) / sizeof(notified[0]); i++) {
+		if ((nr = notified[i]) >= FILTER_NR_MAX)
+			return 0;
+		what[nr] = ACT_NOTIF;
+		top = nr > top ? nr : top;
+	}
 	for (i = 0; i < NS; i++) {
-		f[k] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, signalling[i], 0, 2);
-		k++;
-		f[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+		if ((nr = signalling[i]) >= FILTER_NR_MAX)
+			return 0;
+		what[nr] = i;
+		top = nr > top ? nr : top;
+	}
+	/* Intervals of one action, from 0 to past the highest listed number. */
+	for (nr = 0; nr <= top + 1; nr++)
+		if (n == 0 || what[nr] != act[n - 1]) {
+			lo[n] = nr;
+			act[n++] = what[nr];
+		}
+	if (max < 8 + 2 * NS + n)
+		return 0;
+	f[g.k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+	    offsetof(struct seccomp_data, arch));
+	f[g.k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
+	f[g.k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+	f[g.k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+	    offsetof(struct seccomp_data, nr));
+	f[g.k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1);
+	f[g.k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS);
+	if (n < 2 || fgen_tree(&g, 0, n) == -1 || g.k + 2 * NS + 2 > max)
+		return 0;
+	for (i = 0; i < NS; i++) {
+		sig[i] = g.k;
+		f[g.k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
 		    offsetof(struct seccomp_data, args[0]));
-		f[k] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)self,
-		    allow - k - 1, notif - k - 1);
-		k++;
+		f[g.k] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)self, 0, 0);
+		g.fix[g.nfix++] = (struct ffix){ g.k, ACT_ALLOW, 1 };
+		g.fix[g.nfix++] = (struct ffix){ g.k, ACT_NOTIF, 0 };
+		g.k++;
 	}
-	for (i = 0; i < NN; i++) {
-		f[k] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, notified[i],
-		    notif - k - 1, 0);
-		k++;
+	allow = g.k;
+	f[g.k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	notif = g.k;
+	f[g.k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF);
+	for (i = 0; i < g.nfix; i++) {
+		to = g.fix[i].act == ACT_ALLOW ? allow : g.fix[i].act == ACT_NOTIF ? notif :
+		    sig[g.fix[i].act];
+		if (to - g.fix[i].at - 1 > 255)
+			return 0;
+		if (g.fix[i].jt)
+			f[g.fix[i].at].jt = to - g.fix[i].at - 1;
+		else
+			f[g.fix[i].at].jf = to - g.fix[i].at - 1;
 	}
-	f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-	f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF);
-	return k;
+	return g.k;
 }
 
 int

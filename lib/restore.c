@@ -5,16 +5,17 @@
  *
  *   rf-restore                     child C
  *   fork, PTRACE_SEIZE  ........>  creds, cwd, umask, nice, fds
- *                                  copy blob + rst_args to a free spot, jump
+ *   first page records read        copy blob + rst_args to a free spot, jump
  *                                  [blob] rseq off, unmap old layout,
  *                                  move vdso block, mmap every VMA
  *                      <........   RST_READY
  *   page records -> UFFDIO_COPY, process_vm_writev   (restore_pages.c)
  *   end record verified, RST_GO ..>
- *                                  mprotect, rlimits, PR_SET_MM_MAP, signals,
+ *   (rf_restore_build returns)     mprotect, rlimits, PR_SET_MM_MAP, signals,
  *                                  rseq, pending signals, close own fds
  *                      <........   RST_DONE; munmap(blob) -> SIGSEGV stop
- *   SETREGS, xstate, sigmask, DETACH (signal discarded, or SIGSTOP for -S)
+ *   SETREGS, xstate, sigmask       (rf_restore_finish)
+ *   DETACH (signal discarded, or SIGSTOP for -S)
  *
  * The SIGSEGV of the fetch after munmap is a ptrace signal-delivery stop
  * that happens before anything runs in the gone region; resuming from a
@@ -750,11 +751,22 @@ lazy_keep(struct build *b, const struct rf_imgr *r, struct rf_err *e)
 	return 0;
 }
 
+/* A post-copy image where no userfaultfd can take it: say why. */
+static void
+lazy_refused(struct rf_restore *rs, struct rf_err *e)
+{
+	if (rs->o.lazy && !rs->lazy_full && strstr(e->msg, "page source") != NULL)
+		rf_errf(e, RF_EX_UNAVAILABLE, "restore: a post-copy image, and no userfaultfd "
+		    "that takes kernel faults here (it needs CAP_SYS_PTRACE or "
+		    "vm.unprivileged_userfaultfd=1)");
+}
+
 int
-rf_restore_run(struct rf_restore *rs, struct rf_imgr *r, struct rf_err *e)
+rf_restore_build(struct rf_restore *rs, struct rf_imgr *r, struct rf_err *e)
 {
 	struct build b = { .rs = rs, .p = rs->p, .sock = -1, .csock = -1, .uffd = -1 };
 	const struct rf_proc *p = rs->p;
+	struct rf_pager *pg = NULL;
 	struct rst_msg m;
 	int sv[2], stopreq = 0, ret = -1;
 	size_t i;
@@ -823,17 +835,20 @@ rf_restore_run(struct rf_restore *rs, struct rf_imgr *r, struct rf_err *e)
 		kill_child(pid);
 		goto out;
 	}
+	/* The first records are read while the child builds its layout. */
+	if (rf_pager_start(&pg, pid, r, p, rs->vmafile, e) == -1) {
+		lazy_refused(rs, e);
+		kill_child(pid);
+		goto out;
+	}
 	if (get_msg(&b, pid, &m, &stopreq, e) == -1 || m.type != RST_READY) {
 		if (m.type != RST_READY && m.type != RST_FAIL)
 			rf_errf(e, RF_EX_SOFTWARE, "restore: unexpected message %u", m.type);
 		kill_child(pid);
 		goto out;
 	}
-	if (rf_restore_pages(b.uffd, pid, r, p, rs->vmafile, e) == -1) {
-		if (rs->o.lazy && !rs->lazy_full && strstr(e->msg, "page source") != NULL)
-			rf_errf(e, RF_EX_UNAVAILABLE, "restore: a post-copy image, and no userfaultfd "
-			    "that takes kernel faults here (it needs CAP_SYS_PTRACE or "
-			    "vm.unprivileged_userfaultfd=1)");
+	if (rf_pager_run(pg, b.uffd, e) == -1) {
+		lazy_refused(rs, e);
 		kill_child(pid);
 		goto out;
 	}
@@ -859,13 +874,16 @@ rf_restore_run(struct rf_restore *rs, struct rf_imgr *r, struct rf_err *e)
 			goto out;
 		}
 	}
-	if (finish(&b, pid, m.addr, m.len, stopreq, e) == -1) {
-		kill_child(pid);
-		goto out;
-	}
+	/* The child finishes on its own: rf_restore_finish waits for it. */
 	rs->pid = pid;
+	rs->sock = b.sock;
+	b.sock = -1;
+	rs->region = m.addr;
+	rs->region_len = m.len;
+	rs->stopreq = stopreq;
 	ret = 0;
 out:
+	rf_pager_free(pg);
 	if (b.uffd != -1)
 		close(b.uffd);
 	if (b.sock != -1)
@@ -874,6 +892,30 @@ out:
 		close(b.csock);
 	free(b.args);
 	return ret;
+}
+
+int
+rf_restore_finish(struct rf_restore *rs, struct rf_err *e)
+{
+	struct build b = { .rs = rs, .p = rs->p, .sock = rs->sock, .csock = -1, .uffd = -1 };
+	int r;
+
+	r = finish(&b, rs->pid, rs->region, rs->region_len, rs->stopreq, e);
+	close(rs->sock);
+	rs->sock = -1;
+	if (r == -1) {
+		kill_child(rs->pid);
+		rs->pid = -1;
+	}
+	return r;
+}
+
+int
+rf_restore_run(struct rf_restore *rs, struct rf_imgr *r, struct rf_err *e)
+{
+	if (rf_restore_build(rs, r, e) == -1)
+		return -1;
+	return rf_restore_finish(rs, e);
 }
 
 int
@@ -893,6 +935,9 @@ rf_restore_abort(struct rf_restore *rs)
 	if (rs->pid > 0)
 		kill_child(rs->pid);
 	rs->pid = -1;
+	if (rs->sock >= 0)
+		close(rs->sock);
+	rs->sock = -1;
 }
 
 int

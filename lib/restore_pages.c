@@ -9,6 +9,8 @@
  * the same, so for more than a little memory a second thread copies one
  * slot while this one reads the next.  Slots are reused from their start:
  * they stay hot, and first touch of memory is what costs on these machines.
+ * The first slot is read while the child still builds its layout
+ * (rf_pager_start), the rest once it is ready (rf_pager_run).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -31,7 +33,8 @@
 struct chunk {
 	uint64_t addr;
 	size_t off, len;
-	int uffd;			/* by UFFDIO_COPY, else process_vm_writev */
+	int anon;			/* by UFFDIO_COPY if there is a userfaultfd,
+					   else process_vm_writev */
 };
 
 struct slot {
@@ -41,7 +44,7 @@ struct slot {
 	int full;
 };
 
-struct pager {
+struct rf_pager {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct slot slot[NSLOT];
@@ -50,6 +53,10 @@ struct pager {
 	int quit, failed;
 	struct rf_err err;
 	struct iovec l[IOV_MAX], rv[IOV_MAX];
+	struct rf_imgr *r;
+	const struct rf_proc *p;
+	const int *vmafile;
+	int got;			/* the stream's verdict on the first slot */
 };
 
 static int
@@ -102,13 +109,13 @@ vm_write(pid_t pid, struct iovec *l, struct iovec *rv, int n, struct rf_err *e)
 
 /* Everything a slot holds into the child. */
 static int
-put_slot(struct pager *pg, struct slot *s, struct rf_err *e)
+put_slot(struct rf_pager *pg, struct slot *s, struct rf_err *e)
 {
 	int i, n = 0;
 
 	for (i = 0; i < s->n; i++) {
 		const struct chunk *c = &s->c[i];
-		if (c->uffd) {
+		if (c->anon && pg->uffd != -1) {
 			if (uffd_copy(pg->uffd, c->addr, s->buf + c->off, c->len, e) == -1)
 				return -1;
 			continue;
@@ -130,7 +137,7 @@ put_slot(struct pager *pg, struct slot *s, struct rf_err *e)
 static void *
 copier(void *arg)
 {
-	struct pager *pg = arg;
+	struct rf_pager *pg = arg;
 	struct slot *s;
 	struct rf_err e;
 	int k = 0, r;
@@ -162,9 +169,9 @@ copier(void *arg)
 
 /* Read records into s until it is worth handing over; the stream's verdict. */
 static int
-fill_slot(struct pager *pg, struct slot *s, struct rf_imgr *r, const struct rf_proc *p,
-    const int *vmafile, struct rf_err *e)
+fill_slot(struct rf_pager *pg, struct slot *s, struct rf_err *e)
 {
+	const struct rf_proc *p = pg->p;
 	uint64_t addr;
 	size_t len, used = 0;
 	ssize_t vi;
@@ -172,65 +179,86 @@ fill_slot(struct pager *pg, struct slot *s, struct rf_imgr *r, const struct rf_p
 
 	s->n = 0;
 	while (used < SLOT_FILL && s->n < SLOT_CHUNKS) {
-		got = rf_imgr_pages(r, &addr, s->buf + used, SLOT_CAP - used, &len, e);
+		got = rf_imgr_pages(pg->r, &addr, s->buf + used, SLOT_CAP - used, &len, e);
 		if (got != 1)
 			break;
 		vi = rf_proc_find_vma(p, addr);
 		if (p->vmas[vi].flags & RF_VMA_SHARED)
 			continue;	/* a shared mapping shows the file */
-		s->c[s->n++] = (struct chunk){ addr, used, len, pg->uffd != -1 && vmafile[vi] == -1 };
+		s->c[s->n++] = (struct chunk){ addr, used, len, pg->vmafile[vi] == -1 };
 		used += len;
 	}
 	return got;
 }
 
+static int
+slot_alloc(struct slot *s, struct rf_err *e)
+{
+	s->buf = mmap(NULL, SLOT_CAP, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS |
+	    MAP_NORESERVE, -1, 0);
+	if (s->buf == MAP_FAILED) {
+		s->buf = NULL;
+		return rf_errno(e, "restore: buffer");
+	}
+	return 0;
+}
+
 int
-rf_restore_pages(int uffd, pid_t pid, struct rf_imgr *r, const struct rf_proc *p,
+rf_pager_start(struct rf_pager **pgp, pid_t pid, struct rf_imgr *r, const struct rf_proc *p,
     const int *vmafile, struct rf_err *e)
 {
-	struct pager *pg;
-	pthread_t th;
-	int i, k = 0, got = 1, threaded, ret = -1;
+	struct rf_pager *pg;
 
-	if ((pg = calloc(1, sizeof(*pg))) == NULL)
+	if ((*pgp = pg = calloc(1, sizeof(*pg))) == NULL)
 		return rf_errno(e, "restore");
 	pthread_mutex_init(&pg->mu, NULL);
 	pthread_cond_init(&pg->cv, NULL);
-	pg->uffd = uffd;
+	pg->uffd = -1;
 	pg->pid = pid;
-	for (i = 0; i < NSLOT; i++) {
-		pg->slot[i].buf = mmap(NULL, SLOT_CAP, PROT_READ | PROT_WRITE, MAP_PRIVATE |
-		    MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (pg->slot[i].buf == MAP_FAILED) {
-			rf_errno(e, "restore: buffer");
-			goto out;
+	pg->r = r;
+	pg->p = p;
+	pg->vmafile = vmafile;
+	if (slot_alloc(&pg->slot[0], e) == -1)
+		return -1;
+	pg->got = fill_slot(pg, &pg->slot[0], e);
+	return pg->got == -1 ? -1 : 0;
+}
+
+int
+rf_pager_run(struct rf_pager *pg, int uffd, struct rf_err *e)
+{
+	struct slot *s = &pg->slot[0];
+	pthread_t th;
+	int k = 0, got = pg->got, threaded, failed;
+
+	pg->uffd = uffd;
+	threaded = got == 1 && rf_proc_page_bytes(pg->p) >= THREAD_MIN;
+	if (threaded && slot_alloc(&pg->slot[1], e) == -1)
+		return -1;
+	threaded = threaded && pthread_create(&th, NULL, copier, pg) == 0;
+	for (;;) {
+		if (s->n > 0 && !threaded && put_slot(pg, s, e) == -1)
+			return -1;
+		if (s->n > 0 && threaded) {
+			pthread_mutex_lock(&pg->mu);
+			s->full = 1;
+			pthread_cond_broadcast(&pg->cv);
+			pthread_mutex_unlock(&pg->mu);
+			k = (k + 1) % NSLOT;
 		}
-	}
-	threaded = rf_proc_page_bytes(p) >= THREAD_MIN &&
-	    pthread_create(&th, NULL, copier, pg) == 0;
-	while (got == 1) {
-		struct slot *s = &pg->slot[k];
+		if (got != 1)
+			break;
+		s = &pg->slot[k];
 		if (threaded) {
 			pthread_mutex_lock(&pg->mu);
 			while (s->full && !pg->failed)
 				pthread_cond_wait(&pg->cv, &pg->mu);
-			i = pg->failed;
+			failed = pg->failed;
 			pthread_mutex_unlock(&pg->mu);
-			if (i)
+			if (failed)
 				break;
 		}
-		if ((got = fill_slot(pg, s, r, p, vmafile, e)) == -1 || s->n == 0)
-			continue;
-		if (!threaded) {
-			if (put_slot(pg, s, e) == -1)
-				goto out;
-			continue;
-		}
-		pthread_mutex_lock(&pg->mu);
-		s->full = 1;
-		pthread_cond_broadcast(&pg->cv);
-		pthread_mutex_unlock(&pg->mu);
-		k = (k + 1) % NSLOT;
+		got = fill_slot(pg, s, e);
 	}
 	if (threaded) {
 		pthread_mutex_lock(&pg->mu);
@@ -243,13 +271,20 @@ rf_restore_pages(int uffd, pid_t pid, struct rf_imgr *r, const struct rf_proc *p
 			got = -1;
 		}
 	}
-	ret = got == -1 ? -1 : 0;
-out:
+	return got == -1 ? -1 : 0;
+}
+
+void
+rf_pager_free(struct rf_pager *pg)
+{
+	int i;
+
+	if (pg == NULL)
+		return;
 	for (i = 0; i < NSLOT; i++)
-		if (pg->slot[i].buf && pg->slot[i].buf != MAP_FAILED)
+		if (pg->slot[i].buf != NULL)
 			munmap(pg->slot[i].buf, SLOT_CAP);
 	pthread_mutex_destroy(&pg->mu);
 	pthread_cond_destroy(&pg->cv);
 	free(pg);
-	return ret;
 }

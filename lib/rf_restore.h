@@ -5,6 +5,7 @@
  *	rf_imgr_start				(lib/stream.c: header and metadata)
  *	rf_restore_check			every check that needs no process
  *	rf_restore_run  or  rf_restore_drain	build it, or (-n) read the rest
+ *	  (rf_restore_run is rf_restore_build, then rf_restore_finish)
  *	rf_restore_release  or  rf_restore_abort	let it run, or kill it
  *	rf_restore_free
  *
@@ -98,6 +99,11 @@ struct rf_restore {
 	uint64_t img_vdso;		/* 0: the image has no vdso block */
 	uint64_t *busy;			/* our own mappings, start/end pairs */
 	size_t nbusy;
+
+	/* rf_restore_build to rf_restore_finish */
+	int sock;			/* our end of the child's socket, or -1 */
+	uint64_t region, region_len;	/* the blob's, where its last fetch faults */
+	int stopreq;			/* a SIGSTOP came meanwhile */
 };
 
 /*
@@ -109,11 +115,27 @@ struct rf_restore {
 int rf_restore_check(struct rf_restore *rs, const struct rf_proc *p,
     const struct rf_restore_opts *o, int for_run, struct rf_err *e);
 /*
+ * Ask the CPU (cpuid) what rf_restore_check compares the image's CPU state
+ * with, once for this process and those it forks: in a virtual machine each
+ * cpuid is an exit to the host (12 us here).  rf_restore_check calls it too.
+ */
+void rf_restore_cpu(void);
+/*
  * Build the process from the rest of the stream.  On success rs->pid is our
  * child, complete and held (ptrace) before its first instruction of the
  * image; every page record and the end record have been verified.
  */
 int rf_restore_run(struct rf_restore *rs, struct rf_imgr *r, struct rf_err *e);
+/*
+ * The same in two halves.  Build returns once the whole stream is in the
+ * process and it takes its last steps on its own (signals, limits, the
+ * filter; rs->pid is set); finish waits for them and gives it the image's
+ * registers.  Between them the caller may do work of its own (a server
+ * starts its post-copy thread); rf_restore_abort undoes a build.  Each
+ * kills and reaps the process when it fails.
+ */
+int rf_restore_build(struct rf_restore *rs, struct rf_imgr *r, struct rf_err *e);
+int rf_restore_finish(struct rf_restore *rs, struct rf_err *e);
 /* Let it run (or leave it in group stop, leave_stopped).  Kills it on failure. */
 int rf_restore_release(struct rf_restore *rs, struct rf_err *e);
 /* Kill and reap it instead (no one learnt its pid). */
@@ -122,12 +144,17 @@ void rf_restore_abort(struct rf_restore *rs);
 int rf_restore_drain(struct rf_imgr *r, struct rf_err *e);
 void rf_restore_free(struct rf_restore *rs);
 /*
- * Internal (restore.c): the rest of the stream into process pid, anonymous
- * memory through its userfaultfd (or -1), per VMA vmafile[i] >= 0 for a
- * file mapping.
+ * Internal (restore.c): the rest of the stream into process pid.  Start
+ * reads the first records (up to 1 MiB of pages) while the process still
+ * builds its layout; run puts them in, anonymous memory through its
+ * userfaultfd (or -1), per VMA vmafile[i] >= 0 for a file mapping, and does
+ * the rest of the stream; free releases the buffers (after a failure too).
  */
-int rf_restore_pages(int uffd, pid_t pid, struct rf_imgr *r, const struct rf_proc *p,
+struct rf_pager;
+int rf_pager_start(struct rf_pager **pg, pid_t pid, struct rf_imgr *r, const struct rf_proc *p,
     const int *vmafile, struct rf_err *e);
+int rf_pager_run(struct rf_pager *pg, int uffd, struct rf_err *e);
+void rf_pager_free(struct rf_pager *pg);
 /* st is the same file as mapping v had at dump time (device, inode, size, mtime). */
 int rf_restore_same_file(const struct rf_vma *v, const struct stat *st, struct rf_err *e);
 
