@@ -414,8 +414,9 @@ take_conn(int kfd, char *state, size_t *slen)
 }
 
 /*
- * Post-copy: S's page source, a copy of S frozen as S stops (docs/FORK.md
- * "Post-copy"), that rf-stub reads the lazy pages from once S is gone.  A
+ * Post-copy: S's page source, a copy of S frozen as rf-snap read it
+ * (docs/FORK.md "Post-copy"), that rf-stub reads the lazy pages from once
+ * S is gone.  A
  * bare clone: no exit signal (nothing of the program sees it), no atfork
  * handlers (S's memory stays as rf-snap will see it); it holds no fd, dies
  * with its parent and otherwise only waits to be killed.
@@ -471,13 +472,16 @@ child(int k[2], const sigset_t *old, pid_t ppid, int lazy)
 	cld_child();
 	/* If P dies meanwhile, SIGCONT lets S go on as a local child. */
 	if (prctl(PR_SET_PDEATHSIG, SIGCONT) == 0 && getppid() == ppid) {
-		if (lazy)
-			src = make_source();
 		(void)!rfp_write(k[1], "s", 1);
 		syscall(SYS_kill, syscall(SYS_getpid), SIGSTOP);
 		/* The image is taken here: C resumes at this read. */
 		read_ctl(k[1], msg, sizeof(msg));
+		/* The page source, if any, is made only now, off the fork's
+		   path: S's memory is as rf-snap read it (S wrote nothing since
+		   but its stack, which the image carries). */
 		if (strncmp(msg, "pre\n", 4) == 0) {
+			if (lazy)
+				src = make_source();
 			pre_stub(k[1], src);
 			goto local;
 		}
@@ -495,10 +499,8 @@ child(int k[2], const sigset_t *old, pid_t ppid, int lazy)
 			int conn = -1;
 
 			/* "... lazy": pages come after the child starts, from src */
-			if (strstr(msg, " lazy\n") == NULL) {
-				drop_source(src);
-				src = 0;
-			}
+			if (strstr(msg, " lazy\n") != NULL)
+				src = make_source();
 			if (msg[0] == 'h')
 				conn = take_conn(k[1], state, &slen);
 			exec_stub(k[1], msg + 5, conn, state, slen, src);
