@@ -214,6 +214,10 @@ bg_hold() {
 	wait "$pid" || true
 	cat "$OUT" "$ERR" "$TDIR/nocap.log"
 	ok_child
+	# the child ran there, from the whole image (a second try when S had
+	# already become the stub: the early stub, docs/FORK.md "Limits")
+	grep -q "fork: pid $(sed -n 's/^forked //p' "$OUT") (parent [0-9]*) waits for its stub" \
+	    "$TDIR/nocap.log"
 	[ "$(grep -c 'no post-copy on ' "$ERR")" -eq 1 ]
 	grep -q "CAP_SYS_PTRACE" "$ERR"
 	! grep -q "post-copy: [0-9]* pages" "$TDIR/nocap.log"

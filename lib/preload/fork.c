@@ -46,8 +46,6 @@ static char my_host[RFP_HOST];
 static char probe_host[RF_FWD_HOST_MAX];
 /* A server said it cannot take post-copy images: ask no more (per process). */
 static atomic_int postcopy_off;
-/* A server took one: S may start its stub before the answer (early_pre). */
-static atomic_int postcopy_seen;
 
 /* SIGCHLD's SA_NOCLDSTOP, set while S stops and continues (see below). */
 static atomic_flag cld_lock = ATOMIC_FLAG_INIT;
@@ -810,6 +808,29 @@ early_end(struct early *x, pid_t (*realf)(void), const sigset_t *old, int ok, in
 	return x->pid;
 }
 
+/*
+ * The server refused post-copy after S had become the stub (early_pre):
+ * S's image cannot be read again.  The stub ends unseen and the fork starts
+ * over, with the whole image (its atfork handlers then run twice, as for a
+ * local fallback).  0 if S was the local child already ("x": its exec had
+ * failed): the fork ends with S.
+ */
+static int
+again(struct early *x, struct rfp_hand *hand, int kfd, const sigset_t *old)
+{
+	(void)send(kfd, "local\n", 6, MSG_NOSIGNAL);
+	if (ctl_byte(kfd) == 'x') {
+		x->started = 0;
+		return 0;
+	}
+	forget(x->pid);
+	rfp_hand_free(hand);
+	cld_leave();
+	rfp_close(kfd);
+	sigprocmask(SIG_SETMASK, old, NULL);
+	return 1;
+}
+
 static pid_t
 remote_fork(pid_t (*realf)(void))
 {
@@ -840,10 +861,8 @@ remote_fork(pid_t (*realf)(void))
 	}
 	/* post-copy (docs/FORK.md): worth it for a big private anonymous mapping */
 	lazy = rfp_cfg.postcopy && rfp_big_anon && !atomic_load(&postcopy_off);
-	/* The early stub (docs/FORK.md step 4): not while a refusal of
-	   post-copy could still ask for S's image again. */
-	x = (struct early){ k[0], 0, host, rfp_cfg.early &&
-	    (!lazy || atomic_load(&postcopy_seen)), 0, 0 };
+	/* the early stub (docs/FORK.md step 4) */
+	x = (struct early){ k[0], 0, host, rfp_cfg.early, 0, 0 };
 	cld_enter();
 	pid = realf();
 	if (pid == 0)
@@ -857,16 +876,18 @@ remote_fork(pid_t (*realf)(void))
 		ok = rfp_ship_hand(pid, self, k[1], host, token, &hand, &lz, &why,
 		    early_hand, &x, &early, early_pre, early_stopped) == 0;
 		/* a server that cannot take it: once more, the whole image */
-		if (!ok && lazy && x.stopped && x.started == 0 &&
-		    strstr(why.s, "post-copy") != NULL) {
+		if (!ok && lazy && x.stopped && strstr(why.s, "post-copy") != NULL) {
 			rfp_log("fork: no post-copy on ", host, ": ", why.s, NULL);
 			atomic_store(&postcopy_off, 1);
 			lz = 0;
-			ok = rfp_ship_hand(pid, self, k[1], host, token, &hand, &lz,
-			    &why, early_hand, &x, &early, NULL, NULL) == 0;
+			if (x.started == 0)
+				ok = rfp_ship_hand(pid, self, k[1], host, token, &hand, &lz,
+				    &why, early_hand, &x, &early, NULL, NULL) == 0;
+			else if (again(&x, &hand, k[0], &old)) {
+				/* S is its stub already: a new fork, the whole image */
+				return remote_fork(realf);
+			}
 		}
-		if (ok && lz)
-			atomic_store(&postcopy_seen, 1);
 		if (x.started == -1) {
 			/* S took "pre" and said nothing: it may be anything now */
 			kill(pid, SIGKILL);
