@@ -1,5 +1,5 @@
 /*
- * metaparse FILE [N] - time rf_meta_load on the metadata in FILE (JSON as
+ * metaparse FILE [N [warm|fork]] - time rf_meta_load on the metadata in FILE (JSON as
  * rf-snap -M prints it; it is re-dumped compact, as an image carries it).
  *   warm  N loads in a loop in this process
  *   fork  N times: fork, then one load in the child, as rf-server's
@@ -66,11 +66,13 @@ main(int argc, char **argv)
 	char *buf, *json;
 	size_t len;
 	ssize_t r;
+	const char *only;
 	int fd, n, i, pfd[2];
 
 	if (argc < 2)
-		errx(2, "usage: metaparse file [n]");
+		errx(2, "usage: metaparse file [n [warm|fork]]");
 	n = argc > 2 ? atoi(argv[2]) : 200;
+	only = argc > 3 ? argv[3] : "";
 	if ((fd = open(argv[1], O_RDONLY)) == -1)
 		err(1, "%s", argv[1]);
 	if ((buf = malloc(RF_META_MAX)) == NULL)
@@ -92,6 +94,8 @@ main(int argc, char **argv)
 	for (i = 0; i < n; i++)
 		s[i] = one(json, len);
 	report("warm", s, n);
+	if (strcmp(only, "warm") == 0)
+		return 0;
 
 	if (pipe(pfd) == -1)
 		err(1, "pipe");
