@@ -622,6 +622,9 @@ jat(const struct jv *a, uint32_t i)
 struct ctx {
 	struct rf_err *e;
 	char path[128];
+	const struct jv *obj;		/* the object check_keys passed last, */
+	const char *const *keys;	/* its key list */
+	const struct jv *val[64];	/* and the value of each key */
 };
 
 /* c->path = "name[i]", without printf: a fresh fork would fault in its code. */
@@ -651,6 +654,7 @@ check_keys(struct ctx *c, const struct jv *o, const char *const keys[])
 	uint32_t m;
 	size_t i;
 
+	c->obj = NULL;
 	if (!J_IS(o, J_OBJ))
 		return META_ERR(c->e, "%s: expected an object", c->path);
 	J_FOREACH(o, m, k) {
@@ -663,12 +667,30 @@ check_keys(struct ctx *c, const struct jv *o, const char *const keys[])
 		if (seen & 1ull << i)
 			return META_ERR(c->e, "%s: duplicate key \"%s\"", c->path, keys[i]);
 		seen |= 1ull << i;
-		k++;
+		c->val[i] = ++k;
 	}
 	for (i = 0; keys[i]; i++)
 		if (!(seen & 1ull << i))
 			return META_ERR(c->e, "%s: missing \"%s\"", c->path, keys[i]);
+	c->obj = o;
+	c->keys = keys;
 	return 0;
+}
+
+/*
+ * Member k of o, from what check_keys found when k is the very string of its
+ * list (as the literals of one file are), else by a search.
+ */
+static const struct jv *
+cget(struct ctx *c, const struct jv *o, const char *k)
+{
+	size_t i;
+
+	if (o != NULL && o == c->obj)
+		for (i = 0; c->keys[i]; i++)
+			if (c->keys[i] == k)
+				return c->val[i];
+	return jget(o, k);
 }
 
 static int
@@ -694,7 +716,7 @@ parse_hex(const struct jv *v, uint64_t *out)
 static int
 get_hex(struct ctx *c, const struct jv *o, const char *k, uint64_t *out)
 {
-	if (parse_hex(jget(o, k), out) == -1)
+	if (parse_hex(cget(c, o, k), out) == -1)
 		return META_ERR(c->e, "%s.%s: expected a \"0x...\" hex string", c->path, k);
 	return 0;
 }
@@ -702,7 +724,7 @@ get_hex(struct ctx *c, const struct jv *o, const char *k, uint64_t *out)
 static int
 get_int(struct ctx *c, const struct jv *o, const char *k, int64_t min, int64_t max, int64_t *out)
 {
-	const struct jv *v = jget(o, k);
+	const struct jv *v = cget(c, o, k);
 
 	if (!J_IS(v, J_INT))
 		return META_ERR(c->e, "%s.%s: expected an integer", c->path, k);
@@ -715,7 +737,7 @@ get_int(struct ctx *c, const struct jv *o, const char *k, int64_t min, int64_t m
 static int
 get_bool(struct ctx *c, const struct jv *o, const char *k, int *out)
 {
-	const struct jv *v = jget(o, k);
+	const struct jv *v = cget(c, o, k);
 
 	*out = 0;
 	if (!J_IS(v, J_TRUE) && !J_IS(v, J_FALSE))
@@ -728,7 +750,7 @@ get_bool(struct ctx *c, const struct jv *o, const char *k, int *out)
 static int
 get_str(struct ctx *c, const struct jv *o, const char *k, int nullable, char **out)
 {
-	const struct jv *v = jget(o, k);
+	const struct jv *v = cget(c, o, k);
 
 	*out = NULL;
 	if (nullable && J_IS(v, J_NULL))
