@@ -200,106 +200,580 @@ rf_meta_dump(const struct rf_proc *p, int indent)
 	return s;
 }
 
-/* ---- load ---- */
+/* ---- load ----
+ *
+ * Not through jansson: a remote fork's server parses the metadata in a
+ * freshly forked process, where jansson's tree (a malloc per value, a hash
+ * table per object) wrote some 56 heap pages, each a copy-on-write fault,
+ * and its byte-at-a-time lexer ran at 40 MB/s.  This parser makes one flat
+ * array of values; strings point into the input unless they hold escapes.
+ * The grammar is RFC 8259 as jansson takes it: an object or array at the
+ * top, no NUL in strings, valid UTF-8, integers that fit 64 bits.
+ * Duplicate keys are caught where the key sets are checked.
+ */
 
-struct ctx {
-	struct rf_err *e;
-	char path[128];
+enum { J_NULL, J_FALSE, J_TRUE, J_INT, J_REAL, J_STR, J_ARR, J_OBJ };
+
+struct jv {			/* 16 bytes: fewer pages to fault in */
+	uint32_t t : 3;
+	uint32_t size : 29;	/* values in this subtree, itself included */
+	uint32_t n;		/* string bytes, array elements, object members */
+	union {
+		const char *s;
+		int64_t i;
+	};
 };
 
-/* Exactly these keys (NULL-terminated list). */
-static int
-check_keys(struct ctx *c, json_t *o, const char *const keys[])
-{
-	const char *k;
-	json_t *v;
-	size_t i, n = 0;
+/* Members follow an object as key, value; elements follow an array. */
+#define J_NEXT(x) ((x) + (x)->size)
+#define J_FOREACH(a, i, x) for ((i) = 0, (x) = (a) + 1; (i) < (a)->n; (i)++, (x) = J_NEXT(x))
 
-	if (!json_is_object(o))
-		return META_ERR(c->e, "%s: expected an object", c->path);
-	json_object_foreach(o, k, v) {
-		for (i = 0; keys[i]; i++)
-			if (strcmp(k, keys[i]) == 0)
-				break;
-		if (keys[i] == NULL)
-			return META_ERR(c->e, "%s: unknown key \"%.40s\"", c->path, k);
-		n++;
+struct jp {
+	const char *p, *end, *buf;
+	struct jv *v;
+	size_t nv, cap;
+	char *sbuf;		/* unescaped strings */
+	size_t slen;
+	const char *err, *errat;
+};
+
+static int
+jp_fail(struct jp *j, const char *at, const char *msg)
+{
+	j->err = msg;
+	j->errat = at;
+	return -1;
+}
+
+static ssize_t
+jp_new(struct jp *j, int t)
+{
+	if (j->nv == j->cap) {
+		size_t cap = j->cap * 2;
+		struct jv *v;
+		if (cap >= 1u << 29 || (v = realloc(j->v, cap * sizeof(*v))) == NULL)
+			return jp_fail(j, j->p, "out of memory");
+		j->v = v;
+		j->cap = cap;
 	}
-	for (i = 0; keys[i]; i++)
-		if (json_object_get(o, keys[i]) == NULL)
-			return META_ERR(c->e, "%s: missing \"%s\"", c->path, keys[i]);
-	return 0;
+	j->v[j->nv] = (struct jv){ .t = t, .size = 1 };
+	return j->nv++;
+}
+
+static void
+jp_ws(struct jp *j)
+{
+	while (j->p < j->end && (*j->p == ' ' || *j->p == '\n' || *j->p == '\t' || *j->p == '\r'))
+		j->p++;
+}
+
+/* Bytes in the UTF-8 sequence at p, 0 if it is not one (overlong, surrogate, > U+10FFFF). */
+static int
+utf8_len(const unsigned char *p, const unsigned char *end)
+{
+	unsigned c = p[0], cp;
+	int n, i;
+
+	if (c < 0x80)
+		return 1;
+	if (c < 0xc2)
+		return 0;
+	if (c < 0xe0)
+		n = 2, cp = c & 0x1f;
+	else if (c < 0xf0)
+		n = 3, cp = c & 0x0f;
+	else if (c < 0xf5)
+		n = 4, cp = c & 0x07;
+	else
+		return 0;
+	if (end - p < n)
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
 }
 
 static int
-parse_hex(const char *s, uint64_t *out)
+hex4(const char *p, const char *end, unsigned *out)
 {
-	uint64_t v = 0;
-	size_t i;
+	unsigned v = 0;
+	int i;
 
-	if (s[0] != '0' || s[1] != 'x' || s[2] == '\0' || strlen(s) > 18)
+	if (end - p < 4)
 		return -1;
-	for (i = 2; s[i]; i++) {
-		int d;
-		if (s[i] >= '0' && s[i] <= '9') d = s[i] - '0';
-		else if (s[i] >= 'a' && s[i] <= 'f') d = s[i] - 'a' + 10;
+	for (i = 0; i < 4; i++) {
+		char c = p[i];
+		v <<= 4;
+		if (c >= '0' && c <= '9') v |= c - '0';
+		else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F') v |= c - 'A' + 10;
 		else return -1;
-		v = v << 4 | d;
 	}
 	*out = v;
 	return 0;
 }
 
+/* At the opening quote. */
 static int
-get_hex(struct ctx *c, json_t *o, const char *k, uint64_t *out)
+jp_string(struct jp *j)
 {
-	json_t *v = json_object_get(o, k);
+	const unsigned char *p = (const unsigned char *)j->p + 1, *end = (const unsigned char *)j->end;
+	const unsigned char *s = p;
+	ssize_t k;
+	char *o;
+	int n;
 
-	if (!json_is_string(v) || parse_hex(json_string_value(v), out) == -1)
+	while (p < end && *p != '"' && *p != '\\' && *p >= 0x20) {
+		if (*p < 0x80)
+			p++;
+		else if ((n = utf8_len(p, end)) == 0)
+			return jp_fail(j, (const char *)p, "invalid UTF-8 in a string");
+		else
+			p += n;
+	}
+	if ((k = jp_new(j, J_STR)) == -1)
+		return -1;
+	if (p < end && *p == '"') {
+		j->v[k].s = (const char *)s;
+		j->v[k].n = p - s;
+		j->p = (const char *)p + 1;
+		return 0;
+	}
+	/* Escapes: the decoded string goes to sbuf, never longer than its source. */
+	if (j->sbuf == NULL && (j->sbuf = malloc(j->end - j->buf)) == NULL)
+		return jp_fail(j, (const char *)p, "out of memory");
+	o = j->sbuf + j->slen;
+	memcpy(o, s, p - s);
+	o += p - s;
+	for (;;) {
+		unsigned cp, lo;
+		if (p >= end)
+			return jp_fail(j, (const char *)p, "premature end of input in a string");
+		if (*p == '"')
+			break;
+		if (*p < 0x20)
+			return jp_fail(j, (const char *)p, "control character in a string");
+		if (*p != '\\') {
+			if ((n = utf8_len(p, end)) == 0)
+				return jp_fail(j, (const char *)p, "invalid UTF-8 in a string");
+			memcpy(o, p, n);
+			o += n;
+			p += n;
+			continue;
+		}
+		if (++p >= end)
+			return jp_fail(j, (const char *)p, "premature end of input in a string");
+		switch (*p++) {
+		case '"': *o++ = '"'; continue;
+		case '\\': *o++ = '\\'; continue;
+		case '/': *o++ = '/'; continue;
+		case 'b': *o++ = '\b'; continue;
+		case 'f': *o++ = '\f'; continue;
+		case 'n': *o++ = '\n'; continue;
+		case 'r': *o++ = '\r'; continue;
+		case 't': *o++ = '\t'; continue;
+		case 'u': break;
+		default: return jp_fail(j, (const char *)p - 1, "invalid escape");
+		}
+		if (hex4((const char *)p, j->end, &cp) == -1)
+			return jp_fail(j, (const char *)p, "invalid \\u escape");
+		p += 4;
+		if (cp >= 0xdc00 && cp <= 0xdfff)
+			return jp_fail(j, (const char *)p, "invalid Unicode escape (lone low surrogate)");
+		if (cp >= 0xd800 && cp <= 0xdbff) {
+			if (end - p < 2 || p[0] != '\\' || p[1] != 'u' ||
+			    hex4((const char *)p + 2, j->end, &lo) == -1 || lo < 0xdc00 || lo > 0xdfff)
+				return jp_fail(j, (const char *)p, "invalid Unicode escape (lone high surrogate)");
+			p += 6;
+			cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+		}
+		if (cp == 0)
+			return jp_fail(j, (const char *)p, "\\u0000 is not allowed");
+		if (cp < 0x80) {
+			*o++ = cp;
+		} else if (cp < 0x800) {
+			*o++ = 0xc0 | cp >> 6;
+			*o++ = 0x80 | (cp & 0x3f);
+		} else if (cp < 0x10000) {
+			*o++ = 0xe0 | cp >> 12;
+			*o++ = 0x80 | (cp >> 6 & 0x3f);
+			*o++ = 0x80 | (cp & 0x3f);
+		} else {
+			*o++ = 0xf0 | cp >> 18;
+			*o++ = 0x80 | (cp >> 12 & 0x3f);
+			*o++ = 0x80 | (cp >> 6 & 0x3f);
+			*o++ = 0x80 | (cp & 0x3f);
+		}
+	}
+	j->v[k].s = j->sbuf + j->slen;
+	j->v[k].n = o - (j->sbuf + j->slen);
+	j->slen += j->v[k].n;
+	j->p = (const char *)p + 1;
+	return 0;
+}
+
+static int
+jp_number(struct jp *j)
+{
+	const char *p = j->p, *end = j->end, *start = p;
+	uint64_t u = 0, lim;
+	int neg = 0, real = 0, big = 0;
+	ssize_t k;
+
+	if (p < end && *p == '-')
+		neg = 1, p++;
+	lim = neg ? (uint64_t)INT64_MAX + 1 : INT64_MAX;
+	if (p >= end || *p < '0' || *p > '9')
+		return jp_fail(j, start, "invalid number");
+	if (*p == '0' && p + 1 < end && p[1] >= '0' && p[1] <= '9')
+		return jp_fail(j, start, "invalid number (leading zero)");
+	for (; p < end && *p >= '0' && *p <= '9'; p++) {
+		unsigned d = *p - '0';
+		if (u > (lim - d) / 10)
+			big = 1;
+		else
+			u = u * 10 + d;
+	}
+	if (p < end && *p == '.') {
+		real = 1;
+		if (++p >= end || *p < '0' || *p > '9')
+			return jp_fail(j, start, "invalid number");
+		while (p < end && *p >= '0' && *p <= '9')
+			p++;
+	}
+	if (p < end && (*p == 'e' || *p == 'E')) {
+		real = 1;
+		if (++p < end && (*p == '+' || *p == '-'))
+			p++;
+		if (p >= end || *p < '0' || *p > '9')
+			return jp_fail(j, start, "invalid number");
+		while (p < end && *p >= '0' && *p <= '9')
+			p++;
+	}
+	if (big && !real)
+		return jp_fail(j, start, neg ? "too big negative integer" : "too big integer");
+	if ((k = jp_new(j, real ? J_REAL : J_INT)) == -1)
+		return -1;
+	j->v[k].i = neg ? (int64_t)(0 - u) : (int64_t)u;
+	j->p = p;
+	return 0;
+}
+
+static int
+jp_value(struct jp *j, int depth)
+{
+	static const struct { const char *s; int t; } lit[] = {
+		{ "null", J_NULL }, { "false", J_FALSE }, { "true", J_TRUE },
+	};
+	const char *at;
+	ssize_t k;
+	size_t i;
+	uint32_t n = 0;
+
+	jp_ws(j);
+	at = j->p;
+	if (at >= j->end)
+		return jp_fail(j, at, "premature end of input");
+	if (*at == '"')
+		return jp_string(j);
+	if (*at == '-' || (*at >= '0' && *at <= '9'))
+		return jp_number(j);
+	if (*at != '{' && *at != '[') {
+		for (i = 0; i < sizeof(lit) / sizeof(lit[0]); i++) {
+			const char *p = at, *l = lit[i].s;
+			while (*l && p < j->end && *p == *l)
+				p++, l++;
+			if (*l == '\0') {
+				j->p = p;
+				return jp_new(j, lit[i].t) == -1 ? -1 : 0;
+			}
+		}
+		return jp_fail(j, at, "invalid token");
+	}
+	if (depth >= 32)
+		return jp_fail(j, at, "too deeply nested");
+	if ((k = jp_new(j, *at == '{' ? J_OBJ : J_ARR)) == -1)
+		return -1;
+	j->p++;
+	jp_ws(j);
+	if (j->p < j->end && *j->p == (*at == '{' ? '}' : ']')) {
+		j->p++;
+		return 0;
+	}
+	for (;;) {
+		if (*at == '{') {
+			jp_ws(j);
+			if (j->p >= j->end || *j->p != '"')
+				return jp_fail(j, j->p, "string or '}' expected");
+			if (jp_string(j) == -1)
+				return -1;
+			jp_ws(j);
+			if (j->p >= j->end || *j->p != ':')
+				return jp_fail(j, j->p, "':' expected");
+			j->p++;
+		}
+		if (jp_value(j, depth + 1) == -1)
+			return -1;
+		n++;
+		jp_ws(j);
+		if (j->p < j->end && *j->p == ',') {
+			j->p++;
+			continue;
+		}
+		if (j->p < j->end && *j->p == (*at == '{' ? '}' : ']'))
+			break;
+		return jp_fail(j, j->p, *at == '{' ? "',' or '}' expected" : "',' or ']' expected");
+	}
+	j->p++;
+	j->v[k].n = n;
+	j->v[k].size = j->nv - k;
+	return 0;
+}
+
+/* The values of buf, or NULL with the error in e. */
+static struct jv *
+jparse(const char *buf, size_t len, char **sbuf, struct rf_err *e)
+{
+	struct jp j = { .p = buf, .end = buf + len, .buf = buf };
+	const char *q;
+	int line = 1, col = 1;
+
+	*sbuf = NULL;
+	j.cap = len / 8 + 64;
+	if ((j.v = malloc(j.cap * sizeof(*j.v))) == NULL) {
+		rf_errno(e, "metadata");
+		return NULL;
+	}
+	jp_ws(&j);
+	if (j.p >= j.end || (*j.p != '{' && *j.p != '['))
+		jp_fail(&j, j.p, "'[' or '{' expected");
+	else if (jp_value(&j, 0) == 0) {
+		jp_ws(&j);
+		if (j.p == j.end) {
+			*sbuf = j.sbuf;
+			return j.v;
+		}
+		jp_fail(&j, j.p, "end of file expected");
+	}
+	for (q = buf; q < j.errat; q++)
+		if (*q == '\n')
+			line++, col = 1;
+		else
+			col++;
+	META_ERR(e, "line %d column %d: %s", line, col, j.err);
+	free(j.v);
+	free(j.sbuf);
+	return NULL;
+}
+
+/* Keys are short: a loop, not memcmp, whose code page a fresh fork would fault in. */
+static int
+jstr_is(const struct jv *v, const char *s)
+{
+	uint32_t i;
+
+	if (v == NULL || v->t != J_STR)
+		return 0;
+	for (i = 0; i < v->n; i++)
+		if (v->s[i] != s[i])
+			return 0;
+	return s[i] == '\0';
+}
+
+/* Member k of object o, or NULL. */
+static const struct jv *
+jget(const struct jv *o, const char *k)
+{
+	const struct jv *x;
+	uint32_t i;
+
+	if (o == NULL || o->t != J_OBJ)
+		return NULL;
+	J_FOREACH(o, i, x) {
+		if (jstr_is(x, k))
+			return x + 1;
+		x++;
+	}
+	return NULL;
+}
+
+/* Element i of array a, or NULL. */
+static const struct jv *
+jat(const struct jv *a, uint32_t i)
+{
+	const struct jv *x;
+	uint32_t n;
+
+	if (a == NULL || a->t != J_ARR || i >= a->n)
+		return NULL;
+	for (n = 0, x = a + 1; n < i; n++)
+		x = J_NEXT(x);
+	return x;
+}
+
+#define J_IS(v, type) ((v) != NULL && (v)->t == (type))
+
+struct ctx {
+	struct rf_err *e;
+	char path[128];
+	const struct jv *obj;		/* the object check_keys passed last, */
+	const char *const *keys;	/* its key list */
+	const struct jv *val[64];	/* and the value of each key */
+};
+
+/* c->path = "name[i]", without printf: a fresh fork would fault in its code. */
+static void
+path_idx(struct ctx *c, const char *name, uint32_t i)
+{
+	char d[10];
+	size_t l = strlcpy(c->path, name, sizeof(c->path) - 16);
+	int n = 0;
+
+	do
+		d[n++] = '0' + i % 10;
+	while (i /= 10);
+	c->path[l++] = '[';
+	while (n)
+		c->path[l++] = d[--n];
+	c->path[l++] = ']';
+	c->path[l] = '\0';
+}
+
+/* Exactly these keys (NULL-terminated list, at most 64), each once. */
+static int
+check_keys(struct ctx *c, const struct jv *o, const char *const keys[])
+{
+	const struct jv *k;
+	uint64_t seen = 0;
+	uint32_t m;
+	size_t i;
+
+	c->obj = NULL;
+	if (!J_IS(o, J_OBJ))
+		return META_ERR(c->e, "%s: expected an object", c->path);
+	J_FOREACH(o, m, k) {
+		for (i = 0; keys[i]; i++)
+			if (jstr_is(k, keys[i]))
+				break;
+		if (keys[i] == NULL)
+			return META_ERR(c->e, "%s: unknown key \"%.*s\"", c->path,
+			    (int)(k->n < 40 ? k->n : 40), k->s);
+		if (seen & 1ull << i)
+			return META_ERR(c->e, "%s: duplicate key \"%s\"", c->path, keys[i]);
+		seen |= 1ull << i;
+		c->val[i] = ++k;
+	}
+	for (i = 0; keys[i]; i++)
+		if (!(seen & 1ull << i))
+			return META_ERR(c->e, "%s: missing \"%s\"", c->path, keys[i]);
+	c->obj = o;
+	c->keys = keys;
+	return 0;
+}
+
+/*
+ * Member k of o, from what check_keys found when k is the very string of its
+ * list (as the literals of one file are), else by a search.
+ */
+static const struct jv *
+cget(struct ctx *c, const struct jv *o, const char *k)
+{
+	size_t i;
+
+	if (o != NULL && o == c->obj)
+		for (i = 0; c->keys[i]; i++)
+			if (c->keys[i] == k)
+				return c->val[i];
+	return jget(o, k);
+}
+
+static int
+parse_hex(const struct jv *v, uint64_t *out)
+{
+	uint64_t x = 0;
+	uint32_t i;
+
+	if (!J_IS(v, J_STR) || v->n < 3 || v->n > 18 || v->s[0] != '0' || v->s[1] != 'x')
+		return -1;
+	for (i = 2; i < v->n; i++) {
+		char c = v->s[i];
+		int d;
+		if (c >= '0' && c <= '9') d = c - '0';
+		else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+		else return -1;
+		x = x << 4 | d;
+	}
+	*out = x;
+	return 0;
+}
+
+static int
+get_hex(struct ctx *c, const struct jv *o, const char *k, uint64_t *out)
+{
+	if (parse_hex(cget(c, o, k), out) == -1)
 		return META_ERR(c->e, "%s.%s: expected a \"0x...\" hex string", c->path, k);
 	return 0;
 }
 
 static int
-get_int(struct ctx *c, json_t *o, const char *k, int64_t min, int64_t max, int64_t *out)
+get_int(struct ctx *c, const struct jv *o, const char *k, int64_t min, int64_t max, int64_t *out)
 {
-	json_t *v = json_object_get(o, k);
+	const struct jv *v = cget(c, o, k);
 
-	if (!json_is_integer(v))
+	if (!J_IS(v, J_INT))
 		return META_ERR(c->e, "%s.%s: expected an integer", c->path, k);
-	*out = json_integer_value(v);
+	*out = v->i;
 	if (*out < min || *out > max)
 		return META_ERR(c->e, "%s.%s: %" PRId64 " out of range", c->path, k, *out);
 	return 0;
 }
 
 static int
-get_bool(struct ctx *c, json_t *o, const char *k, int *out)
+get_bool(struct ctx *c, const struct jv *o, const char *k, int *out)
 {
-	json_t *v = json_object_get(o, k);
+	const struct jv *v = cget(c, o, k);
 
 	*out = 0;
-	if (!json_is_boolean(v))
+	if (!J_IS(v, J_TRUE) && !J_IS(v, J_FALSE))
 		return META_ERR(c->e, "%s.%s: expected true or false", c->path, k);
-	*out = json_is_true(v);
+	*out = v->t == J_TRUE;
 	return 0;
 }
 
-/* String (copied) or null (NULL) when nullable. */
+/* String (copied) or null (NULL) when nullable.  The parser let no NUL in. */
 static int
-get_str(struct ctx *c, json_t *o, const char *k, int nullable, char **out)
+get_str(struct ctx *c, const struct jv *o, const char *k, int nullable, char **out)
 {
-	json_t *v = json_object_get(o, k);
+	const struct jv *v = cget(c, o, k);
 
 	*out = NULL;
-	if (nullable && json_is_null(v))
+	if (nullable && J_IS(v, J_NULL))
 		return 0;
-	if (!json_is_string(v) || json_string_length(v) > 4096 ||
-	    strlen(json_string_value(v)) != json_string_length(v))
+	if (!J_IS(v, J_STR) || v->n > 4096)
 		return META_ERR(c->e, "%s.%s: expected a string", c->path, k);
-	if ((*out = strdup(json_string_value(v))) == NULL)
+	if ((*out = malloc(v->n + 1)) == NULL)
 		return rf_errno(c->e, "metadata");
+	memcpy(*out, v->s, v->n);
+	(*out)[v->n] = '\0';
 	return 0;
+}
+
+/* A kind name (NUL-terminated in buf), or "" when it cannot be one. */
+static const char *
+kind_name(const struct jv *v, char buf[32])
+{
+	buf[0] = '\0';
+	if (J_IS(v, J_STR) && v->n < 32) {
+		memcpy(buf, v->s, v->n);
+		buf[v->n] = '\0';
+	}
+	return buf;
 }
 
 #define GET_INT(c, o, k, lo, hi, dst) do {			\
@@ -310,7 +784,7 @@ get_str(struct ctx *c, json_t *o, const char *k, int nullable, char **out)
 	} while (0)
 
 static int
-load_rlimits(struct ctx *c, json_t *o, struct rf_proc *p)
+load_rlimits(struct ctx *c, const struct jv *o, struct rf_proc *p)
 {
 	const char *keys[RF_NRLIMIT + 1];
 	size_t i, j;
@@ -321,16 +795,16 @@ load_rlimits(struct ctx *c, json_t *o, struct rf_proc *p)
 	if (check_keys(c, o, keys) == -1)
 		return -1;
 	for (i = 0; i < RF_NRLIMIT; i++) {
-		json_t *pair = json_object_get(o, rlimit_names[i]);
+		const struct jv *pair = jget(o, rlimit_names[i]);
 		uint64_t v[2];
-		if (!json_is_array(pair) || json_array_size(pair) != 2)
+		if (!J_IS(pair, J_ARR) || pair->n != 2)
 			return META_ERR(c->e, "rlimits.%s: expected [cur, max]", rlimit_names[i]);
 		for (j = 0; j < 2; j++) {
-			json_t *x = json_array_get(pair, j);
-			if (json_is_string(x) && strcmp(json_string_value(x), "unlimited") == 0)
+			const struct jv *x = jat(pair, j);
+			if (jstr_is(x, "unlimited"))
 				v[j] = UINT64_MAX;
-			else if (json_is_integer(x) && json_integer_value(x) >= 0)
-				v[j] = json_integer_value(x);
+			else if (J_IS(x, J_INT) && x->i >= 0)
+				v[j] = x->i;
 			else
 				return META_ERR(c->e, "rlimits.%s: expected a count or \"unlimited\"",
 				    rlimit_names[i]);
@@ -344,76 +818,78 @@ load_rlimits(struct ctx *c, json_t *o, struct rf_proc *p)
 }
 
 static int
-load_id4(struct ctx *c, json_t *o, const char *k, uint32_t out[4])
+is_id(const struct jv *x)
 {
-	json_t *a = json_object_get(o, k);
-	size_t i;
+	return J_IS(x, J_INT) && x->i >= 0 && x->i <= UINT32_MAX - 1;
+}
 
-	if (!json_is_array(a) || json_array_size(a) != 4)
+static int
+load_id4(struct ctx *c, const struct jv *o, const char *k, uint32_t out[4])
+{
+	const struct jv *a = jget(o, k), *x;
+	uint32_t i;
+
+	if (!J_IS(a, J_ARR) || a->n != 4)
 		return META_ERR(c->e, "creds.%s: expected [real, effective, saved, fs]", k);
-	for (i = 0; i < 4; i++) {
-		json_t *x = json_array_get(a, i);
-		if (!json_is_integer(x) || json_integer_value(x) < 0 ||
-		    json_integer_value(x) > UINT32_MAX - 1)
-			return META_ERR(c->e, "creds.%s[%zu]: expected an id", k, i);
-		out[i] = json_integer_value(x);
+	J_FOREACH(a, i, x) {
+		if (!is_id(x))
+			return META_ERR(c->e, "creds.%s[%u]: expected an id", k, i);
+		out[i] = x->i;
 	}
 	return 0;
 }
 
 static int
-load_creds(struct ctx *c, json_t *o, struct rf_proc *p)
+load_creds(struct ctx *c, const struct jv *o, struct rf_proc *p)
 {
 	static const char *const keys[] = { "uid", "gid", "groups", NULL };
-	json_t *g;
-	size_t i;
+	const struct jv *g, *x;
+	uint32_t i;
 
 	strlcpy(c->path, "creds", sizeof(c->path));
 	if (check_keys(c, o, keys) == -1 || load_id4(c, o, "uid", p->uid) == -1 ||
 	    load_id4(c, o, "gid", p->gid) == -1)
 		return -1;
-	g = json_object_get(o, "groups");
-	if (!json_is_array(g) || json_array_size(g) > 65536)
+	g = jget(o, "groups");
+	if (!J_IS(g, J_ARR) || g->n > 65536)
 		return META_ERR(c->e, "creds.groups: expected an array of ids");
-	p->ngroups = json_array_size(g);
+	p->ngroups = g->n;
 	if (p->ngroups && (p->groups = calloc(p->ngroups, sizeof(*p->groups))) == NULL)
 		return rf_errno(c->e, "metadata");
-	for (i = 0; i < p->ngroups; i++) {
-		json_t *x = json_array_get(g, i);
-		if (!json_is_integer(x) || json_integer_value(x) < 0 ||
-		    json_integer_value(x) > UINT32_MAX - 1)
-			return META_ERR(c->e, "creds.groups[%zu]: expected an id", i);
-		p->groups[i] = json_integer_value(x);
+	J_FOREACH(g, i, x) {
+		if (!is_id(x))
+			return META_ERR(c->e, "creds.groups[%u]: expected an id", i);
+		p->groups[i] = x->i;
 	}
 	return 0;
 }
 
 static int
-load_signals(struct ctx *c, json_t *o, struct rf_proc *p)
+load_signals(struct ctx *c, const struct jv *o, struct rf_proc *p)
 {
 	static const char *const keys[] = { "blocked", "pending", "actions", "altstack", NULL };
 	static const char *const akeys[] = { "sig", "handler", "flags", "restorer", "mask", NULL };
 	static const char *const skeys[] = { "sp", "size", "flags", NULL };
-	json_t *a, *x;
-	size_t i;
+	const struct jv *a, *x;
+	uint32_t i;
 	int sig;
 
 	strlcpy(c->path, "signals", sizeof(c->path));
 	if (check_keys(c, o, keys) == -1 || get_hex(c, o, "blocked", &p->sigblocked) == -1 ||
 	    get_hex(c, o, "pending", &p->sigpending) == -1)
 		return -1;
-	x = json_object_get(o, "altstack");
+	x = jget(o, "altstack");
 	strlcpy(c->path, "signals.altstack", sizeof(c->path));
 	if (check_keys(c, x, skeys) == -1 || get_hex(c, x, "sp", &p->altstack_sp) == -1)
 		return -1;
 	GET_INT(c, x, "size", 0, INT64_MAX, p->altstack_size);
 	GET_INT(c, x, "flags", 0, INT32_MAX, p->altstack_flags);
-	a = json_object_get(o, "actions");
-	if (!json_is_array(a) || json_array_size(a) > RF_NSIG)
+	a = jget(o, "actions");
+	if (!J_IS(a, J_ARR) || a->n > RF_NSIG)
 		return META_ERR(c->e, "signals.actions: expected an array of at most %d", RF_NSIG);
-	json_array_foreach(a, i, x) {
+	J_FOREACH(a, i, x) {
 		struct rf_sigaction *sa;
-		snprintf(c->path, sizeof(c->path), "signals.actions[%zu]", i);
+		path_idx(c, "signals.actions", i);
 		if (check_keys(c, x, akeys) == -1)
 			return -1;
 		GET_INT(c, x, "sig", 1, RF_NSIG, sig);
@@ -428,21 +904,23 @@ load_signals(struct ctx *c, json_t *o, struct rf_proc *p)
 }
 
 static int
-load_vma(struct ctx *c, json_t *o, struct rf_vma *v)
+load_vma(struct ctx *c, const struct jv *o, struct rf_vma *v)
 {
 	static const char *const keys[] = { "start", "end", "prot", "shared", "growsdown",
 	    "file_pages", "kind", "name", "file", "offset", "pages", NULL };
 	static const char *const fkeys[] = { "path", "dev", "ino", "size", "mtime_sec",
 	    "mtime_nsec", NULL };
-	const char *prot, *kind;
-	json_t *f;
+	const struct jv *f, *pr;
+	const char *prot;
+	char kbuf[32];
 	int b, k;
 
 	if (check_keys(c, o, keys) == -1 || get_hex(c, o, "start", &v->start) == -1 ||
 	    get_hex(c, o, "end", &v->end) == -1)
 		return -1;
-	prot = json_string_value(json_object_get(o, "prot"));
-	if (prot == NULL || strlen(prot) != 3 || (prot[0] != 'r' && prot[0] != '-') ||
+	pr = jget(o, "prot");
+	prot = J_IS(pr, J_STR) ? pr->s : NULL;
+	if (prot == NULL || pr->n != 3 || (prot[0] != 'r' && prot[0] != '-') ||
 	    (prot[1] != 'w' && prot[1] != '-') || (prot[2] != 'x' && prot[2] != '-'))
 		return META_ERR(c->e, "%s.prot: expected a string like \"r-x\"", c->path);
 	v->prot = (prot[0] == 'r' ? PROT_READ : 0) | (prot[1] == 'w' ? PROT_WRITE : 0) |
@@ -456,17 +934,16 @@ load_vma(struct ctx *c, json_t *o, struct rf_vma *v)
 	if (get_bool(c, o, "file_pages", &b) == -1)
 		return -1;
 	v->flags |= b ? RF_VMA_FILE_PAGES : 0;
-	kind = json_string_value(json_object_get(o, "kind"));
-	if (kind == NULL || (k = rf_vma_kind_parse(kind)) == -1)
+	if ((k = rf_vma_kind_parse(kind_name(jget(o, "kind"), kbuf))) == -1)
 		return META_ERR(c->e, "%s.kind: unknown kind", c->path);
 	v->kind = k;
 	if (get_str(c, o, "name", 1, &v->name) == -1)
 		return -1;
 	GET_INT(c, o, "offset", 0, INT64_MAX, v->pgoff);
 	GET_INT(c, o, "pages", 0, INT64_MAX, v->npages);
-	f = json_object_get(o, "file");
+	f = jget(o, "file");
 	if (v->kind != RF_VMA_FILE) {
-		if (!json_is_null(f))
+		if (!J_IS(f, J_NULL))
 			return META_ERR(c->e, "%s.file: only a file mapping has a file", c->path);
 		return 0;
 	}
@@ -482,11 +959,11 @@ load_vma(struct ctx *c, json_t *o, struct rf_vma *v)
 }
 
 static int
-load_fd(struct ctx *c, json_t *o, struct rf_fd *f)
+load_fd(struct ctx *c, const struct jv *o, struct rf_fd *f)
 {
 	static const char *const keys[] = { "fd", "cloexec", "flags", "kind", "path", "pos",
 	    "dev", "ino", "rdev", NULL };
-	const char *kind;
+	char kbuf[32];
 	int k;
 
 	if (check_keys(c, o, keys) == -1)
@@ -495,8 +972,7 @@ load_fd(struct ctx *c, json_t *o, struct rf_fd *f)
 	if (get_bool(c, o, "cloexec", &f->fdflags) == -1)
 		return -1;
 	GET_INT(c, o, "flags", 0, INT32_MAX, f->flags);
-	kind = json_string_value(json_object_get(o, "kind"));
-	if (kind == NULL || (k = rf_fd_kind_parse(kind)) == -1)
+	if ((k = rf_fd_kind_parse(kind_name(jget(o, "kind"), kbuf))) == -1)
 		return META_ERR(c->e, "%s.kind: unknown kind", c->path);
 	f->kind = k;
 	if (get_str(c, o, "path", 1, &f->path) == -1)
@@ -509,23 +985,63 @@ load_fd(struct ctx *c, json_t *o, struct rf_fd *f)
 }
 
 static int
-load_xstate(struct ctx *c, json_t *o, struct rf_proc *p)
+b64_value(unsigned char ch)
+{
+	if (ch >= 'A' && ch <= 'Z') return ch - 'A';
+	if (ch >= 'a' && ch <= 'z') return ch - 'a' + 26;
+	if (ch >= '0' && ch <= '9') return ch - '0' + 52;
+	if (ch == '+') return 62;
+	if (ch == '/') return 63;
+	return -1;
+}
+
+/*
+ * Exactly len bytes of padded base64 (RFC 4648 section 4), as strict as
+ * sodium_base642bin: no whitespace, no stray bits.  That one is constant
+ * time, and was an eighth of the whole parse.
+ */
+static int
+b64_decode(uint8_t *out, size_t len, const char *s, size_t n)
+{
+	uint32_t acc = 0;
+	size_t i, o = 0;
+	int bits = 0, pad = 0, d;
+
+	if (n % 4)
+		return -1;
+	while (n && s[n - 1] == '=' && pad < 2)
+		n--, pad++;
+	for (i = 0; i < n; i++) {
+		if ((d = b64_value(s[i])) == -1)
+			return -1;
+		acc = acc << 6 | d;
+		if ((bits += 6) >= 8) {
+			bits -= 8;
+			if (o == len)
+				return -1;
+			out[o++] = acc >> bits;
+			acc &= (1u << bits) - 1;
+		}
+	}
+	return acc == 0 && o == len ? 0 : -1;
+}
+
+static int
+load_xstate(struct ctx *c, const struct jv *o, struct rf_proc *p)
 {
 	static const char *const keys[] = { "size", "xfeatures", "data", NULL };
-	const char *b64;
-	size_t n;
+	const struct jv *b64;
 
 	strlcpy(c->path, "xstate", sizeof(c->path));
 	if (check_keys(c, o, keys) == -1 || get_hex(c, o, "xfeatures", &p->xfeatures) == -1)
 		return -1;
 	GET_INT(c, o, "size", 0, RF_XSTATE_MAX, p->xstate_len);
-	b64 = json_string_value(json_object_get(o, "data"));
-	if (b64 == NULL)
+	b64 = jget(o, "data");
+	if (!J_IS(b64, J_STR))
 		return META_ERR(c->e, "xstate.data: expected a base64 string");
 	if (p->xstate_len && (p->xstate = malloc(p->xstate_len)) == NULL)
 		return rf_errno(c->e, "metadata");
-	if (sodium_base642bin(p->xstate, p->xstate_len, b64, strlen(b64), NULL, &n, NULL,
-	    sodium_base64_VARIANT_ORIGINAL) != 0 || n != p->xstate_len)
+	if (b64_decode(p->xstate, p->xstate_len, b64->s, b64->n) == -1)
 		return META_ERR(c->e, "xstate.data: not %zu bytes of base64", p->xstate_len);
 	return 0;
 }
@@ -575,28 +1091,26 @@ rf_meta_load(const char *buf, size_t len, struct rf_proc *p, struct rf_err *e)
 #undef X
 	    NULL };
 	struct ctx c = { .e = e };
-	json_error_t je;
-	json_t *root, *o, *x;
-	const char *arch;
+	struct jv *root;
+	const struct jv *o, *x;
+	char *sbuf;
 	uint64_t u;
-	size_t i;
+	uint32_t i;
 	int ret = -1;
 
 	*p = (struct rf_proc){0};
-	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
-	if (root == NULL)
-		return META_ERR(e, "line %d column %d: %s", je.line, je.column, je.text);
+	if ((root = jparse(buf, len, &sbuf, e)) == NULL)
+		return -1;
 	strlcpy(c.path, "top level", sizeof(c.path));
-	o = json_object_get(root, "version");
-	if (json_is_integer(o) && json_integer_value(o) != RF_IMAGE_VERSION) {
-		META_ERR(e, "format version %" JSON_INTEGER_FORMAT ", this program reads %d",
-		    json_integer_value(o), RF_IMAGE_VERSION);
+	o = jget(root, "version");
+	if (J_IS(o, J_INT) && o->i != RF_IMAGE_VERSION) {
+		META_ERR(e, "format version %" PRId64 ", this program reads %d", o->i,
+		    RF_IMAGE_VERSION);
 		goto out;
 	}
 	if (check_keys(&c, root, keys) == -1)
 		goto out;
-	arch = json_string_value(json_object_get(root, "arch"));
-	if (arch == NULL || strcmp(arch, "x86_64") != 0) {
+	if (!jstr_is(jget(root, "arch"), "x86_64")) {
 		META_ERR(e, "arch: only x86_64 images are supported");
 		goto out;
 	}
@@ -614,11 +1128,11 @@ rf_meta_load(const char *buf, size_t len, struct rf_proc *p, struct rf_err *e)
 	INT("umask", 0, 0777, p->umask);
 	INT("nice", -20, 19, p->nice);
 	INT("personality", 0, UINT32_MAX, p->personality);
-	TRY(load_rlimits(&c, json_object_get(root, "rlimits"), p));
-	TRY(load_creds(&c, json_object_get(root, "creds"), p));
-	TRY(load_signals(&c, json_object_get(root, "signals"), p));
+	TRY(load_rlimits(&c, jget(root, "rlimits"), p));
+	TRY(load_creds(&c, jget(root, "creds"), p));
+	TRY(load_signals(&c, jget(root, "signals"), p));
 
-	o = json_object_get(root, "rseq");
+	o = jget(root, "rseq");
 	strlcpy(c.path, "rseq", sizeof(c.path));
 	TRY(check_keys(&c, o, rkeys));
 	TRY(get_hex(&c, o, "ptr", &p->rseq_ptr));
@@ -631,65 +1145,65 @@ rf_meta_load(const char *buf, size_t len, struct rf_proc *p, struct rf_err *e)
 	{ int64_t v_; TRY(get_int(&c, o, "len", 0, 4096, &v_)); p->rseq_len = v_;
 	  TRY(get_int(&c, o, "flags", 0, UINT32_MAX, &v_)); p->rseq_flags = v_; }
 
-	o = json_object_get(root, "mm");
+	o = jget(root, "mm");
 	strlcpy(c.path, "mm", sizeof(c.path));
 	TRY(check_keys(&c, o, mmkeys));
 #define X(f) TRY(get_hex(&c, o, #f, &p->mm.f));
 	MMFIELDS(X)
 #undef X
 
-	o = json_object_get(root, "regs");
+	o = jget(root, "regs");
 	strlcpy(c.path, "regs", sizeof(c.path));
 	TRY(check_keys(&c, o, regkeys));
 #define X(f) TRY(get_hex(&c, o, #f, &u)); p->regs.f = u;
 	REGS(X)
 #undef X
 
-	o = json_object_get(root, "auxv");
-	if (!json_is_array(o) || json_array_size(o) > RF_AUXV_MAX || json_array_size(o) % 2) {
+	o = jget(root, "auxv");
+	if (!J_IS(o, J_ARR) || o->n > RF_AUXV_MAX || o->n % 2) {
 		META_ERR(e, "auxv: expected an even array of at most %d words", RF_AUXV_MAX);
 		goto out;
 	}
-	json_array_foreach(o, i, x) {
-		if (!json_is_string(x) || parse_hex(json_string_value(x), &p->auxv[i]) == -1) {
-			META_ERR(e, "auxv[%zu]: expected a \"0x...\" hex string", i);
+	J_FOREACH(o, i, x) {
+		if (parse_hex(x, &p->auxv[i]) == -1) {
+			META_ERR(e, "auxv[%u]: expected a \"0x...\" hex string", i);
 			goto out;
 		}
 	}
-	p->auxv_len = json_array_size(o);
+	p->auxv_len = o->n;
 
-	TRY(load_xstate(&c, json_object_get(root, "xstate"), p));
+	TRY(load_xstate(&c, jget(root, "xstate"), p));
 
-	o = json_object_get(root, "vmas");
-	if (!json_is_array(o) || json_array_size(o) > 1000000) {
+	o = jget(root, "vmas");
+	if (!J_IS(o, J_ARR) || o->n > 1000000) {
 		META_ERR(e, "vmas: expected an array");
 		goto out;
 	}
-	p->nvma = json_array_size(o);
+	p->nvma = o->n;
 	if (p->nvma && (p->vmas = calloc(p->nvma, sizeof(*p->vmas))) == NULL) {
 		rf_errno(e, "metadata");
 		goto out;
 	}
-	json_array_foreach(o, i, x) {
-		snprintf(c.path, sizeof(c.path), "vmas[%zu]", i);
+	J_FOREACH(o, i, x) {
+		path_idx(&c, "vmas", i);
 		TRY(load_vma(&c, x, &p->vmas[i]));
 	}
 
-	o = json_object_get(root, "fds");
-	if (!json_is_array(o) || json_array_size(o) > (1 << 20)) {
+	o = jget(root, "fds");
+	if (!J_IS(o, J_ARR) || o->n > (1 << 20)) {
 		META_ERR(e, "fds: expected an array");
 		goto out;
 	}
-	p->nfd = json_array_size(o);
+	p->nfd = o->n;
 	if (p->nfd && (p->fds = calloc(p->nfd, sizeof(*p->fds))) == NULL) {
 		rf_errno(e, "metadata");
 		goto out;
 	}
-	json_array_foreach(o, i, x) {
-		snprintf(c.path, sizeof(c.path), "fds[%zu]", i);
+	J_FOREACH(o, i, x) {
+		path_idx(&c, "fds", i);
 		TRY(load_fd(&c, x, &p->fds[i]));
 		if (i > 0 && p->fds[i].fd <= p->fds[i - 1].fd) {
-			META_ERR(e, "fds[%zu]: fd %d out of order or repeated", i, p->fds[i].fd);
+			META_ERR(e, "fds[%u]: fd %d out of order or repeated", i, p->fds[i].fd);
 			goto out;
 		}
 	}
@@ -698,7 +1212,8 @@ rf_meta_load(const char *buf, size_t len, struct rf_proc *p, struct rf_err *e)
 #undef TRY
 #undef INT
 out:
-	json_decref(root);
+	free(root);
+	free(sbuf);
 	if (ret == -1)
 		rf_proc_free(p);
 	return ret;

@@ -545,6 +545,68 @@ handfork() {
 	bad_image 65 'vdso block is not in one piece' < "$D/bad"
 }
 
+# rawmeta SED-SCRIPT: $D/img with its metadata (compact JSON) edited by sed, as $D/bad.
+rawmeta() {
+	"$TESTS/imgtool" meta < "$D/img" | jq -c . | sed "$1" > "$D/meta.json"
+	"$TESTS/imgtool" remeta "$D/meta.json" < "$D/img" > "$D/bad"
+}
+
+@test "the metadata is read strictly: its JSON, every key once, every type" {
+	start exit42
+	snap
+	remeta '.extra = 1'
+	bad_image 65 'metadata: top level: unknown key "extra"' < "$D/bad"
+	remeta 'del(.umask)'
+	bad_image 65 'metadata: top level: missing "umask"' < "$D/bad"
+	remeta '.vmas[2].bogus = null'
+	bad_image 65 'metadata: vmas.2.: unknown key "bogus"' < "$D/bad"
+	remeta 'del(.fds[0].rdev)'
+	bad_image 65 'metadata: fds.0.: missing "rdev"' < "$D/bad"
+	remeta '.pid = 1.5'
+	bad_image 65 'metadata: .pid: expected an integer' < "$D/bad"
+	remeta '.pid = "1"'
+	bad_image 65 'metadata: .pid: expected an integer' < "$D/bad"
+	remeta '.umask = 512'
+	bad_image 65 'metadata: .umask: 512 out of range' < "$D/bad"
+	remeta '.regs.rip = "0x10000000000000000"'
+	bad_image 65 'metadata: regs.rip: expected a "0x..." hex string' < "$D/bad"
+	remeta '.vmas[0].shared = 0'
+	bad_image 65 'metadata: vmas.0..shared: expected true or false' < "$D/bad"
+	remeta '.rseq = []'
+	bad_image 65 'metadata: rseq: expected an object' < "$D/bad"
+	remeta '.xstate.data = "!!"'
+	bad_image 65 'metadata: xstate.data: not [0-9]+ bytes of base64' < "$D/bad"
+	rawmeta 's/"umask":/"umask":18,"umask":/'
+	bad_image 65 'metadata: top level: duplicate key "umask"' < "$D/bad"
+	rawmeta 's/"umask":[0-9]*/"umask":99999999999999999999/'
+	bad_image 65 'metadata: line 1 column [0-9]+: too big integer' < "$D/bad"
+	rawmeta 's/$/x/'
+	bad_image 65 'metadata: line 1 column [0-9]+: end of file expected' < "$D/bad"
+	rawmeta 's/}$//'
+	bad_image 65 'metadata: line [0-9]+ column [0-9]+: .*expected' < "$D/bad"
+	rawmeta 's/"comm":"[^"]*"/"comm":"a\\u0000b"/'
+	bad_image 65 'metadata: line 1 column [0-9]+: \\u0000 is not allowed' < "$D/bad"
+	rawmeta 's/"comm":"[^"]*"/"comm":"a\xffb"/'
+	bad_image 65 'metadata: line 1 column [0-9]+: invalid UTF-8' < "$D/bad"
+	rawmeta 's/"comm":"[^"]*"/"comm":"a\x01b"/'
+	bad_image 65 'metadata: line 1 column [0-9]+: control character' < "$D/bad"
+	rawmeta 's/"comm":"[^"]*"/"comm":"\\ud800x"/'
+	bad_image 65 'metadata: line 1 column [0-9]+: .*surrogate' < "$D/bad"
+	rawmeta 's/"pid":/"pid":01,"x":/'
+	bad_image 65 'metadata: line 1 column [0-9]+: invalid number' < "$D/bad"
+	rawmeta 's/"nice":[0-9-]*/"nice":tru/'
+	bad_image 65 'metadata: line 1 column [0-9]+: invalid token' < "$D/bad"
+}
+
+@test "escapes in the metadata's strings are decoded" {
+	start exit42
+	snap
+	rawmeta 's|"comm":"[^"]*"|"comm":"q\\"b\\\\s\\/n\\nt\\t\\u00e9\\ud83d\\ude00 \xc3\xa9"|'
+	run --separate-stderr "$BIN/rf-restore" -n -i "$D/bad"
+	[ "$status" -eq 0 ]
+	[ "$(jq -r .comm <<< "$output")" = "$(printf 'q"b\\s/n\nt\t\xc3\xa9\xf0\x9f\x98\x80 \xc3\xa9')" ]
+}
+
 @test "metadata that cannot describe a process here is refused" {
 	start exit42
 	snap
