@@ -629,18 +629,31 @@ release(int kfd, pid_t pid)
 	}
 }
 
-/*
- * "hand": S is continued, reads its line and says "g"; only then may the
- * connection follow (SCM_RIGHTS), or S's plain read of the line would take
- * it and drop it.  If S does not ask, it dials instead.
- */
+/* The fork's connection and its channel state (SCM_RIGHTS). */
 static void
-hand_conn(int kfd, pid_t pid, struct rfp_hand *hand)
+send_conn(int kfd, struct rfp_hand *hand)
 {
 	union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } cm;
 	struct iovec iov = { hand->state, hand->len };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
 	    .msg_controllen = sizeof(cm.b) };
+
+	memset(&cm, 0, sizeof(cm));
+	cm.h.cmsg_level = SOL_SOCKET;
+	cm.h.cmsg_type = SCM_RIGHTS;
+	cm.h.cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(&cm.h), &hand->conn, sizeof(int));
+	(void)sendmsg(kfd, &mh, MSG_NOSIGNAL);
+}
+
+/*
+ * "hand": S is continued, reads its line and says "g"; only then may the
+ * connection follow, or S's plain read of the line would take it and drop
+ * it.  If S does not ask, it dials instead.
+ */
+static void
+hand_conn(int kfd, pid_t pid, struct rfp_hand *hand)
+{
 	struct pollfd pfd = { .fd = kfd, .events = POLLIN };
 	char g;
 
@@ -648,12 +661,7 @@ hand_conn(int kfd, pid_t pid, struct rfp_hand *hand)
 		kill(pid, SIGCONT);
 	if (poll(&pfd, 1, 2000) != 1 || rfp_read(kfd, &g, 1) != 1 || g != 'g')
 		return;
-	memset(&cm, 0, sizeof(cm));
-	cm.h.cmsg_level = SOL_SOCKET;
-	cm.h.cmsg_type = SCM_RIGHTS;
-	cm.h.cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(&cm.h), &hand->conn, sizeof(int));
-	(void)sendmsg(kfd, &mh, MSG_NOSIGNAL);
+	send_conn(kfd, hand);
 }
 
 /* Tell S what it is now: "hand HOST TOKEN[ lazy]" or "stub ..." / "local". */
@@ -761,7 +769,13 @@ early_hand(void *arg, const char *token, int lazy, struct rfp_hand *hand)
 	size_t n = ctl_msg(msg, "hand ", x->host, token, lazy);
 
 	(void)send(x->kfd, msg, n, MSG_NOSIGNAL);
-	hand_conn(x->kfd, x->pid, hand);
+	/* S is rf-stub (it said "e"), which takes the line alone and the
+	   connection after it: no need to wait for its "g" (release reads
+	   it).  If its exec failed ("x"), S drops both unread. */
+	if (x->started == 1)
+		send_conn(x->kfd, hand);
+	else
+		hand_conn(x->kfd, x->pid, hand);
 }
 
 /*
