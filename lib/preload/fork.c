@@ -459,6 +459,23 @@ pre_stub(int kfd, pid_t src)
 	(void)!rfp_write(kfd, "x", 1);
 }
 
+/*
+ * P's SIGCONT that woke S stays pending, S blocking every signal: rf-stub
+ * would take it as one for the child and pass it on, and the local child
+ * would run the program's handler for it.  Ours: dropped.
+ */
+static void
+drop_cont(void)
+{
+	struct timespec zero = { 0, 0 };
+	sigset_t cont;
+
+	sigemptyset(&cont);
+	sigaddset(&cont, SIGCONT);
+	while (sigtimedwait(&cont, NULL, &zero) == SIGCONT)
+		;
+}
+
 /* S, or C on the remote host.  All signals are blocked. */
 static pid_t
 child(int k[2], const sigset_t *old, pid_t ppid, int lazy)
@@ -474,6 +491,8 @@ child(int k[2], const sigset_t *old, pid_t ppid, int lazy)
 		syscall(SYS_kill, syscall(SYS_getpid), SIGSTOP);
 		/* The image is taken here: C resumes at this read. */
 		read_ctl(k[1], msg, sizeof(msg));
+		if (strncmp(msg, "remote", 6) != 0)
+			drop_cont();
 		/* The page source, if any, is made only now, off the fork's
 		   path: S's memory is as rf-snap read it (S wrote nothing since
 		   but its stack, which the image carries). */
