@@ -460,9 +460,11 @@ pre_stub(int kfd, pid_t src)
 }
 
 /*
- * P's SIGCONT that woke S stays pending, S blocking every signal: rf-stub
- * would take it as one for the child and pass it on, and the local child
- * would run the program's handler for it.  Ours: dropped.
+ * The SIGCONT that woke S (P's) or C (its server's) stays pending, every
+ * signal blocked: rf-stub would take it as one for the child and pass it
+ * on, and the child, local or remote, would run the program's handler for
+ * it.  Ours: dropped (rt_sigtimedwait is not one of the calls the remote
+ * child's filter sends to its proxy).
  */
 static void
 drop_cont(void)
@@ -491,8 +493,7 @@ child(int k[2], const sigset_t *old, pid_t ppid, int lazy)
 		syscall(SYS_kill, syscall(SYS_getpid), SIGSTOP);
 		/* The image is taken here: C resumes at this read. */
 		read_ctl(k[1], msg, sizeof(msg));
-		if (strncmp(msg, "remote", 6) != 0)
-			drop_cont();
+		drop_cont();
 		/* The page source, if any, is made only now, off the fork's
 		   path: S's memory is as rf-snap read it (S wrote nothing since
 		   but its stack, which the image carries). */
