@@ -589,6 +589,29 @@ take_stub(struct forkw *w, struct rf_chan *c, struct rf_err *e)
 	}
 }
 
+/* rf_proxy_serve's wait for the stub: the connection, as its io. */
+struct stubwait {
+	struct forkw *w;
+	struct rf_chan *c;
+	struct rf_chan_io *ci;
+	struct rf_fwd_io *io;
+	int none;		/* no stub came: the proxy kills the child */
+};
+
+static int
+stub_conn(void *arg, struct rf_err *e)
+{
+	struct stubwait *s = arg;
+
+	if (take_stub(s->w, s->c, e) == -1) {
+		logx("pid %d killed: %s", (int)s->w->cpid, e->msg);
+		s->none = 1;
+		return -1;
+	}
+	rf_chan_fwd_io(s->io, s->ci, s->c);
+	return s->c->fd;
+}
+
 /*
  * The image as the proxy reads it: the DATA payloads of the fork connection,
  * read where they were decrypted, so C is rebuilt while the rest still
@@ -671,6 +694,7 @@ fork_proxy(void *arg)
 	struct rf_proxy_opts o;
 	struct rf_fwd_io io;
 	struct rf_chan_io ci;
+	struct stubwait sw;
 	struct rf_chan c;
 	struct rf_proc p = { 0 };
 	struct rf_imgr r;
@@ -765,15 +789,13 @@ fork_proxy(void *arg)
 	kill(w->cpid, SIGCONT);
 	dprintf(w->ready, "ready %d %llu\n", (int)w->cpid, (unsigned long long)f.bytes);
 	close(w->ready);
-	if (take_stub(w, &c, &e) == -1) {
-		logx("pid %d killed: %s", (int)w->cpid, e.msg);
-		kill(w->cpid, SIGKILL);
-		rf_lazy_free(lz);
-		return e.code;
-	}
+	/* the proxy makes ready to arm, then waits for the stub (stub_conn) */
+	sw = (struct stubwait){ w, &c, &ci, &io, 0 };
 	memset(&o, 0, sizeof(o));
 	o.lfd = lfd;
-	o.connfd = c.fd;
+	o.connfd = -1;
+	o.wait_conn = stub_conn;
+	o.conn_arg = &sw;
 	o.child = w->cpid;
 	o.ctlfd = w->k;
 	o.ctlmsg = ctlmsg;
@@ -782,10 +804,13 @@ fork_proxy(void *arg)
 	o.before_fork = rf_lazy_wait;
 	o.host = w->host[0] != '\0' ? w->host : NULL;
 	o.arg = lz;
-	rf_chan_fwd_io(&io, &ci, &c);
 	memset(&e, 0, sizeof(e));
 	st = 0;
 	sr = rf_proxy_serve(&io, &o, &st, &e);
+	if (sw.none) {
+		rf_lazy_free(lz);
+		return e.code;
+	}
 	if (sr == -1)
 		logx("pid %d: %s", (int)w->cpid, e.msg);
 	rf_chan_close(&c);

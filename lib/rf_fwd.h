@@ -320,6 +320,14 @@ struct rf_proxy_opts {
 	 */
 	void (*before_fork)(void *arg);
 	void *arg;
+	/*
+	 * The stub is still to come: called once all else is ready to arm, it
+	 * waits for it and returns the connection's fd, with the io passed to
+	 * rf_proxy_serve set for it; -1 (e set): none came, and the child is
+	 * killed.  NULL: connfd and io are there.
+	 */
+	int (*wait_conn)(void *arg, struct rf_err *e);
+	void *conn_arg;
 };
 
 int rf_proxy_serve(const struct rf_fwd_io *io, const struct rf_proxy_opts *o, int *status,
