@@ -373,6 +373,8 @@ main(int argc, char *argv[])
 	    (pg.src > 0 && sfd < 0) : argc != 2)
 		usage();
 	if (kfd >= 0) {
+		/* HELLO's fds and the signals now, while the answer is awaited */
+		o.pre = rf_stub_prepare(&o, kfd);
 		v = verdict(kfd, vhost, vtoken, sizeof(vhost), &lazy, &conn, &st);
 		close(kfd);
 		/* without pages to follow, or without a child: no source */
@@ -383,6 +385,7 @@ main(int argc, char *argv[])
 		}
 		if (v == 0) {
 			sodium_memzero(&st, sizeof(st));
+			rf_stub_pre_free(o.pre);
 			return 0;
 		}
 		vargv[0] = vhost;
@@ -396,7 +399,8 @@ main(int argc, char *argv[])
 	    (t = strtonum(env, 1, 86400, &errstr)) > 0 && errstr == NULL)
 		dead = t * 1000;
 	if (v == 1 || sfd >= 0) {
-		signal(SIGPIPE, SIG_IGN);
+		if (o.pre == NULL)	/* else caught, and blocked */
+			signal(SIGPIPE, SIG_IGN);
 		r = v == 1 ? rf_chan_import(&c, conn, &st, &e) : take_chan(&c, conn, sfd, &e);
 		sodium_memzero(&st, sizeof(st));
 		if (r == -1)
@@ -409,7 +413,8 @@ main(int argc, char *argv[])
 			err(RF_EX_USAGE, "-c %d", conn);
 		rf_fwd_io_fd(&io, &conn);
 	} else {
-		signal(SIGPIPE, SIG_IGN);
+		if (o.pre == NULL)
+			signal(SIGPIPE, SIG_IGN);
 		/* The child runs there, or will never run: a stub that cannot
 		   reach it has lost it, and dies as a lost child does. */
 		if (dial_stub(&c, argv[0], argv[1], kpath, 0, &peer, &e) == -1)

@@ -2996,8 +2996,6 @@ rf_proxy_serve(const struct rf_fwd_io *io, const struct rf_proxy_opts *o, int *s
 	p->self = getpid();
 	p->pidfd = p->ph = p->fdsock = -1;
 	signal(SIGPIPE, SIG_IGN);
-	if (rf_fwd_conn_init(&p->c, io) == -1)
-		return rf_errno(e, "proxy");
 	if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sz) == -1) {
 		rf_errno(e, "proxy: seccomp notification sizes");
 		goto out;
@@ -3032,6 +3030,14 @@ rf_proxy_serve(const struct rf_fwd_io *io, const struct rf_proxy_opts *o, int *s
 	/* The child and the proxy hand the CPU to each other: wake on this one
 	   (Linux 6.6; older kernels just schedule as usual). */
 	ioctl(p->lfd, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
+	/* all that is done before the stub comes: from its HELLO, only the
+	   placeholders stand between it and the child's first call */
+	if (o->wait_conn != NULL && (p->connfd = o->wait_conn(o->conn_arg, e)) == -1)
+		goto lost;
+	if (rf_fwd_conn_init(&p->c, io) == -1) {
+		rf_errno(e, "proxy");
+		goto out;
+	}
 	if (get_hello(p) == -1)
 		goto lost;
 

@@ -456,22 +456,36 @@ fam_fork(struct stub *s, int64_t id)
 	}
 }
 
+struct rf_stub_pre {
+	int32_t *v;		/* HELLO's (fd, flags) pairs, little-endian */
+	size_t n;
+	int cwd;
+};
+
+/* Write-behind, unless RFORK_WRITE_BEHIND=0. */
 static int
-hello(struct stub *s, const struct rf_stub_opts *o)
+post_on(void)
 {
-	struct rf_fwd_msg m;
+	const char *v = getenv("RFORK_WRITE_BEHIND");
+
+	return v == NULL || strcmp(v, "0") != 0;
+}
+
+/* The fd table as HELLO tells it: every fd open now but skip. */
+static int
+scan_fds(const struct rf_stub_opts *o, int skip, int post, struct rf_stub_pre *h)
+{
 	struct dirent *d;
 	DIR *dir;
 	int32_t *v = NULL, fd, flags;
 	size_t n = 0, cap = 0, i;
 	const char *err;
-	int r;
 
 	if ((dir = opendir("/proc/self/fd")) == NULL)
 		return -1;
 	while ((d = readdir(dir)) != NULL) {
 		fd = strtonum(d->d_name, 0, INT_MAX, &err);
-		if (err != NULL || fd == dirfd(dir) || fd == o->connfd)
+		if (err != NULL || fd == dirfd(dir) || fd == skip)
 			continue;
 		if (n >= RF_FWD_NFD_MAX)
 			break;
@@ -486,22 +500,83 @@ hello(struct stub *s, const struct rf_stub_opts *o)
 		for (i = 0; i < o->ncloexec; i++)
 			if (o->cloexec[i] == fd)
 				flags = FD_CLOEXEC;
-		if (s->post && postable(fd)) {
+		if (post && postable(fd))
 			flags |= RF_FWD_HELLO_POSTOK;
-			post_add(s, fd);
-		}
 		v[2 * n] = htole32(fd);
 		v[2 * n + 1] = htole32(flags);
 		n++;
 	}
 	closedir(dir);
+	h->v = v;
+	h->n = n;
+	return 0;
+}
+
+struct rf_stub_pre *
+rf_stub_prepare(const struct rf_stub_opts *o, int skipfd)
+{
+	struct rf_stub_pre *h;
+	sigset_t all;
+
+	if ((h = calloc(1, sizeof(*h))) == NULL)
+		return NULL;
+	if (scan_fds(o, skipfd, post_on(), h) == -1 ||
+	    (h->cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		free(h->v);
+		free(h);
+		return NULL;
+	}
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, NULL);
+	sig_self = getpid();
+	if (catch_all() == -1) {
+		rf_stub_pre_free(h);
+		return NULL;
+	}
+	return h;
+}
+
+void
+rf_stub_pre_free(struct rf_stub_pre *h)
+{
+	if (h == NULL)
+		return;
+	if (h->cwd >= 0)
+		close(h->cwd);
+	free(h->v);
+	free(h);
+}
+
+static int
+hello(struct stub *s, const struct rf_stub_opts *o)
+{
+	struct rf_stub_pre h = { .cwd = -1 };
+	struct rf_fwd_msg m;
+	int32_t *v;
+	size_t n, i;
+	int r;
+
+	if (o->pre != NULL) {
+		h = *o->pre;
+		o->pre->v = NULL;
+		o->pre->cwd = -1;
+	} else if (scan_fds(o, o->connfd, s->post, &h) == -1)
+		return -1;
+	v = h.v;
+	n = h.n;
+	for (i = 0; i < n; i++)
+		if (le32toh(v[2 * i + 1]) & RF_FWD_HELLO_POSTOK)
+			post_add(s, (int32_t)le32toh(v[2 * i]));
 	if ((s->cur = fam_get(s, 0, 1)) == NULL) {
 		free(v);
+		if (h.cwd >= 0)
+			close(h.cwd);
 		errno = ENOMEM;
 		return -1;
 	}
 	s->cur->used = 1;
-	if ((s->cur->cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC)) == -1) {
+	if ((s->cur->cwd = h.cwd) == -1 &&
+	    (s->cur->cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC)) == -1) {
 		free(v);
 		return -1;
 	}
@@ -1223,7 +1298,6 @@ rf_stub_serve(const struct rf_fwd_io *io, const struct rf_stub_opts *o, int *sta
 	struct rf_fwd_msg m;
 	struct pollfd pf;
 	sigset_t all;
-	const char *v;
 	int r, ret = -1, idle;
 
 	memset(&s, 0, sizeof(s));
@@ -1235,7 +1309,7 @@ rf_stub_serve(const struct rf_fwd_io *io, const struct rf_stub_opts *o, int *sta
 	s.all = all;
 	sigemptyset(&s.nourg);
 	sigaddset(&s.nourg, SIGURG);
-	s.post = (v = getenv("RFORK_WRITE_BEHIND")) == NULL || strcmp(v, "0") != 0;
+	s.post = post_on();
 	if (rf_fwd_conn_init(&s.c, io) == -1)
 		return rf_errno(e, "stub");
 	/* replies are built where they are sent from: one write, no copy */
@@ -1247,7 +1321,7 @@ rf_stub_serve(const struct rf_fwd_io *io, const struct rf_stub_opts *o, int *sta
 	/* Signals are taken only where the stub can pass them on: in ppoll
 	   between requests, and during a call (which they interrupt). */
 	sigprocmask(SIG_BLOCK, &all, NULL);
-	if (catch_all() == -1) {
+	if (o->pre == NULL && catch_all() == -1) {
 		rf_errno(e, "stub: sigaction");
 		goto out;
 	}

@@ -253,7 +253,18 @@ struct rf_stub_opts {
 	 * fds opened from now on are the stub's own.  NULL: nothing.
 	 */
 	void (*after_hello)(void *arg);
+	struct rf_stub_pre *pre;	/* rf_stub_prepare's, or NULL */
 };
+
+/*
+ * A stub that waits before it serves (rf-stub -K): HELLO's fd table (every
+ * fd open now but skipfd and the connection to come) and the cwd are taken
+ * now, and every signal is caught and blocked as rf_stub_serve does, so
+ * that it has only to send HELLO.  Fds opened after this are the stub's
+ * own.  NULL on failure: rf_stub_serve does it all itself.
+ */
+struct rf_stub_pre *rf_stub_prepare(const struct rf_stub_opts *o, int skipfd);
+void rf_stub_pre_free(struct rf_stub_pre *pre);
 
 enum rf_stub_end {
 	RF_STUB_EXITED,		/* *status: the child's wait status */
@@ -309,6 +320,14 @@ struct rf_proxy_opts {
 	 */
 	void (*before_fork)(void *arg);
 	void *arg;
+	/*
+	 * The stub is still to come: called once all else is ready to arm, it
+	 * waits for it and returns the connection's fd, with the io passed to
+	 * rf_proxy_serve set for it; -1 (e set): none came, and the child is
+	 * killed.  NULL: connfd and io are there.
+	 */
+	int (*wait_conn)(void *arg, struct rf_err *e);
+	void *conn_arg;
 };
 
 int rf_proxy_serve(const struct rf_fwd_io *io, const struct rf_proxy_opts *o, int *status,

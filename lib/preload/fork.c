@@ -459,6 +459,25 @@ pre_stub(int kfd, pid_t src)
 	(void)!rfp_write(kfd, "x", 1);
 }
 
+/*
+ * The SIGCONT that woke S (P's) or C (its server's) stays pending, every
+ * signal blocked: rf-stub would take it as one for the child and pass it
+ * on, and the child, local or remote, would run the program's handler for
+ * it.  Ours: dropped (rt_sigtimedwait is not one of the calls the remote
+ * child's filter sends to its proxy).
+ */
+static void
+drop_cont(void)
+{
+	struct timespec zero = { 0, 0 };
+	sigset_t cont;
+
+	sigemptyset(&cont);
+	sigaddset(&cont, SIGCONT);
+	while (sigtimedwait(&cont, NULL, &zero) == SIGCONT)
+		;
+}
+
 /* S, or C on the remote host.  All signals are blocked. */
 static pid_t
 child(int k[2], const sigset_t *old, pid_t ppid, int lazy)
@@ -474,6 +493,7 @@ child(int k[2], const sigset_t *old, pid_t ppid, int lazy)
 		syscall(SYS_kill, syscall(SYS_getpid), SIGSTOP);
 		/* The image is taken here: C resumes at this read. */
 		read_ctl(k[1], msg, sizeof(msg));
+		drop_cont();
 		/* The page source, if any, is made only now, off the fork's
 		   path: S's memory is as rf-snap read it (S wrote nothing since
 		   but its stack, which the image carries). */
@@ -629,18 +649,31 @@ release(int kfd, pid_t pid)
 	}
 }
 
-/*
- * "hand": S is continued, reads its line and says "g"; only then may the
- * connection follow (SCM_RIGHTS), or S's plain read of the line would take
- * it and drop it.  If S does not ask, it dials instead.
- */
+/* The fork's connection and its channel state (SCM_RIGHTS). */
 static void
-hand_conn(int kfd, pid_t pid, struct rfp_hand *hand)
+send_conn(int kfd, struct rfp_hand *hand)
 {
 	union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } cm;
 	struct iovec iov = { hand->state, hand->len };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
 	    .msg_controllen = sizeof(cm.b) };
+
+	memset(&cm, 0, sizeof(cm));
+	cm.h.cmsg_level = SOL_SOCKET;
+	cm.h.cmsg_type = SCM_RIGHTS;
+	cm.h.cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(&cm.h), &hand->conn, sizeof(int));
+	(void)sendmsg(kfd, &mh, MSG_NOSIGNAL);
+}
+
+/*
+ * "hand": S is continued, reads its line and says "g"; only then may the
+ * connection follow, or S's plain read of the line would take it and drop
+ * it.  If S does not ask, it dials instead.
+ */
+static void
+hand_conn(int kfd, pid_t pid, struct rfp_hand *hand)
+{
 	struct pollfd pfd = { .fd = kfd, .events = POLLIN };
 	char g;
 
@@ -648,12 +681,7 @@ hand_conn(int kfd, pid_t pid, struct rfp_hand *hand)
 		kill(pid, SIGCONT);
 	if (poll(&pfd, 1, 2000) != 1 || rfp_read(kfd, &g, 1) != 1 || g != 'g')
 		return;
-	memset(&cm, 0, sizeof(cm));
-	cm.h.cmsg_level = SOL_SOCKET;
-	cm.h.cmsg_type = SCM_RIGHTS;
-	cm.h.cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(&cm.h), &hand->conn, sizeof(int));
-	(void)sendmsg(kfd, &mh, MSG_NOSIGNAL);
+	send_conn(kfd, hand);
 }
 
 /* Tell S what it is now: "hand HOST TOKEN[ lazy]" or "stub ..." / "local". */
@@ -761,7 +789,13 @@ early_hand(void *arg, const char *token, int lazy, struct rfp_hand *hand)
 	size_t n = ctl_msg(msg, "hand ", x->host, token, lazy);
 
 	(void)send(x->kfd, msg, n, MSG_NOSIGNAL);
-	hand_conn(x->kfd, x->pid, hand);
+	/* S is rf-stub (it said "e"), which takes the line alone and the
+	   connection after it: no need to wait for its "g" (release reads
+	   it).  If its exec failed ("x"), S drops both unread. */
+	if (x->started == 1)
+		send_conn(x->kfd, hand);
+	else
+		hand_conn(x->kfd, x->pid, hand);
 }
 
 /*

@@ -20,6 +20,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include "rfork.h"
@@ -426,7 +427,8 @@ take_hand(int fd, struct rfp_hand *hand)
 	ssize_t n;
 
 	hand->conn = -1;
-	n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if ((n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC)) == -1)
+		return -1;	/* EAGAIN: not yet */
 	h = CMSG_FIRSTHDR(&mh);
 	if (n > 0 && h != NULL && h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS &&
 	    h->cmsg_len == CMSG_LEN(sizeof(int)))
@@ -434,10 +436,33 @@ take_hand(int fd, struct rfp_hand *hand)
 	if (n <= 0 || hand->conn < 0 || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
 		rfp_close(hand->conn);
 		hand->conn = -1;
+		errno = EPROTO;
 		return -1;
 	}
 	hand->len = n;
 	return 0;
+}
+
+/*
+ * -H, early: rf-send's connection, which follows its reply, to S at once.
+ * Not there yet: *hfd stays for the next poll.
+ */
+static void
+early_hand(struct job *j, const char *token, const char *reply, struct rfp_hand *hand,
+    int *hfd)
+{
+	if (take_hand(j->hand[0], hand) == -1) {
+		if (errno != EAGAIN)
+			*hfd = -1;	/* P's rfp_hand_take finds nothing either */
+		return;
+	}
+	*hfd = -1;
+	j->early(j->early_arg, token, j->lazy != NULL && *j->lazy && find_lazy(reply),
+	    hand);
+	j->handed = 1;
+	rfp_close(hand->conn);
+	hand->conn = -1;
+	memset(hand->state, 0, sizeof(hand->state));
 }
 
 static int
@@ -446,9 +471,9 @@ ship(struct job *j, char *token, struct rfp_str *why)
 	struct rfp_str pidstr = { .n = 0 }, tstr = { .n = 0 }, kstr = { .n = 0 };
 	struct rfp_str ppidstr = { .n = 0 }, cpidstr = { .n = 0 };
 	struct spawn snap, send;
-	struct pollfd pfd[4];
+	struct pollfd pfd[5];
 	struct rfp_hand hand = { .fd = -1, .conn = -1 };
-	int hfd = -1, replied = 0;
+	int hfd = -1, replied = 0, snapfd = -1;
 	struct sink k[3];	/* rf-send's stdout, rf-send's and rf-snap's stderr */
 	char **env, *sargv[16], *snargv[8];
 	size_t envsize;
@@ -526,6 +551,10 @@ ship(struct job *j, char *token, struct rfp_str *why)
 		sendlate = sendpid > 0;
 		goto out;
 	}
+	/* -H: rf-snap's end, the moment S may become its stub (pre), seen at
+	   once: its stderr closes a moment before it can be reaped */
+	if (j->pre != NULL)
+		snapfd = syscall(SYS_pidfd_open, snappid, 0);
 	if (j->stopped != NULL && j->stopped(j->early_arg) == -1) {
 		sendlate = 1;	/* S is continued and told "local": no word */
 		goto out;
@@ -558,18 +587,23 @@ ship(struct job *j, char *token, struct rfp_str *why)
 		for (i = 0; i < 3; i++)
 			pfd[i] = (struct pollfd){ .fd = k[i].fd, .events = POLLIN };
 		pfd[3] = (struct pollfd){ .fd = hfd, .events = POLLIN };
-		/* rf-snap's stderr closes as it exits, a moment before it is
-		   reapable: look again soon */
-		if (j->pre != NULL && k[2].fd < 0 && k[1].fd >= 0 && snappid > 0 && left > 1)
+		pfd[4] = (struct pollfd){ .fd = snapfd, .events = POLLIN };
+		/* without a pidfd: rf-snap's stderr closes as it exits, a
+		   moment before it is reapable: look again soon */
+		if (j->pre != NULL && snapfd < 0 && k[2].fd < 0 && k[1].fd >= 0 &&
+		    snappid > 0 && left > 1)
 			left = 1;
-		if (poll(pfd, 4, left) == -1 && errno != EINTR)
+		if (poll(pfd, 5, left) == -1 && errno != EINTR)
 			break;
 		for (i = 0; i < 3; i++)
 			drain(&k[i], pfd[i].revents);
-		/* rf-snap is done with S (its stderr closed as it ended, well) */
-		if (j->pre != NULL && k[2].fd < 0 && k[1].fd >= 0 && snappid > 0 &&
+		/* rf-snap is done with S (it ended, well) */
+		if (j->pre != NULL && k[1].fd >= 0 && snappid > 0 &&
+		    (snapfd >= 0 ? pfd[4].revents != 0 : k[2].fd < 0) &&
 		    waitpid(snappid, &sst, __WALL | WNOHANG) == snappid) {
 			snappid = -1;
+			rfp_close(snapfd);
+			snapfd = -1;
 			if (WIFEXITED(sst) && WEXITSTATUS(sst) == 0)
 				j->pre(j->early_arg);
 		}
@@ -583,19 +617,17 @@ ship(struct job *j, char *token, struct rfp_str *why)
 			k[0].n = n > 0 ? n : 0;
 			k[0].b[k[0].n] = '\0';
 			replied = 1;
-			if (find_token(k[0].b, token) != 0)
+			if (find_token(k[0].b, token) != 0) {
 				hfd = -1;	/* left to the end, which says why */
-			continue;
+				continue;
+			}
 		}
-		hfd = -1;
-		if (take_hand(j->hand[0], &hand) == 0) {
-			j->early(j->early_arg, token, j->lazy != NULL && *j->lazy &&
-			    find_lazy(k[0].b), &hand);
-			j->handed = 1;
-			rfp_close(hand.conn);
-			memset(hand.state, 0, sizeof(hand.state));
-		}
+		/* the connection follows the reply at once: mostly there now */
+		early_hand(j, token, k[0].b, &hand, &hfd);
 	}
+	/* rf-send has ended: what it sent is there */
+	if (hfd >= 0 && replied && !late)
+		early_hand(j, token, k[0].b, &hand, &hfd);
 	for (i = 0; i < 3; i++) {
 		rfp_close(k[i].fd);
 		k[i].b[k[i].n] = '\0';
@@ -636,6 +668,7 @@ ship(struct job *j, char *token, struct rfp_str *why)
 	} else
 		failure(&k[2], sst, &k[1], est, why);
 out:
+	rfp_close(snapfd);
 	if (snappid > 0) {
 		kill(snappid, SIGKILL);
 		waitpid(snappid, NULL, __WALL);

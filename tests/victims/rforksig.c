@@ -1,11 +1,13 @@
 /*
  * rforksig - what a remote child must keep of its signals (SPEC "Fork
  * semantics" 2, 5, 6), run under rf-run: the parent sets a handler on an
- * alternate stack, an ignored signal and a blocked one, then forks; the
- * child checks each, raises (glibc's cached tid), and ends by abort().
+ * alternate stack, an ignored signal and a blocked one, and a handler for
+ * SIGCONT, then forks; the child checks each, raises (glibc's cached tid),
+ * sees that no SIGCONT came to it (the fork's machinery stops and continues
+ * its copies, and none of that is the program's), and ends by abort().
  * Lines on stdout, one write each:
  *
- *	child PID on HOST: handler ok, onstack ok, ignored ok, mask ok, tid ok
+ *	child PID on HOST: handler ok, onstack ok, ignored ok, mask ok, tid ok, cont ok
  *	parent: child PID killed by 6 (SIGCHLD n)
  *	BAD what	(and exit 1)
  */
@@ -24,7 +26,7 @@
 #define ALTSZ (64 << 10)
 
 static char altstack[ALTSZ];
-static volatile sig_atomic_t got, onstack, chld;
+static volatile sig_atomic_t got, onstack, chld, cont;
 
 static void
 on_usr1(int sig, siginfo_t *si, void *uc)
@@ -47,6 +49,13 @@ on_chld(int sig)
 	chld++;
 }
 
+static void
+on_cont(int sig)
+{
+	(void)sig;
+	cont++;
+}
+
 int
 main(void)
 {
@@ -66,6 +75,8 @@ main(void)
 	sigaction(SIGUSR2, &sa, NULL);
 	sa.sa_handler = on_chld;
 	sigaction(SIGCHLD, &sa, NULL);
+	sa.sa_handler = on_cont;
+	sigaction(SIGCONT, &sa, NULL);
 	ss.ss_sp = altstack;
 	ss.ss_size = ALTSZ;
 	ss.ss_flags = 0;
@@ -96,7 +107,11 @@ main(void)
 		if (!onstack)
 			bad("the handler did not run on the alternate stack");
 		raise(SIGUSR2);	/* ignored: nothing happens */
-		say("child %d on %s: handler ok, onstack ok, ignored ok, mask ok, tid ok\n",
+		/* one passed on by the stub would come a moment later */
+		usleep(200000);
+		if (cont != 0)
+			bad("SIGCONT's handler ran %d times", (int)cont);
+		say("child %d on %s: handler ok, onstack ok, ignored ok, mask ok, tid ok, cont ok\n",
 		    getpid(), u.nodename);
 		abort();
 	}
