@@ -348,17 +348,28 @@ fd_kind(const char *path, mode_t mode)
 	}
 }
 
-/* pos and flags from /proc/PID/fdinfo/N */
+/* pos and flags from /proc/PID/fdinfo/N: its first lines, one read */
 static int
-fd_info(pid_t pid, int fd, struct rf_fd *f)
+fd_info(int infofd, const char *name, struct rf_fd *f)
 {
-	char name[32], *buf, *line, *next;
-	int seen = 0;
+	char buf[512], *line, *next;
+	ssize_t n;
+	int fd, seen = 0, saved;
 
-	snprintf(name, sizeof(name), "fdinfo/%d", fd);
-	if ((buf = rf_procfs_read(pid, name, NULL)) == NULL)
+	if ((fd = openat(infofd, name, O_RDONLY | O_CLOEXEC)) == -1) {
+		errno = gone(errno);
 		return -1;
-	for (line = buf; line != NULL && *line != '\0'; line = next) {
+	}
+	while ((n = read(fd, buf, sizeof(buf) - 1)) == -1 && errno == EINTR)
+		;
+	saved = errno;
+	close(fd);
+	if (n == -1) {
+		errno = gone(saved);
+		return -1;
+	}
+	buf[n] = '\0';
+	for (line = buf; line != NULL && *line != '\0' && seen != 3; line = next) {
 		if ((next = strchr(line, '\n')) != NULL)
 			*next++ = '\0';
 		if (strncmp(line, "pos:", 4) == 0) {
@@ -369,7 +380,6 @@ fd_info(pid_t pid, int fd, struct rf_fd *f)
 			seen |= 2;
 		}
 	}
-	free(buf);
 	if (seen != 3) {
 		errno = EPROTO;
 		return -1;
@@ -393,16 +403,25 @@ rf_procfs_fds(pid_t pid, struct rf_fd **fdsp, size_t *np)
 	size_t n = 0, cap = 0, i;
 	struct dirent *d;
 	struct stat sb;
-	char path[64], name[32], *end;
+	char buf[PATH_MAX], *end;
+	ssize_t len;
 	long fd;
 	DIR *dir;
-	int dfd, saved;
+	int dfd, infofd, saved;
 
-	if ((dfd = open_pid(pid, "fd", O_RDONLY | O_DIRECTORY)) == -1)
+	/* names looked up from the two directories, not as whole paths */
+	if ((infofd = open_pid(pid, "fdinfo", O_RDONLY | O_DIRECTORY)) == -1)
 		return -1;
+	if ((dfd = open_pid(pid, "fd", O_RDONLY | O_DIRECTORY)) == -1) {
+		saved = errno;
+		close(infofd);
+		errno = saved;
+		return -1;
+	}
 	if ((dir = fdopendir(dfd)) == NULL) {
 		saved = errno;
 		close(dfd);
+		close(infofd);
 		errno = saved;
 		return -1;
 	}
@@ -419,15 +438,16 @@ rf_procfs_fds(pid_t pid, struct rf_fd **fdsp, size_t *np)
 		f = &fds[n];
 		memset(f, 0, sizeof(*f));
 		f->fd = (int)fd;
-		snprintf(name, sizeof(name), "fd/%ld", fd);
-		snprintf(path, sizeof(path), "/proc/%d/fd/%ld", (int)rf_procfs_pid(pid), fd);
-		if ((f->path = rf_procfs_link(pid, name)) == NULL) {
-			if (errno == ESRCH)	/* closed meanwhile (shared table) */
+		if ((len = readlinkat(dfd, d->d_name, buf, sizeof(buf) - 1)) == -1) {
+			if ((errno = gone(errno)) == ESRCH)	/* closed meanwhile (shared table) */
 				continue;
 			goto fail;
 		}
+		buf[len] = '\0';
+		if ((f->path = strdup(buf)) == NULL)
+			goto fail;
 		n++;
-		if (stat(path, &sb) == -1) {
+		if (fstatat(dfd, d->d_name, &sb, 0) == -1) {
 			errno = gone(errno);
 			goto fail;
 		}
@@ -435,12 +455,13 @@ rf_procfs_fds(pid_t pid, struct rf_fd **fdsp, size_t *np)
 		f->dev = sb.st_dev;
 		f->ino = sb.st_ino;
 		f->rdev = sb.st_rdev;
-		if (fd_info(pid, f->fd, f) == -1)
+		if (fd_info(infofd, d->d_name, f) == -1)
 			goto fail;
 	}
 	if (errno != 0)
 		goto fail;
 	closedir(dir);
+	close(infofd);
 	qsort(fds, n, sizeof(*fds), fd_cmp);
 	*fdsp = fds;
 	*np = n;
@@ -448,6 +469,7 @@ rf_procfs_fds(pid_t pid, struct rf_fd **fdsp, size_t *np)
 fail:
 	saved = errno;
 	closedir(dir);
+	close(infofd);
 	for (i = 0; i < n; i++)
 		free(fds[i].path);
 	free(fds);
