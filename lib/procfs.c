@@ -112,21 +112,57 @@ fail:
 	return NULL;
 }
 
+/*
+ * A small file whole into buf (NUL-terminated), without malloc: these are
+ * made whole at the first read, so a read that returns less than asked is
+ * the end.  One that fills buf is EPROTO (E2BIG for auxv, as before).
+ */
+static ssize_t
+read_small(pid_t pid, const char *name, char *buf, size_t cap)
+{
+	ssize_t n;
+	size_t len = 0;
+	int fd, saved;
+
+	if ((fd = open_pid(pid, name, O_RDONLY)) == -1)
+		return -1;
+	for (;;) {
+		n = read(fd, buf + len, cap - 1 - len);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			saved = gone(errno);
+			close(fd);
+			errno = saved;
+			return -1;
+		}
+		len += n;
+		if (n == 0 || len < cap - 1)
+			break;
+		/* full: more than such a file holds */
+		close(fd);
+		errno = strcmp(name, "auxv") == 0 ? E2BIG : EPROTO;
+		return -1;
+	}
+	close(fd);
+	buf[len] = '\0';
+	return (ssize_t)len;
+}
+
 int
 rf_procfs_stat(pid_t pid, struct rf_pstat *st)
 {
 	unsigned long long f[53] = { 0 };
-	char *buf, *open, *close, *s, *end;
+	char buf[2048], *open, *close, *s, *end;
 	size_t n;
 	int i;
 
 	memset(st, 0, sizeof(*st));
-	if ((buf = rf_procfs_read(pid, "stat", NULL)) == NULL)
+	if (read_small(pid, "stat", buf, sizeof(buf)) == -1)
 		return -1;
 	/* comm may hold spaces and parentheses: it ends at the last ')' */
 	if ((open = strchr(buf, '(')) == NULL || (close = strrchr(buf, ')')) == NULL ||
 	    close < open || close[1] != ' ') {
-		free(buf);
 		errno = EPROTO;
 		return -1;
 	}
@@ -143,7 +179,6 @@ rf_procfs_stat(pid_t pid, struct rf_pstat *st)
 			break;
 		s = end;
 	}
-	free(buf);
 	if (i < 52) {
 		errno = EPROTO;
 		return -1;
@@ -257,10 +292,10 @@ fail2:
 int
 rf_procfs_limits(pid_t pid, uint64_t cur[RF_NRLIMIT], uint64_t max[RF_NRLIMIT])
 {
-	char *buf, *line, *next, soft[32], hard[32];
+	char buf[4096], *line, *next, soft[32], hard[32];
 	int i = -1;	/* the first line holds the column titles */
 
-	if ((buf = rf_procfs_read(pid, "limits", NULL)) == NULL)
+	if (read_small(pid, "limits", buf, sizeof(buf)) == -1)
 		return -1;
 	for (line = buf; line != NULL && *line != '\0' && i < RF_NRLIMIT; line = next, i++) {
 		if ((next = strchr(line, '\n')) != NULL)
@@ -273,7 +308,6 @@ rf_procfs_limits(pid_t pid, uint64_t cur[RF_NRLIMIT], uint64_t max[RF_NRLIMIT])
 		cur[i] = strcmp(soft, "unlimited") == 0 ? UINT64_MAX : strtoull(soft, NULL, 10);
 		max[i] = strcmp(hard, "unlimited") == 0 ? UINT64_MAX : strtoull(hard, NULL, 10);
 	}
-	free(buf);
 	if (i != RF_NRLIMIT) {
 		errno = EPROTO;
 		return -1;
@@ -284,36 +318,32 @@ rf_procfs_limits(pid_t pid, uint64_t cur[RF_NRLIMIT], uint64_t max[RF_NRLIMIT])
 int
 rf_procfs_auxv(pid_t pid, uint64_t *auxv, size_t cap, size_t *n)
 {
-	size_t len;
-	char *buf;
+	char buf[RF_AUXV_MAX * 8 + 16];
+	ssize_t len;
 
-	if ((buf = rf_procfs_read(pid, "auxv", &len)) == NULL)
+	if ((len = read_small(pid, "auxv", buf, sizeof(buf))) == -1)
 		return -1;
-	if (len % 16 != 0 || len / 8 > cap) {
-		free(buf);
+	if (len % 16 != 0 || (size_t)len / 8 > cap) {
 		errno = E2BIG;
 		return -1;
 	}
 	memcpy(auxv, buf, len);
 	*n = len / 8;
-	free(buf);
 	return 0;
 }
 
 int
 rf_procfs_personality(pid_t pid, unsigned long *pers)
 {
-	char *buf, *end;
+	char buf[64], *end;
 
-	if ((buf = rf_procfs_read(pid, "personality", NULL)) == NULL)
+	if (read_small(pid, "personality", buf, sizeof(buf)) == -1)
 		return -1;
 	*pers = strtoul(buf, &end, 16);
 	if (end == buf) {
-		free(buf);
 		errno = EPROTO;
 		return -1;
 	}
-	free(buf);
 	return 0;
 }
 
