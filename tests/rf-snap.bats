@@ -592,3 +592,22 @@ lazymem_done() {
 	[[ "$output" == "rf-snap: metadata: "* ]]
 	[ "$(pstate "$VPID")" = T ]
 }
+
+@test "rf-snap -M: an fd whose fdinfo is long (epoll of 100 pipes) still has its flags and position" {
+	python3 -c '
+import os, select, signal, sys
+ep = select.epoll(flags=select.EPOLL_CLOEXEC)
+for _ in range(100):
+    ep.register(os.pipe()[0], select.EPOLLIN)
+print(ep.fileno(), flush=True)
+os.kill(os.getpid(), signal.SIGSTOP)
+' > "$D/ep" < /dev/null 2> /dev/null 3>&- 4>&- &
+	VPID=$!
+	wait_state "$VPID" T
+	[ "$(wc -c < "/proc/$VPID/fdinfo/$(cat "$D/ep")")" -gt 4096 ]
+	meta
+	jq -e --argjson fd "$(cat "$D/ep")" '.fds[] | select(.fd == $fd) |
+	    .kind == "anon" and .path == "anon_inode:[eventpoll]" and .pos == 0 and
+	    .cloexec == true and (.flags % 4) == 2' "$D/m.json"
+	[ "$(jq '.fds | length' "$D/m.json")" = "$(ls "/proc/$VPID/fd" | wc -l)" ]
+}
