@@ -14,8 +14,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <bsd/string.h>
-#include <jansson.h>
-#include <sodium.h>
 #include "rf_image.h"
 
 #define META_ERR(e, ...) rf_errf((e), RF_EX_DATAERR, "image: metadata: " __VA_ARGS__)
@@ -35,27 +33,247 @@ static const char *const rlimit_names[RF_NRLIMIT] = {
 	X(start_brk) X(brk) X(start_stack) X(arg_start) X(arg_end) \
 	X(env_start) X(env_end)
 
-/* ---- dump ---- */
+/* ---- dump ----
+ *
+ * Written straight into one buffer, keys in sorted order, in jansson's
+ * layout (compact, or indented with ": "), which this module used before:
+ * in a remote fork rf-snap dumps some 15 KB here, and jansson's tree of a
+ * malloc per value, its key sorting and its growing output took 0.3 ms.
+ * Strings are checked as jansson checked them: not valid UTF-8 fails, with
+ * ENOMEM as before.
+ */
 
-static json_t *
-hex(uint64_t v)
+struct jw {
+	char *s;
+	size_t n, cap;
+	int indent, depth, bad;
+	unsigned char more[8];	/* per depth: a member or element came before */
+};
+
+static int utf8_len(const unsigned char *, const unsigned char *);
+
+static char *
+jw_room(struct jw *w, size_t len)
 {
-	char buf[24];
+	size_t cap;
+	char *ns;
 
-	snprintf(buf, sizeof(buf), "0x%" PRIx64, v);
-	return json_string(buf);
+	if (w->bad)
+		return NULL;
+	if (w->cap - w->n < len) {
+		for (cap = w->cap ? w->cap : 1024; cap - w->n < len; cap *= 2)
+			;
+		if ((ns = realloc(w->s, cap)) == NULL) {
+			w->bad = 1;
+			return NULL;
+		}
+		w->s = ns;
+		w->cap = cap;
+	}
+	return w->s + w->n;
 }
 
-static json_t *
-str_or_null(const char *s)
+static void
+jw_put(struct jw *w, const char *s, size_t len)
 {
-	return s ? json_string(s) : json_null();
+	char *d;
+
+	if ((d = jw_room(w, len)) == NULL)
+		return;
+	memcpy(d, s, len);
+	w->n += len;
 }
 
-static json_t *
-rlim_value(uint64_t v)
+static void
+jw_newline(struct jw *w, int depth)
 {
-	return v == UINT64_MAX ? json_string("unlimited") : json_integer((json_int_t)v);
+	char *d;
+
+	if (w->indent == 0 || (d = jw_room(w, 1 + (size_t)depth * w->indent)) == NULL)
+		return;
+	*d = '\n';
+	memset(d + 1, ' ', (size_t)depth * w->indent);
+	w->n += 1 + (size_t)depth * w->indent;
+}
+
+/* Before a member or element: the comma and the line break. */
+static void
+jw_next(struct jw *w)
+{
+	if (w->more[w->depth])
+		jw_put(w, ",", 1);
+	w->more[w->depth] = 1;
+	jw_newline(w, w->depth);
+}
+
+static void
+jw_open(struct jw *w, char c)
+{
+	jw_put(w, &c, 1);
+	if (++w->depth >= (int)sizeof(w->more)) {
+		w->bad = 1;
+		return;
+	}
+	w->more[w->depth] = 0;
+}
+
+static void
+jw_close(struct jw *w, char c)
+{
+	if (w->depth <= 0 || w->depth >= (int)sizeof(w->more)) {
+		w->bad = 1;
+		return;
+	}
+	if (w->more[w->depth--])
+		jw_newline(w, w->depth);
+	jw_put(w, &c, 1);
+}
+
+static void
+jw_str(struct jw *w, const char *str)
+{
+	static const char hexd[] = "0123456789ABCDEF";
+	const unsigned char *p = (const unsigned char *)str, *end;
+	size_t len;
+	char *d;
+	int k;
+
+	if (str == NULL) {
+		w->bad = 1;
+		return;
+	}
+	len = strlen(str);
+	end = p + len;
+	/* at worst \u00XX for each byte, and the quotes */
+	if ((d = jw_room(w, len * 6 + 2)) == NULL)
+		return;
+	*d++ = '"';
+	while (p < end) {
+		if (*p >= 0x80) {
+			if ((k = utf8_len(p, end)) == 0) {
+				w->bad = 1;
+				return;
+			}
+			while (k-- > 0)
+				*d++ = (char)*p++;
+			continue;
+		}
+		if (*p >= 0x20 && *p != '"' && *p != '\\') {
+			*d++ = (char)*p++;
+			continue;
+		}
+		*d++ = '\\';
+		switch (*p) {
+		case '"': *d++ = '"'; break;
+		case '\\': *d++ = '\\'; break;
+		case '\b': *d++ = 'b'; break;
+		case '\f': *d++ = 'f'; break;
+		case '\n': *d++ = 'n'; break;
+		case '\r': *d++ = 'r'; break;
+		case '\t': *d++ = 't'; break;
+		default:
+			memcpy(d, "u00", 3);
+			d[3] = hexd[*p >> 4];
+			d[4] = hexd[*p & 15];
+			d += 5;
+		}
+		p++;
+	}
+	*d++ = '"';
+	w->n = d - w->s;
+}
+
+static void
+jw_key(struct jw *w, const char *k)
+{
+	jw_next(w);
+	jw_put(w, "\"", 1);
+	jw_put(w, k, strlen(k));
+	jw_put(w, w->indent ? "\": " : "\":", w->indent ? 3 : 2);
+}
+
+static void
+jw_int(struct jw *w, int64_t v)
+{
+	char buf[24], *d = buf + sizeof(buf);
+	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+
+	do
+		*--d = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	if (v < 0)
+		*--d = '-';
+	jw_put(w, d, buf + sizeof(buf) - d);
+}
+
+static void
+jw_hex(struct jw *w, uint64_t v)
+{
+	char buf[24], *d = buf + sizeof(buf);
+
+	*--d = '"';
+	do
+		*--d = "0123456789abcdef"[v & 15];
+	while ((v >>= 4) != 0);
+	*--d = 'x';
+	*--d = '0';
+	*--d = '"';
+	jw_put(w, d, buf + sizeof(buf) - d);
+}
+
+static void
+jw_bool(struct jw *w, int b)
+{
+	jw_put(w, b ? "true" : "false", b ? 4 : 5);
+}
+
+static void
+jw_str_or_null(struct jw *w, const char *s)
+{
+	if (s == NULL)
+		jw_put(w, "null", 4);
+	else
+		jw_str(w, s);
+}
+
+static void
+jw_rlim(struct jw *w, uint64_t v)
+{
+	if (v == UINT64_MAX)
+		jw_put(w, "\"unlimited\"", 11);
+	else
+		jw_int(w, (int64_t)v);
+}
+
+/* Standard alphabet, padded: as sodium_bin2base64 ORIGINAL wrote it. */
+static void
+jw_base64(struct jw *w, const uint8_t *b, size_t len)
+{
+	static const char tab[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t i;
+	uint32_t v;
+	char *d;
+
+	if ((d = jw_room(w, (len + 2) / 3 * 4 + 2)) == NULL)
+		return;
+	*d++ = '"';
+	for (i = 0; i + 2 < len; i += 3) {
+		v = (uint32_t)b[i] << 16 | (uint32_t)b[i + 1] << 8 | b[i + 2];
+		*d++ = tab[v >> 18];
+		*d++ = tab[v >> 12 & 63];
+		*d++ = tab[v >> 6 & 63];
+		*d++ = tab[v & 63];
+	}
+	if (i < len) {
+		v = (uint32_t)b[i] << 16 | (i + 1 < len ? (uint32_t)b[i + 1] << 8 : 0);
+		*d++ = tab[v >> 18];
+		*d++ = tab[v >> 12 & 63];
+		*d++ = i + 1 < len ? tab[v >> 6 & 63] : '=';
+		*d++ = '=';
+	}
+	*d++ = '"';
+	w->n = d - w->s;
 }
 
 static void
@@ -67,137 +285,256 @@ prot_string(int prot, char out[4])
 	out[3] = '\0';
 }
 
-static json_t *
-dump_vma(const struct rf_vma *v)
+static void
+dump_vma(struct jw *w, const struct rf_vma *v)
 {
 	char prot[4];
-	json_t *file = json_null();
 
 	prot_string(v->prot, prot);
-	if (v->kind == RF_VMA_FILE)
-		file = json_pack("{s:s?, s:I, s:I, s:I, s:I, s:I}",
-		    "path", v->file.path, "dev", (json_int_t)v->file.dev,
-		    "ino", (json_int_t)v->file.ino, "size", (json_int_t)v->file.size,
-		    "mtime_sec", (json_int_t)v->file.mtime_sec,
-		    "mtime_nsec", (json_int_t)v->file.mtime_nsec);
-	return json_pack("{s:o, s:o, s:s, s:b, s:b, s:b, s:s, s:o, s:o, s:I, s:I}",
-	    "start", hex(v->start), "end", hex(v->end), "prot", prot,
-	    "shared", !!(v->flags & RF_VMA_SHARED),
-	    "growsdown", !!(v->flags & RF_VMA_GROWSDOWN),
-	    "file_pages", !!(v->flags & RF_VMA_FILE_PAGES),
-	    "kind", rf_vma_kind_name(v->kind), "name", str_or_null(v->name),
-	    "file", file, "offset", (json_int_t)v->pgoff, "pages", (json_int_t)v->npages);
+	jw_open(w, '{');
+	jw_key(w, "end");
+	jw_hex(w, v->end);
+	jw_key(w, "file");
+	if (v->kind == RF_VMA_FILE) {
+		jw_open(w, '{');
+		jw_key(w, "dev");
+		jw_int(w, (int64_t)v->file.dev);
+		jw_key(w, "ino");
+		jw_int(w, (int64_t)v->file.ino);
+		jw_key(w, "mtime_nsec");
+		jw_int(w, (int64_t)v->file.mtime_nsec);
+		jw_key(w, "mtime_sec");
+		jw_int(w, (int64_t)v->file.mtime_sec);
+		jw_key(w, "path");
+		jw_str_or_null(w, v->file.path);
+		jw_key(w, "size");
+		jw_int(w, (int64_t)v->file.size);
+		jw_close(w, '}');
+	} else
+		jw_put(w, "null", 4);
+	jw_key(w, "file_pages");
+	jw_bool(w, v->flags & RF_VMA_FILE_PAGES);
+	jw_key(w, "growsdown");
+	jw_bool(w, v->flags & RF_VMA_GROWSDOWN);
+	jw_key(w, "kind");
+	jw_str(w, rf_vma_kind_name(v->kind));
+	jw_key(w, "name");
+	jw_str_or_null(w, v->name);
+	jw_key(w, "offset");
+	jw_int(w, (int64_t)v->pgoff);
+	jw_key(w, "pages");
+	jw_int(w, (int64_t)v->npages);
+	jw_key(w, "prot");
+	jw_str(w, prot);
+	jw_key(w, "shared");
+	jw_bool(w, v->flags & RF_VMA_SHARED);
+	jw_key(w, "start");
+	jw_hex(w, v->start);
+	jw_close(w, '}');
 }
 
-static json_t *
-dump_fd(const struct rf_fd *f)
+static void
+dump_fd(struct jw *w, const struct rf_fd *f)
 {
-	return json_pack("{s:i, s:b, s:i, s:s, s:o, s:I, s:I, s:I, s:I}",
-	    "fd", f->fd, "cloexec", !!f->fdflags, "flags", f->flags,
-	    "kind", rf_fd_kind_name(f->kind), "path", str_or_null(f->path),
-	    "pos", (json_int_t)f->pos, "dev", (json_int_t)f->dev,
-	    "ino", (json_int_t)f->ino, "rdev", (json_int_t)f->rdev);
+	jw_open(w, '{');
+	jw_key(w, "cloexec");
+	jw_bool(w, f->fdflags);
+	jw_key(w, "dev");
+	jw_int(w, (int64_t)f->dev);
+	jw_key(w, "fd");
+	jw_int(w, f->fd);
+	jw_key(w, "flags");
+	jw_int(w, f->flags);
+	jw_key(w, "ino");
+	jw_int(w, (int64_t)f->ino);
+	jw_key(w, "kind");
+	jw_str(w, rf_fd_kind_name(f->kind));
+	jw_key(w, "path");
+	jw_str_or_null(w, f->path);
+	jw_key(w, "pos");
+	jw_int(w, (int64_t)f->pos);
+	jw_key(w, "rdev");
+	jw_int(w, (int64_t)f->rdev);
+	jw_close(w, '}');
 }
 
-static json_t *
-dump_xstate(const struct rf_proc *p)
-{
-	size_t blen = sodium_base64_ENCODED_LEN(p->xstate_len, sodium_base64_VARIANT_ORIGINAL);
-	char *b = malloc(blen);
-	json_t *j;
-
-	if (b == NULL)
-		return NULL;
-	sodium_bin2base64(b, blen, p->xstate, p->xstate_len, sodium_base64_VARIANT_ORIGINAL);
-	j = json_pack("{s:I, s:o, s:s}", "size", (json_int_t)p->xstate_len,
-	    "xfeatures", hex(p->xfeatures), "data", b);
-	free(b);
-	return j;
-}
+/* rlimit_names in sorted order */
+static const unsigned char rlimit_sorted[RF_NRLIMIT] = {
+	9, 4, 0, 2, 1, 10, 8, 12, 13, 7, 6, 5, 14, 15, 11, 3,
+};
 
 char *
 rf_meta_dump(const struct rf_proc *p, int indent)
 {
-	json_t *root, *a, *o;
-	char *s;
+	struct jw w = { .indent = indent };
+	const struct rf_sigaction *sa;
 	size_t i;
-	int ok = 1;
+	int k;
 
-	root = json_pack("{s:i, s:s, s:i, s:s?, s:s?, s:s?, s:s?, s:s?, s:i, s:i, s:I}",
-	    "version", RF_IMAGE_VERSION, "arch", "x86_64", "pid", p->pid,
-	    "comm", p->comm, "host", p->host, "kernel", p->kernel, "exe", p->exe,
-	    "cwd", p->cwd, "umask", (int)p->umask, "nice", p->nice,
-	    "personality", (json_int_t)p->personality);
-	if (root == NULL)
+	/* one allocation for the usual process */
+	if (jw_room(&w, 8192 + p->nvma * 320 + p->nfd * 200 + p->xstate_len * 4 / 3 +
+	    (size_t)p->ngroups * 12) == NULL)
 		return NULL;
-
-	o = json_object();
-	for (i = 0; i < RF_NRLIMIT; i++)
-		ok &= !json_object_set_new(o, rlimit_names[i], json_pack("[o, o]",
-		    rlim_value(p->rlim_cur[i]), rlim_value(p->rlim_max[i])));
-	ok &= !json_object_set_new(root, "rlimits", o);
-
-	a = json_array();
-	for (i = 0; i < p->ngroups; i++)
-		ok &= !json_array_append_new(a, json_integer(p->groups[i]));
-	ok &= !json_object_set_new(root, "creds", json_pack("{s:[I,I,I,I], s:[I,I,I,I], s:o}",
-	    "uid", (json_int_t)p->uid[0], (json_int_t)p->uid[1], (json_int_t)p->uid[2],
-	    (json_int_t)p->uid[3], "gid", (json_int_t)p->gid[0], (json_int_t)p->gid[1],
-	    (json_int_t)p->gid[2], (json_int_t)p->gid[3], "groups", a));
-
-	a = json_array();
+	jw_open(&w, '{');
+	jw_key(&w, "arch");
+	jw_str(&w, "x86_64");
+	jw_key(&w, "auxv");
+	jw_open(&w, '[');
+	for (i = 0; i < p->auxv_len; i++) {
+		jw_next(&w);
+		jw_hex(&w, p->auxv[i]);
+	}
+	jw_close(&w, ']');
+	jw_key(&w, "comm");
+	jw_str_or_null(&w, p->comm);
+	jw_key(&w, "creds");
+	jw_open(&w, '{');
+	jw_key(&w, "gid");
+	jw_open(&w, '[');
+	for (k = 0; k < 4; k++) {
+		jw_next(&w);
+		jw_int(&w, p->gid[k]);
+	}
+	jw_close(&w, ']');
+	jw_key(&w, "groups");
+	jw_open(&w, '[');
+	for (i = 0; i < p->ngroups; i++) {
+		jw_next(&w);
+		jw_int(&w, p->groups[i]);
+	}
+	jw_close(&w, ']');
+	jw_key(&w, "uid");
+	jw_open(&w, '[');
+	for (k = 0; k < 4; k++) {
+		jw_next(&w);
+		jw_int(&w, p->uid[k]);
+	}
+	jw_close(&w, ']');
+	jw_close(&w, '}');
+	jw_key(&w, "cwd");
+	jw_str_or_null(&w, p->cwd);
+	jw_key(&w, "exe");
+	jw_str_or_null(&w, p->exe);
+	jw_key(&w, "fds");
+	jw_open(&w, '[');
+	for (i = 0; i < p->nfd; i++) {
+		jw_next(&w);
+		dump_fd(&w, &p->fds[i]);
+	}
+	jw_close(&w, ']');
+	jw_key(&w, "host");
+	jw_str_or_null(&w, p->host);
+	jw_key(&w, "kernel");
+	jw_str_or_null(&w, p->kernel);
+	jw_key(&w, "mm");
+	jw_open(&w, '{');
+#define X(f) jw_key(&w, #f); jw_hex(&w, p->mm.f);
+	X(arg_end) X(arg_start) X(brk) X(end_code) X(end_data) X(env_end)
+	X(env_start) X(start_brk) X(start_code) X(start_data) X(start_stack)
+#undef X
+	jw_close(&w, '}');
+	jw_key(&w, "nice");
+	jw_int(&w, p->nice);
+	jw_key(&w, "personality");
+	jw_int(&w, (int64_t)p->personality);
+	jw_key(&w, "pid");
+	jw_int(&w, p->pid);
+	jw_key(&w, "regs");
+	jw_open(&w, '{');
+#define X(f) jw_key(&w, #f); jw_hex(&w, p->regs.f);
+	X(cs) X(ds) X(eflags) X(es) X(fs) X(fs_base) X(gs) X(gs_base) X(orig_rax)
+	X(r10) X(r11) X(r12) X(r13) X(r14) X(r15) X(r8) X(r9) X(rax) X(rbp) X(rbx)
+	X(rcx) X(rdi) X(rdx) X(rip) X(rsi) X(rsp) X(ss)
+#undef X
+	jw_close(&w, '}');
+	jw_key(&w, "rlimits");
+	jw_open(&w, '{');
+	for (k = 0; k < RF_NRLIMIT; k++) {
+		jw_key(&w, rlimit_names[rlimit_sorted[k]]);
+		jw_open(&w, '[');
+		jw_next(&w);
+		jw_rlim(&w, p->rlim_cur[rlimit_sorted[k]]);
+		jw_next(&w);
+		jw_rlim(&w, p->rlim_max[rlimit_sorted[k]]);
+		jw_close(&w, ']');
+	}
+	jw_close(&w, '}');
+	jw_key(&w, "rseq");
+	jw_open(&w, '{');
+	jw_key(&w, "flags");
+	jw_int(&w, p->rseq_flags);
+	jw_key(&w, "len");
+	jw_int(&w, p->rseq_len);
+	jw_key(&w, "ptr");
+	jw_hex(&w, p->rseq_ptr);
+	jw_key(&w, "sig");
+	jw_hex(&w, p->rseq_sig);
+	jw_close(&w, '}');
+	jw_key(&w, "signals");
+	jw_open(&w, '{');
+	jw_key(&w, "actions");
+	jw_open(&w, '[');
 	for (i = 0; i < RF_NSIG; i++) {
-		const struct rf_sigaction *sa = &p->sigact[i];
+		sa = &p->sigact[i];
 		if (sa->handler == 0 && sa->flags == 0 && sa->mask == 0 && sa->restorer == 0)
 			continue;
-		ok &= !json_array_append_new(a, json_pack("{s:i, s:o, s:o, s:o, s:o}",
-		    "sig", (int)i + 1, "handler", hex(sa->handler), "flags", hex(sa->flags),
-		    "restorer", hex(sa->restorer), "mask", hex(sa->mask)));
+		jw_next(&w);
+		jw_open(&w, '{');
+		jw_key(&w, "flags");
+		jw_hex(&w, sa->flags);
+		jw_key(&w, "handler");
+		jw_hex(&w, sa->handler);
+		jw_key(&w, "mask");
+		jw_hex(&w, sa->mask);
+		jw_key(&w, "restorer");
+		jw_hex(&w, sa->restorer);
+		jw_key(&w, "sig");
+		jw_int(&w, (int64_t)i + 1);
+		jw_close(&w, '}');
 	}
-	ok &= !json_object_set_new(root, "signals", json_pack(
-	    "{s:o, s:o, s:o, s:{s:o, s:I, s:i}}",
-	    "blocked", hex(p->sigblocked), "pending", hex(p->sigpending), "actions", a,
-	    "altstack", "sp", hex(p->altstack_sp), "size", (json_int_t)p->altstack_size,
-	    "flags", p->altstack_flags));
-
-	ok &= !json_object_set_new(root, "rseq", json_pack("{s:o, s:I, s:o, s:I}",
-	    "ptr", hex(p->rseq_ptr), "len", (json_int_t)p->rseq_len,
-	    "sig", hex(p->rseq_sig), "flags", (json_int_t)p->rseq_flags));
-
-	o = json_object();
-#define X(f) ok &= !json_object_set_new(o, #f, hex(p->mm.f));
-	MMFIELDS(X)
-#undef X
-	ok &= !json_object_set_new(root, "mm", o);
-
-	a = json_array();
-	for (i = 0; i < p->auxv_len; i++)
-		ok &= !json_array_append_new(a, hex(p->auxv[i]));
-	ok &= !json_object_set_new(root, "auxv", a);
-
-	o = json_object();
-#define X(f) ok &= !json_object_set_new(o, #f, hex(p->regs.f));
-	REGS(X)
-#undef X
-	ok &= !json_object_set_new(root, "regs", o);
-	ok &= !json_object_set_new(root, "xstate", dump_xstate(p));
-
-	a = json_array();
-	for (i = 0; i < p->nvma; i++)
-		ok &= !json_array_append_new(a, dump_vma(&p->vmas[i]));
-	ok &= !json_object_set_new(root, "vmas", a);
-
-	a = json_array();
-	for (i = 0; i < p->nfd; i++)
-		ok &= !json_array_append_new(a, dump_fd(&p->fds[i]));
-	ok &= !json_object_set_new(root, "fds", a);
-
-	s = ok ? json_dumps(root, JSON_SORT_KEYS | JSON_INDENT(indent) |
-	    (indent ? 0 : JSON_COMPACT)) : NULL;
-	json_decref(root);
-	if (s == NULL)
+	jw_close(&w, ']');
+	jw_key(&w, "altstack");
+	jw_open(&w, '{');
+	jw_key(&w, "flags");
+	jw_int(&w, p->altstack_flags);
+	jw_key(&w, "size");
+	jw_int(&w, (int64_t)p->altstack_size);
+	jw_key(&w, "sp");
+	jw_hex(&w, p->altstack_sp);
+	jw_close(&w, '}');
+	jw_key(&w, "blocked");
+	jw_hex(&w, p->sigblocked);
+	jw_key(&w, "pending");
+	jw_hex(&w, p->sigpending);
+	jw_close(&w, '}');
+	jw_key(&w, "umask");
+	jw_int(&w, (int)p->umask);
+	jw_key(&w, "version");
+	jw_int(&w, RF_IMAGE_VERSION);
+	jw_key(&w, "vmas");
+	jw_open(&w, '[');
+	for (i = 0; i < p->nvma; i++) {
+		jw_next(&w);
+		dump_vma(&w, &p->vmas[i]);
+	}
+	jw_close(&w, ']');
+	jw_key(&w, "xstate");
+	jw_open(&w, '{');
+	jw_key(&w, "data");
+	jw_base64(&w, p->xstate, p->xstate_len);
+	jw_key(&w, "size");
+	jw_int(&w, (int64_t)p->xstate_len);
+	jw_key(&w, "xfeatures");
+	jw_hex(&w, p->xfeatures);
+	jw_close(&w, '}');
+	jw_close(&w, '}');
+	jw_put(&w, "", 1);
+	if (w.bad || w.depth != 0) {
+		free(w.s);
 		errno = ENOMEM;
-	return s;
+		return NULL;
+	}
+	return w.s;
 }
 
 /* ---- load ----

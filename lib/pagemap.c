@@ -30,7 +30,7 @@ struct rf_pm_scan_arg {
 #define PM_SWAPPED (1ULL << 62)
 #define PM_FILE (1ULL << 61)
 
-#define NREGION 4096
+#define NREGION 256	/* 6 KB on the stack: a big heap buffer is slow to fault in */
 #define NENTRY 32768
 
 struct ranges {
@@ -66,15 +66,13 @@ add(struct ranges *rs, uint64_t start, uint64_t end, unsigned cat)
 static int
 scan(int fd, uint64_t start, uint64_t end, struct ranges *rs)
 {
-	struct rf_page_region *vec;
+	struct rf_page_region vec[NREGION];
 	struct rf_pm_scan_arg a;
 	unsigned cat;
 	long n, i;
-	int saved;
 
-	/* calloc: tools like valgrind do not know that the ioctl fills it */
-	if ((vec = calloc(NREGION, sizeof(*vec))) == NULL)
-		return -1;
+	/* zeroed: tools like valgrind do not know that the ioctl fills it */
+	memset(vec, 0, sizeof(vec));
 	while (start < end) {
 		memset(&a, 0, sizeof(a));
 		a.size = sizeof(a);
@@ -86,18 +84,18 @@ scan(int fd, uint64_t start, uint64_t end, struct ranges *rs)
 		a.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_FILE |
 		    PAGE_IS_PFNZERO;
 		if ((n = ioctl(fd, PAGEMAP_SCAN, &a)) == -1)
-			goto fail;
+			return -1;
 		for (i = 0; i < n; i++) {
 			cat = (vec[i].categories & PAGE_IS_PRESENT ? RF_PM_PRESENT : 0) |
 			    (vec[i].categories & PAGE_IS_SWAPPED ? RF_PM_SWAPPED : 0) |
 			    (vec[i].categories & PAGE_IS_FILE ? RF_PM_FILE : 0) |
 			    (vec[i].categories & PAGE_IS_PFNZERO ? RF_PM_ZERO : 0);
 			if (add(rs, vec[i].start, vec[i].end, cat) == -1)
-				goto fail;
+				return -1;
 		}
 		if (a.walk_end <= start) {
 			errno = EPROTO;
-			goto fail;
+			return -1;
 		}
 		/*
 		 * Linux 6.18 was seen to report regions past walk_end (1657 of
@@ -108,13 +106,7 @@ scan(int fd, uint64_t start, uint64_t end, struct ranges *rs)
 		if (n > 0 && vec[n - 1].end > start)
 			start = vec[n - 1].end;
 	}
-	free(vec);
 	return 0;
-fail:
-	saved = errno;
-	free(vec);
-	errno = saved;
-	return -1;
 }
 
 /* The same from the 64-bit pagemap entries, one mapping at a time. */

@@ -112,21 +112,57 @@ fail:
 	return NULL;
 }
 
+/*
+ * A small file whole into buf (NUL-terminated), without malloc: these are
+ * made whole at the first read, so a read that returns less than asked is
+ * the end.  One that fills buf is EPROTO (E2BIG for auxv, as before).
+ */
+static ssize_t
+read_small(pid_t pid, const char *name, char *buf, size_t cap)
+{
+	ssize_t n;
+	size_t len = 0;
+	int fd, saved;
+
+	if ((fd = open_pid(pid, name, O_RDONLY)) == -1)
+		return -1;
+	for (;;) {
+		n = read(fd, buf + len, cap - 1 - len);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			saved = gone(errno);
+			close(fd);
+			errno = saved;
+			return -1;
+		}
+		len += n;
+		if (n == 0 || len < cap - 1)
+			break;
+		/* full: more than such a file holds */
+		close(fd);
+		errno = strcmp(name, "auxv") == 0 ? E2BIG : EPROTO;
+		return -1;
+	}
+	close(fd);
+	buf[len] = '\0';
+	return (ssize_t)len;
+}
+
 int
 rf_procfs_stat(pid_t pid, struct rf_pstat *st)
 {
 	unsigned long long f[53] = { 0 };
-	char *buf, *open, *close, *s, *end;
+	char buf[2048], *open, *close, *s, *end;
 	size_t n;
 	int i;
 
 	memset(st, 0, sizeof(*st));
-	if ((buf = rf_procfs_read(pid, "stat", NULL)) == NULL)
+	if (read_small(pid, "stat", buf, sizeof(buf)) == -1)
 		return -1;
 	/* comm may hold spaces and parentheses: it ends at the last ')' */
 	if ((open = strchr(buf, '(')) == NULL || (close = strrchr(buf, ')')) == NULL ||
 	    close < open || close[1] != ' ') {
-		free(buf);
 		errno = EPROTO;
 		return -1;
 	}
@@ -143,7 +179,6 @@ rf_procfs_stat(pid_t pid, struct rf_pstat *st)
 			break;
 		s = end;
 	}
-	free(buf);
 	if (i < 52) {
 		errno = EPROTO;
 		return -1;
@@ -257,10 +292,10 @@ fail2:
 int
 rf_procfs_limits(pid_t pid, uint64_t cur[RF_NRLIMIT], uint64_t max[RF_NRLIMIT])
 {
-	char *buf, *line, *next, soft[32], hard[32];
+	char buf[4096], *line, *next, soft[32], hard[32];
 	int i = -1;	/* the first line holds the column titles */
 
-	if ((buf = rf_procfs_read(pid, "limits", NULL)) == NULL)
+	if (read_small(pid, "limits", buf, sizeof(buf)) == -1)
 		return -1;
 	for (line = buf; line != NULL && *line != '\0' && i < RF_NRLIMIT; line = next, i++) {
 		if ((next = strchr(line, '\n')) != NULL)
@@ -273,7 +308,6 @@ rf_procfs_limits(pid_t pid, uint64_t cur[RF_NRLIMIT], uint64_t max[RF_NRLIMIT])
 		cur[i] = strcmp(soft, "unlimited") == 0 ? UINT64_MAX : strtoull(soft, NULL, 10);
 		max[i] = strcmp(hard, "unlimited") == 0 ? UINT64_MAX : strtoull(hard, NULL, 10);
 	}
-	free(buf);
 	if (i != RF_NRLIMIT) {
 		errno = EPROTO;
 		return -1;
@@ -284,36 +318,32 @@ rf_procfs_limits(pid_t pid, uint64_t cur[RF_NRLIMIT], uint64_t max[RF_NRLIMIT])
 int
 rf_procfs_auxv(pid_t pid, uint64_t *auxv, size_t cap, size_t *n)
 {
-	size_t len;
-	char *buf;
+	char buf[RF_AUXV_MAX * 8 + 16];
+	ssize_t len;
 
-	if ((buf = rf_procfs_read(pid, "auxv", &len)) == NULL)
+	if ((len = read_small(pid, "auxv", buf, sizeof(buf))) == -1)
 		return -1;
-	if (len % 16 != 0 || len / 8 > cap) {
-		free(buf);
+	if (len % 16 != 0 || (size_t)len / 8 > cap) {
 		errno = E2BIG;
 		return -1;
 	}
 	memcpy(auxv, buf, len);
 	*n = len / 8;
-	free(buf);
 	return 0;
 }
 
 int
 rf_procfs_personality(pid_t pid, unsigned long *pers)
 {
-	char *buf, *end;
+	char buf[64], *end;
 
-	if ((buf = rf_procfs_read(pid, "personality", NULL)) == NULL)
+	if (read_small(pid, "personality", buf, sizeof(buf)) == -1)
 		return -1;
 	*pers = strtoul(buf, &end, 16);
 	if (end == buf) {
-		free(buf);
 		errno = EPROTO;
 		return -1;
 	}
-	free(buf);
 	return 0;
 }
 
@@ -348,17 +378,28 @@ fd_kind(const char *path, mode_t mode)
 	}
 }
 
-/* pos and flags from /proc/PID/fdinfo/N */
+/* pos and flags from /proc/PID/fdinfo/N: its first lines, one read */
 static int
-fd_info(pid_t pid, int fd, struct rf_fd *f)
+fd_info(int infofd, const char *name, struct rf_fd *f)
 {
-	char name[32], *buf, *line, *next;
-	int seen = 0;
+	char buf[512], *line, *next;
+	ssize_t n;
+	int fd, seen = 0, saved;
 
-	snprintf(name, sizeof(name), "fdinfo/%d", fd);
-	if ((buf = rf_procfs_read(pid, name, NULL)) == NULL)
+	if ((fd = openat(infofd, name, O_RDONLY | O_CLOEXEC)) == -1) {
+		errno = gone(errno);
 		return -1;
-	for (line = buf; line != NULL && *line != '\0'; line = next) {
+	}
+	while ((n = read(fd, buf, sizeof(buf) - 1)) == -1 && errno == EINTR)
+		;
+	saved = errno;
+	close(fd);
+	if (n == -1) {
+		errno = gone(saved);
+		return -1;
+	}
+	buf[n] = '\0';
+	for (line = buf; line != NULL && *line != '\0' && seen != 3; line = next) {
 		if ((next = strchr(line, '\n')) != NULL)
 			*next++ = '\0';
 		if (strncmp(line, "pos:", 4) == 0) {
@@ -369,7 +410,6 @@ fd_info(pid_t pid, int fd, struct rf_fd *f)
 			seen |= 2;
 		}
 	}
-	free(buf);
 	if (seen != 3) {
 		errno = EPROTO;
 		return -1;
@@ -393,16 +433,25 @@ rf_procfs_fds(pid_t pid, struct rf_fd **fdsp, size_t *np)
 	size_t n = 0, cap = 0, i;
 	struct dirent *d;
 	struct stat sb;
-	char path[64], name[32], *end;
+	char buf[PATH_MAX], *end;
+	ssize_t len;
 	long fd;
 	DIR *dir;
-	int dfd, saved;
+	int dfd, infofd, saved;
 
-	if ((dfd = open_pid(pid, "fd", O_RDONLY | O_DIRECTORY)) == -1)
+	/* names looked up from the two directories, not as whole paths */
+	if ((infofd = open_pid(pid, "fdinfo", O_RDONLY | O_DIRECTORY)) == -1)
 		return -1;
+	if ((dfd = open_pid(pid, "fd", O_RDONLY | O_DIRECTORY)) == -1) {
+		saved = errno;
+		close(infofd);
+		errno = saved;
+		return -1;
+	}
 	if ((dir = fdopendir(dfd)) == NULL) {
 		saved = errno;
 		close(dfd);
+		close(infofd);
 		errno = saved;
 		return -1;
 	}
@@ -419,15 +468,16 @@ rf_procfs_fds(pid_t pid, struct rf_fd **fdsp, size_t *np)
 		f = &fds[n];
 		memset(f, 0, sizeof(*f));
 		f->fd = (int)fd;
-		snprintf(name, sizeof(name), "fd/%ld", fd);
-		snprintf(path, sizeof(path), "/proc/%d/fd/%ld", (int)rf_procfs_pid(pid), fd);
-		if ((f->path = rf_procfs_link(pid, name)) == NULL) {
-			if (errno == ESRCH)	/* closed meanwhile (shared table) */
+		if ((len = readlinkat(dfd, d->d_name, buf, sizeof(buf) - 1)) == -1) {
+			if ((errno = gone(errno)) == ESRCH)	/* closed meanwhile (shared table) */
 				continue;
 			goto fail;
 		}
+		buf[len] = '\0';
+		if ((f->path = strdup(buf)) == NULL)
+			goto fail;
 		n++;
-		if (stat(path, &sb) == -1) {
+		if (fstatat(dfd, d->d_name, &sb, 0) == -1) {
 			errno = gone(errno);
 			goto fail;
 		}
@@ -435,12 +485,13 @@ rf_procfs_fds(pid_t pid, struct rf_fd **fdsp, size_t *np)
 		f->dev = sb.st_dev;
 		f->ino = sb.st_ino;
 		f->rdev = sb.st_rdev;
-		if (fd_info(pid, f->fd, f) == -1)
+		if (fd_info(infofd, d->d_name, f) == -1)
 			goto fail;
 	}
 	if (errno != 0)
 		goto fail;
 	closedir(dir);
+	close(infofd);
 	qsort(fds, n, sizeof(*fds), fd_cmp);
 	*fdsp = fds;
 	*np = n;
@@ -448,6 +499,7 @@ rf_procfs_fds(pid_t pid, struct rf_fd **fdsp, size_t *np)
 fail:
 	saved = errno;
 	closedir(dir);
+	close(infofd);
 	for (i = 0; i < n; i++)
 		free(fds[i].path);
 	free(fds);

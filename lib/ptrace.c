@@ -45,6 +45,7 @@ rf_ptrace_seize(struct rf_pt *t, pid_t pid, int suspend_seccomp)
 {
 	long opts = PTRACE_O_TRACESYSGOOD;
 	int st, saved;
+	pid_t r;
 
 	memset(t, 0, sizeof(*t));
 	t->pid = pid;
@@ -54,12 +55,25 @@ rf_ptrace_seize(struct rf_pt *t, pid_t pid, int suspend_seccomp)
 		return -1;
 	t->attached = 1;
 	/*
-	 * A seized task that is in group stop traps by itself; the interrupt
-	 * makes sure we get a stop even if it was continued meanwhile.  The
-	 * extra trap it may leave pending is skipped in rf_ptrace_syscall.
+	 * A seized task that is in group stop traps by itself, and the seize
+	 * returns once it has: take that stop.  Only a task continued
+	 * meanwhile needs the interrupt (sent anyway, it would leave a second
+	 * trap pending: one more stop on the way to the first injected
+	 * syscall).  Such a trap is skipped in rf_ptrace_syscall.
 	 */
-	if (ptrace(PTRACE_INTERRUPT, pid, 0, 0) == -1 || wait_stop(t, &st) == -1)
+	do
+		r = waitpid(pid, &st, __WALL | WNOHANG);
+	while (r == -1 && errno == EINTR);
+	if (r == -1)
 		goto fail;
+	if (r == 0 && (ptrace(PTRACE_INTERRUPT, pid, 0, 0) == -1 ||
+	    wait_stop(t, &st) == -1))
+		goto fail;
+	if (r != 0 && !WIFSTOPPED(st)) {
+		t->attached = 0;
+		errno = ESRCH;
+		goto fail;
+	}
 	if (is_event_stop(st)) {
 		if (WSTOPSIG(st) != SIGTRAP)
 			t->stopsig = WSTOPSIG(st);

@@ -386,9 +386,46 @@ fail:
 	return rf_errno(e, "pages");
 }
 
-/* A `syscall` instruction (0f 05) on a present page of the vDSO, else of any
-   executable mapping.  Where it lies inside real instructions does not
-   matter. */
+/* Whether the page at addr is present, from the page list. */
+static int
+present(const struct cands *cs, uint64_t addr)
+{
+	size_t lo = 0, hi = cs->npm, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (addr < cs->pm[mid].start)
+			hi = mid;
+		else if (addr >= cs->pm[mid].end)
+			lo = mid + 1;
+		else
+			return (cs->pm[mid].cat & RF_PM_PRESENT) != 0;
+	}
+	return 0;
+}
+
+/* Offset of the first 0f 05 in b, or -1. */
+static ssize_t
+find_0f05(const uint8_t *b, size_t len)
+{
+	const uint8_t *q = b, *end = b + len;
+
+	while (q + 1 < end && (q = memchr(q, 0x0f, end - 1 - q)) != NULL) {
+		if (q[1] == 0x05)
+			return q - b;
+		q++;
+	}
+	return -1;
+}
+
+/*
+ * A `syscall` instruction (0f 05) on a present page of an executable
+ * mapping: first the one the task stopped after (a task stopped in a
+ * system call, as a fork's child is), else one in the vDSO, else in any
+ * executable mapping.  Where it lies inside real instructions does not
+ * matter.  (A fork's child has few such pages: fork copies no page table
+ * entries of file mappings, and its vDSO is often not among them.)
+ */
 static int
 find_syscall(struct rf_snap *s, const struct rf_proc *p, const struct cands *cs,
     struct rf_err *e)
@@ -396,11 +433,18 @@ find_syscall(struct rf_snap *s, const struct rf_proc *p, const struct cands *cs,
 	const struct rf_pmrange *r;
 	const struct rf_vma *v;
 	uint8_t b[RF_PAGE_SIZE];
-	uint64_t a;
-	size_t j, k;
-	ssize_t vi;
+	uint64_t a, ip = p->regs.rip - 2;
+	size_t j;
+	ssize_t vi, k;
 	int pass;
 
+	if ((vi = rf_proc_find_vma(p, ip)) != -1 && ip + 2 <= p->vmas[vi].end &&
+	    p->vmas[vi].prot & PROT_EXEC && p->vmas[vi].kind != RF_VMA_VSYSCALL &&
+	    present(cs, ip) && present(cs, ip + 1) &&
+	    rf_ptrace_peek(s->pid, ip, b, 2) == 0 && b[0] == 0x0f && b[1] == 0x05) {
+		s->pt.syscall_ip = ip;
+		return 0;
+	}
 	for (pass = 0; pass < 2; pass++) {
 		for (j = 0; j < cs->npm; j++) {
 			r = &cs->pm[j];
@@ -413,11 +457,10 @@ find_syscall(struct rf_snap *s, const struct rf_proc *p, const struct cands *cs,
 			for (a = r->start; a < r->end && a < v->end; a += RF_PAGE_SIZE) {
 				if (rf_ptrace_peek(s->pid, a, b, sizeof(b)) == -1)
 					break;
-				for (k = 0; k + 1 < sizeof(b); k++)
-					if (b[k] == 0x0f && b[k + 1] == 0x05) {
-						s->pt.syscall_ip = a + k;
-						return 0;
-					}
+				if ((k = find_0f05(b, sizeof(b))) != -1) {
+					s->pt.syscall_ip = a + k;
+					return 0;
+				}
 			}
 		}
 	}

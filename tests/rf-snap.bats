@@ -550,3 +550,64 @@ lazymem_done() {
 	[ "$(jq -cS . "$D/m.json")" = "$(jq -cS . "$D/n.json")" ]
 	finish_victim "ok usr1=1 pending=none"
 }
+
+@test "rf-snap -M and the image: odd names (quotes, backslashes, control characters, non-ASCII) round trip" {
+	local odd dir exe
+	# (maps shows a newline in a name as \012)
+	odd=$(printf 'q"b\\s \001\037\177\tn\nl é€😀')
+	dir=$D/$odd
+	mkdir "$dir"
+	exe=$dir/sl$odd
+	cp "$(command -v sleep)" "$exe"
+	: > "$dir/f$odd"
+	(cd "$dir" && exec "$exe" 600 5< "$dir/f$odd" < /dev/null > /dev/null 2>&1 3>&- 4>&-) &
+	VPID=$!
+	wait_state "$VPID" S
+	kill -STOP "$VPID"
+	wait_state "$VPID" T
+	meta
+	jq -e --arg d "$dir" --arg x "$exe" --arg f "$dir/f$odd" \
+	    '.cwd == $d and .exe == $x and (.fds[] | select(.fd == 5) | .path) == $f and
+	     ([.vmas[] | select(.name == ($x | gsub("\n"; "\\012")))] | length) > 0' "$D/m.json"
+	"$BIN/rf-snap" "$VPID" | "$BIN/rf-restore" -n > "$D/n.json"
+	[ "$(jq -cS . "$D/m.json")" = "$(jq -cS . "$D/n.json")" ]
+	# the same text as the image's own metadata, indented
+	cmp "$D/m.json" "$D/n.json"
+	[ "$(pstate "$VPID")" = T ]
+}
+
+@test "rf-snap: a file name that is not UTF-8: no image, target left stopped" {
+	: > "$D/$(printf 'bad\377name')"
+	sleep 600 5< "$D/$(printf 'bad\377name')" < /dev/null > /dev/null 2>&1 &
+	VPID=$!
+	wait_state "$VPID" S
+	kill -STOP "$VPID"
+	wait_state "$VPID" T
+	run "$BIN/rf-snap" -o "$D/img" "$VPID"
+	[ "$status" -ne 0 ]
+	[[ "$output" == "rf-snap: image: metadata: "* ]]
+	[ ! -e "$D/img" ]
+	run "$BIN/rf-snap" -M "$VPID"
+	[ "$status" -ne 0 ]
+	[[ "$output" == "rf-snap: metadata: "* ]]
+	[ "$(pstate "$VPID")" = T ]
+}
+
+@test "rf-snap -M: an fd whose fdinfo is long (epoll of 100 pipes) still has its flags and position" {
+	python3 -c '
+import os, select, signal, sys
+ep = select.epoll(flags=select.EPOLL_CLOEXEC)
+for _ in range(100):
+    ep.register(os.pipe()[0], select.EPOLLIN)
+print(ep.fileno(), flush=True)
+os.kill(os.getpid(), signal.SIGSTOP)
+' > "$D/ep" < /dev/null 2> /dev/null 3>&- 4>&- &
+	VPID=$!
+	wait_state "$VPID" T
+	[ "$(wc -c < "/proc/$VPID/fdinfo/$(cat "$D/ep")")" -gt 4096 ]
+	meta
+	jq -e --argjson fd "$(cat "$D/ep")" '.fds[] | select(.fd == $fd) |
+	    .kind == "anon" and .path == "anon_inode:[eventpoll]" and .pos == 0 and
+	    .cloexec == true and (.flags % 4) == 2' "$D/m.json"
+	[ "$(jq '.fds | length' "$D/m.json")" = "$(ls "/proc/$VPID/fd" | wc -l)" ]
+}
