@@ -2,6 +2,8 @@
 # and checks that nothing was left behind.  Loaded by rf-send.bats etc.
 
 bats_require_minimum_version 1.5.0
+# pstate, wait_state and the other waits
+source "$BATS_TEST_DIRNAME/helpers.bash"
 
 ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
 BIN=$ROOT/build/bin
@@ -83,11 +85,6 @@ check_ok() {
 	echo "victim $pid did not report ok from $host:" >&2
 	cat "$MST" >&2
 	return 1
-}
-
-# pstate PID: one letter (R, S, T, ...) or nothing if it is gone.
-pstate() {
-	awk '{ sub(/.*\) /, ""); print substr($0, 1, 1) }' "/proc/$1/stat" 2>/dev/null
 }
 
 # only_server I: host I holds no process but its rf-server (after a moment

@@ -67,6 +67,7 @@ teardown() {
 @test "rf-migrate: no server (69); a process stopped before stays stopped" {
 	migrant 1 1
 	kill -STOP "$MPID"
+	wait_state "$MPID" T
 	run --separate-stderr inh 1 "$MIG" -K "$KEY" "$MPID" "$(addr 2):7099"
 	[ "$status" -eq 69 ]
 	[[ "$stderr" == *"already stopped"*"left stopped"* ]]

@@ -33,6 +33,7 @@ recv_to() {
 	recv_to "'$BIN/rf-restore'"
 	migrant 1 2
 	kill -STOP "$MPID"
+	wait_state "$MPID" T
 	run --separate-stderr bash -c "'$BIN/rf-snap' $MPID | '$TH' -p $PFX exec ${PFX}1 '$BIN/rf-send' -k '$KEY' $(addr 2):7079"
 	[ "$status" -eq 0 ]
 	[ "$(jq -r .host <<<"$output")" = "${PFX}2" ]

@@ -48,7 +48,7 @@ passed() {
 
 # no_copies: no restore_victim is left, not even a zombie.
 no_copies() {
-	! pgrep -x restore_victim
+	! pgrep -r R,S,D,T,t -x restore_victim	# zombies of earlier tests may wait for init
 }
 
 # bad_image EXIT REGEX < IMG: rf-restore refuses it with that exit code and
@@ -135,6 +135,7 @@ remeta() {
 	start sleep
 	sleep 0.1
 	kill -STOP "$VPID"
+	wait_state "$VPID" T
 	snap
 	run "$BIN/rf-restore" -w -i "$D/img"
 	cat "$D/log"
@@ -148,6 +149,7 @@ remeta() {
 	VIN=/dev/fd/7 start read
 	sleep 0.1
 	kill -STOP "$VPID"
+	wait_state "$VPID" T
 	snap
 	(sleep 0.2; echo hello >&7) &
 	run --separate-stderr "$BIN/rf-restore" -w -F 0 -i "$D/img" 0<&7
@@ -216,6 +218,7 @@ print(s, flush=True)' > "$D/py.out" 2>&1 < /dev/null 3>&- &
 	wait_line "$D/py.out" '^start'
 	sleep 0.3
 	kill -STOP "$VPID"
+	wait_state "$VPID" T
 	[ "$(cat "$D/py.out")" = start ]	# mid-loop
 	snap
 	run "$BIN/rf-restore" -w -i "$D/img"
@@ -230,6 +233,7 @@ print(s, flush=True)' > "$D/py.out" 2>&1 < /dev/null 3>&- &
 	wait_line "$D/pl.out" '^start'
 	sleep 0.3
 	kill -STOP "$VPID"
+	wait_state "$VPID" T
 	[ "$(cat "$D/pl.out")" = start ]
 	snap
 	run "$BIN/rf-restore" -w -i "$D/img"
@@ -425,7 +429,7 @@ handfork() {
 	# stdout written through the stub; its exit code reached P's waitpid.
 	grep -qx "child pid $S ppid $P" "$D/out"
 	grep -qx "status 42" "$D/out"
-	! pgrep -x rfork_victim
+	! pgrep -r R,S,D,T,t -x rfork_victim	# zombies of earlier tests may wait for init
 }
 
 @test "remote fork by hand: image in fork mode under a proxy in a pid namespace, rf-stub at home" {
@@ -456,7 +460,7 @@ handfork() {
 	[[ "$output" =~ rf-restore:\ .*image ]]
 	! grep -q ready <<< "$output"
 	[ "$(pstate "$S")" = T ]
-	[ "$(pgrep -x rfork_victim | wc -l)" -eq 2 ]	# P and S, nothing else
+	[ "$(pgrep -r R,S,D,T,t -x rfork_victim | wc -l)" -eq 2 ]	# P and S, nothing else
 }
 
 @test "rf-restore -n checks the whole image and prints its metadata, restoring nothing" {

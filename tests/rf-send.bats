@@ -25,6 +25,7 @@ snapsend() {
 @test "rf-send: moves a process from h1 to h2; it runs there with its memory intact" {
 	migrant 1 4
 	kill -STOP "$MPID"
+	wait_state "$MPID" T
 	run --separate-stderr snapsend -k "$KEY" "$(addr 2)"
 	[ "$status" -eq 0 ]
 	RPID=$(jq -r .pid <<<"$output")
@@ -45,6 +46,7 @@ snapsend() {
 @test "rf-send: -P shows bytes, rate and ETA on stderr, nothing on stdout but the reply" {
 	migrant 1 8
 	kill -STOP "$MPID"
+	wait_state "$MPID" T
 	run --separate-stderr snapsend -P -k "$KEY" "$(addr 2)"
 	[ "$status" -eq 0 ]
 	RPID=$(jq -r .pid <<<"$output")
@@ -56,6 +58,7 @@ snapsend() {
 @test "rf-send: a wrong key is refused with 77, nothing runs, the server logs it" {
 	migrant 1 1
 	kill -STOP "$MPID"
+	wait_state "$MPID" T
 	head -c 32 /dev/urandom > "$TDIR/wrong"
 	chmod 600 "$TDIR/wrong"
 	run --separate-stderr snapsend -k "$TDIR/wrong" "$(addr 2)"
@@ -111,6 +114,7 @@ snapsend() {
 @test "rf-send: a corrupt image is rejected with 65, nothing runs there" {
 	migrant 1 2
 	kill -STOP "$MPID"
+	wait_state "$MPID" T
 	"$BIN/rf-snap" -o "$TDIR/img" "$MPID"
 	size=$(stat -c %s "$TDIR/img")
 	printf '\x5a' | dd of="$TDIR/img" bs=1 seek=$((size / 2)) conv=notrunc status=none
@@ -124,6 +128,7 @@ snapsend() {
 @test "rf-send: a truncated image is rejected with 65, nothing runs there" {
 	migrant 1 2
 	kill -STOP "$MPID"
+	wait_state "$MPID" T
 	"$BIN/rf-snap" -o "$TDIR/img" "$MPID"
 	head -c $(($(stat -c %s "$TDIR/img") - 5000)) "$TDIR/img" > "$TDIR/trunc"
 	run --separate-stderr inh 1 "$BIN/rf-send" -k "$KEY" "$(addr 2)" < "$TDIR/trunc"
@@ -148,6 +153,7 @@ snapsend() {
 @test "rf-send: a root server refuses a root image (77) unless started with -R" {
 	migrant 1 1 root
 	kill -STOP "$MPID"
+	wait_state "$MPID" T
 	run --separate-stderr snapsend -k "$KEY" "$(addr 2)"
 	[ "$status" -eq 77 ]
 	only_server 2
@@ -167,6 +173,7 @@ snapsend() {
 @test "rf-send: the server killed mid-stream fails the send, the original is unchanged" {
 	migrant 1 64
 	kill -STOP "$MPID"
+	wait_state "$MPID" T
 	bgin 2 "$BIN/rf-server" -k "$KEY" -l "$(addr 2):7078" 2> "$TDIR/k.log"
 	spid=$BGPID
 	sleep 0.3
@@ -187,6 +194,7 @@ snapsend() {
 @test "rf-send: the sender killed mid-stream leaves nothing on the server, which keeps serving" {
 	migrant 1 64
 	kill -STOP "$MPID"
+	wait_state "$MPID" T
 	"$BIN/rf-snap" -o "$TDIR/big" "$MPID"
 	inh 1 tc qdisc replace dev eth0 root tbf rate 40mbit burst 32kbit latency 400ms
 	bgin 1 "$BIN/rf-send" -k "$KEY" "$(addr 2)" < "$TDIR/big" > /dev/null 2> "$TDIR/send.err"
@@ -204,6 +212,7 @@ snapsend() {
 @test "rf-send: the link going down mid-transfer fails within the timeout, nothing is left" {
 	migrant 1 64
 	kill -STOP "$MPID"
+	wait_state "$MPID" T
 	inh 1 tc qdisc replace dev eth0 root tbf rate 40mbit burst 32kbit latency 400ms
 	( sleep 1.5; inh 2 ip link set eth0 down ) &
 	downer=$!
@@ -226,6 +235,7 @@ snapsend() {
 @test "rf-send: on the wire: neither the key nor the image in clear" {
 	migrant 1 1
 	kill -STOP "$MPID"
+	wait_state "$MPID" T
 	"$BIN/rf-snap" -o "$TDIR/img" "$MPID"
 	bgin 1 socat -r "$TDIR/c2s" -R "$TDIR/s2c" TCP-LISTEN:7080,bind=127.0.0.1,reuseaddr \
 	    TCP:"$(addr 2)":7077

@@ -60,6 +60,7 @@ own_server() {
 	sleep 0.2
 	migrant 1 1
 	kill -STOP "$MPID"
+	wait_state "$MPID" T
 	run --separate-stderr bash -c "'$BIN/rf-snap' $MPID | '$TH' -p $PFX exec ${PFX}1 '$BIN/rf-send' -k '$KEY' $(addr 2)"
 	[ "$status" -eq 0 ]
 	RPID=$(jq -r .pid <<<"$output")
@@ -97,6 +98,7 @@ own_server() {
 @test "rf-server: a sender that stalls mid-image is dropped and its restore undone" {
 	migrant 1 2
 	kill -STOP "$MPID"
+	wait_state "$MPID" T
 	"$BIN/rf-snap" -o "$TDIR/img" "$MPID"
 	bgin 1 "$TESTS/netpeer" -k "$KEY" "$(addr 2)" stall < "$TDIR/img"
 	wait_log 2 "aborted after 4096 bytes: receive: .*timed out"
@@ -108,6 +110,7 @@ own_server() {
 @test "rf-server: a process whose sender never commits is killed, never runs" {
 	migrant 1 2
 	kill -STOP "$MPID"
+	wait_state "$MPID" T
 	"$BIN/rf-snap" -o "$TDIR/img" "$MPID"
 	run inh 1 "$TESTS/netpeer" -k "$KEY" "$(addr 2)" nocommit < "$TDIR/img"
 	[ "$status" -eq 0 ]
@@ -124,6 +127,7 @@ own_server() {
 	for i in $(seq 8); do
 		migrant 1 4
 		kill -STOP "$MPID"
+		wait_state "$MPID" T
 		MPIDS+=("$MPID") MSTS+=("$MST")
 	done
 	MPID=
@@ -150,6 +154,7 @@ own_server() {
 	own_server
 	migrant 1 1
 	kill -STOP "$MPID"
+	wait_state "$MPID" T
 	run --separate-stderr bash -c "'$BIN/rf-snap' $MPID | '$TH' -p $PFX exec ${PFX}1 '$BIN/rf-send' -k '$KEY' $(addr 2):7078"
 	[ "$status" -eq 0 ]
 	RPID=$(jq -r .pid <<<"$output")
@@ -168,6 +173,7 @@ own_server() {
 	own_server
 	migrant 1 64
 	kill -STOP "$MPID"
+	wait_state "$MPID" T
 	"$BIN/rf-snap" -o "$TDIR/big" "$MPID"
 	inh 1 tc qdisc add dev eth0 root tbf rate 40mbit burst 32kbit latency 400ms
 	bgin 1 "$BIN/rf-send" -k "$KEY" "$(addr 2):7078" < "$TDIR/big" > /dev/null 2> "$TDIR/s.err"
@@ -197,6 +203,7 @@ own_server() {
 	grep -q "restores only its own user's processes" "$SLOG"
 	migrant 1 1 root
 	kill -STOP "$MPID"
+	wait_state "$MPID" T
 	run --separate-stderr bash -c "'$BIN/rf-snap' $MPID | '$TH' -p $PFX exec ${PFX}1 '$BIN/rf-send' -k '$KEY' $(addr 2):7078"
 	[ "$status" -eq 77 ]
 	grep -q "restore failed (exit 77)" "$SLOG"
@@ -204,6 +211,7 @@ own_server() {
 	# its own user's process it restores
 	migrant 1 1 nobody
 	kill -STOP "$MPID"
+	wait_state "$MPID" T
 	run --separate-stderr bash -c "'$BIN/rf-snap' $MPID | '$TH' -p $PFX exec ${PFX}1 '$BIN/rf-send' -k '$KEY' $(addr 2):7078"
 	[ "$status" -eq 0 ]
 	RPID=$(jq -r .pid <<<"$output")
@@ -239,6 +247,7 @@ own_server() {
 fork_img() {
 	migrant 1 "$1" "${2:-nobody}"
 	kill -STOP "$MPID"
+	wait_state "$MPID" T
 	"$BIN/rf-snap" -o "$TDIR/img" "$MPID"
 	kill -KILL "$MPID"
 }
