@@ -39,8 +39,10 @@ static const char *const rlimit_names[RF_NRLIMIT] = {
  * layout (compact, or indented with ": "), which this module used before:
  * in a remote fork rf-snap dumps some 15 KB here, and jansson's tree of a
  * malloc per value, its key sorting and its growing output took 0.3 ms.
- * Strings are checked as jansson checked them: not valid UTF-8 fails, with
- * ENOMEM as before.
+ * Strings are bytes on Linux (file names, comm), JSON's are Unicode: a
+ * byte that does not begin valid UTF-8 is written \uDCXX (XX the byte, as
+ * Python's surrogateescape), which no UTF-8 text can hold, and the loader
+ * reads it back as that byte: every name round-trips.
  */
 
 struct jw {
@@ -151,8 +153,12 @@ jw_str(struct jw *w, const char *str)
 	while (p < end) {
 		if (*p >= 0x80) {
 			if ((k = utf8_len(p, end)) == 0) {
-				w->bad = 1;
-				return;
+				memcpy(d, "\\uDC", 4);
+				d[4] = hexd[*p >> 4];
+				d[5] = hexd[*p & 15];
+				d += 6;
+				p++;
+				continue;
 			}
 			while (k-- > 0)
 				*d++ = (char)*p++;
@@ -721,6 +727,11 @@ jp_string(struct jp *j)
 		if (hex4((const char *)p, j->end, &cp) == -1)
 			return jp_fail(j, (const char *)p, "invalid \\u escape");
 		p += 4;
+		/* a byte that was not UTF-8 (the dump's surrogateescape) */
+		if (cp >= 0xdc80 && cp <= 0xdcff) {
+			*o++ = cp & 0xff;
+			continue;
+		}
 		if (cp >= 0xdc00 && cp <= 0xdfff)
 			return jp_fail(j, (const char *)p, "invalid Unicode escape (lone low surrogate)");
 		if (cp >= 0xd800 && cp <= 0xdbff) {

@@ -596,6 +596,8 @@ rawmeta() {
 	bad_image 65 'metadata: line 1 column [0-9]+: control character' < "$D/bad"
 	rawmeta 's/"comm":"[^"]*"/"comm":"\\ud800x"/'
 	bad_image 65 'metadata: line 1 column [0-9]+: .*surrogate' < "$D/bad"
+	rawmeta 's/"comm":"[^"]*"/"comm":"\\udc7fx"/'
+	bad_image 65 'metadata: line 1 column [0-9]+: .*lone low surrogate' < "$D/bad"
 	rawmeta 's/"pid":/"pid":01,"x":/'
 	bad_image 65 'metadata: line 1 column [0-9]+: invalid number' < "$D/bad"
 	rawmeta 's/"nice":[0-9-]*/"nice":tru/'

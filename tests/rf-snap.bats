@@ -576,21 +576,29 @@ lazymem_done() {
 	[ "$(pstate "$VPID")" = T ]
 }
 
-@test "rf-snap: a file name that is not UTF-8: no image, target left stopped" {
-	: > "$D/$(printf 'bad\377name')"
-	sleep 600 5< "$D/$(printf 'bad\377name')" < /dev/null > /dev/null 2>&1 &
+@test "rf-snap: file names that are not UTF-8 travel as \\uDCXX and come back as the same bytes" {
+	local bad rpid
+	bad=$D/$(printf 'bad\377na\xc3me\xe2\x82')
+	: > "$bad"
+	sleep 600 5< "$bad" < /dev/null > /dev/null 2>&1 &
 	VPID=$!
 	wait_state "$VPID" S
 	kill -STOP "$VPID"
 	wait_state "$VPID" T
-	run "$BIN/rf-snap" -o "$D/img" "$VPID"
-	[ "$status" -ne 0 ]
-	[[ "$output" == "rf-snap: image: metadata: "* ]]
-	[ ! -e "$D/img" ]
-	run "$BIN/rf-snap" -M "$VPID"
-	[ "$status" -ne 0 ]
-	[[ "$output" == "rf-snap: metadata: "* ]]
-	[ "$(pstate "$VPID")" = T ]
+	meta
+	grep -qF 'bad\uDCFFna\uDCC3me\uDCE2\uDC82"' "$D/m.json"
+	"$BIN/rf-snap" "$VPID" | "$BIN/rf-restore" -n > "$D/n.json"
+	cmp "$D/m.json" "$D/n.json"
+	# and restored: fd 5 is that very file again
+	"$BIN/rf-snap" -o "$D/img" "$VPID"
+	kill -KILL "$VPID"
+	wait "$VPID" 2> /dev/null || true
+	VPID=
+	run --separate-stderr "$BIN/rf-restore" < "$D/img"
+	[ "$status" -eq 0 ]
+	rpid=$(jq .pid <<< "$output")
+	[ "$(readlink "/proc/$rpid/fd/5")" = "$bad" ]
+	kill -KILL "$rpid"
 }
 
 @test "rf-snap -M: an fd whose fdinfo is long (epoll of 100 pipes) still has its flags and position" {
