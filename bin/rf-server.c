@@ -754,6 +754,13 @@ fork_proxy(void *arg)
 		rf_lazy_free(lz);
 		return feed_fail(w, &f, &e);
 	}
+	/*
+	 * The child leads a process group of its own here: in the server's,
+	 * whose members' parents are all inside it or outside the session, it
+	 * would be orphaned, and the kernel would drop the SIGTSTP its stub
+	 * passes on (docs/FORK.md "The stub", job control).
+	 */
+	setpgid(w->cpid, w->cpid);
 	/* The filter's listener, taken while the child is still held. */
 	if ((pidfd = syscall(SYS_pidfd_open, w->cpid, 0)) == -1 ||
 	    (lfd = syscall(SYS_pidfd_getfd, pidfd, rs.listener, 0)) == -1) {

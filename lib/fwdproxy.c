@@ -37,6 +37,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/random.h>
+#include <sys/signalfd.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -85,6 +86,7 @@ struct px {
 	struct rf_fwd_conn c;
 	const struct rf_proxy_opts *o;
 	int lfd, connfd, pidfd, ph;
+	int sigfd;		/* SIGCHLD: the child stopped */
 	pid_t child, self;
 	struct fam *fams[FAM_MAX];	/* [0] is the child's */
 	size_t nfam;
@@ -2954,6 +2956,32 @@ get_hello(struct px *p)
 	return 0;
 }
 
+/*
+ * The child stopped (SIGTSTP from the stub, SIGTTIN, its own raise of
+ * SIGSTOP...): the stub stops too, by the same signal, so the parent's
+ * waitpid(WUNTRACED) sees it; the parent's SIGCONT to the stub then comes
+ * back here as a SIGNAL.  A continue needs no word: only the stub's own
+ * can be seen at home.
+ */
+static int
+child_stopped(struct px *p)
+{
+	struct signalfd_siginfo ssi;
+	siginfo_t si;
+
+	while (read(p->sigfd, &ssi, sizeof(ssi)) == sizeof(ssi))
+		;
+	for (;;) {
+		memset(&si, 0, sizeof(si));
+		if (waitid(P_PID, p->child, &si, WSTOPPED | WNOHANG) == -1 || si.si_pid == 0)
+			return 0;
+		p->f = p->fams[0];
+		if (si.si_code == CLD_STOPPED &&
+		    oneway(p, RF_FWD_STOP, 0, si.si_status, 0, 0, NULL, 0) == -1)
+			return -1;
+	}
+}
+
 /* A message from the stub between calls: SIGNAL, or the end. */
 static int
 idle_msg(struct px *p)
@@ -2981,7 +3009,8 @@ rf_proxy_serve(const struct rf_fwd_io *io, const struct rf_proxy_opts *o, int *s
     struct rf_err *e)
 {
 	struct seccomp_notif_sizes sz;
-	struct pollfd pf[4 + FAM_MAX];
+	struct pollfd pf[5 + FAM_MAX];
+	sigset_t chld, oldmask;
 	struct px px, *p = &px;
 	struct rf_fwd_msg m;
 	int ret = -1, st = 0, r, pp[2], timeout;
@@ -2994,8 +3023,15 @@ rf_proxy_serve(const struct rf_fwd_io *io, const struct rf_proxy_opts *o, int *s
 	p->connfd = o->connfd;
 	p->child = o->child;
 	p->self = getpid();
-	p->pidfd = p->ph = p->fdsock = -1;
+	p->pidfd = p->ph = p->fdsock = p->sigfd = -1;
 	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, &oldmask);
+	if ((p->sigfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK)) == -1) {
+		rf_errno(e, "proxy: signalfd");
+		goto out;
+	}
 	if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sz) == -1) {
 		rf_errno(e, "proxy: seccomp notification sizes");
 		goto out;
@@ -3063,7 +3099,9 @@ rf_proxy_serve(const struct rf_fwd_io *io, const struct rf_proxy_opts *o, int *s
 		pf[2].events = POLLIN;
 		pf[3].fd = p->fdsock;	/* -1: ignored */
 		pf[3].events = POLLIN;
-		npf = 4;
+		pf[4].fd = p->sigfd;
+		pf[4].events = POLLIN;
+		npf = 5;
 		timeout = -1;
 		for (i = 0; i < p->nfam; i++) {
 			if (p->fams[i]->exec_pending)
@@ -3119,10 +3157,15 @@ rf_proxy_serve(const struct rf_fwd_io *io, const struct rf_proxy_opts *o, int *s
 			serve_local_fds(p);
 			continue;
 		}
+		if (pf[4].revents) {
+			if (child_stopped(p) == -1)
+				goto lost;
+			continue;
+		}
 		/* A local descendant is gone (one per round: fam_end reorders). */
-		for (i = 4; i < npf; i++)
+		for (i = 5; i < npf; i++)
 			if (pf[i].revents) {
-				if (fam_end(p, i - 3) == -1)
+				if (fam_end(p, i - 4) == -1)
 					goto lost;
 				break;
 			}
@@ -3163,6 +3206,9 @@ out:
 		close(p->pidfd);
 	if (p->ph >= 0)
 		close(p->ph);
+	if (p->sigfd >= 0)
+		close(p->sigfd);
+	sigprocmask(SIG_SETMASK, &oldmask, NULL);
 	free(p->n);
 	free(p->r);
 	free(p->buf);

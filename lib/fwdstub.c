@@ -114,6 +114,38 @@ catch_all(void)
 	return 0;
 }
 
+/*
+ * The child stopped, by sig (STOP): stop here too, by the same signal, so
+ * that the parent's waitpid(WUNTRACED) and SIGCHLD see what it would of a
+ * local child.  The parent's SIGCONT ends it, and is passed on to the child
+ * as any signal.  SIGTSTP and the like are discarded in an orphaned process
+ * group (the kernel would not have stopped a local child either): then the
+ * child is continued.
+ */
+static void
+stop_as(int sig)
+{
+	struct sigaction dfl, old;
+	sigset_t one, pend;
+
+	if (sig != SIGSTOP && sig != SIGTSTP && sig != SIGTTIN && sig != SIGTTOU)
+		return;
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	if (sig != SIGSTOP)
+		sigaction(sig, &dfl, &old);
+	sigemptyset(&one);
+	sigaddset(&one, sig);
+	sigprocmask(SIG_UNBLOCK, &one, NULL);
+	raise(sig);	/* here until continued */
+	sigprocmask(SIG_BLOCK, &one, NULL);
+	if (sig != SIGSTOP)
+		sigaction(sig, &old, NULL);
+	/* continued, a SIGCONT waits (blocked until ppoll); else not stopped */
+	if (sigpending(&pend) == 0 && !sigismember(&pend, SIGCONT))
+		__atomic_fetch_or(&sigpend, 1ULL << (SIGCONT - 1), __ATOMIC_RELAXED);
+}
+
 /* Read the urgent byte, if one came, so that the next one raises SIGURG. */
 static void
 take_urgent(struct stub *s)
@@ -1373,6 +1405,10 @@ rf_stub_serve(const struct rf_fwd_io *io, const struct rf_stub_opts *o, int *sta
 			*status = (int)m.a[0];
 			ret = RF_STUB_EXITED;
 			goto out;
+		}
+		if (m.op == RF_FWD_STOP) {
+			stop_as((int)m.a[0]);
+			continue;
 		}
 		if (serve(&s, &m) == -1)
 			break;

@@ -92,6 +92,7 @@ enum rf_fwd_op {
 	RF_FWD_FAMEND,		/* one-way: the family's processes are gone */
 	RF_FWD_FORKSTUB,	/* data: cloexec numbers -> pid of a new stub, waiting */
 	RF_FWD_STUBGO,		/* pid; data "HOST\0TOKEN\0" (none: abort) -> 0 */
+	RF_FWD_STOP,		/* one-way, proxy -> stub: the child stopped, by sig */
 	RF_FWD_NOPS
 };
 

@@ -228,6 +228,70 @@ PY
 	none_marked "$MARK"
 }
 
+@test "rfork: job control: SIGTSTP stops the remote child and its stub, waitpid(WUNTRACED) sees it, SIGCONT resumes both" {
+	cat > "$TDIR/tstp.py" <<'PY'
+import os, select, signal, socket, sys, time
+signal.alarm(30)                  # a stop never seen fails, not hangs
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    cont = []
+    signal.signal(signal.SIGCONT, lambda *a: cont.append(1))
+    n = 0
+    while True:
+        os.write(w, b"%s\n" % socket.gethostname().encode())
+        time.sleep(0.02)
+        if cont:
+            n += 1
+            if n >= 5:
+                os._exit(3)
+os.close(w)
+def lines(t):
+    end, got = time.time() + t, b""
+    while time.time() < end:
+        if select.select([r], [], [], max(0, end - time.time()))[0]:
+            got += os.read(r, 65536)
+    return got.decode().split()
+first = os.read(r, 100).decode().split()[0]
+os.kill(pid, signal.SIGTSTP)
+_, st = os.waitpid(pid, os.WUNTRACED)
+print("stopped", os.WIFSTOPPED(st) and os.WSTOPSIG(st) == signal.SIGTSTP)
+lines(0.3)                        # what was on its way
+print("quiet", lines(0.5) == [])  # nothing while stopped
+os.kill(pid, signal.SIGCONT)
+_, st = os.waitpid(pid, os.WCONTINUED)
+print("continued", os.WIFCONTINUED(st))
+_, st = os.waitpid(pid, 0)
+print("exit", os.WEXITSTATUS(st), "host", first)
+PY
+	run rrun /usr/bin/python3 "$TDIR/tstp.py"
+	cat "$OUT"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = "$(printf 'stopped True\nquiet True\ncontinued True\nexit 3 host %s2' "$PFX")" ]
+	none_marked "$MARK"
+}
+
+@test "rfork: job control: a remote child that stops itself is seen stopped by SIGSTOP at home" {
+	cat > "$TDIR/self.py" <<'PY'
+import os, signal
+signal.alarm(30)                  # a stop never seen fails, not hangs
+pid = os.fork()
+if pid == 0:
+    os.kill(os.getpid(), signal.SIGSTOP)
+    os._exit(4)
+_, st = os.waitpid(pid, os.WUNTRACED)
+print("stopped", os.WIFSTOPPED(st) and os.WSTOPSIG(st) == signal.SIGSTOP)
+os.kill(pid, signal.SIGCONT)
+_, st = os.waitpid(pid, 0)
+print("exit", os.WEXITSTATUS(st))
+PY
+	run rrun /usr/bin/python3 "$TDIR/self.py"
+	cat "$OUT"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = $'stopped True\nexit 4' ]
+	none_marked "$MARK"
+}
+
 @test "rfork: the stub killed: the parent sees SIGKILL, nothing is left in host 2" {
 	cat > "$TDIR/kill.py" <<'PY'
 import os, signal, time
