@@ -292,6 +292,38 @@ PY
 	none_marked "$MARK"
 }
 
+@test "rfork: job control: in an orphaned process group SIGTSTP stops neither the stub nor the remote child" {
+	cat > "$TDIR/orphan.py" <<'PY'
+import os, select, signal, time
+signal.alarm(30)
+os.setsid()                       # our group: orphaned (our parent is outside the session)
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    while True:
+        os.write(w, b"t\n")
+        time.sleep(0.02)
+os.close(w)
+os.read(r, 2)
+os.kill(pid, signal.SIGTSTP)
+time.sleep(0.5)
+print("stopped", os.waitpid(pid, os.WUNTRACED | os.WNOHANG) != (0, 0))
+got, end = b"", time.time() + 0.5
+while time.time() < end:
+    if select.select([r], [], [], 0.1)[0]:
+        got += os.read(r, 65536)
+print("running", len(got) >= 6)
+os.kill(pid, signal.SIGTERM)
+_, st = os.waitpid(pid, 0)
+print("signal", os.WTERMSIG(st))
+PY
+	run rrun /usr/bin/python3 "$TDIR/orphan.py"
+	cat "$OUT"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = $'stopped False\nrunning True\nsignal 15' ]
+	none_marked "$MARK"
+}
+
 @test "rfork: the stub killed: the parent sees SIGKILL, nothing is left in host 2" {
 	cat > "$TDIR/kill.py" <<'PY'
 import os, signal, time
