@@ -88,6 +88,8 @@ struct px {
 	int lfd, connfd, pidfd, ph;
 	int sigfd;		/* SIGCHLD: the child stopped */
 	pid_t child, self;
+	const char **local;	/* the local path list with RFORK_LOCAL's, or NULL */
+	char *localbuf;
 	struct fam *fams[FAM_MAX];	/* [0] is the child's */
 	size_t nfam;
 	struct fam *f;		/* the family of the call in hand */
@@ -1038,7 +1040,7 @@ static int
 where(struct px *p, int64_t dirfd, const char *path)
 {
 	if (path[0] == '/')
-		return !rf_fwd_path_local(path, p->o->local);
+		return !rf_fwd_path_local(path, p->local != NULL ? p->local : p->o->local);
 	if (dirfd == AT_FDCWD)
 		return 1;
 	return home(p, dirfd);
@@ -2957,6 +2959,60 @@ get_hello(struct px *p)
 }
 
 /*
+ * RFORK_LOCAL in the child's environment as its program started
+ * (/proc/PID/environ): more absolute paths to open here, ':' between them,
+ * in the list's forms ("dir/", "prefix*", "exact"), after the default ones.
+ * Relative or overlong entries are skipped; the first 64 count.
+ */
+#define LOCAL_MAX 64
+static void
+local_setting(struct px *p)
+{
+	char path[64], *env, *v, *e, *end;
+	size_t n = 0, k, nd;
+	ssize_t r;
+	int fd;
+
+	if (p->o->local != NULL || p->hostpid <= 0)
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/environ", (int)p->hostpid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return;
+	if ((env = malloc(1 << 18)) == NULL) {
+		close(fd);
+		return;
+	}
+	while (n < (1 << 18) - 1 && (r = read(fd, env + n, (1 << 18) - 1 - n)) > 0)
+		n += r;
+	close(fd);
+	env[n] = '\0';
+	for (v = env; v < env + n; v += strlen(v) + 1)
+		if (strncmp(v, "RFORK_LOCAL=", 12) == 0)
+			break;
+	if (v >= env + n || v[12] == '\0') {
+		free(env);
+		return;
+	}
+	for (nd = 0; rf_fwd_local_default[nd] != NULL; nd++)
+		;
+	if ((p->local = calloc(nd + LOCAL_MAX + 1, sizeof(*p->local))) == NULL) {
+		free(env);
+		return;
+	}
+	memcpy(p->local, rf_fwd_local_default, nd * sizeof(*p->local));
+	p->localbuf = env;
+	v += 12;
+	end = v + strlen(v);
+	for (k = nd; v < end && k < nd + LOCAL_MAX; v = e + 1) {
+		if ((e = strchr(v, ':')) == NULL)
+			e = end;
+		*e = '\0';
+		if (v[0] == '/' && e - v < RF_FWD_PATH_MAX)
+			p->local[k++] = v;
+	}
+}
+
+/*
  * The child stopped (SIGTSTP from the stub, SIGTTIN, its own raise of
  * SIGSTOP...): the stub stops too, by the same signal, so the parent's
  * waitpid(WUNTRACED) sees it; the parent's SIGCONT to the stub then comes
@@ -3050,6 +3106,7 @@ rf_proxy_serve(const struct rf_fwd_io *io, const struct rf_proxy_opts *o, int *s
 		goto out;
 	}
 	p->hostpid = host_pid(p->pidfd);
+	local_setting(p);
 	if (pipe2(pp, O_CLOEXEC) == -1) {
 		rf_errno(e, "proxy: pipe");
 		goto out;
@@ -3219,6 +3276,8 @@ out:
 		free(p->fams[i]);
 	}
 	free(p->hello);
+	free(p->local);
+	free(p->localbuf);
 	free(p->q);
 	lfds_drop(p);
 	return ret;

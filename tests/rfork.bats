@@ -324,6 +324,32 @@ PY
 	none_marked "$MARK"
 }
 
+@test "rfork: RFORK_LOCAL names more paths the remote child opens on its own host" {
+	mkdir -p "$TDIR/loc/sub"
+	echo data > "$TDIR/loc/sub/f"
+	cat > "$TDIR/local.py" <<'PY'
+import os, sys
+pid = os.fork()
+if pid == 0:
+    fd = os.open(sys.argv[1], os.O_RDONLY)
+    print(os.read(fd, 4).decode(), os.readlink("/proc/self/fd/%d" % fd), flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+PY
+	# by default at home: the child's fd is a placeholder there
+	run rrun /usr/bin/python3 "$TDIR/local.py" "$TDIR/loc/sub/f"
+	cat "$OUT"
+	[ "$status" -eq 0 ]
+	[[ "$(cat "$OUT")" == "data pipe:"* ]]
+	# named local (a directory and all under it): opened on host 2 itself
+	local AS=(env "RFORK_LOCAL=/nonexistent*:relative/:$TDIR/loc/")
+	run rrun /usr/bin/python3 "$TDIR/local.py" "$TDIR/loc/sub/../sub/f"
+	cat "$OUT"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = "data $TDIR/loc/sub/f" ]
+	none_marked "$MARK"
+}
+
 @test "rfork: the stub killed: the parent sees SIGKILL, nothing is left in host 2" {
 	cat > "$TDIR/kill.py" <<'PY'
 import os, signal, time
