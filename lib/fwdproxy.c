@@ -545,8 +545,22 @@ on_signal_msg(struct px *p, const struct rf_fwd_msg *m)
 {
 	if (m->flags & RF_FWDF_REVOKE)
 		revoke_all(p);
-	if (m->a[0] >= 1 && m->a[0] <= 64)
-		kill(p->child, (int)m->a[0]);
+	siginfo_t si;
+
+	if (m->a[0] < 1 || m->a[0] > 64)
+		return 0;
+	/* sigqueue's: its value and sender, as the stub got them */
+	if (m->a[1] == SI_QUEUE) {
+		memset(&si, 0, sizeof(si));
+		si.si_signo = (int)m->a[0];
+		si.si_code = SI_QUEUE;
+		si.si_pid = (pid_t)(m->a[3] & 0xffffffff);
+		si.si_uid = (uid_t)((uint64_t)m->a[3] >> 32);
+		si.si_value.sival_ptr = (void *)(uintptr_t)m->a[2];
+		if (syscall(SYS_rt_sigqueueinfo, p->child, (int)m->a[0], &si) == 0)
+			return 0;
+	}
+	kill(p->child, (int)m->a[0]);
 	return 0;
 }
 
@@ -1958,6 +1972,9 @@ do_kill(struct px *p, struct seccomp_notif *n, int kind)
 {
 	struct rf_fwd_msg m, rep;
 	int64_t a[3] = { (int)n->data.args[0], (int)n->data.args[1], (int)n->data.args[2] };
+	const void *data = NULL;
+	siginfo_t si;
+	int r;
 
 	switch (kind) {
 	case 0:		/* kill(pid, sig) */
@@ -1975,13 +1992,24 @@ do_kill(struct px *p, struct seccomp_notif *n, int kind)
 			goto native;
 		req(&m, RF_FWD_KILL, 0, 0, (int)a[1], (int)a[0], 2);
 		break;
-	default:	/* sigqueue: the value cannot travel (yet) */
+	default:	/* rt_(tg)sigqueueinfo: the siginfo, value and all, goes along */
 		if (local_pid(p, a[0], 0))
 			goto native;
-		resp(p, n->id, 0, -ENOSYS);
-		return 0;
+		if (n->data.nr == SYS_rt_tgsigqueueinfo) {
+			req(&m, RF_FWD_KILL, 0, (int)a[0], (int)a[2], (int)a[1], 4);
+			r = rmem(p, n->pid, n->data.args[3], &si, sizeof(si));
+		} else {
+			req(&m, RF_FWD_KILL, 0, (int)a[0], (int)a[1], -1, 3);
+			r = rmem(p, n->pid, n->data.args[2], &si, sizeof(si));
+		}
+		if (r < 0) {
+			resp(p, n->id, 0, r);
+			return 0;
+		}
+		m.dlen = sizeof(si);
+		data = &si;
 	}
-	if (call(p, &m, NULL, &rep, p->buf, 0) == -1)
+	if (call(p, &m, data, &rep, p->buf, 0) == -1)
 		return -1;
 	result(p, n->id, rep.a[0]);
 	return 0;

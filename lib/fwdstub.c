@@ -71,6 +71,41 @@ struct stub {
 static volatile uint64_t sigpend;
 static volatile sig_atomic_t cancelled;
 static pid_t sig_self;
+/*
+ * Real-time signals queue (each one counts), and sigqueue's carry a value
+ * and their sender: those wait here, in order, to go one by one; a full
+ * queue falls back to sigpend (one of each, as standard signals are).
+ */
+#define SIGQ 64
+static struct sigq {
+	int sig, code, ready;
+	pid_t pid;
+	uid_t uid;
+	int64_t value;
+} sigq[SIGQ];
+static unsigned sigq_head, sigq_tail;
+
+static int
+sigq_put(int sig, const siginfo_t *si)
+{
+	unsigned h;
+	struct sigq *q;
+
+	do {
+		h = __atomic_load_n(&sigq_head, __ATOMIC_ACQUIRE);
+		if (h - __atomic_load_n(&sigq_tail, __ATOMIC_ACQUIRE) >= SIGQ)
+			return -1;
+	} while (!__atomic_compare_exchange_n(&sigq_head, &h, h + 1, 0, __ATOMIC_ACQ_REL,
+	    __ATOMIC_ACQUIRE));
+	q = &sigq[h % SIGQ];
+	q->sig = sig;
+	q->code = si->si_code;
+	q->pid = si->si_pid;
+	q->uid = si->si_uid;
+	q->value = (int64_t)(intptr_t)si->si_value.sival_ptr;
+	__atomic_store_n(&q->ready, 1, __ATOMIC_RELEASE);
+	return 0;
+}
 
 static void
 on_signal(int sig, siginfo_t *si, void *uc)
@@ -91,6 +126,8 @@ on_signal(int sig, siginfo_t *si, void *uc)
 	   raises them in the child from the errno instead. */
 	if ((sig == SIGPIPE || sig == SIGXFSZ) && si->si_pid == sig_self &&
 	    (si->si_code == SI_USER || si->si_code == SI_KERNEL))
+		return;
+	if ((sig > 31 || si->si_code == SI_QUEUE) && sigq_put(sig, si) == 0)
 		return;
 	__atomic_fetch_or(&sigpend, 1ULL << (sig - 1), __ATOMIC_RELAXED);
 }
@@ -262,6 +299,24 @@ send_signals(struct stub *s)
 		m.op = RF_FWD_SIGNAL;
 		m.flags = revoke_check(s);
 		m.a[0] = sig;
+		if (rf_fwd_send(&s->c, &m, NULL) == -1)
+			return -1;
+	}
+	/* the queued ones, in order: a[1] si_code, a[2] the value, a[3] pid | uid << 32 */
+	while (sigq_tail != __atomic_load_n(&sigq_head, __ATOMIC_ACQUIRE)) {
+		struct sigq *q = &sigq[sigq_tail % SIGQ];
+
+		if (!__atomic_load_n(&q->ready, __ATOMIC_ACQUIRE))
+			break;
+		memset(&m, 0, sizeof(m));
+		m.op = RF_FWD_SIGNAL;
+		m.flags = revoke_check(s);
+		m.a[0] = q->sig;
+		m.a[1] = q->code;
+		m.a[2] = q->value;
+		m.a[3] = (int64_t)((uint64_t)(uint32_t)q->pid | (uint64_t)q->uid << 32);
+		__atomic_store_n(&q->ready, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&sigq_tail, sigq_tail + 1, __ATOMIC_RELEASE);
 		if (rf_fwd_send(&s->c, &m, NULL) == -1)
 			return -1;
 	}
@@ -1279,7 +1334,12 @@ serve(struct stub *s, const struct rf_fwd_msg *m)
 		r = do_poll(s, m, &outlen);
 		goto done;
 	case RF_FWD_KILL:
-		if (m->a[3] == 1)
+		if ((m->a[3] == 3 || m->a[3] == 4) && m->dlen == sizeof(si)) {
+			memcpy(&si, s->ibuf, sizeof(si));
+			r = m->a[3] == 4 ? syscall(SYS_rt_tgsigqueueinfo, (pid_t)m->a[0],
+			    (pid_t)m->a[2], (int)m->a[1], &si) :
+			    syscall(SYS_rt_sigqueueinfo, (pid_t)m->a[0], (int)m->a[1], &si);
+		} else if (m->a[3] == 1)
 			r = syscall(SYS_tgkill, (pid_t)m->a[0], (pid_t)m->a[2], (int)m->a[1]);
 		else if (m->a[3] == 2)
 			r = syscall(SYS_tkill, (pid_t)m->a[2], (int)m->a[1]);
@@ -1313,7 +1373,7 @@ done:
 	e = errno;
 	if (blocks)
 		sigprocmask(SIG_BLOCK, &s->all, NULL);
-	if (r == -EINTR && (sigpend != 0 || cancelled))
+	if (r == -EINTR && (sigpend != 0 || sigq_head != sigq_tail || cancelled))
 		flags |= RF_FWDF_INTR;
 	take_urgent(s);
 	errno = e;

@@ -350,6 +350,14 @@ PY
 	none_marked "$MARK"
 }
 
+@test "rfork: real-time signals queue and sigqueue's values travel, to the remote child and back" {
+	run rrun "$TESTS/rtsig"
+	cat "$OUT"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = "parent got 42 from child, child status 0" ]
+	none_marked "$MARK"
+}
+
 @test "rfork: the stub killed: the parent sees SIGKILL, nothing is left in host 2" {
 	cat > "$TDIR/kill.py" <<'PY'
 import os, signal, time
