@@ -37,6 +37,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/random.h>
+#include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -82,6 +83,8 @@ struct fam {
 #define PENDING_MAX 64
 #define QMAX 256		/* notifications held while a call waits at home */
 
+#define EPSET_MAX 16
+#define EPENT_MAX 64
 struct px {
 	struct rf_fwd_conn c;
 	const struct rf_proxy_opts *o;
@@ -89,6 +92,14 @@ struct px {
 	int sigfd;		/* SIGCHLD: the child stopped */
 	pid_t child, self;
 	const char **local;	/* the local path list with RFORK_LOCAL's, or NULL */
+	/* epoll sets holding home fds: the proxy's copy of each set's file, and
+	   what the child registered there of its home fds ("epoll", below) */
+	struct epset {
+		int dup;
+		size_t n;
+		struct epent { int fd, off; uint32_t events; uint64_t data; } e[EPENT_MAX];
+	} *ep[EPSET_MAX];
+	size_t nep;
 	char *localbuf;
 	struct fam *fams[FAM_MAX];	/* [0] is the child's */
 	size_t nfam;
@@ -146,7 +157,7 @@ static const int notified[] = {
 	SYS_statx, SYS_close_range, SYS_openat2, SYS_faccessat2, SYS_renameat2,
 	SYS_select, SYS_pselect6, SYS_clone, SYS_clone3, SYS_fork, SYS_vfork,
 	SYS_accept, SYS_accept4, SYS_getsockname, SYS_getpeername, SYS_getsockopt,
-	SYS_setsockopt,
+	SYS_setsockopt, SYS_epoll_ctl, SYS_epoll_wait, SYS_epoll_pwait, SYS_epoll_pwait2,
 };
 
 /* Signals to itself stay native; anything else comes here. */
@@ -2315,6 +2326,208 @@ ts_ms(struct px *p, pid_t pid, uint64_t addr, int usec)
 	return ts.tv_sec * 1000 + (ts.tv_nsec + 999999) / 1000000;
 }
 
+/*
+ * epoll with home fds.  A home fd's number holds a placeholder, which epoll
+ * would see always ready; so epoll_ctl of a home fd is kept here, not in
+ * the kernel's set, and an epoll_wait on a set that has some is answered
+ * here: the set's own events (its local fds) and the home fds' readiness
+ * (a poll at home) in one wait, as poll does with mixed fds.  Home fds are
+ * level-triggered (EPOLLET is taken as level: more reports, never fewer);
+ * EPOLLONESHOT holds until EPOLL_CTL_MOD.  A set is known by its file
+ * (kcmp), so forks and dups of it are the same set.  Calls on sets with
+ * no home fds go to the kernel untouched.
+ */
+static struct epset *
+ep_find(struct px *p, int epfd, int make)
+{
+	struct epset *s;
+	size_t i;
+	int d;
+
+	for (i = 0; i < p->nep; i++)
+		if (syscall(SYS_kcmp, p->f->pid, p->self, KCMP_FILE, epfd, p->ep[i]->dup) == 0)
+			return p->ep[i];
+	if (!make || p->nep == EPSET_MAX)
+		return NULL;
+	if ((d = syscall(SYS_pidfd_getfd, p->f->pidfd, epfd, 0)) == -1)
+		return NULL;
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		close(d);
+		return NULL;
+	}
+	s->dup = d;
+	p->ep[p->nep++] = s;
+	return s;
+}
+
+/* The child closed home number fd: gone from every set, as the kernel does. */
+static void
+ep_forget(struct px *p, int fd)
+{
+	size_t i, k;
+
+	for (i = 0; i < p->nep; i++)
+		for (k = 0; k < p->ep[i]->n; k++)
+			if (p->ep[i]->e[k].fd == fd) {
+				p->ep[i]->e[k] = p->ep[i]->e[--p->ep[i]->n];
+				break;
+			}
+}
+
+static int
+do_epoll_ctl(struct px *p, struct seccomp_notif *n)
+{
+	uint64_t *a = (uint64_t *)n->data.args;
+	int epfd = (int)a[0], op = (int)a[1], fd = (int)a[2], r;
+	struct epoll_event ev;
+	struct epset *s;
+	size_t k;
+
+	if (!home(p, fd) || epfd == fd) {
+		cont(p, n->id);
+		return 0;
+	}
+	if (op != EPOLL_CTL_DEL && (r = rmem(p, n->pid, a[3], &ev, sizeof(ev))) < 0) {
+		resp(p, n->id, 0, r);
+		return 0;
+	}
+	if ((s = ep_find(p, epfd, op == EPOLL_CTL_ADD)) == NULL) {
+		/* not an epoll fd the child holds, or too many sets: the kernel
+		   says which (EBADF, EINVAL, ENOENT) or takes the placeholder */
+		cont(p, n->id);
+		return 0;
+	}
+	for (k = 0; k < s->n && s->e[k].fd != fd; k++)
+		;
+	switch (op) {
+	case EPOLL_CTL_ADD:
+		if (k < s->n) {
+			resp(p, n->id, 0, -EEXIST);
+			return 0;
+		}
+		if (s->n == EPENT_MAX) {
+			resp(p, n->id, 0, -ENOSPC);
+			return 0;
+		}
+		s->e[s->n++] = (struct epent){ fd, 0, ev.events, ev.data.u64 };
+		break;
+	case EPOLL_CTL_MOD:
+		if (k == s->n) {
+			resp(p, n->id, 0, -ENOENT);
+			return 0;
+		}
+		s->e[k] = (struct epent){ fd, 0, ev.events, ev.data.u64 };
+		break;
+	case EPOLL_CTL_DEL:
+		if (k == s->n) {
+			resp(p, n->id, 0, -ENOENT);
+			return 0;
+		}
+		s->e[k] = s->e[--s->n];
+		break;
+	default:
+		resp(p, n->id, 0, -EINVAL);
+		return 0;
+	}
+	result(p, n->id, 0);
+	return 0;
+}
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int
+do_epoll_wait(struct px *p, struct seccomp_notif *n, int kind)
+{
+	uint64_t *a = (uint64_t *)n->data.args;
+	int epfd = (int)a[0], max = (int)a[2], ready, got, r, d;
+	struct epoll_event out[EPENT_MAX + 64];
+	struct pollfd pf[1 + EPENT_MAX];
+	size_t k, np, idx[EPENT_MAX];
+	struct epset *s;
+	int64_t ms, end;
+
+	if ((s = ep_find(p, epfd, 0)) == NULL || s->n == 0 || max <= 0) {
+		cont(p, n->id);
+		return 0;
+	}
+	if (kind == 2)		/* epoll_pwait2: a timespec */
+		ms = ts_ms(p, n->pid, a[3], 0);
+	else
+		ms = (int)a[3] < 0 ? -1 : (int)a[3];
+	if (ms == -2) {
+		resp(p, n->id, 0, -EFAULT);
+		return 0;
+	}
+	if (max > (int)(sizeof(out) / sizeof(out[0])))
+		max = sizeof(out) / sizeof(out[0]);
+	end = ms > 0 ? now_ms() + ms : 0;
+	for (;;) {
+		pf[0] = (struct pollfd){ epfd, POLLIN, 0 };
+		for (k = 0, np = 1; k < s->n; k++) {
+			uint32_t e = s->e[k].events;
+			if (s->e[k].off)
+				continue;
+			pf[np] = (struct pollfd){ s->e[k].fd, (short)((e & EPOLLIN ? POLLIN : 0) |
+			    (e & EPOLLOUT ? POLLOUT : 0) | (e & EPOLLPRI ? POLLPRI : 0) |
+			    (e & EPOLLRDHUP ? POLLRDHUP : 0)), 0 };
+			idx[np - 1] = k;
+			np++;
+		}
+		if (poll_mixed(p, n, pf, np, ms, &ready) == -1)
+			return -1;
+		if (ready < 0) {
+			result(p, n->id, ready);
+			return 0;
+		}
+		got = 0;
+		if (pf[0].revents & POLLIN) {
+			if ((d = syscall(SYS_pidfd_getfd, p->f->pidfd, epfd, 0)) >= 0) {
+				if ((r = epoll_wait(d, out, max, 0)) > 0)
+					got = r;
+				close(d);
+			}
+		}
+		for (k = 1; k < np && got < max; k++) {
+			struct epent *e = &s->e[idx[k - 1]];
+			uint32_t rv = 0;
+			if (pf[k].revents == 0)
+				continue;
+			rv |= pf[k].revents & POLLIN ? EPOLLIN : 0;
+			rv |= pf[k].revents & POLLOUT ? EPOLLOUT : 0;
+			rv |= pf[k].revents & POLLPRI ? EPOLLPRI : 0;
+			rv |= pf[k].revents & POLLRDHUP ? EPOLLRDHUP : 0;
+			rv |= pf[k].revents & POLLERR ? EPOLLERR : 0;
+			rv |= pf[k].revents & POLLHUP ? EPOLLHUP : 0;
+			rv &= e->events | EPOLLERR | EPOLLHUP;
+			if (rv == 0)
+				continue;
+			out[got].events = rv;
+			out[got].data.u64 = e->data;
+			got++;
+			if (e->events & EPOLLONESHOT)
+				e->off = 1;
+		}
+		if (got > 0 || ms == 0)
+			break;
+		/* the set said ready and then had nothing (another waiter took it) */
+		if (ms > 0 && (ms = end - now_ms()) <= 0) {
+			ms = 0;
+			continue;
+		}
+	}
+	if (got > 0 && (r = wmem(p, n->pid, a[1], out, got * sizeof(out[0]))) < 0)
+		got = r;
+	result(p, n->id, got);
+	return 0;
+}
+
 static int
 do_poll(struct px *p, struct seccomp_notif *n, int pp)
 {
@@ -2731,6 +2944,7 @@ handle(struct px *p, struct seccomp_notif *n)
 		if (!home(p, fd))
 			break;
 		/* One way: the child's close cannot fail once fd is valid. */
+		ep_forget(p, fd);
 		mark(p, fd, 0);
 		if (oneway(p, RF_FWD_DROP, 0, fd, 0, 0, NULL, 0) == -1)
 			return -1;
@@ -2875,6 +3089,14 @@ handle(struct px *p, struct seccomp_notif *n)
 	case SYS_rt_sigqueueinfo:
 	case SYS_rt_tgsigqueueinfo:
 		return do_kill(p, n, 3);
+	case SYS_epoll_ctl:
+		return do_epoll_ctl(p, n);
+	case SYS_epoll_wait:
+		return do_epoll_wait(p, n, 0);
+	case SYS_epoll_pwait:
+		return do_epoll_wait(p, n, 1);
+	case SYS_epoll_pwait2:
+		return do_epoll_wait(p, n, 2);
 	case SYS_wait4:
 		return do_wait(p, n, 0);
 	case SYS_waitid:
@@ -3306,6 +3528,10 @@ out:
 	free(p->hello);
 	free(p->local);
 	free(p->localbuf);
+	for (i = 0; i < p->nep; i++) {
+		close(p->ep[i]->dup);
+		free(p->ep[i]);
+	}
 	free(p->q);
 	lfds_drop(p);
 	return ret;

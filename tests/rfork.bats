@@ -358,6 +358,99 @@ PY
 	none_marked "$MARK"
 }
 
+@test "rfork: epoll in the remote child: home and local fds in one set, each ready when it is, no spinning" {
+	cat > "$TDIR/epoll.py" <<'PY'
+import os, select, signal, time
+signal.alarm(30)
+r, w = os.pipe()      # parent -> child, at home
+r2, w2 = os.pipe()    # child -> parent, at home
+pid = os.fork()
+if pid == 0:
+    os.close(w); os.close(r2)
+    ep = select.epoll()
+    ep.register(r, select.EPOLLIN)
+    lr, lw = os.pipe()                    # the child's own, on its host
+    ep.register(lr, select.EPOLLIN)
+    c0 = time.process_time()
+    out = ["idle", ep.poll(0.5) == []]
+    os.write(lw, b"x")
+    out += ["local", ep.poll(2) == [(lr, select.EPOLLIN)]]
+    os.read(lr, 1)
+    os.write(w2, b"go\n")                 # the parent writes after a moment
+    out += ["home", ep.poll(5) == [(r, select.EPOLLIN)], os.read(r, 5) == b"hello"]
+    ep.modify(r, select.EPOLLIN | select.EPOLLONESHOT)
+    os.write(w2, b"go\n")
+    out += ["oneshot", ep.poll(5) == [(r, select.EPOLLIN)], ep.poll(0.2) == []]
+    ep.modify(r, select.EPOLLIN)
+    out += ["rearmed", ep.poll(1) == [(r, select.EPOLLIN)]]
+    ep.unregister(r)
+    out += ["gone", ep.poll(0.2) == []]
+    try:
+        ep.register(r, select.EPOLLIN); ep.register(r, select.EPOLLIN); out += ["EEXIST", False]
+    except FileExistsError:
+        out += ["EEXIST", True]
+    out += ["cpu", time.process_time() - c0 < 0.3]
+    os.write(w2, (" ".join(map(str, out)) + "\n").encode())
+    os._exit(0)
+os.close(r); os.close(w2)
+f = os.fdopen(r2)
+assert f.readline() == "go\n"
+time.sleep(0.3)
+os.write(w, b"hello")
+assert f.readline() == "go\n"
+time.sleep(0.1)
+os.write(w, b"again")
+print(f.readline().strip())
+os.waitpid(pid, 0)
+PY
+	run rrun /usr/bin/python3 "$TDIR/epoll.py"
+	cat "$OUT"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = "idle True local True home True True oneshot True True rearmed True gone True EEXIST True cpu True" ]
+	none_marked "$MARK"
+}
+
+@test "rfork: asyncio in the remote child waits for a line on an inherited pipe without spinning" {
+	cat > "$TDIR/aio.py" <<'PY'
+import asyncio, os, resource, signal, time
+signal.alarm(30)
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(w)
+    os.set_blocking(r, False)             # as asyncio's pipe transports have it
+    calls = []
+    async def main():
+        loop = asyncio.get_running_loop()
+        got = loop.create_future()
+        def readable():
+            calls.append(1)
+            try:
+                data = os.read(r, 100)
+            except BlockingIOError:
+                return
+            if not got.done():
+                got.set_result(data)
+        loop.add_reader(r, readable)
+        return await got
+    c0 = time.process_time()
+    line = asyncio.run(main())
+    cpu = time.process_time() - c0
+    print("child got", line.decode().strip(), "wakeups", "few" if len(calls) <= 2 else len(calls),
+        "cpu", "low" if cpu < 0.2 else "%.2f s" % cpu, flush=True)
+    os._exit(0)
+os.close(r)
+time.sleep(1)
+os.write(w, b"line\n")
+os.waitpid(pid, 0)
+PY
+	run rrun /usr/bin/python3 "$TDIR/aio.py"
+	cat "$OUT"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = "child got line wakeups few cpu low" ]
+	none_marked "$MARK"
+}
+
 @test "rfork: the stub killed: the parent sees SIGKILL, nothing is left in host 2" {
 	cat > "$TDIR/kill.py" <<'PY'
 import os, signal, time
