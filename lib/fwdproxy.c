@@ -1309,14 +1309,160 @@ lost:
 	return -1;
 }
 
+/*
+ * sendmsg with SCM_RIGHTS on a home socket: the fds must be home ones (the
+ * stub holds them; a file of this host cannot cross): EOPNOTSUPP else, as
+ * for any other ancillary data.
+ */
+static int
+send_rights(struct px *p, struct seccomp_notif *n, const struct msghdr *mh)
+{
+	union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int) * RF_SOCK_FDS_MAX)]; } cb;
+	int fd = (int)n->data.args[0], flags = (int)n->data.args[2], r, f;
+	char *ob = rf_fwd_outbuf(&p->c);
+	struct iovec iov[64], l;
+	struct rf_fwd_msg m, rep;
+	struct msghdr h = *mh;
+	struct cmsghdr *c;
+	size_t nf = 0, total = 0, i, k;
+	int32_t nums[RF_SOCK_FDS_MAX];
+
+	if (h.msg_controllen > sizeof(cb) || h.msg_iovlen > 64)
+		return -EOPNOTSUPP;
+	if ((r = rmem(p, n->pid, (uintptr_t)h.msg_control, cb.b, h.msg_controllen)) < 0)
+		return r;
+	h.msg_control = cb.b;
+	for (c = CMSG_FIRSTHDR(&h); c != NULL; c = CMSG_NXTHDR(&h, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			return -EOPNOTSUPP;
+		for (k = 0; CMSG_LEN(sizeof(int) * (k + 1)) <= c->cmsg_len; k++) {
+			memcpy(&f, CMSG_DATA(c) + sizeof(int) * k, sizeof(int));
+			if (!home(p, f))
+				return child_has(p, f) ? -EOPNOTSUPP : -EBADF;
+			if (nf == RF_SOCK_FDS_MAX)
+				return -ETOOMANYREFS;
+			nums[nf++] = f;
+		}
+	}
+	if (nf == 0)
+		return -EINVAL;
+	if ((r = posted_error(p, n, fd, flags)) < 0)
+		return r;
+	if ((r = rmem(p, n->pid, (uintptr_t)h.msg_iov, iov, h.msg_iovlen * sizeof(*iov))) < 0)
+		return r;
+	for (i = 0; i < h.msg_iovlen; i++) {
+		if (iov[i].iov_len > RF_FWD_IO_MAX - 4 * nf - total)
+			iov[i].iov_len = RF_FWD_IO_MAX - 4 * nf - total;
+		total += iov[i].iov_len;
+	}
+	memcpy(ob, nums, 4 * nf);
+	l.iov_base = ob + 4 * nf;
+	l.iov_len = total;
+	if (total > 0 && process_vm_readv(n->pid, &l, 1, iov, h.msg_iovlen, 0) != (ssize_t)total)
+		return -EFAULT;
+	req(&m, RF_FWD_SOCK, RF_SOCK_SENDMSG, fd, flags, nf, 0);
+	m.dlen = 4 * nf + total;
+	if (call(p, &m, ob, &rep, p->buf, 0) == -1)
+		return -1000;
+	if (rep.a[0] == -EPIPE && !(flags & MSG_NOSIGNAL))
+		syscall(SYS_tgkill, p->f->pid, n->pid, SIGPIPE);
+	return rep.a[0];
+}
+
+/*
+ * recvmsg with room for SCM_RIGHTS on a home socket: fds that come become
+ * home numbers of the child (placeholders here, bound at the stub), in a
+ * control message as the kernel would write it.
+ */
+static int
+recv_rights(struct px *p, struct seccomp_notif *n, struct msghdr *mh)
+{
+	union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int) * RF_SOCK_FDS_MAX)]; } cb;
+	int fd = (int)n->data.args[0], flags = (int)n->data.args[2], r, newfd;
+	size_t most, total = 0, i, left, nf, ok = 0;
+	struct rf_fwd_msg m, rep;
+	struct iovec iov[64], l;
+	int32_t hdr[2], h, fds[RF_SOCK_FDS_MAX];
+
+	if (mh->msg_iovlen > 64)
+		return -EINVAL;
+	most = mh->msg_controllen < CMSG_LEN(sizeof(int)) ? 0 :
+	    (mh->msg_controllen - CMSG_LEN(0)) / sizeof(int);
+	if (most > RF_SOCK_FDS_MAX)
+		most = RF_SOCK_FDS_MAX;
+	if ((r = rmem(p, n->pid, (uintptr_t)mh->msg_iov, iov, mh->msg_iovlen * sizeof(*iov))) < 0)
+		return r;
+	for (i = 0; i < mh->msg_iovlen; i++)
+		total += iov[i].iov_len;
+	req(&m, RF_FWD_SOCK, RF_SOCK_RECVMSG, fd, total, flags, most);
+	if (call(p, &m, NULL, &rep, p->buf, RF_FWD_IO_MAX) == -1)
+		return -1000;
+	if (rep.a[0] < 0)
+		return rep.a[0];
+	memcpy(hdr, p->buf, 8);
+	nf = hdr[0] < 0 ? 0 : (size_t)hdr[0];
+	for (i = 0; i < nf; i++) {
+		memcpy(&h, p->buf + 8 + 4 * i, 4);
+		newfd = ok < most ? addfd(p, n->id, -1, flags & MSG_CMSG_CLOEXEC, 0) : -EMSGSIZE;
+		if (newfd < 0) {
+			hdr[1] |= MSG_CTRUNC;
+			if (oneway(p, RF_FWD_BIND, 0, -1, 0, h, NULL, 0) == -1)
+				return -1000;
+			continue;
+		}
+		mark(p, newfd, F_HOME | (flags & MSG_CMSG_CLOEXEC ? F_CLOEXEC : 0));
+		if (oneway(p, RF_FWD_BIND, 0, newfd, 0, h, NULL, 0) == -1)
+			return -1000;
+		fds[ok++] = newfd;
+	}
+	/* the bytes, then the control message and the header's lengths */
+	l.iov_base = p->buf + 8 + 4 * nf;
+	l.iov_len = rep.a[0];
+	for (i = 0, left = rep.a[0]; i < mh->msg_iovlen; i++) {
+		if (iov[i].iov_len > left)
+			iov[i].iov_len = left;
+		left -= iov[i].iov_len;
+	}
+	if (rep.a[0] > 0 && process_vm_writev(n->pid, &l, 1, iov, mh->msg_iovlen, 0) !=
+	    (ssize_t)rep.a[0])
+		return -EFAULT;
+	if (ok > 0) {
+		memset(&cb, 0, sizeof(cb));
+		cb.h.cmsg_level = SOL_SOCKET;
+		cb.h.cmsg_type = SCM_RIGHTS;
+		cb.h.cmsg_len = CMSG_LEN(sizeof(int) * ok);
+		memcpy(CMSG_DATA(&cb.h), fds, sizeof(int) * ok);
+		if ((r = wmem(p, n->pid, (uintptr_t)mh->msg_control, cb.b, CMSG_SPACE(sizeof(int) *
+		    ok) < mh->msg_controllen ? CMSG_SPACE(sizeof(int) * ok) : mh->msg_controllen)) < 0)
+			return r;
+		mh->msg_controllen = CMSG_SPACE(sizeof(int) * ok) < mh->msg_controllen ?
+		    CMSG_SPACE(sizeof(int) * ok) : mh->msg_controllen;
+	} else
+		mh->msg_controllen = 0;
+	mh->msg_namelen = 0;
+	mh->msg_flags = hdr[1];
+	if ((r = wmem(p, n->pid, n->data.args[1], mh, sizeof(*mh))) < 0)
+		return r;
+	return rep.a[0];
+}
+
 static int
 do_msg(struct px *p, struct seccomp_notif *n, int wr)
 {
 	struct msghdr mh;
+	int64_t ret;
 	int r;
 
 	if ((r = rmem(p, n->pid, n->data.args[1], &mh, sizeof(mh))) < 0) {
 		resp(p, n->id, 0, r);
+		return 0;
+	}
+	if (mh.msg_control != NULL && mh.msg_controllen > 0 &&
+	    !(wr && mh.msg_name != NULL && mh.msg_namelen > 0)) {
+		ret = wr ? send_rights(p, n, &mh) : recv_rights(p, n, &mh);
+		if (ret == -1000)
+			return -1;
+		result(p, n->id, ret);
 		return 0;
 	}
 	if (wr && ((mh.msg_name != NULL && mh.msg_namelen > 0) ||

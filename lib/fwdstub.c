@@ -847,6 +847,90 @@ do_pathop(struct stub *s, const struct rf_fwd_msg *m, size_t *outlen)
 	return r == -1 ? -errno : r;
 }
 
+/* The child's SCM_RIGHTS: its home numbers are our fds. */
+static long
+sock_sendmsg(struct stub *s, const struct rf_fwd_msg *m, int fd)
+{
+	union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int) * RF_SOCK_FDS_MAX)]; } cb;
+	struct msghdr mh;
+	struct cmsghdr *c;
+	struct iovec io;
+	int32_t num;
+	int64_t n = m->a[2], i;
+	int f;
+
+	if (n < 1 || n > RF_SOCK_FDS_MAX || m->dlen < (uint32_t)n * 4)
+		return -EINVAL;
+	memset(&cb, 0, sizeof(cb));
+	c = &cb.h;
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int) * n);
+	for (i = 0; i < n; i++) {
+		memcpy(&num, s->ibuf + 4 * i, 4);
+		if ((f = xlate(s, num)) == -1)
+			return -EBADF;
+		memcpy(CMSG_DATA(c) + sizeof(int) * i, &f, sizeof(int));
+	}
+	io.iov_base = s->ibuf + 4 * n;
+	io.iov_len = m->dlen - 4 * n;
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = &io;
+	mh.msg_iovlen = 1;
+	mh.msg_control = cb.b;
+	mh.msg_controllen = CMSG_SPACE(sizeof(int) * n);
+	return sendmsg(fd, &mh, (int)m->a[1]) == -1 ? -errno : (long)(m->dlen - 4 * n);
+}
+
+/* fds that come with the bytes become handles, for the proxy to bind. */
+static long
+sock_recvmsg(struct stub *s, const struct rf_fwd_msg *m, int fd, size_t *outlen)
+{
+	union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int) * RF_SOCK_FDS_MAX)]; } cb;
+	int64_t most = m->a[3] < 1 ? 1 : m->a[3] > RF_SOCK_FDS_MAX ? RF_SOCK_FDS_MAX : m->a[3];
+	size_t head = 8 + 4 * most, cnt;
+	struct cmsghdr *c;
+	struct msghdr mh;
+	struct iovec io;
+	int32_t hdr[2] = { 0, 0 }, h;
+	ssize_t r;
+	size_t k;
+	int f;
+
+	cnt = m->a[1] < 0 ? 0 : (size_t)m->a[1];
+	if (cnt > RF_FWD_IO_MAX - head)
+		cnt = RF_FWD_IO_MAX - head;
+	io.iov_base = s->obuf + head;
+	io.iov_len = cnt;
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = &io;
+	mh.msg_iovlen = 1;
+	mh.msg_control = cb.b;
+	mh.msg_controllen = CMSG_SPACE(sizeof(int) * most);
+	if ((r = recvmsg(fd, &mh, ((int)m->a[2] & ~MSG_CMSG_CLOEXEC) | MSG_CMSG_CLOEXEC)) == -1)
+		return -errno;
+	hdr[1] = mh.msg_flags;
+	for (c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		for (k = 0; CMSG_LEN(sizeof(int) * (k + 1)) <= c->cmsg_len; k++) {
+			memcpy(&f, CMSG_DATA(c) + sizeof(int) * k, sizeof(int));
+			if (hdr[0] == most || grow(&s->refs, &s->nrefs, f) == -1) {
+				close(f);
+				hdr[1] |= MSG_CTRUNC;
+				continue;
+			}
+			s->refs[f] = 0;	/* a handle until BIND, as for OPEN */
+			h = f;
+			memcpy(s->obuf + 8 + 4 * hdr[0]++, &h, 4);
+		}
+	}
+	memcpy(s->obuf, hdr, 8);
+	memmove(s->obuf + 8 + 4 * hdr[0], s->obuf + head, r);
+	*outlen = 8 + 4 * hdr[0] + r;
+	return r;
+}
+
 static long
 do_sock(struct stub *s, const struct rf_fwd_msg *m, int fd, size_t *outlen)
 {
@@ -884,6 +968,10 @@ do_sock(struct stub *s, const struct rf_fwd_msg *m, int fd, size_t *outlen)
 			return -EINVAL;
 		r = setsockopt(fd, m->a[1], m->a[2], s->ibuf, m->dlen);
 		return r == -1 ? -errno : r;
+	case RF_SOCK_SENDMSG:
+		return sock_sendmsg(s, m, fd);
+	case RF_SOCK_RECVMSG:
+		return sock_recvmsg(s, m, fd, outlen);
 	default:
 		return -ENOSYS;
 	}

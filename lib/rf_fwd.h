@@ -138,7 +138,14 @@ enum { RF_PATHOP_ACCESS = 1, RF_PATHOP_READLINK, RF_PATHOP_UNLINK, RF_PATHOP_MKD
 	RF_PATHOP_RENAME, RF_PATHOP_CHMOD, RF_PATHOP_CHDIR, RF_PATHOP_GETCWD,
 	RF_PATHOP_SYMLINK, RF_PATHOP_LINK, RF_PATHOP_TRUNCATE, RF_PATHOP_NOPS };
 enum { RF_SOCK_ACCEPT = 1, RF_SOCK_GETSOCKNAME, RF_SOCK_GETPEERNAME, RF_SOCK_GETSOCKOPT,
-	RF_SOCK_SETSOCKOPT, RF_SOCK_NOPS };
+	RF_SOCK_SETSOCKOPT, RF_SOCK_SENDMSG, RF_SOCK_RECVMSG, RF_SOCK_NOPS };
+/*
+ * fds over a home unix socket (SCM_RIGHTS):
+ *   SENDMSG  fd, flags, n; data: n int32 home numbers, then the bytes -> count
+ *   RECVMSG  fd, count, flags, most fds -> count; data: int32 n, int32
+ *            msg_flags, n int32 handles (BIND them, as OPEN's), the bytes
+ */
+#define RF_SOCK_FDS_MAX 64
 #define RF_FWD_OPT_MAX 256	/* socket option value, socket address */
 enum { RF_PROC_GETPGID = 1, RF_PROC_SETPGID, RF_PROC_GETSID, RF_PROC_SETSID,
 	RF_PROC_NOPS };

@@ -451,6 +451,47 @@ PY
 	none_marked "$MARK"
 }
 
+@test "rfork: fds cross a home unix socket (SCM_RIGHTS) both ways; a file of the child's own host cannot" {
+	echo "home file" > "$TDIR/rights.txt"
+	cat > "$TDIR/rights.py" <<'PY'
+import errno, os, signal, socket, sys
+signal.alarm(30)
+a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+pid = os.fork()
+if pid == 0:
+    a.close()
+    out = []
+    # a file the child opens at home, sent to the parent
+    fd = os.open(sys.argv[1], os.O_RDONLY)
+    out.append(socket.send_fds(b, [b"file"], [fd]) == 4)
+    # a pipe's read end from the parent: its bytes come through it
+    msg, fds, flags, _ = socket.recv_fds(b, 100, 2)
+    out.append(msg == b"pipe" and len(fds) == 1 and os.read(fds[0], 100) == b"via rights")
+    # a pipe of this host cannot go
+    lr, lw = os.pipe()
+    try:
+        socket.send_fds(b, [b"local"], [lr])
+        out.append(False)
+    except OSError as e:
+        out.append(e.errno == errno.EOPNOTSUPP)
+    b.sendall(b"done " + " ".join(map(str, out)).encode())
+    os._exit(0)
+b.close()
+msg, fds, flags, _ = socket.recv_fds(a, 100, 2)
+print("parent got", msg.decode(), os.read(fds[0], 100).decode().strip())
+r, w = os.pipe()
+socket.send_fds(a, [b"pipe"], [r])
+os.write(w, b"via rights")
+print(a.recv(100).decode())
+os.waitpid(pid, 0)
+PY
+	run rrun /usr/bin/python3 "$TDIR/rights.py" "$TDIR/rights.txt"
+	cat "$OUT"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = $'parent got file home file\ndone True True True' ]
+	none_marked "$MARK"
+}
+
 @test "rfork: the stub killed: the parent sees SIGKILL, nothing is left in host 2" {
 	cat > "$TDIR/kill.py" <<'PY'
 import os, signal, time
