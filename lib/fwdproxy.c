@@ -2001,6 +2001,66 @@ do_pathop(struct px *p, struct seccomp_notif *n, int sub, int64_t dirfd, uint64_
 	return 0;
 }
 
+/*
+ * chdir: at home, and here too when the directory the family now has at
+ * home is also this host's directory by that path (a shared tree, a build
+ * directory that both hosts have): then the child's own chdir runs, and
+ * what it execs by a relative name, or opens locally, is found where it
+ * expects.  Else the child's own cwd stays where it was.
+ */
+static int
+do_chdir(struct px *p, struct seccomp_notif *n)
+{
+	char here[PATH_MAX], proc[64], *there = p->path2;
+	struct rf_fwd_msg m, rep;
+	struct stat st;
+	pid_t hp;
+	int len;
+
+	if ((len = rstr(p, n->pid, n->data.args[0], p->path, sizeof(p->path))) < 0) {
+		resp(p, n->id, 0, len);
+		return 0;
+	}
+	if (!where(p, AT_FDCWD, p->path)) {
+		cont(p, n->id);
+		return 0;
+	}
+	req(&m, RF_FWD_PATHOP, RF_PATHOP_CHDIR, home_dirfd(AT_FDCWD, p->path), 0, 0, 0);
+	m.dlen = len + 1;
+	if (call(p, &m, p->path, &rep, p->buf, RF_FWD_PATH_MAX) == -1)
+		return -1;
+	if (rep.a[0] < 0) {
+		result(p, n->id, rep.a[0]);
+		return 0;
+	}
+	req(&m, RF_FWD_PATHOP, RF_PATHOP_GETCWD, 0, 0, 0, 0);
+	if (call(p, &m, NULL, &rep, p->buf, RF_FWD_PATH_MAX) == -1)
+		return -1;
+	if (rep.a[0] <= 0 || rep.dlen == 0 || rep.dlen >= sizeof(p->path2)) {
+		result(p, n->id, 0);
+		return 0;
+	}
+	memcpy(there, p->buf, rep.dlen);
+	there[rep.dlen] = '\0';
+	/* the path as the child's own chdir would take it, from its cwd here */
+	hp = p->f == p->fams[0] ? p->hostpid : host_pid(p->f->pidfd);
+	if (p->path[0] == '/')
+		strlcpy(proc, "", sizeof(proc));
+	else
+		snprintf(proc, sizeof(proc), "/proc/%d/cwd/", (int)hp);
+	if (hp > 0 && strlen(proc) + len < PATH_MAX - 1) {
+		char joined[PATH_MAX + 64];
+		snprintf(joined, sizeof(joined), "%s%s", proc, p->path);
+		if (realpath(joined, here) != NULL && strcmp(here, there) == 0 &&
+		    stat(here, &st) == 0 && S_ISDIR(st.st_mode)) {
+			cont(p, n->id);
+			return 0;
+		}
+	}
+	result(p, n->id, 0);
+	return 0;
+}
+
 /* --- sockets --- */
 
 /* accept, getsockname, getpeername: an address comes back, or a new fd too. */
@@ -3189,7 +3249,7 @@ handle(struct px *p, struct seccomp_notif *n)
 	case SYS_truncate:
 		return do_pathop(p, n, RF_PATHOP_TRUNCATE, AT_FDCWD, a[0], 0, 0, a[1], 0, 0, 0);
 	case SYS_chdir:
-		return do_pathop(p, n, RF_PATHOP_CHDIR, AT_FDCWD, a[0], 0, 0, 0, 0, 0, 0);
+		return do_chdir(p, n);
 	case SYS_rename:
 		return do_pathop(p, n, RF_PATHOP_RENAME, AT_FDCWD, a[0], AT_FDCWD, a[1], 0, 0, 0, 0);
 	case SYS_renameat:

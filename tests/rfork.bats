@@ -492,6 +492,30 @@ PY
 	none_marked "$MARK"
 }
 
+@test "rfork: a remote child's chdir to a directory both hosts have moves its own cwd too: ./prog runs" {
+	mkdir -p "$TDIR/cwd/sub"
+	printf '#!/bin/sh\necho "top on $(hostname)"\n' > "$TDIR/cwd/top.sh"
+	printf '#!/bin/sh\necho "sub on $(hostname)"\n' > "$TDIR/cwd/sub/s.sh"
+	chmod +x "$TDIR/cwd/top.sh" "$TDIR/cwd/sub/s.sh"
+	cat > "$TDIR/cwd.py" <<'PY'
+import os, subprocess, sys
+pid = os.fork()
+if pid == 0:
+    os.chdir(sys.argv[1])
+    print(subprocess.run(["./top.sh"], capture_output=True, text=True).stdout.strip(), flush=True)
+    os.chdir("sub")
+    print(os.getcwd() == sys.argv[1] + "/sub",
+        subprocess.run(["./s.sh"], capture_output=True, text=True).stdout.strip(), flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+PY
+	run rrun /usr/bin/python3 "$TDIR/cwd.py" "$TDIR/cwd"
+	cat "$OUT"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = "$(printf 'top on %s2\nTrue sub on %s2' "$PFX" "$PFX")" ]
+	none_marked "$MARK"
+}
+
 @test "rfork: the stub killed: the parent sees SIGKILL, nothing is left in host 2" {
 	cat > "$TDIR/kill.py" <<'PY'
 import os, signal, time
