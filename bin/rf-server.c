@@ -67,15 +67,6 @@ logx(const char *fmt, ...)
 	(void)!write(STDERR_FILENO, line, n);
 }
 
-static long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* rf-restore beside our own binary, else from PATH. */
 static void
 find_restore(void)
@@ -240,11 +231,11 @@ read_answer(struct restore *rs)
 	size_t n = 0;
 	ssize_t r;
 	struct pollfd pfd = { rs->out, POLLIN, 0 };
-	long end = now_ms() + timeout_ms;
+	long end = rf_now_ms() + timeout_ms;
 	json_t *j;
 
 	while (n < sizeof(buf) - 1 && memchr(buf, '\n', n) == NULL) {
-		if (end - now_ms() <= 0 || poll(&pfd, 1, end - now_ms()) <= 0)
+		if (end - rf_now_ms() <= 0 || poll(&pfd, 1, end - rf_now_ms()) <= 0)
 			return NULL;
 		if ((r = read(rs->out, buf + n, sizeof(buf) - 1 - n)) <= 0)
 			break;
@@ -282,7 +273,7 @@ do_restore(struct rf_chan *c)
 	struct restore rs;
 	struct rf_err e;
 	uint64_t bytes;
-	long t0 = now_ms(), t1, t2;
+	long t0 = rf_now_ms(), t1, t2;
 	const uint8_t *d;
 	size_t len;
 	json_t *j;
@@ -304,7 +295,7 @@ do_restore(struct rf_chan *c)
 	}
 	close(rs.in);
 	rs.in = -1;
-	t1 = now_ms();
+	t1 = rf_now_ms();
 	j = r == 0 ? read_answer(&rs) : NULL;
 	code = wait_restore(&rs, j != NULL ? timeout_ms : 5000);
 	if (j == NULL || code != 0) {
@@ -328,7 +319,7 @@ do_restore(struct rf_chan *c)
 	json_object_set_new(j, "host", json_string(rf_hostname()));
 	json_object_set_new(j, "bytes", json_integer(bytes));
 	json_object_set_new(j, "recv_ms", json_integer(t1 - t0));
-	t2 = now_ms();
+	t2 = rf_now_ms();
 	json_object_set_new(j, "restore_ms", json_integer(t2 - t1));
 
 	/* Two phases: it runs only when the sender knows it exists. */
@@ -344,12 +335,12 @@ do_restore(struct rf_chan *c)
 		json_decref(j);
 		return fail(c, RF_EX_SOFTWARE, "pid %d vanished before it could run", pid);
 	}
-	json_object_set_new(j, "total_ms", json_integer(now_ms() - t0));
+	json_object_set_new(j, "total_ms", json_integer(rf_now_ms() - t0));
 	if (rf_chan_send_json(c, RF_FR_REPLY, j, &e) == -1)
 		logx("pid %d runs, but the reply was lost: %s", pid, e.msg);
 	else
 		logx("pid %d runs: %llu bytes, %ld ms", pid, (unsigned long long)bytes,
-		    now_ms() - t0);
+		    rf_now_ms() - t0);
 	json_decref(j);
 	return 0;
 }
@@ -511,14 +502,14 @@ take_pages(void *ctx, struct rf_chan *c, int ms, int stopfd, struct rf_err *e)
 {
 	struct forkw *w = ctx;
 	struct pollfd pfd[2] = { { w->psock, POLLIN, 0 }, { stopfd, POLLIN, 0 } };
-	long end = now_ms() + ms;
+	long end = rf_now_ms() + ms;
 	int r;
 
 	for (;;) {
-		if (end - now_ms() <= 0)
+		if (end - rf_now_ms() <= 0)
 			return rf_errf(e, RF_EX_TEMPFAIL, "post-copy: no page connection within %d s",
 			    ms / 1000);
-		if (poll(pfd, 2, end - now_ms()) <= 0)
+		if (poll(pfd, 2, end - rf_now_ms()) <= 0)
 			continue;
 		if (pfd[1].revents)
 			return rf_errf(e, RF_EX_SOFTWARE, "post-copy: stopped");
@@ -556,13 +547,13 @@ static int
 take_stub(struct forkw *w, struct rf_chan *c, struct rf_err *e)
 {
 	struct pollfd pfd[2] = { { w->lsock, POLLIN, 0 }, { w->c->fd, POLLIN, 0 } };
-	long end = now_ms() + timeout_ms;
+	long end = rf_now_ms() + timeout_ms;
 	int r;
 
 	for (;;) {
-		if (end - now_ms() <= 0)
+		if (end - rf_now_ms() <= 0)
 			return rf_errf(e, RF_EX_TEMPFAIL, "no stub within %d s", timeout_ms / 1000);
-		if (poll(pfd, pfd[1].fd >= 0 ? 2 : 1, end - now_ms()) <= 0)
+		if (poll(pfd, pfd[1].fd >= 0 ? 2 : 1, end - rf_now_ms()) <= 0)
 			continue;
 		if (pfd[1].fd >= 0 && pfd[1].revents != 0) {
 			char b;
@@ -784,7 +775,7 @@ fork_proxy(void *arg)
 	}
 	/* The reply is ours to send: this copy of the channel read the image. */
 	j = json_pack("{s:s,s:i,s:s,s:I,s:i,s:I}", "token", w->token, "pid", (int)w->cpid, "host",
-	    rf_hostname(), "bytes", (json_int_t)f.bytes, "total_ms", (int)(now_ms() - w->t0),
+	    rf_hostname(), "bytes", (json_int_t)f.bytes, "total_ms", (int)(rf_now_ms() - w->t0),
 	    "lazy", (json_int_t)r.nlazypages);
 	if (rf_chan_send_json(w->c, RF_FR_REPLY, j, &e) == -1) {
 		proxy_fail(w, "pid %d killed: the reply was lost: %s", (int)w->cpid, e.msg);
@@ -847,7 +838,7 @@ do_fork(struct rf_chan *c, json_t *req)
 	uint8_t rnd[TOKEN_LEN / 2];
 	uint64_t bytes = 0;
 	char buf[600], *end;
-	long t0 = now_ms();
+	long t0 = rf_now_ms();
 	ssize_t n;
 	size_t i, len = 0;
 	pid_t init, ppid;
@@ -937,7 +928,7 @@ do_fork(struct rf_chan *c, json_t *req)
 	/* The proxy answered; the connection may go on as the stub's there. */
 	logx("fork: pid %d (parent %d) waits for its stub%s: %llu bytes, %ld ms", (int)w.cpid,
 	    (int)ppid, userns ? " (user namespace)" : "", (unsigned long long)bytes,
-	    now_ms() - t0);
+	    rf_now_ms() - t0);
 	/*
 	 * Only the socket now: the proxy's copy is the connection.  The rest
 	 * of the channel goes when the tree has ended (our caller): wiping
@@ -1153,7 +1144,7 @@ main(int argc, char *argv[])
 			break;
 		if (poll(pfd, 2, stopping ? 500 : -1) == -1 && errno != EINTR)
 			err(RF_EX_OSERR, "poll");
-		if (stopping && now_ms() > deadline) {
+		if (stopping && rf_now_ms() > deadline) {
 			if (stopping == 1 && nconn > 0)
 				logx("%d connections left after %d s: killed, with their remote children",
 				    nconn, timeout_ms / 1000);
@@ -1164,7 +1155,7 @@ main(int argc, char *argv[])
 		while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
 			if (si.ssi_signo != SIGCHLD && !stopping) {
 				stopping = 1;
-				deadline = now_ms() + timeout_ms;
+				deadline = rf_now_ms() + timeout_ms;
 				close(lfd);
 				logx("stopping on signal %d: %d connections to end", si.ssi_signo,
 				    nconn);

@@ -680,25 +680,16 @@ rf_chan_send_error(struct rf_chan *c, int code, const char *msg)
 	free(s);
 }
 
-static long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void
 rf_chan_linger(struct rf_chan *c, int timeout_ms)
 {
 	struct pollfd pfd = { c->fd, POLLIN, 0 };
 	char junk[65536];
-	long end = now_ms() + timeout_ms, left;
+	long end = rf_now_ms() + timeout_ms, left;
 	ssize_t r;
 
 	shutdown(c->fd, SHUT_WR);
-	while ((left = end - now_ms()) > 0) {
+	while ((left = end - rf_now_ms()) > 0) {
 		if (poll(&pfd, 1, left) <= 0)
 			break;
 		r = recv(c->fd, junk, sizeof(junk), MSG_DONTWAIT);

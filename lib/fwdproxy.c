@@ -2639,15 +2639,6 @@ do_epoll_ctl(struct px *p, struct seccomp_notif *n)
 	return 0;
 }
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int
 do_epoll_wait(struct px *p, struct seccomp_notif *n, int kind)
 {
@@ -2673,7 +2664,7 @@ do_epoll_wait(struct px *p, struct seccomp_notif *n, int kind)
 	}
 	if (max > (int)(sizeof(out) / sizeof(out[0])))
 		max = sizeof(out) / sizeof(out[0]);
-	end = ms > 0 ? now_ms() + ms : 0;
+	end = ms > 0 ? rf_now_ms() + ms : 0;
 	for (;;) {
 		pf[0] = (struct pollfd){ epfd, POLLIN, 0 };
 		for (k = 0, np = 1; k < s->n; k++) {
@@ -2723,7 +2714,7 @@ do_epoll_wait(struct px *p, struct seccomp_notif *n, int kind)
 		if (got > 0 || ms == 0)
 			break;
 		/* the set said ready and then had nothing (another waiter took it) */
-		if (ms > 0 && (ms = end - now_ms()) <= 0) {
+		if (ms > 0 && (ms = end - rf_now_ms()) <= 0) {
 			ms = 0;
 			continue;
 		}

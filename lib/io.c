@@ -1,5 +1,6 @@
-/* io.c - whole reads and writes, and the image hash. */
+/* io.c - whole reads and writes, the image hash, a monotonic clock. */
 #include <errno.h>
+#include <time.h>
 #include <unistd.h>
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -53,4 +54,13 @@ uint64_t
 rf_hash_seed(const void *p, size_t n, uint64_t seed)
 {
 	return XXH3_64bits_withSeed(p, n, seed);
+}
+
+long
+rf_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

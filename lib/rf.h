@@ -56,6 +56,8 @@ int rf_errno_code(int err);
 ssize_t rf_readn(int fd, void *buf, size_t n);
 /* Returns 0, or -1 (errno set). */
 int rf_writen(int fd, const void *buf, size_t n);
+/* Milliseconds of CLOCK_MONOTONIC: for deadlines. */
+long rf_now_ms(void);
 
 /* Hash used everywhere in the image (XXH3, 64 bit). */
 uint64_t rf_hash(const void *p, size_t n);

@@ -412,7 +412,9 @@ lazymem_done() {
 }
 
 @test "rf-snap: a zombie: exit 1" {
-	sh -c 'sleep 0 & echo $! > "$1"; exec sleep 30' sh "$D/zpid" &
+	# the child ends after its parent has become sleep 30, which never reaps
+	# it (sleep 0 could end first, and sh reap it before its exec)
+	sh -c 'sleep 0.3 & echo $! > "$1"; exec sleep 30' sh "$D/zpid" &
 	ZPID=$!
 	wait_line "$D/zpid" .
 	zombie=$(cat "$D/zpid")
