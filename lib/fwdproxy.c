@@ -2543,6 +2543,44 @@ ts_ms(struct px *p, pid_t pid, uint64_t addr, int usec)
  * (kcmp), so forks and dups of it are the same set.  Calls on sets with
  * no home fds go to the kernel untouched.
  */
+/*
+ * The table is full: drop the sets the child no longer holds (an event
+ * loop made anew for each task leaves one behind each time), and those
+ * with no home fd left.
+ */
+static void
+ep_evict(struct px *p)
+{
+	char path[64];
+	struct dirent *d;
+	size_t i;
+	DIR *dir;
+	int fd, held;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)(p->f == p->fams[0] ? p->hostpid :
+	    host_pid(p->f->pidfd)));
+	for (i = 0; i < p->nep;) {
+		held = 0;
+		if (p->ep[i]->n > 0 && (dir = opendir(path)) != NULL) {
+			while (!held && (d = readdir(dir)) != NULL) {
+				if (d->d_name[0] < '0' || d->d_name[0] > '9')
+					continue;
+				fd = atoi(d->d_name);
+				held = syscall(SYS_kcmp, p->f->pid, p->self, KCMP_FILE, fd,
+				    p->ep[i]->dup) == 0;
+			}
+			closedir(dir);
+		}
+		if (held) {
+			i++;
+			continue;
+		}
+		close(p->ep[i]->dup);
+		free(p->ep[i]);
+		p->ep[i] = p->ep[--p->nep];
+	}
+}
+
 static struct epset *
 ep_find(struct px *p, int epfd, int make)
 {
@@ -2553,7 +2591,11 @@ ep_find(struct px *p, int epfd, int make)
 	for (i = 0; i < p->nep; i++)
 		if (syscall(SYS_kcmp, p->f->pid, p->self, KCMP_FILE, epfd, p->ep[i]->dup) == 0)
 			return p->ep[i];
-	if (!make || p->nep == EPSET_MAX)
+	if (!make)
+		return NULL;
+	if (p->nep == EPSET_MAX)
+		ep_evict(p);
+	if (p->nep == EPSET_MAX)
 		return NULL;
 	if ((d = syscall(SYS_pidfd_getfd, p->f->pidfd, epfd, 0)) == -1)
 		return NULL;

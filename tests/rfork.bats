@@ -516,6 +516,46 @@ PY
 	none_marked "$MARK"
 }
 
+@test "rfork: an event loop made anew 24 times in the remote child still waits without spinning" {
+	cat > "$TDIR/aio24.py" <<'PY'
+import asyncio, os, signal, time
+signal.alarm(60)
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(w)
+    os.set_blocking(r, False)
+    calls, lines = [], []
+    async def one():
+        loop = asyncio.get_running_loop()
+        got = loop.create_future()
+        def readable():
+            calls.append(1)
+            try:
+                data = os.read(r, 100)
+            except BlockingIOError:
+                return
+            if not got.done():
+                got.set_result(data)
+        loop.add_reader(r, readable)
+        return await got
+    for i in range(24):               # each asyncio.run makes a new epoll set
+        lines.append(asyncio.run(one()))
+    print("lines", len(lines), "wakeups", "few" if len(calls) <= 48 else len(calls), flush=True)
+    os._exit(0)
+os.close(r)
+for i in range(24):
+    time.sleep(0.05)
+    os.write(w, b"l\n")
+os.waitpid(pid, 0)
+PY
+	run rrun /usr/bin/python3 "$TDIR/aio24.py"
+	cat "$OUT"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = "lines 24 wakeups few" ]
+	none_marked "$MARK"
+}
+
 @test "rfork: the stub killed: the parent sees SIGKILL, nothing is left in host 2" {
 	cat > "$TDIR/kill.py" <<'PY'
 import os, signal, time
