@@ -2044,9 +2044,8 @@ do_chdir(struct px *p, struct seccomp_notif *n)
 	there[rep.dlen] = '\0';
 	/* the path as the child's own chdir would take it, from its cwd here */
 	hp = p->f == p->fams[0] ? p->hostpid : host_pid(p->f->pidfd);
-	if (p->path[0] == '/')
-		strlcpy(proc, "", sizeof(proc));
-	else
+	proc[0] = '\0';
+	if (p->path[0] != '/')
 		snprintf(proc, sizeof(proc), "/proc/%d/cwd/", (int)hp);
 	if (hp > 0 && strlen(proc) + len < PATH_MAX - 1) {
 		char joined[PATH_MAX + 64];
