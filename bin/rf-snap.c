@@ -23,34 +23,13 @@ usage(void)
 
 /* Dump pid to fd: the image, or with meta only its metadata as JSON. */
 static int
-snap(pid_t pid, int stop, int wait, int meta, int flags, int zflag, int lflag, int fd,
-    struct rf_err *e)
+snap(pid_t pid, const struct rf_snap_opt *o, int meta, int fd, struct rf_err *e)
 {
-	struct rf_snap s;
 	struct rf_proc p;
 	char *json = NULL;
 	int ok;
 
-	if (wait > 0 && rf_snap_wait(pid, wait, e) == -1)
-		return -1;
-	if (stop && rf_snap_stop(pid, e) == -1)
-		return -1;
-	if (rf_snap_attach(&s, pid, flags, e) == -1)
-		return -1;
-	s.keep_zero = zflag;
-	s.lazy_min = lflag ? RF_LAZY_MIN : 0;
-	s.force_pagemap_read = getenv("RFORK_PAGEMAP") != NULL &&
-	    strcmp(getenv("RFORK_PAGEMAP"), "read") == 0;
-	ok = rf_snap_collect(&s, &p, e) == 0;
-	if (ok && !meta && rf_snap_write(&s, &p, fd, e) == -1) {
-		/* not writing the output is an I/O error whatever errno says */
-		if (strncmp(e->msg, "image: write", 12) == 0)
-			e->code = RF_EX_IOERR;
-		ok = 0;
-	}
-	/* let the process go before anything else can fail */
-	if (rf_snap_detach(&s, ok ? e : NULL) == -1)
-		ok = 0;
+	ok = rf_snap_take(pid, o, &p, meta ? -1 : fd, e) == 0;
 	if (ok && meta) {
 		if ((json = rf_meta_dump(&p, 2)) == NULL)
 			ok = rf_errno(e, "metadata") == 0;
@@ -71,19 +50,19 @@ main(int argc, char *argv[])
 {
 	struct rf_err e = { 0 };
 	const char *out = NULL, *errstr;
-	int ch, sflag = 0, Mflag = 0, zflag = 0, lflag = 0, flags = 0, fd = STDOUT_FILENO, created = 0;
-	int wait = 0;
+	struct rf_snap_opt o = { 0 };
+	int ch, Mflag = 0, fd = STDOUT_FILENO, created = 0;
 	pid_t pid;
 
 	while ((ch = getopt(argc, argv, "hlMo:suw:z")) != -1) {
 		switch (ch) {
 		case 'w':
-			wait = strtonum(optarg, 1, 3600, &errstr);
+			o.wait = strtonum(optarg, 1, 3600, &errstr);
 			if (errstr != NULL)
 				errx(RF_EX_USAGE, "-w %s: %s", optarg, errstr);
 			break;
 		case 'l':
-			lflag = 1;
+			o.lazy = 1;
 			break;
 		case 'M':
 			Mflag = 1;
@@ -92,13 +71,13 @@ main(int argc, char *argv[])
 			out = optarg;
 			break;
 		case 's':
-			sflag = 1;
+			o.stop = 1;
 			break;
 		case 'u':
-			flags |= RF_SNAP_FILTER_OK;
+			o.flags |= RF_SNAP_FILTER_OK;
 			break;
 		case 'z':
-			zflag = 1;
+			o.keep_zero = 1;
 			break;
 		default:
 			usage();
@@ -129,7 +108,9 @@ main(int argc, char *argv[])
 	if (!Mflag)
 		fcntl(fd, F_SETPIPE_SZ, 1 << 20);	/* fails on a file: fine */
 
-	if (snap(pid, sflag, wait, Mflag, flags, zflag, lflag, fd, &e) == -1)
+	o.pagemap_read = getenv("RFORK_PAGEMAP") != NULL &&
+	    strcmp(getenv("RFORK_PAGEMAP"), "read") == 0;
+	if (snap(pid, &o, Mflag, fd, &e) == -1)
 		goto fail;
 	if (close(fd) == -1) {
 		rf_errno(&e, "%s", out != NULL ? out : "stdout");

@@ -96,6 +96,7 @@ struct rf_snap {
 	struct rf_snap_run *runs;
 	size_t nrun;
 	uint8_t *buf;		/* reused for every read of the target */
+	uint8_t *warm;		/* the caller's, RF_SNAP_BUFSZ, used as buf */
 	size_t buflen;
 	int cached;		/* buf already holds every run's pages, in order */
 	uint64_t ninject;	/* syscalls run in the target */
@@ -104,6 +105,8 @@ struct rf_snap {
 				   records, but those near the stack pointer
 				   and the thread pointer; 0: none */
 };
+
+#define RF_SNAP_BUFSZ (1u << 20)	/* the read buffer's size at most */
 
 /* Send SIGSTOP and wait until the process is in group stop. */
 int rf_snap_stop(pid_t pid, struct rf_err *e);
@@ -130,5 +133,19 @@ int rf_snap_write(struct rf_snap *s, const struct rf_proc *p, int fd, struct rf_
  * frees s.  Safe to call after any failure.
  */
 int rf_snap_detach(struct rf_snap *s, struct rf_err *e);
+
+/*
+ * The whole dump of one process, as rf-snap does it: wait up to o->wait
+ * seconds for its stop (or stop it: o->stop), seize, collect everything into
+ * *p (the caller frees it), write the image to fd unless fd is -1, let it go.
+ * o->buf, when not NULL, is RF_SNAP_BUFSZ bytes of the caller's memory read
+ * into (touched already: fresh memory is slow to touch on some machines).
+ */
+struct rf_snap_opt {
+	int wait, stop, flags, keep_zero, lazy, pagemap_read;
+	uint8_t *buf;
+};
+int rf_snap_take(pid_t pid, const struct rf_snap_opt *o, struct rf_proc *p, int fd,
+    struct rf_err *e);
 
 #endif

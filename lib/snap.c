@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +20,7 @@
 #include <unistd.h>
 #include "rf_snap.h"
 
-#define BUFSZ (1u << 20)	/* read buffer, reused: fresh memory is slow */
+#define BUFSZ RF_SNAP_BUFSZ	/* read buffer, reused: fresh memory is slow */
 #define RECSZ (RF_PAGES_MAX < BUFSZ ? RF_PAGES_MAX : BUFSZ)
 #define NIOV 1024		/* IOV_MAX */
 #define HOT_BELOW (64u << 10)	/* post-copy: sent with the image, below and */
@@ -142,7 +143,7 @@ rf_snap_detach(struct rf_snap *s, struct rf_err *e)
 	if (s->memfd != -1)
 		close(s->memfd);
 	free(s->runs);
-	if (s->buf != NULL)
+	if (s->buf != NULL && s->buf != s->warm)
 		munmap(s->buf, s->buflen);
 	memset(s, 0, sizeof(*s));
 	s->memfd = -1;
@@ -657,8 +658,11 @@ settle_pages(struct rf_snap *s, struct rf_proc *p, struct cands *cs, struct rf_e
 	uint8_t *d;
 
 	s->buflen = cs->bytes < BUFSZ ? (cs->bytes ? cs->bytes : RF_PAGE_SIZE) : BUFSZ;
-	s->buf = mmap(NULL, s->buflen, PROT_READ | PROT_WRITE,
-	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (s->warm != NULL)
+		s->buf = s->warm;
+	else
+		s->buf = mmap(NULL, s->buflen, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (s->buf == MAP_FAILED) {
 		s->buf = NULL;
 		return rf_errno(e, "read buffer");
@@ -877,4 +881,83 @@ rf_snap_write(struct rf_snap *s, const struct rf_proc *p, int fd, struct rf_err 
 		}
 	}
 	return rf_imgw_end(&w, e);
+}
+
+/*
+ * The tracer and the traced task on one CPU while they take turns (each
+ * injected call is a stop and a wake-up): a wake-up on the other CPU costs
+ * 20-80 us in some virtual machines, on the same one a context switch.
+ * Both masks are put back after.
+ */
+struct coloc {
+	int on;
+	cpu_set_t ours, theirs;
+};
+
+static void
+colocate(pid_t pid, struct coloc *co)
+{
+	cpu_set_t one;
+	int cpu;
+
+	co->on = 0;
+	if (getenv("RFORK_SNAP_SPREAD") != NULL || (cpu = sched_getcpu()) < 0 ||
+	    sched_getaffinity(0, sizeof(co->ours), &co->ours) == -1 ||
+	    sched_getaffinity(pid, sizeof(co->theirs), &co->theirs) == -1 ||
+	    !CPU_ISSET(cpu, &co->theirs))
+		return;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	if (sched_setaffinity(pid, sizeof(one), &one) == -1)
+		return;
+	co->on = 1;
+	if (sched_setaffinity(0, sizeof(one), &one) == -1) {
+		sched_setaffinity(pid, sizeof(co->theirs), &co->theirs);
+		co->on = 0;
+	}
+}
+
+static void
+uncolocate(pid_t pid, struct coloc *co)
+{
+	if (!co->on)
+		return;
+	sched_setaffinity(pid, sizeof(co->theirs), &co->theirs);
+	sched_setaffinity(0, sizeof(co->ours), &co->ours);
+}
+
+int
+rf_snap_take(pid_t pid, const struct rf_snap_opt *o, struct rf_proc *p, int fd,
+    struct rf_err *e)
+{
+	struct rf_snap s;
+	struct coloc co;
+	int ok;
+
+	memset(p, 0, sizeof(*p));
+	if (o->wait > 0 && rf_snap_wait(pid, o->wait, e) == -1)
+		return -1;
+	if (o->stop && rf_snap_stop(pid, e) == -1)
+		return -1;
+	colocate(pid, &co);
+	if (rf_snap_attach(&s, pid, o->flags, e) == -1) {
+		uncolocate(pid, &co);
+		return -1;
+	}
+	s.keep_zero = o->keep_zero;
+	s.lazy_min = o->lazy ? RF_LAZY_MIN : 0;
+	s.force_pagemap_read = o->pagemap_read;
+	s.warm = o->buf;
+	ok = rf_snap_collect(&s, p, e) == 0;
+	if (ok && fd >= 0 && rf_snap_write(&s, p, fd, e) == -1) {
+		/* not writing the output is an I/O error whatever errno says */
+		if (strncmp(e->msg, "image: write", 12) == 0)
+			e->code = RF_EX_IOERR;
+		ok = 0;
+	}
+	/* let the process go before anything else can fail */
+	if (rf_snap_detach(&s, ok ? e : NULL) == -1)
+		ok = 0;
+	uncolocate(pid, &co);
+	return ok ? 0 : -1;
 }
