@@ -121,28 +121,6 @@ stdout_is_unix(void)
 	    a.ss_family == AF_UNIX;
 }
 
-/* After the reply line: the channel's state, with its socket (SCM_RIGHTS). */
-static int
-hand_over(const struct rf_chan *c)
-{
-	union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } cm;
-	struct rf_chan_state st;
-	struct iovec iov = { &st, sizeof(st) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
-	    .msg_controllen = sizeof(cm.b) };
-	ssize_t n;
-
-	rf_chan_export(c, &st);
-	memset(&cm, 0, sizeof(cm));
-	cm.h.cmsg_level = SOL_SOCKET;
-	cm.h.cmsg_type = SCM_RIGHTS;
-	cm.h.cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(&cm.h), &c->fd, sizeof(int));
-	n = sendmsg(STDOUT_FILENO, &mh, MSG_NOSIGNAL);
-	sodium_memzero(&st, sizeof(st));
-	return n == (ssize_t)sizeof(st) ? 0 : -1;
-}
-
 int
 main(int argc, char *argv[])
 {
@@ -232,13 +210,8 @@ main(int argc, char *argv[])
 
 	/* A fork child: its control fd and its parent's pid, which the image lacks. */
 	if (ctlfd >= 0) {
-		/* host: the child's host as its home names it, for a program it execs */
-		j = json_pack("{s:s,s:i,s:i,s:s}", "op", "fork", "k", ctlfd, "ppid", (int)ppid,
-		    "host", host);
-		if (cpid != 0)
-			json_object_set_new(j, "pid", json_integer(cpid));
-		if (fdkey != NULL)
-			json_object_set_new(j, "fds", json_string(fdkey));
+		if ((j = rf_xfer_forkreq(ctlfd, ppid, host, cpid, fdkey)) == NULL)
+			errx(RF_EX_OSERR, "out of memory");
 	} else
 		j = json_pack("{s:s}", "op", "restore");
 	if (rf_chan_send_json(&c, RF_FR_REQ, j, &e) == -1)
@@ -281,7 +254,7 @@ main(int argc, char *argv[])
 	free(s);
 	/* The connection goes on as the stub's: no dial, no second handshake.
 	   Then nothing is left to do, and the fork waits for our end. */
-	if (hflag && hand_over(&c) == 0)
+	if (hflag && rf_xfer_hand(&c, STDOUT_FILENO) == 0)
 		_exit(RF_EX_OK);
 	if (hflag)
 		warn("-H: passing the connection (the stub will dial)");

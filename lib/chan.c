@@ -543,6 +543,15 @@ nonce(uint8_t n[12], uint64_t ctr)
 		n[4 + i] = ctr >> (56 - 8 * i);
 }
 
+void
+rf_chan_warm(struct rf_chan *c, size_t n)
+{
+	if (n > RF_FRAME_MAX)
+		n = RF_FRAME_MAX;
+	memset(c->pt, 0, 1 + n);
+	memset(c->txb, 0, 4 + 1 + n + ABYTES);
+}
+
 void *
 rf_chan_txbuf(struct rf_chan *c)
 {

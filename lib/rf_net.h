@@ -96,6 +96,9 @@ int rf_chan_server(struct rf_chan *c, int fd, const struct rf_key *key, struct r
  * rf_chan_send accepts any other buffer too.
  */
 void *rf_chan_txbuf(struct rf_chan *c);
+/* Touch the buffers a send of n payload bytes uses, ahead of time: fresh
+   memory is slow to touch on some machines (a long-lived sender, rf-agent). */
+void rf_chan_warm(struct rf_chan *c, size_t n);
 /* One frame; len <= RF_FRAME_MAX. */
 int rf_chan_send(struct rf_chan *c, int type, const void *buf, size_t len, struct rf_err *e);
 /*
@@ -124,6 +127,9 @@ void rf_chan_close(struct rf_chan *c);
  */
 int rf_xfer_send(struct rf_chan *c, int infd, void (*progress)(void *, uint64_t), void *arg,
     struct rf_err *e);
+/* The same, a frame of whatever infd has as soon as it has some: the peer
+   starts on the image's first bytes (rf-agent, whose infd is its own pipe). */
+int rf_xfer_stream(struct rf_chan *c, int infd, struct rf_err *e);
 /*
  * DATA frames into outfd until END: 0.  -1 on a channel error, -2 if writing
  * outfd failed (the reader went away; errno set).  *bytes counts what was written.
@@ -143,6 +149,15 @@ int rf_chan_send_json(struct rf_chan *c, int type, const struct json_t *j, struc
 /* Turn an RF_FR_ERROR frame's JSON into *e (code limited to the table); returns -1. */
 int rf_json_error(const struct json_t *j, struct rf_err *e);
 
+/*
+ * A fork child's request (rf-send -F, rf-agent): its control fd k, its
+ * parent's pid, the host as the child's home names it; the pid it is to
+ * have (cpid, a remote child's fork) and the fds served under fdkey when
+ * not 0 / NULL.  NULL if out of memory.
+ */
+struct json_t *rf_xfer_forkreq(int k, pid_t ppid, const char *host, pid_t cpid,
+    const char *fdkey);
+
 /* A channel handed to another process with its fd (SCM_RIGHTS). */
 struct rf_chan_state {
 	uint8_t ktx[32], krx[32];
@@ -151,6 +166,8 @@ struct rf_chan_state {
 };
 void rf_chan_export(const struct rf_chan *c, struct rf_chan_state *s);
 int rf_chan_import(struct rf_chan *c, int fd, const struct rf_chan_state *s, struct rf_err *e);
+/* The channel's state and its socket to the unix socket fd, in one message: 0, or -1. */
+int rf_xfer_hand(const struct rf_chan *c, int fd);
 
 /*
  * A remote fork's stub connection (lib/xfer.c): the forwarding protocol's

@@ -6,11 +6,23 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <jansson.h>
+#include <sodium.h>
 #include "rf_fwd.h"
 #include "rf_net.h"
 
-int
-rf_xfer_send(struct rf_chan *c, int infd, void (*progress)(void *, uint64_t), void *arg,
+/* What a pipe holds, as soon as it holds something (up to n). */
+static ssize_t
+read_some(int fd, uint8_t *buf, size_t n)
+{
+	ssize_t got;
+
+	while ((got = read(fd, buf, n)) == -1 && errno == EINTR)
+		;
+	return got;
+}
+
+static int
+xfer(struct rf_chan *c, int infd, int eager, void (*progress)(void *, uint64_t), void *arg,
     struct rf_err *e)
 {
 	uint8_t *buf = rf_chan_txbuf(c);
@@ -23,7 +35,7 @@ rf_xfer_send(struct rf_chan *c, int infd, void (*progress)(void *, uint64_t), vo
 	for (;;) {
 		if ((p = rf_chan_pending(c)) != 0)
 			return p == -1 ? rf_errno(e, "poll") : 1;
-		n = rf_readn(infd, buf, RF_CHUNK);
+		n = eager ? read_some(infd, buf, RF_CHUNK) : rf_readn(infd, buf, RF_CHUNK);
 		if (n == -1)
 			return rf_errno(e, "standard input");
 		if (n == 0)
@@ -33,12 +45,61 @@ rf_xfer_send(struct rf_chan *c, int infd, void (*progress)(void *, uint64_t), vo
 		total += n;
 		if (progress != NULL)
 			progress(arg, total);
-		if ((size_t)n < RF_CHUNK)
+		if (!eager && (size_t)n < RF_CHUNK)
 			break;
 	}
 	if (rf_chan_send(c, RF_FR_END, NULL, 0, e) == -1)
 		return -1;
 	return 0;
+}
+
+int
+rf_xfer_send(struct rf_chan *c, int infd, void (*progress)(void *, uint64_t), void *arg,
+    struct rf_err *e)
+{
+	return xfer(c, infd, 0, progress, arg, e);
+}
+
+int
+rf_xfer_stream(struct rf_chan *c, int infd, struct rf_err *e)
+{
+	return xfer(c, infd, 1, NULL, NULL, e);
+}
+
+json_t *
+rf_xfer_forkreq(int k, pid_t ppid, const char *host, pid_t cpid, const char *fdkey)
+{
+	json_t *j;
+
+	/* host: the child's host as its home names it, for a program it execs */
+	j = json_pack("{s:s,s:i,s:i,s:s}", "op", "fork", "k", k, "ppid", (int)ppid,
+	    "host", host);
+	if (j != NULL && cpid != 0)
+		json_object_set_new(j, "pid", json_integer(cpid));
+	if (j != NULL && fdkey != NULL)
+		json_object_set_new(j, "fds", json_string(fdkey));
+	return j;
+}
+
+int
+rf_xfer_hand(const struct rf_chan *c, int fd)
+{
+	union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } cm;
+	struct rf_chan_state st;
+	struct iovec iov = { &st, sizeof(st) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
+	    .msg_controllen = sizeof(cm.b) };
+	ssize_t n;
+
+	rf_chan_export(c, &st);
+	memset(&cm, 0, sizeof(cm));
+	cm.h.cmsg_level = SOL_SOCKET;
+	cm.h.cmsg_type = SCM_RIGHTS;
+	cm.h.cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(&cm.h), &c->fd, sizeof(int));
+	n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+	sodium_memzero(&st, sizeof(st));
+	return n == (ssize_t)sizeof(st) ? 0 : -1;
 }
 
 int
