@@ -1018,7 +1018,7 @@ serve_conn(int fd, const struct rf_key *key)
 	size_t len;
 	json_t *j;
 	sigset_t none;
-	int r, type;
+	int r, type, held = 0;
 
 	conn_fd = fd;
 	memset(&sa, 0, sizeof(sa));
@@ -1035,14 +1035,16 @@ serve_conn(int fd, const struct rf_key *key)
 		close(fd);
 		return e.code;
 	}
+again:
 	r = rf_chan_recv(&c, &type, &d, &len, &e);
 	if (r != 1) {
-		if (r == 0)
+		/* a held connection's client may go with nothing to ask (rf-agent) */
+		if (r == 0 && !held)
 			logx("closed without a request");
-		else
+		else if (r != 0)
 			logx("%s", e.msg);
 		rf_chan_close(&c);
-		return RF_EX_PROTOCOL;
+		return held ? RF_EX_OK : RF_EX_PROTOCOL;
 	}
 	if (type != RF_FR_REQ || (j = rf_json_frame(d, len, &e)) == NULL) {
 		r = fail(&c, RF_EX_PROTOCOL, "expected a request");
@@ -1050,6 +1052,22 @@ serve_conn(int fd, const struct rf_key *key)
 		return r;
 	}
 	op = json_string_value(json_object_get(j, "op"));
+	/* "hold": proven now, the request comes later, with no time limit
+	   meanwhile (keepalive finds a dead client); then the usual limits */
+	if (op != NULL && strcmp(op, "hold") == 0 && !held) {
+		json_decref(j);
+		held = 1;
+		if (rf_sock_longlived(fd, timeout_ms) == -1) {
+			rf_chan_close(&c);
+			return RF_EX_OSERR;
+		}
+		goto again;
+	}
+	if (held && rf_sock_setup(fd, timeout_ms) == -1) {
+		json_decref(j);
+		rf_chan_close(&c);
+		return RF_EX_OSERR;
+	}
 	if (op != NULL && strcmp(op, "restore") == 0)
 		r = do_restore(&c);
 	else if (op != NULL && strcmp(op, "fork") == 0)
