@@ -81,6 +81,10 @@ forks(int n, int mib)
 		lat[i] = now() - t0;
 		close(p[0]);
 		reap(pid);
+		/* RFORKRUN_EACH: every fork's times, to see the outliers */
+		if (getenv("RFORKRUN_EACH") != NULL)
+			fprintf(stderr, "fork %d: %.1f us, fork() returned after %.1f us\n", i,
+			    lat[i] * 1e6, ret[i] * 1e6);
 	}
 	report("fork", lat, n);
 	report("forkret", ret, n);

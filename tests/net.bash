@@ -122,3 +122,19 @@ wait_log() {
 	srvlog "$i" >&2
 	return 1
 }
+
+# own_server PORT [WRAPPER...] -- [ARGS]: another rf-server in host 2 on PORT,
+# run under WRAPPER (e.g. setpriv as another user); sets SPID and SLOG.
+own_server() {
+	local port=$1 w=()
+	shift
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do
+		w+=("$1")
+		shift
+	done
+	[ $# -eq 0 ] || shift
+	SLOG=$TDIR/own.$BATS_TEST_NUMBER.log
+	bgin 2 "${w[@]}" "$BIN/rf-server" -l "$(addr 2):$port" -t 3 "$@" 2> "$SLOG"
+	SPID=$BGPID
+	wait_line "$SLOG" "listening on" || { cat "$SLOG" >&2; return 1; }
+}
