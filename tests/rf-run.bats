@@ -84,7 +84,7 @@ teardown() {
 	RFORK_POLICY=none run --separate-stderr "$RUN" sh -c '
 		echo "hosts $RFORK_HOSTS"
 		echo "key $RFORK_KEY $(stat -c %a "$RFORK_KEY") $(stat -c %s "$RFORK_KEY")"
-		echo "server $(pgrep -f -- "-k $RFORK_KEY ")"'
+		echo "server $(pgrep -o -f -- "-k $RFORK_KEY ")"'
 	echo "$output"; echo "$stderr"
 	[ "$status" -eq 0 ]
 	[ -z "$stderr" ]
@@ -106,7 +106,7 @@ teardown() {
 	BG=$!
 	wait_line "$D/out" '^127'
 	read -r hp key < "$D/out"
-	srv=$(pgrep -f -- "-k $key ")
+	srv=$(pgrep -o -f -- "-k $key ")
 	ss -ltnH "sport = :${hp#*:}" | grep -q .
 	# its own session: a ^C to the job does not reach it
 	[ "$(ps -o sid= -p "$srv")" -eq "$srv" ]

@@ -136,6 +136,10 @@ init(void)
 	rfp_cfg.postcopy = strcmp(t, "0") != 0;
 	copyenv(t, sizeof(t), "RFORK_EARLY_STUB");
 	rfp_cfg.early = strcmp(t, "0") != 0;
+	/* rf-run's agent, "@name" or a path; "0" or unset: none */
+	copyenv(rfp_cfg.agent, sizeof(rfp_cfg.agent), "RFORK_AGENT");
+	if (strcmp(rfp_cfg.agent, "0") == 0)
+		rfp_cfg.agent[0] = '\0';
 	copyenv(t, sizeof(t), "RFORK_TIMEOUT");
 	rfp_cfg.timeout = number(t, &ok);
 	if (!ok || rfp_cfg.timeout < 1 || rfp_cfg.timeout > 3600)

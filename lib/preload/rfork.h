@@ -42,6 +42,7 @@ struct rfp_cfg {
 	char key[PATH_MAX];		/* RFORK_KEY, "" if unset */
 	char bindir[PATH_MAX];		/* RFORK_BINDIR, "" if unset */
 	char libdir[PATH_MAX];		/* where librfork.so was loaded from */
+	char agent[108];		/* RFORK_AGENT: rf-agent's socket, "" if none */
 	/* Resolved at the first remote fork. */
 	int tools;			/* 0 not yet, 1 found, -1 missing */
 	char snap[PATH_MAX], send[PATH_MAX], stub[PATH_MAX];

@@ -20,10 +20,12 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include "rfork.h"
+#include "rf_agent.h"
 
 #define STACK (64 << 10)
 #define SHIPSTACK (256 << 10)
@@ -466,6 +468,181 @@ early_hand(struct job *j, const char *token, const char *reply, struct rfp_hand 
 }
 
 static int
+agent_connect(void)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	size_t n = strlen(rfp_cfg.agent);
+	int fd;
+
+	if (n >= sizeof(a.sun_path))
+		return -1;
+	memcpy(a.sun_path, rfp_cfg.agent, n);
+	if (a.sun_path[0] == '@')
+		a.sun_path[0] = '\0';	/* abstract */
+	if ((fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&a, offsetof(struct sockaddr_un, sun_path) + n) ==
+	    -1) {
+		rfp_close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* One message from the agent: its first byte, the rest (a reason) in why. */
+static int
+agent_said(int fd, struct rfp_str *why)
+{
+	char b[RFP_WHY + 1];
+	ssize_t n;
+
+	while ((n = recv(fd, b, sizeof(b) - 1, 0)) == -1 && errno == EINTR)
+		;
+	if (n <= 0)
+		return -1;
+	if (n > 1) {
+		why->n = 0;
+		rfp_catn(why, b + 1, n - 1);
+	}
+	return b[0];
+}
+
+/*
+ * The same as the pipeline below, by rf-agent (rf-run's): no rf-snap or
+ * rf-send to start, a connection made and proven beforehand.  -2 when there
+ * is no agent to take it (gone, another pid namespace): the pipeline then.
+ */
+static int
+ship_agent(struct job *j, char *token, struct rfp_str *why)
+{
+	union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } cm;
+	struct rf_agent_req rq;
+	struct iovec iov = { &rq, sizeof(rq) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
+	    .msg_controllen = sizeof(cm.b) };
+	struct rfp_hand hand = { .fd = -1, .conn = -1 };
+	struct pollfd pfd[2];
+	struct sink reply = { .n = 0 };
+	long deadline, left;
+	int fd, hfd = -1, replied = 0, done = 0, r = -1, w;
+	size_t l;
+
+	memset(&rq, 0, sizeof(rq));
+	rq.version = RF_AGENT_VERSION;
+	rq.self = syscall(SYS_getpid);
+	rq.pid = j->pid;
+	rq.ppid = j->ppid;
+	rq.cpid = j->cpid;
+	rq.kfd = j->kfd;
+	rq.lazy = j->lazy != NULL && *j->lazy;
+	rq.flags = j->cpid > 0 ? RF_AGENT_FILTER_OK : 0;
+	rq.timeout = rfp_cfg.timeout;
+	if ((l = strlen(j->host)) >= sizeof(rq.host))
+		return -2;
+	memcpy(rq.host, j->host, l);
+	if (j->fdkey != NULL && strlen(j->fdkey) < sizeof(rq.fdkey))
+		memcpy(rq.fdkey, j->fdkey, strlen(j->fdkey));
+	memset(&cm, 0, sizeof(cm));
+	cm.h.cmsg_level = SOL_SOCKET;
+	cm.h.cmsg_type = SCM_RIGHTS;
+	cm.h.cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(&cm.h), &j->hand[1], sizeof(int));
+	if ((fd = agent_connect()) == -1)
+		return -2;
+	pfd[0] = (struct pollfd){ .fd = fd, .events = POLLIN };
+	if (sendmsg(fd, &mh, MSG_NOSIGNAL) != sizeof(rq) ||
+	    poll(pfd, 1, 1000L * rfp_cfg.timeout) != 1 || agent_said(fd, why) != RF_AGENT_OK) {
+		rfp_close(fd);
+		why->n = 0;
+		return -2;
+	}
+	if (j->stopped != NULL && j->stopped(j->early_arg) == -1) {
+		rfp_close(fd);	/* the agent gives up too */
+		why->n = 0;
+		return -1;
+	}
+	w = RF_AGENT_GO;
+	if (send(fd, &w, 1, MSG_NOSIGNAL) != 1) {
+		rfp_close(fd);
+		rfp_cat(why, "rf-agent: gone");
+		return -1;
+	}
+	if (j->early != NULL)
+		hfd = j->hand[0];
+	deadline = now_ms() + 4000L * rfp_cfg.timeout;
+	while (!done) {
+		if ((left = deadline - now_ms()) <= 0) {
+			why->n = 0;
+			rfp_cat(why, "rf-agent: no answer within ");
+			rfp_num(why, 4 * rfp_cfg.timeout);
+			rfp_cat(why, " s");
+			break;
+		}
+		pfd[0] = (struct pollfd){ .fd = fd, .events = POLLIN };
+		pfd[1] = (struct pollfd){ .fd = hfd, .events = POLLIN };
+		if (poll(pfd, 2, left) == -1 && errno != EINTR)
+			break;
+		/* the agent first: its READ was sent before the reply came */
+		switch (pfd[0].revents & (POLLIN | POLLHUP | POLLERR) ? agent_said(fd, why) : 0) {
+		case 0:
+			break;
+		case RF_AGENT_READ:
+			if (j->pre != NULL)
+				j->pre(j->early_arg);
+			break;
+		case RF_AGENT_DONE:
+			done = 1;
+			break;
+		case RF_AGENT_FAIL:
+			done = -1;
+			break;
+		default:
+			why->n = 0;
+			rfp_cat(why, "rf-agent: gone");
+			done = -1;
+		}
+		if (pfd[1].revents & POLLIN) {
+			if (!replied) {
+				ssize_t n = recv(hfd, reply.b, sizeof(reply.b) - 1, MSG_DONTWAIT);
+
+				reply.n = n > 0 ? n : 0;
+				reply.b[reply.n] = '\0';
+				replied = 1;
+				if (find_token(reply.b, token) != 0)
+					hfd = -1;
+			}
+			if (hfd >= 0)
+				early_hand(j, token, reply.b, &hand, &hfd);
+		}
+	}
+	rfp_close(fd);
+	/* done: the reply and the connection are there */
+	if (done == 1 && hfd >= 0 && replied)
+		early_hand(j, token, reply.b, &hand, &hfd);
+	if (j->handed) {
+		r = 0;
+		if (j->lazy != NULL)
+			*j->lazy = *j->lazy && find_lazy(reply.b);
+	} else if (done == 1) {
+		if (!replied) {
+			ssize_t n = recv(j->hand[0], reply.b, sizeof(reply.b) - 1, MSG_DONTWAIT);
+
+			reply.n = n > 0 ? n : 0;
+			reply.b[reply.n] = '\0';
+		}
+		if (find_token(reply.b, token) == 0) {
+			r = 0;
+			if (j->lazy != NULL)
+				*j->lazy = *j->lazy && find_lazy(reply.b);
+		} else {
+			why->n = 0;
+			rfp_cat(why, "rf-agent: no token in the reply");
+		}
+	}
+	return r;
+}
+
+static int
 ship(struct job *j, char *token, struct rfp_str *why)
 {
 	struct rfp_str pidstr = { .n = 0 }, tstr = { .n = 0 }, kstr = { .n = 0 };
@@ -482,6 +659,11 @@ ship(struct job *j, char *token, struct rfp_str *why)
 	int pipe1[2] = { -1, -1 }, p[3][2] = { { -1, -1 }, { -1, -1 }, { -1, -1 } };
 	int null = -1, sst = 0, est = 0, i = 0, r = -1, late = 0, sendlate = 0;
 
+	/* the connection's hand-over is the agent's way (rfp_ship_hand) */
+	if (rfp_cfg.agent[0] != '\0' && j->hand[1] >= 0 &&
+	    (r = ship_agent(j, token, why)) != -2)
+		return r;
+	r = -1;
 	rfp_num(&pidstr, j->pid);
 	rfp_num(&ppidstr, j->ppid);
 	rfp_num(&kstr, j->kfd);

@@ -1,0 +1,219 @@
+#!/usr/bin/env bats
+# rf-agent, rf-run's shipper of fork children (docs/FORK.md "The agent"),
+# between the test hosts: forks go to host 2 through it without an rf-snap
+# or rf-send, it ends with the program, it refuses what is not its own, and
+# when it is gone or cannot help, librfork starts the tools as before.
+
+load net
+load helpers
+
+setup_file() {
+	th_up 2 "3 -R"
+	# tools where rf-snap and rf-send only fail, loudly; rf-run still
+	# starts the real agent (its own directory's)
+	mkdir -p "$TDIR/notools"
+	for t in rf-snap rf-send; do
+		printf '#!/bin/sh\necho "%s must not run" >&2\nexit 70\n' "$t" > "$TDIR/notools/$t"
+		chmod +x "$TDIR/notools/$t"
+	done
+	ln -s "$BIN/rf-stub" "$TDIR/notools/rf-stub"
+}
+
+teardown_file() {
+	th_down
+}
+
+setup() {
+	MARK=agent$$.$BATS_TEST_NUMBER
+	OUT=$TDIR/out.$BATS_TEST_NUMBER
+	SPID= APID=
+}
+
+teardown() {
+	local p
+	[ -z "$SPID" ] || kill -KILL "$SPID" 2>/dev/null || true
+	[ -z "$APID" ] || kill -KILL "$APID" 2>/dev/null || true
+	for p in $(marked "$MARK"); do
+		kill -KILL "$p" 2>/dev/null || true
+	done
+}
+
+# rrun PROG ARGS...: PROG under rf-run in host 1, forks to $RHOST (host 2).
+rrun() {
+	inh 1 env RFTEST_MARK="$MARK" RFORK_POLICY=all "$ROOT/sh/rf-run" -k "$KEY" \
+	    -H "${RHOST:-$(addr 2)}" "$@" > "$OUT"
+}
+
+# twice.py GO: forks a child that prints its host; waits for the file GO
+# (printing "waiting" and RFORK_AGENT); forks another.
+twice_py() {
+	cat > "$TDIR/twice.py" <<'PY'
+import os, socket, sys, time
+def child():
+    pid = os.fork()
+    if pid == 0:
+        print("child", socket.gethostname(), flush=True)
+        os._exit(0)
+    _, st = os.waitpid(pid, 0)
+    assert st == 0
+child()
+print("waiting", os.environ.get("RFORK_AGENT", "-"), flush=True)
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.02)
+child()
+PY
+}
+
+# agent_pids NAME: the agent's processes (master and workers) by socket name.
+agent_pids() { pgrep -f -- "-l $1( |$)" || true; }
+
+@test "rf-agent: under rf-run a fork goes remote without rf-snap or rf-send; RFORK_AGENT=0 needs them" {
+	run --separate-stderr rrun env RFORK_BINDIR="$TDIR/notools" "$TESTS/rforkhost" 7
+	echo "$stderr"
+	cat "$OUT"
+	[ "$status" -eq 0 ]
+	grep -q "^child .* host ${PFX}2$" "$OUT"
+	grep -q "status exit 7$" "$OUT"
+	[[ "$stderr" != *"must not run"* ]]
+	grep -q "stub connected on the fork's connection" "$LOGDIR/${PFX}2.log"
+	# the same without the agent: the tools are started, and fail
+	run --separate-stderr rrun env RFORK_AGENT=0 RFORK_BINDIR="$TDIR/notools" \
+	    "$TESTS/rforkhost" 7
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	grep -q "^child .* host ${PFX}1$" "$OUT"
+	[[ "$stderr" == *"fork stays local: rf-send must not run"* ]]
+	none_marked "$MARK"
+}
+
+@test "rf-agent: it ends with the program, and its held connections with it" {
+	local before name
+	before=$(pgrep -c -P "$(srvpid 2)" || true)
+	twice_py
+	touch "$TDIR/go.$BATS_TEST_NUMBER"
+	run rrun /usr/bin/python3 "$TDIR/twice.py" "$TDIR/go.$BATS_TEST_NUMBER"
+	cat "$OUT"
+	[ "$status" -eq 0 ]
+	[ "$(grep -c "^child ${PFX}2$" "$OUT")" -eq 2 ]
+	name=$(awk '/^waiting/ { print $2 }' "$OUT")
+	[[ "$name" == @rfork-agent.* ]]
+	for _ in $(seq 50); do
+		[ -z "$(agent_pids "$name")" ] && break
+		sleep 0.1
+	done
+	[ -z "$(agent_pids "$name")" ]
+	# the server's handlers of held connections end as the agent does
+	for _ in $(seq 50); do
+		[ "$(pgrep -c -P "$(srvpid 2)" || true)" -le "$before" ] && break
+		sleep 0.1
+	done
+	[ "$(pgrep -c -P "$(srvpid 2)" || true)" -le "$before" ]
+	none_marked "$MARK"
+}
+
+@test "rf-agent: host 2's server restarted between two forks: both children run there" {
+	local go=$TDIR/go.$BATS_TEST_NUMBER
+	twice_py
+	own_server 7191 -- -R -k "$KEY"
+	RHOST=$(addr 2):7191 rrun /usr/bin/python3 "$TDIR/twice.py" "$go" &
+	bg=$!
+	wait_line "$OUT" "^waiting"
+	# the agent's connections, held for the next fork, die with the server
+	kill -TERM "$SPID"
+	wait "$SPID" || true
+	own_server 7191 -- -R -k "$KEY"
+	touch "$go"
+	wait "$bg"
+	cat "$OUT"
+	[ "$(grep -c "^child ${PFX}2$" "$OUT")" -eq 2 ]
+	grep -q "stub connected" "$SLOG"
+	none_marked "$MARK"
+}
+
+@test "rf-agent: the agent killed: the next fork starts rf-snap and rf-send and still goes remote" {
+	local go=$TDIR/go.$BATS_TEST_NUMBER name
+	twice_py
+	rrun /usr/bin/python3 "$TDIR/twice.py" "$go" &
+	bg=$!
+	wait_line "$OUT" "^waiting"
+	name=$(awk '/^waiting/ { print $2 }' "$OUT")
+	[ -n "$(agent_pids "$name")" ]
+	kill -KILL $(agent_pids "$name")
+	touch "$go"
+	wait "$bg"
+	cat "$OUT"
+	[ "$(grep -c "^child ${PFX}2$" "$OUT")" -eq 2 ]
+	none_marked "$MARK"
+}
+
+@test "rf-agent: its workers hung, then killed: the fork waits RFORK_TIMEOUT, starts the tools, goes remote" {
+	local go=$TDIR/go.$BATS_TEST_NUMBER name p t0
+	twice_py
+	inh 1 env RFTEST_MARK="$MARK" RFORK_POLICY=all RFORK_TIMEOUT=2 "$ROOT/sh/rf-run" \
+	    -k "$KEY" -H "$(addr 2)" /usr/bin/python3 "$TDIR/twice.py" "$go" > "$OUT" &
+	bg=$!
+	wait_line "$OUT" "^waiting"
+	name=$(awk '/^waiting/ { print $2 }' "$OUT")
+	for p in $(agent_pids "$name"); do
+		kill -STOP "$p"
+	done
+	t0=$(date +%s%N)
+	touch "$go"
+	sleep 1
+	kill -KILL $(agent_pids "$name")
+	wait "$bg"
+	cat "$OUT"
+	[ "$(grep -c "^child ${PFX}2$" "$OUT")" -eq 2 ]
+	# it waited for the agent's answer (2 s, or the kill), not forever
+	[ $(( ($(date +%s%N) - t0) / 1000000 )) -ge 900 ]
+	none_marked "$MARK"
+}
+
+# ask NAME [WRAPPER...]: a request to the agent NAME as a shipper makes it
+# (lib/rf_agent.h), from python under WRAPPER; prints the agent's answer.
+ask() {
+	local name=$1
+	shift
+	inh 1 "$@" /usr/bin/python3 -c '
+import array, os, socket, struct, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect("\0" + sys.argv[1][1:])
+a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+req = struct.pack("=I8i256s33s3x", 1, os.getpid(), 1, 1, 0, 3, 0, 0, 3, b"10.77.0.2", b"")
+s.sendmsg([req], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [b.fileno()]))])
+m = s.recv(600)
+print(chr(m[0]), m[1:].decode())' "$name"
+}
+
+@test "rf-agent: a request from another user or another pid namespace is refused" {
+	local name=@rfork-agent-test.$$
+	inh 1 env RFORK_KEY="$KEY" "$BIN/rf-agent" -d -l "$name" "$(addr 2)"
+	APID=$(agent_pids "$name" | head -1)
+	[ -n "$APID" ]
+	run ask "$name" setpriv --reuid nobody --regid nogroup --clear-groups
+	echo "$output"
+	[ "$output" = "e rf-agent: a request from another user" ]
+	run ask "$name" unshare -p -f
+	echo "$output"
+	[ "$output" = "e rf-agent: a request from another pid namespace" ]
+	# TERM: the agent and its workers end
+	kill -TERM "$APID"
+	for _ in $(seq 50); do
+		[ -z "$(agent_pids "$name")" ] && break
+		sleep 0.1
+	done
+	[ -z "$(agent_pids "$name")" ]
+	APID=
+}
+
+@test "rf-agent: usage errors are 64; a -w pid that is not there 66; a name taken 75" {
+	run -64 "$BIN/rf-agent" 10.77.0.2
+	run -64 "$BIN/rf-agent" -n 0 -l @x
+	run -66 env RFORK_KEY="$KEY" "$BIN/rf-agent" -w 2147483000 -l @rfork-agent-none.$$
+	[[ "$output" == *"-w 2147483000"* ]]
+	local name=@rfork-agent-taken.$$
+	env RFORK_KEY="$KEY" "$BIN/rf-agent" -d -l "$name"
+	APID=$(agent_pids "$name" | head -1)
+	run -75 env RFORK_KEY="$KEY" "$BIN/rf-agent" -l "$name"
+	[[ "$output" == *"$name: Address already in use"* ]]
+}
