@@ -304,11 +304,11 @@ set_keys(struct rf_chan *c, int cipher, const uint8_t ktx[32], const uint8_t krx
 	memcpy(k->krx, krx, 32);
 	if (cipher != CI_AESGCM)
 		return 0;
-	if (!ossl_ready()) {
-		crypto_aead_aes256gcm_beforenm(&k->na_tx, ktx);
-		crypto_aead_aes256gcm_beforenm(&k->na_rx, krx);
+	/* libsodium's also once OpenSSL is ready: small frames (aes_which) */
+	crypto_aead_aes256gcm_beforenm(&k->na_tx, ktx);
+	crypto_aead_aes256gcm_beforenm(&k->na_rx, krx);
+	if (!ossl_ready())
 		return 0;
-	}
 	if (aes_ossl(k) == -1)
 		return rf_errf(e, RF_EX_SOFTWARE, "handshake: cannot set up AES-256-GCM");
 	return 0;
@@ -332,10 +332,18 @@ aes_ossl(struct rf_chan_keys *k)
 
 static void ossl_start(void);
 
-/* libsodium's until OpenSSL is ready, then OpenSSL's for good. */
+/*
+ * libsodium's until OpenSSL is ready, then OpenSSL's for good; but a small
+ * frame (a forwarded call, an ack) always goes through libsodium, whose
+ * set-up per frame is cheaper: 0.16 against 0.30 us for 40 bytes here, the
+ * same at 512 bytes, OpenSSL's twice as fast from 2 KiB on.
+ */
+#define AES_SMALL 512
 static int
 aes_which(struct rf_chan_keys *k, size_t len)
 {
+	if (len < AES_SMALL)
+		return 0;
 	if (ossl_state == 3 && atomic_fetch_add(&ossl_bytes, len) + len >= OSSL_AFTER)
 		ossl_start();
 	if (k->aes_tx == NULL && ossl_ready() && aes_ossl(k) == -1)
