@@ -856,7 +856,8 @@ rf_chan_close(struct rf_chan *c)
 /*
  * A channel moves to another process (rf-server hands a stub's connection
  * to its proxy): the session keys and frame counters; the receiver rebuilds
- * the cipher contexts.  Frames are read exactly, so no bytes are left behind.
+ * the cipher contexts.  Frames are read exactly, so no bytes are left behind
+ * (a channel that reads ahead, rf_chan_fwd_readahead, is never moved).
  */
 void
 rf_chan_export(const struct rf_chan *c, struct rf_chan_state *s)

@@ -3664,8 +3664,11 @@ rf_proxy_serve(const struct rf_fwd_io *io, const struct rf_proxy_opts *o, int *s
 			lost(p, "write");
 			goto lost;
 		}
-		/* the child's next call (a stream of writes) or a message */
-		r = rf_fwd_spin(pf, npf) ? 1 : poll(pf, npf, timeout);
+		/* the child's next call (a stream of writes) or a message; the
+		   rest (the child's end, its stops) can wait for the poll */
+		for (i = 2; i < npf; i++)
+			pf[i].revents = 0;
+		r = rf_fwd_spin(pf, 2) ? 1 : poll(pf, npf, timeout);
 		if (r == -1) {
 			if (errno == EINTR)
 				continue;
