@@ -3557,7 +3557,7 @@ rf_proxy_serve(const struct rf_fwd_io *io, const struct rf_proxy_opts *o, int *s
 	sigset_t chld, oldmask;
 	struct px px, *p = &px;
 	struct rf_fwd_msg m;
-	int ret = -1, st = 0, r, pp[2], timeout;
+	int ret = -1, st = 0, r, pp[2], timeout, held;
 	size_t i, npf;
 
 	memset(p, 0, sizeof(*p));
@@ -3619,6 +3619,7 @@ rf_proxy_serve(const struct rf_fwd_io *io, const struct rf_proxy_opts *o, int *s
 		rf_errno(e, "proxy");
 		goto out;
 	}
+	rf_chan_fwd_readahead(io);	/* an encrypted channel: one read a frame */
 	if (get_hello(p) == -1)
 		goto lost;
 
@@ -3658,13 +3659,18 @@ rf_proxy_serve(const struct rf_fwd_io *io, const struct rf_proxy_opts *o, int *s
 		}
 		/* Posted writes held: the child's next call may join them in one
 		   frame (a read after a write, the next of a stream of writes). */
-		if (rf_fwd_held(&p->c) > 0 && !rf_fwd_spin_us(pf, 1, HOLD_US) &&
+		held = rf_fwd_held(&p->c) > 0;
+		if (held && !(held = rf_fwd_spin_us(pf, 1, HOLD_US)) &&
 		    rf_fwd_flush(&p->c) == -1) {
 			lost(p, "write");
 			goto lost;
 		}
-		/* the child's next call (a stream of writes) or a message */
-		r = rf_fwd_spin(pf, npf) ? 1 : poll(pf, npf, timeout);
+		/* the child's next call (a stream of writes) or a message; the
+		   rest (the child's end, its stops) can wait for the poll; the
+		   call that came while writes were held goes at once */
+		for (i = held ? 1 : 2; i < npf; i++)
+			pf[i].revents = 0;
+		r = held || rf_fwd_spin(pf, 2) ? 1 : poll(pf, npf, timeout);
 		if (r == -1) {
 			if (errno == EINTR)
 				continue;

@@ -217,6 +217,8 @@ int rf_fwd_op_blocks(int op);
    one of pf is ready, revents set as by poll; 0 if the time ran out. */
 struct pollfd;
 int rf_fwd_spin(struct pollfd *pf, unsigned long n);
+/* lib/chan.c: an encrypted channel's io reads ahead (one read a frame, or less). */
+int rf_chan_fwd_readahead(const struct rf_fwd_io *io);
 int rf_fwd_spin_us(struct pollfd *pf, unsigned long n, long us);
 /*
  * Where the next message's data may be built (RF_FWD_IO_MAX + two paths):
