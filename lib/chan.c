@@ -45,7 +45,7 @@ struct rf_chan_keys {
 	uint8_t ktx[32], krx[32];
 	uint64_t ntx, nrx;				/* frame counters: the nonces */
 	int cipher;
-	/* read ahead (rf_chan_fwd_readahead): bytes at rxb + rxoff, rxlen long */
+	/* read ahead (rf_chan_readahead): bytes at rxb + rxoff, rxlen long */
 	int ahead;
 	size_t rxoff, rxlen;
 };
@@ -780,22 +780,14 @@ rf_chan_recv(struct rf_chan *c, int *type, const uint8_t **data, size_t *len,
 }
 
 /*
- * The connection of a forwarded-call io (rf_chan_fwd_io) reads ahead from
- * now on: it is a stream of DATA frames for the rest of its life (never
- * exported: what is read ahead would stay behind).  0, or -1 if io is not
- * a channel's.
+ * A channel that is a forwarded-call connection (rf_chan_fwd_io's
+ * readahead) reads ahead from then on: a stream of DATA frames for the
+ * rest of its life, never exported (what is read ahead would stay behind).
  */
-int
-rf_chan_fwd_readahead(const struct rf_fwd_io *io)
+void
+rf_chan_readahead(struct rf_chan *c)
 {
-	struct rf_fwd_io mine;
-	struct rf_chan_io ci;
-
-	rf_chan_fwd_io(&mine, &ci, NULL);
-	if (io->read != mine.read || io->ctx == NULL)
-		return -1;
-	((struct rf_chan_io *)io->ctx)->c->keys->ahead = 1;
-	return 0;
+	c->keys->ahead = 1;
 }
 
 int
@@ -866,7 +858,7 @@ rf_chan_close(struct rf_chan *c)
  * A channel moves to another process (rf-server hands a stub's connection
  * to its proxy): the session keys and frame counters; the receiver rebuilds
  * the cipher contexts.  Frames are read exactly, so no bytes are left behind
- * (a channel that reads ahead, rf_chan_fwd_readahead, is never moved).
+ * (a channel that reads ahead, rf_chan_readahead, is never moved).
  */
 void
 rf_chan_export(const struct rf_chan *c, struct rf_chan_state *s)

@@ -3619,7 +3619,8 @@ rf_proxy_serve(const struct rf_fwd_io *io, const struct rf_proxy_opts *o, int *s
 		rf_errno(e, "proxy");
 		goto out;
 	}
-	rf_chan_fwd_readahead(io);	/* an encrypted channel: one read a frame */
+	if (io->readahead != NULL)
+		io->readahead(io->ctx);	/* an encrypted channel: one read a frame */
 	if (get_hello(p) == -1)
 		goto lost;
 

@@ -1492,7 +1492,8 @@ rf_stub_serve(const struct rf_fwd_io *io, const struct rf_stub_opts *o, int *sta
 	s.post = post_on();
 	if (rf_fwd_conn_init(&s.c, io) == -1)
 		return rf_errno(e, "stub");
-	rf_chan_fwd_readahead(io);	/* an encrypted channel: one read a frame */
+	if (io->readahead != NULL)
+		io->readahead(io->ctx);	/* an encrypted channel: one read a frame */
 	/* replies are built where they are sent from: one write, no copy */
 	s.obuf = rf_fwd_outbuf(&s.c);
 	if ((s.ibuf = malloc(IBUFSZ)) == NULL) {

@@ -41,6 +41,9 @@ struct rf_fwd_io {
 	ssize_t (*write)(void *ctx, const void *buf, size_t n);
 	int (*urgent)(void *ctx);
 	int (*pending)(void *ctx);
+	/* when not NULL: from now on read ahead (an encrypted channel: one
+	   read a frame or less; the connection is never handed on after) */
+	void (*readahead)(void *ctx);
 };
 
 /* Callbacks over a socket (urgent: MSG_OOB) or pipe; ctx points at the int. */
@@ -217,8 +220,6 @@ int rf_fwd_op_blocks(int op);
    one of pf is ready, revents set as by poll; 0 if the time ran out. */
 struct pollfd;
 int rf_fwd_spin(struct pollfd *pf, unsigned long n);
-/* lib/chan.c: an encrypted channel's io reads ahead (one read a frame, or less). */
-int rf_chan_fwd_readahead(const struct rf_fwd_io *io);
 int rf_fwd_spin_us(struct pollfd *pf, unsigned long n, long us);
 /*
  * Where the next message's data may be built (RF_FWD_IO_MAX + two paths):

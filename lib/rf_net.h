@@ -166,6 +166,8 @@ struct rf_chan_state {
 };
 void rf_chan_export(const struct rf_chan *c, struct rf_chan_state *s);
 int rf_chan_import(struct rf_chan *c, int fd, const struct rf_chan_state *s, struct rf_err *e);
+/* From now on read ahead: one read a frame or less (docs/FORK.md "Cost"). */
+void rf_chan_readahead(struct rf_chan *c);
 /* The channel's state and its socket to the unix socket fd, in one message: 0, or -1. */
 int rf_xfer_hand(const struct rf_chan *c, int fd);
 

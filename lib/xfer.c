@@ -283,6 +283,12 @@ cio_pending(void *ctx)
 	return ci->off < ci->len;
 }
 
+static void
+cio_readahead(void *ctx)
+{
+	rf_chan_readahead(((struct rf_chan_io *)ctx)->c);
+}
+
 void
 rf_chan_fwd_io(struct rf_fwd_io *io, struct rf_chan_io *ci, struct rf_chan *c)
 {
@@ -293,4 +299,5 @@ rf_chan_fwd_io(struct rf_fwd_io *io, struct rf_chan_io *ci, struct rf_chan *c)
 	io->write = cio_write;
 	io->urgent = cio_urgent;
 	io->pending = cio_pending;
+	io->readahead = cio_readahead;
 }
