@@ -372,6 +372,9 @@ main(int argc, char *argv[])
 	    argc != (pg.src > 0 ? 2 : 0) || (kpath != NULL && sfd < 0) ||
 	    (pg.src > 0 && sfd < 0) : argc != 2)
 		usage();
+	/* the page source is ours: its end is no news for the child */
+	if (pg.src > 0)
+		rf_stub_own_child(pg.src);
 	if (kfd >= 0) {
 		/* HELLO's fds and the signals now, while the answer is awaited */
 		o.pre = rf_stub_prepare(&o, kfd);

@@ -71,6 +71,7 @@ struct stub {
 static volatile uint64_t sigpend;
 static volatile sig_atomic_t cancelled;
 static pid_t sig_self;
+static volatile pid_t own_child;	/* rf_stub_own_child */
 /*
  * Real-time signals queue (each one counts), and sigqueue's carry a value
  * and their sender: those wait here, in order, to go one by one; a full
@@ -127,9 +128,19 @@ on_signal(int sig, siginfo_t *si, void *uc)
 	if ((sig == SIGPIPE || sig == SIGXFSZ) && si->si_pid == sig_self &&
 	    (si->si_code == SI_USER || si->si_code == SI_KERNEL))
 		return;
+	/* The end of the stub's own helper (the page source) is not news of
+	   a child of the child's */
+	if (sig == SIGCHLD && own_child > 0 && si->si_pid == own_child)
+		return;
 	if ((sig > 31 || si->si_code == SI_QUEUE) && sigq_put(sig, si) == 0)
 		return;
 	__atomic_fetch_or(&sigpend, 1ULL << (sig - 1), __ATOMIC_RELAXED);
+}
+
+void
+rf_stub_own_child(pid_t pid)
+{
+	own_child = pid;
 }
 
 static int

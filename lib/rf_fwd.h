@@ -275,6 +275,13 @@ struct rf_stub_opts {
  * own.  NULL on failure: rf_stub_serve does it all itself.
  */
 struct rf_stub_pre *rf_stub_prepare(const struct rf_stub_opts *o, int skipfd);
+/*
+ * pid is a child of the stub's own (the page source, made by S before it
+ * exec'd rf-stub): its SIGCHLD is not passed on to the child.  Its end does
+ * raise one, even with no exit signal: the kernel sends SIGCHLD for a child
+ * whose parent has exec'd since.
+ */
+void rf_stub_own_child(pid_t pid);
 void rf_stub_pre_free(struct rf_stub_pre *pre);
 
 enum rf_stub_end {

@@ -278,3 +278,37 @@ PY
 	wait_line "$LOGDIR/${PFX}2.log" "pid $pid: post-copy: [0-9]{5,} pages: " 20
 	none_marked "$MARK"
 }
+
+@test "postcopy: the page source's end is no SIGCHLD for the remote child, which has no child" {
+	cat > "$TDIR/srcchld.py" <<'PY'
+import os, signal, socket, time
+got = []
+signal.signal(signal.SIGCHLD, lambda s, f: got.append(s))
+big = bytearray(32 << 20)
+for i in range(0, len(big), 4096):
+    big[i] = 1
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(r)
+    # every page here: the page source has served its last and is killed
+    total = sum(big[i] for i in range(0, len(big), 4096))
+    time.sleep(0.5)
+    os.write(w, b"%s pages %d sigchld %d\n" % (socket.gethostname().encode(), total, len(got)))
+    os._exit(0)
+os.close(w)
+print(os.read(r, 200).decode().strip())
+_, st = os.waitpid(pid, 0)
+print("status", os.waitstatus_to_exitcode(st), "parent sigchld", len(got) > 0)
+PY
+	inh 1 env RFTEST_MARK="$MARK" RFORK_POLICY=all "$ROOT/sh/rf-run" -k "$KEY" \
+	    -H "$(addr 2)" /usr/bin/python3 "$TDIR/srcchld.py" > "$OUT" 2> "$ERR"
+	cat "$OUT" "$ERR"
+	# the stub ends its page source once the pages are all there; the
+	# kernel then sends it SIGCHLD (it exec'd since it made it), which was
+	# passed on to the child and cut short its next call (a close: EINTR)
+	grep -qx "${PFX}2 pages 8192 sigchld 0" "$OUT"
+	grep -qx "status 0 parent sigchld True" "$OUT"
+	[ ! -s "$ERR" ]
+	none_marked "$MARK"
+}
