@@ -264,10 +264,15 @@ print("continued", os.WIFCONTINUED(st))
 _, st = os.waitpid(pid, 0)
 print("exit", os.WEXITSTATUS(st), "host", first)
 PY
-	run rrun /usr/bin/python3 "$TDIR/tstp.py"
-	cat "$OUT"
+	# in a process group of its own whose parent is in the same session, as
+	# a shell's job is: in an orphaned one (this suite run by a daemon, say)
+	# the kernel would drop the stub's SIGTSTP, as it would a local child's
+	run --separate-stderr inh 1 setsid bash -c 'set -m; "$@" & wait $!' rrun env RFTEST_MARK="$MARK" \
+	    RFORK_POLICY=all "$ROOT/sh/rf-run" -k "$KEY" -H "$(addr 2)" /usr/bin/python3 \
+	    "$TDIR/tstp.py"
+	echo "$output"
 	[ "$status" -eq 0 ]
-	[ "$(cat "$OUT")" = "$(printf 'stopped True\nquiet True\ncontinued True\nexit 3 host %s2' "$PFX")" ]
+	[ "$output" = "$(printf 'stopped True\nquiet True\ncontinued True\nexit 3 host %s2' "$PFX")" ]
 	none_marked "$MARK"
 }
 
