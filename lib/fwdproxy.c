@@ -931,6 +931,21 @@ req(struct rf_fwd_msg *m, int op, int flags, int64_t a0, int64_t a1, int64_t a2,
 
 /* --- arming and exec --- */
 
+static int is_placeholder(struct px *p, int fd);
+
+/* Number fd holds the placeholder already, with this close-on-exec flag
+   (rf_proxy_opts.preset: put there by the restore). */
+static int
+preset(struct px *p, int fd, int cloexec)
+{
+	size_t i;
+
+	for (i = 0; i < p->o->npreset; i++)
+		if (p->o->preset[2 * i] == fd)
+			return !p->o->preset[2 * i + 1] == !cloexec && is_placeholder(p, fd);
+	return 0;
+}
+
 static int
 arm(struct px *p, uint64_t id)
 {
@@ -941,7 +956,7 @@ arm(struct px *p, uint64_t id)
 	for (i = 0; i < p->nhello; i++) {
 		fd = p->hello[2 * i];
 		cloexec = p->hello[2 * i + 1] & FD_CLOEXEC;
-		r = addfd(p, id, fd, cloexec, 0);
+		r = preset(p, fd, cloexec) ? 0 : addfd(p, id, fd, cloexec, 0);
 		/*
 		 * A home fd above the child's RLIMIT_NOFILE (the parent lowered it
 		 * after opening the fd; a local child keeps such fds): ADDFD checks
@@ -3595,12 +3610,15 @@ rf_proxy_serve(const struct rf_fwd_io *io, const struct rf_proxy_opts *o, int *s
 	}
 	p->hostpid = host_pid(p->pidfd);
 	local_setting(p);
-	if (pipe2(pp, O_CLOEXEC) == -1) {
+	if (o->ph > 0)
+		p->ph = o->ph;
+	else if (pipe2(pp, O_CLOEXEC) == -1) {
 		rf_errno(e, "proxy: pipe");
 		goto out;
+	} else {
+		close(pp[0]);
+		p->ph = pp[1];
 	}
-	close(pp[0]);
-	p->ph = pp[1];
 	if (fam_new(p, NULL) == NULL) {
 		rf_errno(e, "proxy");
 		goto out;

@@ -346,6 +346,15 @@ struct rf_proxy_opts {
 	 */
 	int (*wait_conn)(void *arg, struct rf_err *e);
 	void *conn_arg;
+	/*
+	 * The placeholder (the write end of a pipe whose read end is closed),
+	 * made by the caller and already at the numbers preset[] (fd, cloexec
+	 * pairs) in the child: arming passes them by (each ADDFD is a round
+	 * trip to the child).  0 or less: the proxy makes its own; none preset.
+	 */
+	int ph;
+	const int *preset;
+	size_t npreset;
 };
 
 int rf_proxy_serve(const struct rf_fwd_io *io, const struct rf_proxy_opts *o, int *status,
