@@ -194,7 +194,8 @@ fingerprint() {
 	snap=$!
 	sleep 0.1
 	kill -0 "$snap"
-	[ "$(pstate "$VPID")" = S ]
+	# asleep, untouched (under load it may take a moment to be back asleep)
+	wait_state "$VPID" S
 	kill -STOP "$VPID"
 	wait "$snap"
 	jq -e --argjson p "$VPID" '.pid == $p' "$D/m.json"
