@@ -40,6 +40,7 @@ struct host {
 	struct rf_chan c;
 	int up;			/* c is connected, proven and held */
 	long next;		/* when to dial again (ms) */
+	long since;		/* when c was made */
 };
 
 static struct rf_key key;
@@ -76,6 +77,7 @@ hold(struct host *h, int tmo_ms, struct rf_err *e)
 	}
 	rf_chan_warm(&h->c, RF_CHUNK);
 	h->up = 1;
+	h->since = rf_now_ms();
 	return 0;
 }
 
@@ -383,8 +385,13 @@ worker(int lfd, int took, int master, int extra)
 			return RF_EX_OK;	/* the master has gone or stops */
 		for (i = 0; i < nhosts; i++)
 			if (pf[2 + i].revents) {
+				/* the server closed it: gone (again at once), or one
+				   that does not hold (an answer, within a second:
+				   again later, the forks dialing meanwhile) */
+				now = rf_now_ms();
+				hosts[i].next = now - hosts[i].since < REDIAL_MS ? now + 30 * REDIAL_MS :
+				    now;
 				drop(&hosts[i]);
-				hosts[i].next = rf_now_ms();
 			}
 		if (!(pf[0].revents & POLLIN))
 			continue;
