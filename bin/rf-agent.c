@@ -238,12 +238,12 @@ job(int cfd, struct snapjob *sj, struct rf_chan **used)
 	struct rf_err e, e2;
 	struct host *h = NULL;
 	struct pollfd pf;
-	json_t *j;
-	char *s, b;
-	int i, hand, r, peer, pfd[2];
+	json_t *j = NULL;
+	char *s = NULL, b;
+	int i, hand, r, peer, pfd[2] = { -1, -1 };
 
 	if (take_req(cfd, &rq, &hand) == -1)
-		return;
+		goto out;
 	say(cfd, RF_AGENT_OK, NULL);
 	for (i = 0; i < nhosts && h == NULL; i++)
 		if (strcmp(hosts[i].name, rq.host) == 0 && alive(&hosts[i]))
@@ -258,7 +258,7 @@ job(int cfd, struct snapjob *sj, struct rf_chan **used)
 			if (fd != -1)
 				close(fd);
 			sayf(cfd, rq.host, e.msg);
-			return;
+			goto out;
 		}
 		c = &fresh;
 	}
@@ -268,17 +268,18 @@ job(int cfd, struct snapjob *sj, struct rf_chan **used)
 	    rq.fdkey[0] != '\0' ? rq.fdkey : NULL)) == NULL ||
 	    rf_chan_send_json(c, RF_FR_REQ, j, &e) == -1) {
 		sayf(cfd, rq.host, j == NULL ? "out of memory" : e.msg);
-		return;
+		goto out;
 	}
 	json_decref(j);
+	j = NULL;
 	/* S has stopped, or the shipper gave up (it closed) */
 	pf = (struct pollfd){ cfd, POLLIN, 0 };
 	if (poll(&pf, 1, rq.timeout * 1000) != 1 || recv(cfd, &b, 1, 0) != 1 ||
 	    b != RF_AGENT_GO)
-		return;
+		goto out;
 	if (pipe2(pfd, O_CLOEXEC) == -1) {
 		sayf(cfd, NULL, "pipe: out of file descriptors");
-		return;
+		goto out;
 	}
 	fcntl(pfd[1], F_SETPIPE_SZ, 1 << 20);
 	sj->pid = rq.pid;
@@ -291,45 +292,56 @@ job(int cfd, struct snapjob *sj, struct rf_chan **used)
 	b = 1;
 	if (write(sj->go[1], &b, 1) != 1) {
 		sayf(cfd, NULL, "the snapshot thread is gone");
-		return;
+		goto out;
 	}
+	pfd[1] = -1;		/* the snapshot thread's now: it closes it */
 	r = rf_xfer_stream(c, pfd[0], &e);
 	close(pfd[0]);		/* a snapshot still writing stops: EPIPE */
+	pfd[0] = -1;
 	if (read(sj->done[0], &b, 1) != 1) {
 		sayf(cfd, NULL, "the snapshot thread is gone");
-		return;
+		goto out;
 	}
 	/* its reader gone (74), the snapshot only followed the send's failure */
 	if (!sj->ok && sj->e.code != RF_EX_IOERR) {
 		sayf(cfd, NULL, sj->e.msg);
-		return;
+		goto out;
 	}
 	/* a failed write may have a reason waiting: read it before giving up */
 	if (r == -1 && rf_chan_pending(c) != 1) {
 		sayf(cfd, rq.host, e.msg);
-		return;
+		goto out;
 	}
 	if ((j = rf_xfer_answer(c, &peer, &e2)) == NULL) {
 		sayf(cfd, rq.host, r != -1 || peer ? e2.msg : e.msg);
-		return;
+		goto out;
 	}
 	if (!json_is_string(json_object_get(j, "token"))) {
 		sayf(cfd, rq.host, "no token in the reply");
-		return;
+		goto out;
 	}
 	if ((s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS)) == NULL) {
 		sayf(cfd, NULL, "cannot encode the reply");
-		return;
+		goto out;
 	}
 	/* as rf-send -H writes them: the line, then the connection */
 	r = strlen(s);
 	s[r] = '\n';
 	if (send(hand, s, r + 1, MSG_NOSIGNAL) != r + 1) {
 		sayf(cfd, NULL, "the hand socket is gone");
-		return;
+		goto out;
 	}
 	rf_xfer_hand(c, hand);
 	say(cfd, RF_AGENT_DONE, NULL);
+out:
+	/* a worker takes many jobs: nothing of one stays */
+	if (hand >= 0)
+		close(hand);
+	for (i = 0; i < 2; i++)
+		if (pfd[i] >= 0)
+			close(pfd[i]);
+	free(s);
+	json_decref(j);
 }
 
 /*

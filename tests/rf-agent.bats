@@ -169,6 +169,47 @@ agent_pids() { pgrep -f -- "-l $1( |$)" || true; }
 	none_marked "$MARK"
 }
 
+@test "rf-agent: 20 forks leave its workers with the fds they had" {
+	local name p before after
+	cat > "$TDIR/batches.py" <<'PY'
+import os, socket, sys, time
+def child():
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if socket.gethostname().endswith("2") else 1)
+    _, st = os.waitpid(pid, 0)
+    assert st == 0
+for n, go in ((2, sys.argv[1]), (20, sys.argv[2])):
+    for _ in range(n):
+        child()
+    print("waiting", os.environ.get("RFORK_AGENT", "-"), flush=True)
+    while not os.path.exists(go):
+        time.sleep(0.02)
+PY
+	rrun /usr/bin/python3 "$TDIR/batches.py" "$TDIR/go1.$BATS_TEST_NUMBER" \
+	    "$TDIR/go2.$BATS_TEST_NUMBER" &
+	bg=$!
+	wait_line "$OUT" "^waiting"
+	name=$(awk '/^waiting/ { print $2; exit }' "$OUT")
+	# each worker's open fds (a moment after a fork: its new connection)
+	sleep 0.3
+	before=$(for p in $(agent_pids "$name"); do echo "$p $(ls /proc/$p/fd | wc -l)"; done)
+	touch "$TDIR/go1.$BATS_TEST_NUMBER"
+	for _ in $(seq 500); do
+		[ "$(grep -c "^waiting" "$OUT")" -eq 2 ] && break
+		sleep 0.02
+	done
+	[ "$(grep -c "^waiting" "$OUT")" -eq 2 ]
+	sleep 0.3
+	after=$(for p in $(agent_pids "$name"); do echo "$p $(ls /proc/$p/fd | wc -l)"; done)
+	touch "$TDIR/go2.$BATS_TEST_NUMBER"
+	wait "$bg"
+	echo "before: $before"
+	echo "after: $after"
+	[ "$before" = "$after" ]
+	none_marked "$MARK"
+}
+
 # ask NAME [WRAPPER...]: a request to the agent NAME as a shipper makes it
 # (lib/rf_agent.h), from python under WRAPPER; prints the agent's answer.
 ask() {
