@@ -41,11 +41,14 @@ struct host {
 	int up;			/* c is connected, proven and held */
 	long next;		/* when to dial again (ms) */
 	long since;		/* when c was made */
+	int fails;		/* holds failed in a row: the next waits longer */
 };
 
 static struct rf_key key;
 static struct host hosts[MAXHOSTS];
-static int nhosts, timeout_ms = RF_TIMEOUT_MS;
+/* a held connection is a saving, not a need: a host that does not answer
+   soon is left to the forks, which dial it as rf-send would */
+static int nhosts, timeout_ms = 1000;
 
 static void
 usage(void)
@@ -78,7 +81,16 @@ hold(struct host *h, int tmo_ms, struct rf_err *e)
 	rf_chan_warm(&h->c, RF_CHUNK);
 	h->up = 1;
 	h->since = rf_now_ms();
+	h->fails = 0;
 	return 0;
+}
+
+/* A hold failed: again after 1, 2, 4 ... 64 s (a dialing worker takes no fork). */
+static void
+later(struct host *h)
+{
+	h->next = rf_now_ms() + ((long)REDIAL_MS << (h->fails < 6 ? h->fails : 6));
+	h->fails++;
 }
 
 static void
@@ -263,6 +275,11 @@ job(int cfd, struct snapjob *sj, struct rf_chan **used)
 		c = &fresh;
 	}
 	*used = c;
+	/* this fork's time limits, as rf-send -t has them (held: the hold's) */
+	if (c != &fresh && rf_sock_setup(c->fd, rq.timeout * 1000) == -1) {
+		sayf(cfd, rq.host, strerror(errno));
+		goto out;
+	}
 	/* the remote side starts on the request, S still on its way to its stop */
 	if ((j = rf_xfer_forkreq(rq.kfd, rq.ppid, rq.host, rq.cpid,
 	    rq.fdkey[0] != '\0' ? rq.fdkey : NULL)) == NULL ||
@@ -374,7 +391,7 @@ worker(int lfd, int took, int master, int extra)
 		return RF_EX_OSERR;
 	for (i = 0; i < nhosts; i++)
 		if (hold(&hosts[i], timeout_ms, &e) == -1)
-			hosts[i].next = rf_now_ms() + REDIAL_MS;
+			later(&hosts[i]);
 	prefault();
 	for (;;) {
 		pf[0] = (struct pollfd){ lfd, POLLIN, 0 };
@@ -386,7 +403,7 @@ worker(int lfd, int took, int master, int extra)
 		for (i = 0; i < nhosts; i++) {
 			if (!hosts[i].up && hosts[i].next <= now &&
 			    hold(&hosts[i], timeout_ms, &e) == -1)
-				hosts[i].next = now + REDIAL_MS;
+				later(&hosts[i]);
 			if (!hosts[i].up && (wait == -1 || hosts[i].next - now < wait))
 				wait = hosts[i].next - now;
 			pf[2 + i] = (struct pollfd){ hosts[i].up ? hosts[i].c.fd : -1, POLLIN, 0 };
