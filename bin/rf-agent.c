@@ -298,7 +298,6 @@ job(int cfd, struct snapjob *sj, struct rf_chan **used)
 		sayf(cfd, NULL, "pipe: out of file descriptors");
 		goto out;
 	}
-	fcntl(pfd[1], F_SETPIPE_SZ, 1 << 20);
 	sj->pid = rq.pid;
 	sj->o.keep_zero = 1;
 	sj->o.lazy = rq.lazy != 0;
@@ -474,6 +473,7 @@ main(int argc, char *argv[])
 {
 	struct signalfd_siginfo si;
 	struct pollfd pf[3];
+	struct rf_err e;
 	const char *name = NULL, *kpath = NULL, *errstr;
 	struct { pid_t pid; int busy, jobs; } workers[MAXWORKERS];
 	pid_t pid, wpid = 0;
@@ -522,12 +522,8 @@ main(int argc, char *argv[])
 	for (i = 0; i < argc; i++)
 		hosts[nhosts++].name = argv[i];
 
-	{
-		struct rf_err e;
-
-		if (rf_key_load(kpath, &key, &e) == -1)
-			errx(e.code, "%s", e.msg);
-	}
+	if (rf_key_load(kpath, &key, &e) == -1)
+		errx(e.code, "%s", e.msg);
 	if (rf_chan_init() == -1)
 		errx(RF_EX_SOFTWARE, "cannot initialise libsodium or OpenSSL");
 	json_object_seed(0);

@@ -376,6 +376,16 @@ drain(struct sink *k, short revents)
 	k->b[k->n] = '\0';
 }
 
+/* The -H socket's reply line, as far as it has come (no wait). */
+static void
+take_reply(int fd, struct sink *k)
+{
+	ssize_t n = recv(fd, k->b, sizeof(k->b) - 1, MSG_DONTWAIT);
+
+	k->n = n > 0 ? n : 0;
+	k->b[k->n] = '\0';
+}
+
 /* Why the pipeline failed, in the words of the helper that knows. */
 static void
 failure(struct sink *snaperr, int sst, struct sink *senderr, int est, struct rfp_str *why)
@@ -416,6 +426,20 @@ struct job {
 	/* -H: S is still to stop; 0 once it has, -1 if it did not */
 	int (*stopped)(void *arg);
 };
+
+/*
+ * The child runs there: S became its stub already (handed), or the reply
+ * holds its token.  0, with *j->lazy from the reply; -1 if not.
+ */
+static int
+runs_there(struct job *j, const char *reply, char *token)
+{
+	if (!j->handed && find_token(reply, token) != 0)
+		return -1;
+	if (j->lazy != NULL)
+		*j->lazy = *j->lazy && find_lazy(reply);
+	return 0;
+}
 
 /* rf-send -H's second message: the connection and the channel's state. */
 static int
@@ -603,10 +627,7 @@ ship_agent(struct job *j, char *token, struct rfp_str *why)
 		}
 		if (pfd[1].revents & POLLIN) {
 			if (!replied) {
-				ssize_t n = recv(hfd, reply.b, sizeof(reply.b) - 1, MSG_DONTWAIT);
-
-				reply.n = n > 0 ? n : 0;
-				reply.b[reply.n] = '\0';
+				take_reply(hfd, &reply);
 				replied = 1;
 				if (find_token(reply.b, token) != 0)
 					hfd = -1;
@@ -619,22 +640,10 @@ ship_agent(struct job *j, char *token, struct rfp_str *why)
 	/* done: the reply and the connection are there */
 	if (done == 1 && hfd >= 0 && replied)
 		early_hand(j, token, reply.b, &hand, &hfd);
-	if (j->handed) {
-		r = 0;
-		if (j->lazy != NULL)
-			*j->lazy = *j->lazy && find_lazy(reply.b);
-	} else if (done == 1) {
-		if (!replied) {
-			ssize_t n = recv(j->hand[0], reply.b, sizeof(reply.b) - 1, MSG_DONTWAIT);
-
-			reply.n = n > 0 ? n : 0;
-			reply.b[reply.n] = '\0';
-		}
-		if (find_token(reply.b, token) == 0) {
-			r = 0;
-			if (j->lazy != NULL)
-				*j->lazy = *j->lazy && find_lazy(reply.b);
-		} else {
+	if (j->handed || done == 1) {
+		if (!j->handed && !replied)
+			take_reply(j->hand[0], &reply);
+		if ((r = runs_there(j, reply.b, token)) == -1) {
 			why->n = 0;
 			rfp_cat(why, "rf-agent: no token in the reply");
 		}
@@ -794,10 +803,7 @@ ship(struct job *j, char *token, struct rfp_str *why)
 		/* -H, early: the reply, then the connection; the child runs
 		   there now, so S may become its stub before rf-send has ended */
 		if (!replied) {
-			ssize_t n = recv(hfd, k[0].b, sizeof(k[0].b) - 1, MSG_DONTWAIT);
-
-			k[0].n = n > 0 ? n : 0;
-			k[0].b[k[0].n] = '\0';
+			take_reply(hfd, &k[0]);
 			replied = 1;
 			if (find_token(k[0].b, token) != 0) {
 				hfd = -1;	/* left to the end, which says why */
@@ -829,23 +835,12 @@ ship(struct job *j, char *token, struct rfp_str *why)
 		rfp_num(why, 4 * rfp_cfg.timeout);
 		rfp_cat(why, " s");
 	} else if (j->handed) {
-		r = 0;		/* S has become the remote child's stub */
-		if (j->lazy != NULL)
-			*j->lazy = *j->lazy && find_lazy(k[0].b);
+		r = runs_there(j, k[0].b, token);	/* S is the remote child's stub */
 	} else if (WIFEXITED(est) && WEXITSTATUS(est) == 0) {
-		if (j->hand[1] >= 0 && !replied) {
-			ssize_t n = recv(j->hand[0], k[0].b, sizeof(k[0].b) - 1, MSG_DONTWAIT);
-
-			k[0].n = n > 0 ? n : 0;
-			k[0].b[k[0].n] = '\0';
-		}
+		if (j->hand[1] >= 0 && !replied)
+			take_reply(j->hand[0], &k[0]);
 		/* rf-send's word decides: the child runs there, whatever rf-snap said. */
-		if (find_token(k[0].b, token) == 0) {
-			r = 0;
-			if (j->lazy != NULL)
-				*j->lazy = *j->lazy && find_lazy(k[0].b);
-		}
-		else
+		if ((r = runs_there(j, k[0].b, token)) == -1)
 			rfp_cat(why, "rf-send: no token in the reply");
 	} else
 		failure(&k[2], sst, &k[1], est, why);
