@@ -555,6 +555,18 @@ nonce(uint8_t n[12], uint64_t ctr)
 		n[4 + i] = ctr >> (56 - 8 * i);
 }
 
+/*
+ * pt is wiped at close as far as it was ever written, not whole: most
+ * channels carry small frames, and a wipe of the whole 1 MiB touched 256
+ * fresh pages at each close (a fork's path closes several).
+ */
+static void
+pt_used(struct rf_chan *c, size_t n)
+{
+	if (n > c->ptused)
+		c->ptused = n;
+}
+
 void
 rf_chan_warm(struct rf_chan *c, size_t n)
 {
@@ -562,6 +574,7 @@ rf_chan_warm(struct rf_chan *c, size_t n)
 		n = RF_FRAME_MAX;
 	memset(c->pt, 0, 1 + n);
 	memset(c->txb, 0, 4 + 1 + n + ABYTES);
+	pt_used(c, 1 + n);
 }
 
 void *
@@ -583,6 +596,7 @@ rf_chan_send(struct rf_chan *c, int type, const void *buf, size_t len, struct rf
 	c->pt[0] = type;
 	if (buf != c->pt + 1 && len > 0)
 		memcpy(c->pt + 1, buf, len);
+	pt_used(c, 1 + len);
 	c->txb[0] = n >> 24;
 	c->txb[1] = n >> 16;
 	c->txb[2] = n >> 8;
@@ -695,6 +709,7 @@ ahead_more(struct rf_chan *c, size_t *len)
 			return;
 		/* its type byte lands on our last byte, which is put back */
 		to = c->pt + *len;
+		pt_used(c, *len + n);
 		save = *to;
 		if (open_frame(c, f, n, to, &plen) != 0 || plen < 1 || *to != RF_FR_DATA) {
 			*to = save;
@@ -756,6 +771,7 @@ rf_chan_recv(struct rf_chan *c, int *type, const uint8_t **data, size_t *len,
 			rf_errf(e, RF_EX_PROTOCOL, "receive: connection closed inside a frame");
 		return -1;
 	}
+	pt_used(c, n);
 	bad = open_frame(c, f, n, c->pt, &plen);
 	if (bad == -2)
 		return rf_errf(e, RF_EX_SOFTWARE, "receive: cannot set up AES-256-GCM");
@@ -850,7 +866,7 @@ rf_chan_close(struct rf_chan *c)
 		close(c->fd);
 	c->fd = -1;
 	if (c->pt != NULL)
-		sodium_memzero(c->pt, 1 + RF_FRAME_MAX);
+		sodium_memzero(c->pt, c->ptused);
 	chan_free(c);
 }
 

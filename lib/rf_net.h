@@ -68,6 +68,7 @@ struct rf_chan {
 	struct rf_chan_keys *keys;	/* session keys and nonces (lib/chan.c) */
 	uint8_t *txb, *rxb;	/* one frame: length, ciphertext */
 	uint8_t *pt;		/* one frame's plaintext: type, payload */
+	size_t ptused;		/* pt's bytes ever written: what close wipes */
 	uint64_t tx_bytes, rx_bytes;	/* payload bytes so far */
 };
 
@@ -93,7 +94,8 @@ int rf_chan_client(struct rf_chan *c, int fd, const struct rf_key *key, struct r
 int rf_chan_server(struct rf_chan *c, int fd, const struct rf_key *key, struct rf_err *e);
 /*
  * Where to put a payload to send it without a copy (RF_FRAME_MAX bytes);
- * rf_chan_send accepts any other buffer too.
+ * rf_chan_send accepts any other buffer too.  The plaintext buffer is wiped
+ * at rf_chan_close as far as frames sent or received ever filled it.
  */
 void *rf_chan_txbuf(struct rf_chan *c);
 /* Touch the buffers a send of n payload bytes uses, ahead of time: fresh
