@@ -12,7 +12,7 @@ CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE -Ilib
 # start cost about 0.7 ms of the fork's time here (README "Libraries").
 # STATIC= links them as shared libraries.
 STATIC  ?= 1
-RFLIBS   = -lbsd -lmd -ljansson -lxxhash -lsodium -lcrypto
+RFLIBS   = -lbsd -lmd -ljansson -lxxhash -llz4 -lsodium -lcrypto
 ifeq ($(STATIC),1)
 LDLIBS  += -Wl,-Bstatic $(RFLIBS) -Wl,-Bdynamic
 else
@@ -34,5 +34,5 @@ BLOB_CFLAGS = -std=gnu11 -O2 -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE -
 	-fno-unwind-tables -fno-exceptions -mno-red-zone -fvisibility=hidden -nostdlib
 
 # Debian packages the build, the tests and the demo need (sh/install-deps).
-DEB_BUILD = gcc make libc6-dev binutils libbsd-dev libjansson-dev libxxhash-dev libsodium-dev libssl-dev
+DEB_BUILD = gcc make libc6-dev binutils libbsd-dev libjansson-dev libxxhash-dev liblz4-dev libsodium-dev libssl-dev
 DEB_TEST  = bats jq socat iproute2 util-linux procps python3 perl xxd

@@ -17,7 +17,7 @@
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: rf-snap [-lsuz] [-M] [-o file] [-w seconds] pid\n");
+	fprintf(stderr, "usage: rf-snap [-lsuUz] [-M] [-o file] [-w seconds] pid\n");
 	exit(RF_EX_USAGE);
 }
 
@@ -54,7 +54,7 @@ main(int argc, char *argv[])
 	int ch, Mflag = 0, fd = STDOUT_FILENO, created = 0;
 	pid_t pid;
 
-	while ((ch = getopt(argc, argv, "hlMo:suw:z")) != -1) {
+	while ((ch = getopt(argc, argv, "hlMo:suUw:z")) != -1) {
 		switch (ch) {
 		case 'w':
 			o.wait = strtonum(optarg, 1, 3600, &errstr);
@@ -75,6 +75,9 @@ main(int argc, char *argv[])
 			break;
 		case 'u':
 			o.flags |= RF_SNAP_FILTER_OK;
+			break;
+		case 'U':
+			o.raw = 1;
 			break;
 		case 'z':
 			o.keep_zero = 1;

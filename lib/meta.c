@@ -516,7 +516,7 @@ rf_meta_dump(const struct rf_proc *p, int indent)
 	jw_key(&w, "umask");
 	jw_int(&w, (int)p->umask);
 	jw_key(&w, "version");
-	jw_int(&w, RF_IMAGE_VERSION);
+	jw_int(&w, RF_META_VERSION);
 	jw_key(&w, "vmas");
 	jw_open(&w, '[');
 	for (i = 0; i < p->nvma; i++) {
@@ -1451,9 +1451,9 @@ rf_meta_load(const char *buf, size_t len, struct rf_proc *p, struct rf_err *e)
 		return -1;
 	strlcpy(c.path, "top level", sizeof(c.path));
 	o = jget(root, "version");
-	if (J_IS(o, J_INT) && o->i != RF_IMAGE_VERSION) {
+	if (J_IS(o, J_INT) && o->i != RF_META_VERSION) {
 		META_ERR(e, "format version %" PRId64 ", this program reads %d", o->i,
-		    RF_IMAGE_VERSION);
+		    RF_META_VERSION);
 		goto out;
 	}
 	if (check_keys(&c, root, keys) == -1)

@@ -11,7 +11,8 @@
 #include <sys/user.h>
 #include "rf.h"
 
-#define RF_IMAGE_VERSION 1
+#define RF_IMAGE_VERSION 2	/* the stream's; it reads version 1 too */
+#define RF_META_VERSION 1	/* the metadata's JSON */
 #define RF_PAGE_SIZE 4096u
 #define RF_NSIG 64		/* signals 1..64; index sig-1 */
 #define RF_NRLIMIT 16		/* RLIM_NLIMITS on x86-64 */
@@ -166,7 +167,9 @@ int rf_meta_load(const char *json, size_t len, struct rf_proc *p, struct rf_err 
  */
 struct rf_imgw {
 	int fd;
+	int raw;		/* page records uncompressed (rf-snap -U) */
 	uint64_t nrec, npages, bytes;
+	uint64_t zin, zout;	/* page bytes compressed, and what they became */
 };
 
 int rf_imgw_start(struct rf_imgw *w, int fd, const struct rf_proc *p, struct rf_err *e);
@@ -192,6 +195,8 @@ struct rf_imgr {
 	uint64_t *vma_pages;		/* pages seen per VMA */
 	int done;
 	int lazy_ok;			/* LAZY records allowed (else an error) */
+	uint32_t version;		/* the stream's format version */
+	uint8_t *zbuf;			/* a compressed page record's payload */
 	struct rf_range *lazy;		/* their ranges, ascending, merged */
 	size_t nlazy;
 	uint64_t nlazypages;

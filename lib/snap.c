@@ -836,6 +836,7 @@ rf_snap_write(struct rf_snap *s, const struct rf_proc *p, int fd, struct rf_err 
 		return -1;
 	if (rf_imgw_start(&w, fd, p, e) == -1)
 		return -1;
+	w.raw = s->raw;
 	while (ri < s->nrun) {
 		/* a run of a post-copy mapping: only where its pages are */
 		if (pg == 0 && s->runs[ri].lazy) {
@@ -945,6 +946,7 @@ rf_snap_take(pid_t pid, const struct rf_snap_opt *o, struct rf_proc *p, int fd,
 		return -1;
 	}
 	s.keep_zero = o->keep_zero;
+	s.raw = o->raw;
 	s.lazy_min = o->lazy ? RF_LAZY_MIN : 0;
 	s.force_pagemap_read = o->pagemap_read;
 	s.warm = o->buf;

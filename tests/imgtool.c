@@ -6,6 +6,10 @@
  *   imgtool meta < IMG            print the metadata record's raw JSON
  *   imgtool remeta JSON < IMG     same image, metadata replaced by file JSON
  *   imgtool version N < IMG       same image, file header says version N
+ *   imgtool types < IMG           each record's type, one a line
+ *   imgtool zlen DELTA < IMG      same image, the first compressed page
+ *                                 record of 2 pages or more announcing
+ *                                 DELTA bytes more (or less)
  *
  * The metadata is not parsed on the way (the replacement may be invalid on
  * purpose); page records are copied with their checksums recomputed.
@@ -41,10 +45,11 @@ main(int argc, char *argv[])
 	char *buf, *meta = NULL;
 	size_t mlen = 0;
 	uint64_t idx = 0;
+	int zdone = 0;
 	FILE *f;
 
 	if (argc < 2)
-		errx(64, "usage: imgtool meta | remeta JSON | version N  < IMG");
+		errx(64, "usage: imgtool meta | remeta JSON | version N | types | zlen DELTA  < IMG");
 	if (rf_readn(0, fh, sizeof(fh)) != sizeof(fh))
 		errx(65, "short header");
 	if (strcmp(argv[1], "version") == 0 && argc == 3) {
@@ -60,7 +65,8 @@ main(int argc, char *argv[])
 		mlen = fread(meta, 1, 64 << 20, f);
 		fclose(f);
 	}
-	if (strcmp(argv[1], "meta") != 0 && rf_writen(1, fh, sizeof(fh)) == -1)
+	if (strcmp(argv[1], "meta") != 0 && strcmp(argv[1], "types") != 0 &&
+	    rf_writen(1, fh, sizeof(fh)) == -1)
 		err(74, "write");
 	for (;;) {
 		ssize_t n = rf_readn(0, &h, sizeof(h));
@@ -74,6 +80,21 @@ main(int argc, char *argv[])
 		if (strcmp(argv[1], "meta") == 0) {
 			rf_writen(1, buf, h.len);
 			return 0;
+		}
+		if (strcmp(argv[1], "types") == 0) {
+			printf("%u\n", h.type);
+			free(buf);
+			continue;
+		}
+		if (strcmp(argv[1], "zlen") == 0 && argc == 3 && h.type == 5 && h.len >= 8 &&
+		    !zdone) {
+			uint64_t raw;
+			memcpy(&raw, buf, 8);
+			if (raw >= 8192) {	/* so that 4096 less is a length still */
+				raw += strtoll(argv[2], NULL, 0);
+				memcpy(buf, &raw, 8);
+				zdone = 1;
+			}
 		}
 		if (h.type == 1 && meta)
 			put(idx, h.type, h.arg, meta, mlen);

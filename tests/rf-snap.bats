@@ -214,12 +214,12 @@ fingerprint() {
 @test "rf-snap: a sparse 1 GiB mapping with 3 pages written gives a small image" {
 	victim sleep
 	stop_victim
-	"$BIN/rf-snap" -o "$D/img" "$VPID"
+	"$BIN/rf-snap" -U -o "$D/img" "$VPID"
 	meta
 	[ "$(vma "$R_sparse" pages)" = 3 ]
 	[ "$(vma "$R_sparse" end)" = "$(printf '%#x' $((R_sparse + (1 << 30))))" ]
 	[ "$(stat -c %s "$D/img")" -lt $((1 << 20)) ]
-	# the image holds the pages the metadata counts, and little more
+	# uncompressed (-U), the image holds the pages the metadata counts, and little more
 	pages=$(jq '[.vmas[].pages] | add' "$D/m.json")
 	size=$(stat -c %s "$D/img")
 	[ "$size" -gt $((pages * 4096)) ]
@@ -313,8 +313,8 @@ lazymem_done() {
 	# PAGEMAP_SCAN was seen to report regions past its walk_end, which
 	# made rf-snap read past the stack ("read memory at ...: I/O error")
 	lazymem_victim 32
-	"$BIN/rf-snap" "$VPID" > "$D/scan.img"
-	RFORK_PAGEMAP=read "$BIN/rf-snap" "$VPID" > "$D/read.img"
+	"$BIN/rf-snap" -U "$VPID" > "$D/scan.img"
+	RFORK_PAGEMAP=read "$BIN/rf-snap" -U "$VPID" > "$D/read.img"
 	# the same pages (not the same bytes: the injected calls let the kernel
 	# update the rseq area's cpu number)
 	"$BIN/rf-restore" -n < "$D/scan.img" | jq -c '[.vmas[] | [.start, .pages]]' > "$D/scan.j"
@@ -350,7 +350,7 @@ lazymem_done() {
 	[ "$status" -eq 0 ]
 	jq -e '.creds.uid[0] == 65534 and .creds.groups == []' <<<"$output"
 	jq -e --arg h "$R_handler" '.signals.actions[] | select(.sig == 10) | .handler == $h' <<<"$output"
-	run "${nobody[@]}" sh -c "'$BIN/rf-snap' $VPID | wc -c"
+	run "${nobody[@]}" sh -c "'$BIN/rf-snap' -U $VPID | wc -c"
 	[ "$status" -eq 0 ]
 	[ "$output" -gt 100000 ]
 	[ "$(pstate "$VPID")" = T ]
@@ -498,7 +498,7 @@ lazymem_done() {
 	before=$(fingerprint "$VPID")
 	mkfifo "$D/slow"
 	exec 5<>"$D/slow"	# a reader that never reads: rf-snap blocks once the pipe is full
-	"$BIN/rf-snap" "$VPID" > "$D/slow" &
+	"$BIN/rf-snap" -U "$VPID" > "$D/slow" &
 	spid=$!
 	wait_line "/proc/$VPID/status" '^TracerPid:	[1-9]'
 	sleep 0.2

@@ -1,6 +1,7 @@
 /*
  * migrant MIB STATUSFILE - victim for moves between hosts: fills MIB MiB
- * with a known pattern (no zero pages, so every page travels), appends
+ * with a known pattern that does not compress (no zero pages, no runs: every
+ * page travels at its full size, even in a compressed record), appends
  * "ready pid P host H" to STATUSFILE, then counts ticks.  On SIGUSR1 it
  * checks the whole pattern and its counter and appends
  * "ok pid P host H ticks T" or "BAD ..." (opened by path each time, so a
@@ -9,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,10 +27,16 @@ on_usr1(int sig)
 	check = 1;
 }
 
+/* splitmix64 of the word's index: as random as LZ4 can tell, never 0. */
 static unsigned char
 pat(size_t i)
 {
-	return (unsigned char)((i * 2654435761u) >> 13) | 1;
+	uint64_t z = (uint64_t)(i >> 3) * 0x9e3779b97f4a7c15ull;
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	z ^= z >> 31;
+	return (unsigned char)(z >> ((i & 7) * 8)) | 1;
 }
 
 static void
