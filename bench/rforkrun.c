@@ -2,7 +2,9 @@
  * bench/rforkrun - the program bench/rfork.sh runs under rf-run: its fork()
  * children are remote with RFORK_POLICY=all, local with none.
  *
- *	rforkrun fork [-n forks] [-m MiB]	fork to the child's first byte back
+ *	rforkrun fork [-n forks] [-m MiB] [-r]	fork to the child's first byte back
+ *						(-r: the MiB random, which no
+ *						compression shrinks; else one byte)
  *						(and to fork's return in the parent)
  *	rforkrun rtt [-n trips]			1-byte writes and echoes, child to home
  *	rforkrun bulk [-m MiB]			64 KiB writes from the child into a home pipe
@@ -52,7 +54,7 @@ reap(pid_t pid)
 }
 
 static void
-forks(int n, int mib)
+forks(int n, int mib, int rnd)
 {
 	double *lat, *ret, t0;
 	char *mem, c;
@@ -64,6 +66,17 @@ forks(int n, int mib)
 	    (mem = malloc(((size_t)mib << 20) + 1)) == NULL)
 		err(71, "malloc");
 	memset(mem, 1, (size_t)mib << 20);
+	if (rnd) {
+		uint64_t *w = (uint64_t *)(void *)mem, z;
+		size_t k;
+
+		for (k = 0; k < ((size_t)mib << 20) / 8; k++) {	/* splitmix64 */
+			z = (k + 1) * 0x9e3779b97f4a7c15ull;
+			z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+			z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+			w[k] = z ^ (z >> 31);
+		}
+	}
 	for (i = 0; i < n; i++) {
 		if (pipe(p) == -1)
 			err(71, "pipe");
@@ -212,7 +225,7 @@ getpid_both(long n)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: rforkrun fork | rtt | bulk | getpid [-n count] [-m MiB]\n");
+	fprintf(stderr, "usage: rforkrun fork | rtt | bulk | getpid [-n count] [-m MiB] [-r]\n");
 	exit(64);
 }
 
@@ -220,7 +233,7 @@ int
 main(int argc, char *argv[])
 {
 	const char *errstr, *mode;
-	int ch, mib = -1;
+	int ch, mib = -1, rnd = 0;
 	long n = -1;
 
 	if (argc < 2)
@@ -228,8 +241,11 @@ main(int argc, char *argv[])
 	mode = argv[1];
 	argc--;
 	argv++;
-	while ((ch = getopt(argc, argv, "m:n:")) != -1) {
+	while ((ch = getopt(argc, argv, "m:n:r")) != -1) {
 		switch (ch) {
+		case 'r':
+			rnd = 1;
+			break;
 		case 'm':
 			mib = strtonum(optarg, 0, 4096, &errstr);
 			if (errstr != NULL)
@@ -249,7 +265,7 @@ main(int argc, char *argv[])
 		usage();
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (strcmp(mode, "fork") == 0)
-		forks(n > 0 ? n : 100, mib >= 0 ? mib : 8);
+		forks(n > 0 ? n : 100, mib >= 0 ? mib : 8, rnd);
 	else if (strcmp(mode, "rtt") == 0)
 		rtt(n > 0 ? n : 5000);
 	else if (strcmp(mode, "bulk") == 0)

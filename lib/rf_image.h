@@ -172,7 +172,9 @@ struct rf_imgw {
 	uint64_t zin, zout;	/* page bytes compressed, and what they became */
 };
 
-int rf_imgw_start(struct rf_imgw *w, int fd, const struct rf_proc *p, struct rf_err *e);
+/* raw: page records as they are (no PAGESZ), in a version 1 image */
+int rf_imgw_start(struct rf_imgw *w, int fd, const struct rf_proc *p, int raw,
+    struct rf_err *e);
 /* len is a multiple of RF_PAGE_SIZE, at most RF_PAGES_MAX; addr page aligned. */
 int rf_imgw_pages(struct rf_imgw *w, uint64_t addr, const void *data, size_t len,
     struct rf_err *e);

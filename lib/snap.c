@@ -834,9 +834,8 @@ rf_snap_write(struct rf_snap *s, const struct rf_proc *p, int fd, struct rf_err 
 
 	if (s->lazy_min > 0 && mark_lazy(s, p, e) == -1)
 		return -1;
-	if (rf_imgw_start(&w, fd, p, e) == -1)
+	if (rf_imgw_start(&w, fd, p, s->raw, e) == -1)
 		return -1;
-	w.raw = s->raw;
 	while (ri < s->nrun) {
 		/* a run of a post-copy mapping: only where its pages are */
 		if (pg == 0 && s->runs[ri].lazy) {

@@ -93,13 +93,15 @@ put_record(struct rf_imgw *w, uint32_t type, uint64_t arg, const void *data, siz
 }
 
 int
-rf_imgw_start(struct rf_imgw *w, int fd, const struct rf_proc *p, struct rf_err *e)
+rf_imgw_start(struct rf_imgw *w, int fd, const struct rf_proc *p, int raw, struct rf_err *e)
 {
-	struct filehdr fh = { .version = RF_IMAGE_VERSION };
+	/* without compressed records it is a version 1 image: older readers
+	   take it (rf-snap -U, to a host not yet updated) */
+	struct filehdr fh = { .version = raw ? 1 : RF_IMAGE_VERSION };
 	char *json;
 	int r;
 
-	*w = (struct rf_imgw){ .fd = fd };
+	*w = (struct rf_imgw){ .fd = fd, .raw = raw };
 	memcpy(fh.magic, IMG_MAGIC, 8);
 	fh.hash = rf_hash(&fh, offsetof(struct filehdr, hash));
 	if (rf_writen(fd, &fh, sizeof(fh)) == -1)
