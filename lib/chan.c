@@ -807,13 +807,20 @@ rf_chan_readahead(struct rf_chan *c)
 }
 
 int
+rf_chan_buffered(const struct rf_chan *c)
+{
+	const struct rf_chan_keys *k = c->keys;
+
+	return k->ahead && k->rxlen >= 4 && k->rxlen >= 4 + frame_len(c->rxb + k->rxoff);
+}
+
+int
 rf_chan_pending(struct rf_chan *c)
 {
 	struct pollfd pfd = { c->fd, POLLIN, 0 };
-	struct rf_chan_keys *k = c->keys;
 	int r;
 
-	if (k->ahead && k->rxlen >= 4 && k->rxlen >= 4 + frame_len(c->rxb + k->rxoff))
+	if (rf_chan_buffered(c))
 		return 1;
 	do
 		r = poll(&pfd, 1, 0);

@@ -110,6 +110,9 @@ int rf_chan_send(struct rf_chan *c, int type, const void *buf, size_t len, struc
  */
 int rf_chan_recv(struct rf_chan *c, int *type, const uint8_t **data, size_t *len,
     struct rf_err *e);
+/* A whole frame read ahead waits in the buffer (a poll of the fd misses it):
+   after a frame of another type than DATA, those behind it (lib/chan.c). */
+int rf_chan_buffered(const struct rf_chan *c);
 /* 1 if a frame (or EOF) is waiting to be read, 0 if not, -1 on error. */
 int rf_chan_pending(struct rf_chan *c);
 /* Send an RF_FR_ERROR frame {"code": code, "error": msg}; errors ignored. */

@@ -280,7 +280,7 @@ cio_pending(void *ctx)
 {
 	struct rf_chan_io *ci = ctx;
 
-	return ci->off < ci->len;
+	return ci->off < ci->len || rf_chan_buffered(ci->c);
 }
 
 static void
