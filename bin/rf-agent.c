@@ -238,6 +238,24 @@ take_req(int cfd, struct rf_agent_req *rq, int *hand)
 }
 
 /*
+ * Whether the shipper says PREHAND before the reply comes (1), or the reply
+ * comes first, or the shipper gives up (0: the usual end then follows).
+ */
+static int
+prehand(int cfd, struct rf_chan *c, int ms)
+{
+	struct pollfd pf[2] = { { cfd, POLLIN, 0 }, { c->fd, POLLIN, 0 } };
+	char b;
+	int r;
+
+	while ((r = poll(pf, 2, ms)) == -1 && errno == EINTR)
+		;
+	if (r <= 0 || pf[1].revents || !pf[0].revents)
+		return 0;
+	return recv(cfd, &b, 1, MSG_DONTWAIT) == 1 && b == RF_AGENT_PREHAND;
+}
+
+/*
  * One fork: what `rf-snap -z PID | rf-send -F K -p PPID -H HOST` does, on a
  * connection made beforehand when there is one.  Returns when done.
  */
@@ -300,6 +318,7 @@ job(int cfd, struct snapjob *sj, struct rf_chan **used)
 	}
 	sj->pid = rq.pid;
 	sj->o.keep_zero = 1;
+	sj->o.go_on = 1;	/* the shipper continues S as soon as it hears */
 	sj->o.lazy = rq.lazy != 0;
 	sj->o.flags = rq.flags & RF_AGENT_FILTER_OK ? RF_SNAP_FILTER_OK : 0;
 	sj->o.wait = 3;
@@ -326,6 +345,21 @@ job(int cfd, struct snapjob *sj, struct rf_chan **used)
 	/* a failed write may have a reason waiting: read it before giving up */
 	if (r == -1 && rf_chan_pending(c) != 1) {
 		sayf(cfd, rq.host, e.msg);
+		goto out;
+	}
+	/*
+	 * S is rf-stub already (PREHAND) and the reply still to come: the
+	 * connection goes to it now, and the stub reads the reply itself, its
+	 * HELLO sent before: no hop of the hand-over is left between the child
+	 * built there and its first call (docs/FORK.md "The agent").
+	 */
+	if (r == 0 && prehand(cfd, c, rq.timeout * 1000)) {
+		if (send(hand, "prehand\n", 8, MSG_NOSIGNAL) != 8) {
+			sayf(cfd, NULL, "the hand socket is gone");
+			goto out;
+		}
+		rf_xfer_hand(c, hand);
+		say(cfd, RF_AGENT_DONE, NULL);
 		goto out;
 	}
 	if ((j = rf_xfer_answer(c, &peer, &e2)) == NULL) {

@@ -126,8 +126,10 @@ take_chan(struct rf_chan *c, int fd, int sfd, struct rf_err *e)
  * -K fd: started before the answer (librfork's early stub, docs/FORK.md
  * step 4).  A line on fd gives it: "hand HOST TOKEN[ lazy]" (the fork's
  * connection and its channel's state follow once we say "g"), "stub HOST
- * TOKEN[ lazy]" (say "g", then dial), or "local" (the child stays at home
- * after all: say "l" and end unseen).  1 hand, 2 stub, 0 local or nothing.
+ * TOKEN[ lazy]" (say "g", then dial), "prehand HOST" (rf-agent's: the
+ * connection follows, the reply still to come on it: prehanded), or
+ * "local" (the child stays at home after all: say "l" and end unseen).
+ * 1 hand, 2 stub, 3 prehand, 0 local or nothing.
  */
 static int
 verdict(int kfd, char *host, char *token, size_t cap, int *lazy, int *conn,
@@ -158,6 +160,13 @@ verdict(int kfd, char *host, char *token, size_t cap, int *lazy, int *conn,
 		return 0;
 	n = t - line;
 	line[n] = '\0';
+	if (strncmp(line, "prehand ", 8) == 0) {
+		if (strlcpy(host, line + 8, cap) >= cap)
+			return 0;
+		*token = '\0';
+		*lazy = 0;
+		goto conn;
+	}
 	if (strncmp(line, "hand ", 5) != 0 && strncmp(line, "stub ", 5) != 0) {
 		(void)!write(kfd, "l", 1);
 		return 0;
@@ -177,6 +186,7 @@ verdict(int kfd, char *host, char *token, size_t cap, int *lazy, int *conn,
 		return 0;
 	if (line[0] == 's')
 		return 2;
+conn:
 	*conn = -1;
 	if (poll(&pfd, 1, 2000) != 1 || (r = recvmsg(kfd, &mh, MSG_CMSG_CLOEXEC)) !=
 	    (ssize_t)sizeof(*st))
@@ -185,7 +195,7 @@ verdict(int kfd, char *host, char *token, size_t cap, int *lazy, int *conn,
 	if (h != NULL && h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS &&
 	    h->cmsg_len == CMSG_LEN(sizeof(int)))
 		memcpy(conn, CMSG_DATA(h), sizeof(int));
-	return *conn >= 0 ? 1 : 0;
+	return *conn < 0 ? 0 : line[0] == 'p' ? 3 : 1;
 }
 
 /*
@@ -279,6 +289,55 @@ start_pages(void *kpath)
 	} else
 		pthread_detach(th);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/*
+ * "prehand" (verdict 3): HELLO has gone; now the reply, which rf-agent left
+ * to us.  Its line goes back on K to the shipper, which ends the fork with
+ * it; if the child does not run there, "-WHY" goes instead and this stub
+ * ends unseen (the shipper makes the local child).  Then the usual: the
+ * connection long-lived, and the page source served or ended.
+ */
+static struct {
+	int k, dead;
+	struct rf_chan *c;
+	char host[512], token[512];
+} ph = { -1, 0, NULL, "", "" };
+
+static void
+prehanded(void *kpath)
+{
+	struct rf_err e = { 0 };
+	json_t *j;
+	const char *t;
+	char *line = NULL;
+	size_t n;
+	int peer, lazy;
+
+	if ((j = rf_xfer_answer(ph.c, &peer, &e)) == NULL ||
+	    (t = json_string_value(json_object_get(j, "token"))) == NULL ||
+	    strlcpy(ph.token, t, sizeof(ph.token)) >= sizeof(ph.token) ||
+	    (line = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS)) == NULL) {
+		dprintf(ph.k, "-%s: %s\n", ph.host, j == NULL ? e.msg : "no token in the reply");
+		_exit(0);
+	}
+	lazy = json_integer_value(json_object_get(j, "lazy")) > 0;
+	json_decref(j);
+	n = strlen(line);
+	line[n] = '\n';
+	(void)!write(ph.k, line, n + 1);
+	free(line);
+	close(ph.k);
+	if (rf_sock_longlived(ph.c->fd, ph.dead) == -1)
+		err(RF_EX_OSERR, "connection");
+	if (pg.src > 0 && !lazy) {
+		kill(pg.src, SIGKILL);
+		waitpid(pg.src, NULL, __WALL);
+		pg.src = 0;
+	}
+	pg.host = ph.host;
+	pg.token = ph.token;
+	start_pages(kpath);
 }
 
 /* Die as the child died, so that the parent's waitpid says the same. */
@@ -379,9 +438,13 @@ main(int argc, char *argv[])
 		/* HELLO's fds and the signals now, while the answer is awaited */
 		o.pre = rf_stub_prepare(&o, kfd);
 		v = verdict(kfd, vhost, vtoken, sizeof(vhost), &lazy, &conn, &st);
-		close(kfd);
-		/* without pages to follow, or without a child: no source */
-		if ((v == 0 || !lazy) && pg.src > 0) {
+		if (v == 3)
+			{ ph.k = kfd; FILE *ff = fopen("/tmp/phcount", "a"); if (ff) { fputs("p\n", ff); fclose(ff); } }
+		else
+			close(kfd);
+		/* without pages to follow, or without a child: no source (for
+		   "prehand", the reply says) */
+		if ((v == 0 || (!lazy && v != 3)) && pg.src > 0) {
 			kill(pg.src, SIGKILL);
 			waitpid(pg.src, NULL, __WALL);
 			pg.src = 0;
@@ -401,14 +464,16 @@ main(int argc, char *argv[])
 	if ((env = getenv("RFORK_TIMEOUT")) != NULL &&
 	    (t = strtonum(env, 1, 86400, &errstr)) > 0 && errstr == NULL)
 		dead = t * 1000;
-	if (v == 1 || sfd >= 0) {
+	if (v == 1 || v == 3 || sfd >= 0) {
 		if (o.pre == NULL)	/* else caught, and blocked */
 			signal(SIGPIPE, SIG_IGN);
-		r = v == 1 ? rf_chan_import(&c, conn, &st, &e) : take_chan(&c, conn, sfd, &e);
+		r = v == 1 || v == 3 ? rf_chan_import(&c, conn, &st, &e) :
+		    take_chan(&c, conn, sfd, &e);
 		sodium_memzero(&st, sizeof(st));
 		if (r == -1)
 			lost("%s", e.msg);
-		if (rf_sock_longlived(conn, dead) == -1)
+		/* "prehand": the fork's limits until the reply (prehanded) */
+		if (v != 3 && rf_sock_longlived(conn, dead) == -1)
 			err(RF_EX_OSERR, "-C %d", conn);
 		rf_chan_fwd_io(&io, &ci, &c);
 	} else if (conn >= 0) {
@@ -427,7 +492,12 @@ main(int argc, char *argv[])
 			err(RF_EX_OSERR, "%s", argv[0]);
 		rf_chan_fwd_io(&io, &ci, &c);
 	}
-	if (pg.src > 0) {
+	if (v == 3) {
+		ph.c = &c;
+		ph.dead = dead;
+		strlcpy(ph.host, vhost, sizeof(ph.host));
+		o.after_hello = prehanded;
+	} else if (pg.src > 0) {
 		pg.host = argv[0];
 		pg.token = argv[1];
 		o.after_hello = start_pages;

@@ -7,13 +7,18 @@
  *                   the reply line and the connection go there, as rf-send
  *                   -H writes them to its standard output); then, once S
  *                   has stopped, RF_AGENT_GO.  Closing instead: give up.
+ *                   RF_AGENT_PREHAND once S is rf-stub already (it
+ *                   said "e"): the connection may go to it before the
+ *                   reply, which the stub then reads itself.
  * agent -> shipper: RF_AGENT_OK when it takes the request (a refusal, a
  *                   RF_AGENT_FAIL first, or no answer: the shipper runs
  *                   rf-snap and rf-send as without an agent), RF_AGENT_READ
  *                   once S is read and let go (it may become
  *                   its stub), then RF_AGENT_DONE (the reply and the
- *                   connection are on the hand socket) or RF_AGENT_FAIL
- *                   followed by a one-line reason.
+ *                   connection are on the hand socket; after PREHAND, the
+ *                   line may be "prehand" instead of the reply: the image
+ *                   has gone, the reply is still to come, on the connection)
+ *                   or RF_AGENT_FAIL followed by a one-line reason.
  */
 #ifndef RF_AGENT_H
 #define RF_AGENT_H
@@ -40,6 +45,7 @@ struct rf_agent_req {
 #define RF_AGENT_FILTER_OK 0x1
 
 #define RF_AGENT_GO	'g'
+#define RF_AGENT_PREHAND 'p'
 #define RF_AGENT_OK	'o'
 #define RF_AGENT_READ	'r'
 #define RF_AGENT_DONE	'k'

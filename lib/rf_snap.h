@@ -92,6 +92,7 @@ struct rf_snap {
 	int memfd;		/* /proc/PID/mem: pages without PROT_READ */
 	int force_pagemap_read;	/* test the fallback for kernels before 6.7 */
 	int raw;		/* page records uncompressed (rf-snap -U) */
+	int go_on;		/* detach without waiting for the stop again */
 	int keep_zero;		/* carry anonymous pages that read as zeros: the
 				   stream then starts without reading ahead */
 	struct rf_snap_run *runs;
@@ -145,6 +146,8 @@ int rf_snap_detach(struct rf_snap *s, struct rf_err *e);
 struct rf_snap_opt {
 	int wait, stop, flags, keep_zero, lazy, pagemap_read;
 	int raw;		/* page records uncompressed */
+	int go_on;		/* its owner continues it at once: no wait, after
+				   the detach, for it to be back in its stop */
 	uint8_t *buf;
 };
 int rf_snap_take(pid_t pid, const struct rf_snap_opt *o, struct rf_proc *p, int fd,

@@ -126,7 +126,7 @@ int
 rf_snap_detach(struct rf_snap *s, struct rf_err *e)
 {
 	struct rf_pstat st;
-	int i, ret = 0, stopped = s->pt.attached && s->pt.stopsig;
+	int i, ret = 0, stopped = s->pt.attached && s->pt.stopsig && !s->go_on;
 
 	if (rf_ptrace_detach(&s->pt) == -1 && errno != ESRCH)
 		ret = rf_errno(e, "pid %d: detach", (int)s->pid);
@@ -946,6 +946,7 @@ rf_snap_take(pid_t pid, const struct rf_snap_opt *o, struct rf_proc *p, int fd,
 	}
 	s.keep_zero = o->keep_zero;
 	s.raw = o->raw;
+	s.go_on = o->go_on;
 	s.lazy_min = o->lazy ? RF_LAZY_MIN : 0;
 	s.force_pagemap_read = o->pagemap_read;
 	s.warm = o->buf;

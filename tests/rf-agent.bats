@@ -130,6 +130,26 @@ agent_pids() { pgrep -f -- "-l $1( |$)" || true; }
 	none_marked "$MARK"
 }
 
+@test "rf-agent: refused after its image (root, to a server without -R): local children, nothing left there" {
+	local go=$TDIR/go.$BATS_TEST_NUMBER
+	twice_py
+	# the image is read and its stub started before the server can say no
+	# (the credentials are checked on the metadata): the agent hears it, or
+	# the stub if it had the connection before (docs/FORK.md "The agent"),
+	# and the stub ends unseen
+	own_server 7192 -- -k "$KEY"
+	touch "$go"
+	RHOST=$(addr 2):7192 rrun /usr/bin/python3 "$TDIR/twice.py" "$go" 2> "$OUT.err"
+	cat "$OUT" "$OUT.err"
+	[ "$(grep -c "^child ${PFX}1$" "$OUT")" -eq 2 ]
+	[ "$(grep -c "fork stays local: .*root" "$OUT.err")" -eq 2 ]
+	none_marked "$MARK"
+	kill -TERM "$SPID"
+	wait "$SPID" || true
+	SPID=
+	[ -z "$(ip netns pids "${PFX}2" | xargs -r ps -o comm= -p | grep -vx rf-server)" ]
+}
+
 @test "rf-agent: the agent killed: the next fork starts rf-snap and rf-send and still goes remote" {
 	local go=$TDIR/go.$BATS_TEST_NUMBER name
 	twice_py

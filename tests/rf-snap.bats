@@ -520,8 +520,10 @@ lazymem_done() {
 	[ "$status" -eq 1 ]
 	[ ! -e "$D/img" ]
 	stop_victim
-	"$BIN/rf-snap" -o "$D/img" "$VPID"
-	"$BIN/rf-snap" "$VPID" > "$D/img2"
+	# uncompressed (-U): a compressed record's size follows the bytes,
+	# which the injected calls may change (rseq's cpu number)
+	"$BIN/rf-snap" -U -o "$D/img" "$VPID"
+	"$BIN/rf-snap" -U "$VPID" > "$D/img2"
 	[ "$(head -c 8 "$D/img")" = RFORKIMG ]
 	[ "$(stat -c %s "$D/img")" = "$(stat -c %s "$D/img2")" ]
 	run --separate-stderr "$BIN/rf-snap" -o "$D/nodir/img" "$VPID"

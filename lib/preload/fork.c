@@ -416,9 +416,9 @@ take_conn(int kfd, char *state, size_t *slen)
 }
 
 /*
- * Post-copy: S's page source, a copy of S frozen as rf-snap read it
- * (docs/FORK.md "Post-copy"), that rf-stub reads the lazy pages from once
- * S is gone.  A
+ * Post-copy: S's page source, a copy of S frozen just before its stop, as
+ * rf-snap reads it but for the stack, which the image carries (docs/FORK.md
+ * "Post-copy"), that rf-stub reads the lazy pages from once S is gone.  A
  * bare clone: no exit signal (nothing of the program sees it), no atfork
  * handlers (S's memory stays as rf-snap will see it); it holds no fd, dies
  * with its parent and otherwise only waits to be killed.
@@ -493,17 +493,19 @@ child(int k[2], const sigset_t *old, pid_t ppid, int lazy)
 	cld_child();
 	/* If P dies meanwhile, SIGCONT lets S go on as a local child. */
 	if (prctl(PR_SET_PDEATHSIG, SIGCONT) == 0 && getppid() == ppid) {
+		/* The page source, if any, is made before the stop: it costs
+		   S's page tables copied (0.2 ms for 8 MiB), which the stub's
+		   start would otherwise wait for, and the agent's request takes
+		   longer anyway.  S writes nothing but its stack from here to
+		   the read below, and the image carries the stack. */
+		if (lazy)
+			src = make_source();
 		(void)!rfp_write(k[1], "s", 1);
 		syscall(SYS_kill, syscall(SYS_getpid), SIGSTOP);
 		/* The image is taken here: C resumes at this read. */
 		read_ctl(k[1], msg, sizeof(msg));
 		drop_cont();
-		/* The page source, if any, is made only now, off the fork's
-		   path: S's memory is as rf-snap read it (S wrote nothing since
-		   but its stack, which the image carries). */
 		if (strncmp(msg, "pre\n", 4) == 0) {
-			if (lazy)
-				src = make_source();
 			pre_stub(k[1], src);
 			goto local;
 		}
@@ -521,8 +523,10 @@ child(int k[2], const sigset_t *old, pid_t ppid, int lazy)
 			int conn = -1;
 
 			/* "... lazy": pages come after the child starts, from src */
-			if (strstr(msg, " lazy\n") != NULL)
-				src = make_source();
+			if (strstr(msg, " lazy\n") == NULL) {
+				drop_source(src);
+				src = 0;
+			}
 			if (msg[0] == 'h')
 				conn = take_conn(k[1], state, &slen);
 			exec_stub(k[1], msg + 5, conn, state, slen, src);
@@ -765,20 +769,73 @@ early_stopped(void *arg)
  * "e" as it execs: nothing more may be sent on K until then, or S's read
  * could take it along.
  */
-static void
+static int
 early_pre(void *arg)
 {
 	struct early *x = arg;
 	char b[8];
 
 	if (!x->pre)
-		return;
+		return 0;
 	x->pre = 0;
 	if (send(x->kfd, "pre\n", 4, MSG_NOSIGNAL) != 4)
-		return;
-	if (state(proc_pid(x->pid)) == 'T')
-		kill(x->pid, SIGCONT);
+		return 0;
+	/* Whatever its state: rf-agent lets S go without waiting for it to be
+	   back in its stop (on its way there, it would stay), and S, still in
+	   the wrapper until it reads this line, drops the SIGCONT (drop_cont). */
+	kill(x->pid, SIGCONT);
 	x->started = ctl_line(x->kfd, b, sizeof(b)) == 0 && b[0] == 'e' ? 1 : -1;
+	return x->started == 1;
+}
+
+/*
+ * A line from K within the fork's timeout, read whole once it is there (a
+ * peek for its end, then one read), newline dropped: 0, or -1.
+ */
+static int
+ctl_whole_line(int kfd, char *b, size_t cap)
+{
+	struct pollfd pfd = { .fd = kfd, .events = POLLIN };
+	ssize_t r;
+	char *nl;
+
+	for (;;) {
+		if (poll(&pfd, 1, rfp_cfg.timeout * 1000) != 1)
+			return -1;
+		if ((r = recv(kfd, b, cap - 1, MSG_PEEK)) <= 0)
+			return -1;
+		if ((nl = memchr(b, '\n', r)) != NULL)
+			break;
+		if ((size_t)r == cap - 1)
+			return -1;
+	}
+	r = nl - b + 1;
+	if (recv(kfd, b, r, 0) != r)
+		return -1;
+	b[r - 1] = '\0';
+	return 0;
+}
+
+/*
+ * In the shipper: rf-agent handed the connection over before the reply
+ * (docs/FORK.md "The agent"): "prehand HOST" and the connection go to the
+ * stub, which sends HELLO at once, then reads the reply and passes its line
+ * back on K ("-WHY" if the child does not run there: the stub then ends).
+ */
+static int
+early_prehand(void *arg, struct rfp_hand *hand, char *line, size_t cap)
+{
+	struct early *x = arg;
+	char msg[CTLMAX];
+	size_t n = strlen(x->host);
+
+	memcpy(msg, "prehand ", 8);
+	memcpy(msg + 8, x->host, n);
+	msg[8 + n] = '\n';
+	if (x->started != 1 || send(x->kfd, msg, 9 + n, MSG_NOSIGNAL) != (ssize_t)(9 + n))
+		return -1;
+	send_conn(x->kfd, hand);
+	return ctl_whole_line(x->kfd, line, cap);
 }
 
 /*
@@ -912,7 +969,7 @@ remote_fork(pid_t (*realf)(void))
 		x.pid = pid;
 		/* rf-send starts while S stops (early_stopped) */
 		ok = rfp_ship_hand(pid, self, k[1], host, token, &hand, &lz, &why,
-		    early_hand, &x, &early, early_pre, early_stopped) == 0;
+		    early_hand, &x, &early, early_pre, early_stopped, early_prehand) == 0;
 		/* a server that cannot take it: once more, the whole image */
 		if (!ok && lazy && x.stopped && strstr(why.s, "post-copy") != NULL) {
 			rfp_log("fork: no post-copy on ", host, ": ", why.s, NULL);
@@ -920,7 +977,7 @@ remote_fork(pid_t (*realf)(void))
 			lz = 0;
 			if (x.started == 0)
 				ok = rfp_ship_hand(pid, self, k[1], host, token, &hand, &lz,
-				    &why, early_hand, &x, &early, NULL, NULL) == 0;
+				    &why, early_hand, &x, &early, NULL, NULL, NULL) == 0;
 			else if (again(&x, &hand, k[0], &old)) {
 				/* S is its stub already: a new fork, the whole image */
 				return remote_fork(realf);

@@ -108,7 +108,8 @@ struct rfp_hand {
 int rfp_ship_hand(pid_t pid, pid_t ppid, int kfd, const char *host, char *token,
     struct rfp_hand *hand, int *lazy, struct rfp_str *why,
     void (*early)(void *arg, const char *token, int lazy, struct rfp_hand *hand),
-    void *early_arg, int *handed, void (*pre)(void *arg), int (*stopped)(void *arg));
+    void *early_arg, int *handed, int (*pre)(void *arg), int (*stopped)(void *arg),
+    int (*prehand)(void *arg, struct rfp_hand *hand, char *line, size_t cap));
 /*
  * early, when not NULL, is called from the shipper (sharing our memory, with
  * its own fd table: hand->conn is its) as soon as rf-send has passed the
@@ -116,7 +117,11 @@ int rfp_ship_hand(pid_t pid, pid_t ppid, int kfd, const char *host, char *token,
  * become the stub meanwhile.  *handed is then 1, and the shipper's result is
  * success whatever follows (S is gone); hand is left empty.  pre, when not
  * NULL, is called from the shipper too, once rf-snap has ended well while
- * rf-send still runs (S's memory is read): S may start its stub early.
+ * rf-send still runs (S's memory is read): S may start its stub early; it
+ * returns 1 if S is its stub now.  prehand, when not NULL, is called from
+ * the shipper when rf-agent hands the connection over before the reply
+ * (RF_AGENT_PREHAND): it passes it to the stub and puts the reply line the
+ * stub read into line (a token in it: the child runs there); -1 if none.
  * stopped, when not NULL, is called once rf-send has started, to wait for
  * S to stop before rf-snap starts; -1 ends the shipping (-1, *why empty).
  */

@@ -421,10 +421,14 @@ struct job {
 	void *early_arg;
 	int handed;		/* early was called: the child is remote, whatever follows */
 	/* -H: called once rf-snap has read S and ended well while rf-send
-	   still runs: S may start its stub before the answer (rfp_ship_hand) */
-	void (*pre)(void *arg);
+	   still runs: S may start its stub before the answer (rfp_ship_hand);
+	   1 if it did */
+	int (*pre)(void *arg);
 	/* -H: S is still to stop; 0 once it has, -1 if it did not */
 	int (*stopped)(void *arg);
+	/* rf-agent: the connection to the stub before the reply, which the
+	   stub reads and passes back (rfp_ship_hand) */
+	int (*prehand)(void *arg, struct rfp_hand *hand, char *line, size_t cap);
 };
 
 /*
@@ -491,6 +495,38 @@ early_hand(struct job *j, const char *token, const char *reply, struct rfp_hand 
 	memset(hand->state, 0, sizeof(hand->state));
 }
 
+/*
+ * rf-agent handed the connection over before the reply ("prehand"): to the
+ * stub, which sends HELLO, reads the reply and passes its line back.  1 with
+ * the line in reply (the child runs there: S is its stub, whatever
+ * follows), or -1 with why (the stub has ended, unseen: a local child).
+ */
+static int
+pre_hand(struct job *j, struct sink *reply, char *token, struct rfp_hand *hand,
+    struct rfp_str *why)
+{
+	struct pollfd pfd = { .fd = j->hand[0], .events = POLLIN };
+	int r;
+
+	why->n = 0;
+	/* the connection follows the line at once */
+	if (poll(&pfd, 1, 1000L * rfp_cfg.timeout) != 1 || take_hand(j->hand[0], hand) == -1) {
+		rfp_cat(why, "rf-agent: the connection did not follow");
+		return -1;
+	}
+	r = j->prehand(j->early_arg, hand, reply->b, sizeof(reply->b));
+	rfp_close(hand->conn);
+	hand->conn = -1;
+	memset(hand->state, 0, sizeof(hand->state));
+	reply->n = r == 0 ? strlen(reply->b) : 0;
+	if (r == 0 && find_token(reply->b, token) == 0) {
+		j->handed = 1;
+		return 1;
+	}
+	rfp_cat(why, r == 0 && reply->b[0] == '-' ? reply->b + 1 : "its stub did not say");
+	return -1;
+}
+
 static int
 agent_connect(void)
 {
@@ -519,8 +555,13 @@ agent_said(int fd, struct rfp_str *why)
 {
 	char b[RFP_WHY + 1];
 	ssize_t n;
+	int reset = 0;
 
-	while ((n = recv(fd, b, sizeof(b) - 1, 0)) == -1 && errno == EINTR)
+	/* An agent that ended its job with our PREHAND unread (it had its
+	   answer already) resets the socket: the kernel reports that first,
+	   once, and what the agent said before it comes after. */
+	while ((n = recv(fd, b, sizeof(b) - 1, 0)) == -1 &&
+	    (errno == EINTR || (errno == ECONNRESET && !reset++)))
 		;
 	if (n <= 0)
 		return -1;
@@ -548,7 +589,7 @@ ship_agent(struct job *j, char *token, struct rfp_str *why)
 	struct pollfd pfd[2];
 	struct sink reply = { .n = 0 };
 	long deadline, left;
-	int fd, hfd = -1, replied = 0, done = 0, r = -1, w;
+	int fd, hfd = -1, replied = 0, done = 0, r = -1, w, pre = 0;
 	size_t l;
 
 	memset(&rq, 0, sizeof(rq));
@@ -611,8 +652,12 @@ ship_agent(struct job *j, char *token, struct rfp_str *why)
 		case 0:
 			break;
 		case RF_AGENT_READ:
-			if (j->pre != NULL)
-				j->pre(j->early_arg);
+			/* S is its stub now: it may have the connection before the
+			   reply, and read that itself */
+			w = RF_AGENT_PREHAND;
+			if (j->pre != NULL && j->pre(j->early_arg) == 1 && j->prehand != NULL &&
+			    hfd >= 0)
+				(void)send(fd, &w, 1, MSG_NOSIGNAL);
 			break;
 		case RF_AGENT_DONE:
 			done = 1;
@@ -629,7 +674,11 @@ ship_agent(struct job *j, char *token, struct rfp_str *why)
 			if (!replied) {
 				take_reply(hfd, &reply);
 				replied = 1;
-				if (find_token(reply.b, token) != 0)
+				if (strcmp(reply.b, "prehand\n") == 0) {
+					if ((pre = pre_hand(j, &reply, token, &hand, why)) == -1)
+						done = -1;
+					hfd = -1;
+				} else if (find_token(reply.b, token) != 0)
 					hfd = -1;
 			}
 			if (hfd >= 0)
@@ -637,6 +686,8 @@ ship_agent(struct job *j, char *token, struct rfp_str *why)
 		}
 	}
 	rfp_close(fd);
+	if (pre == -1)
+		return -1;
 	/* done: the reply and the connection are there */
 	if (done == 1 && hfd >= 0 && replied)
 		early_hand(j, token, reply.b, &hand, &hfd);
@@ -907,7 +958,7 @@ rfp_ship(pid_t pid, pid_t ppid, pid_t cpid, int kfd, const char *host, const cha
     char *token, struct rfp_str *why)
 {
 	struct job j = { pid, ppid, cpid, kfd, NULL, host, fdkey, token, why, -1, { -1, -1 },
-	    NULL, NULL, 0, NULL, NULL };
+	    NULL, NULL, 0, NULL, NULL, NULL };
 
 	return run_job(&j);
 }
@@ -916,10 +967,11 @@ int
 rfp_ship_hand(pid_t pid, pid_t ppid, int kfd, const char *host, char *token,
     struct rfp_hand *hand, int *lazy, struct rfp_str *why,
     void (*early)(void *arg, const char *token, int lazy, struct rfp_hand *hand),
-    void *early_arg, int *handed, void (*pre)(void *arg), int (*stopped)(void *arg))
+    void *early_arg, int *handed, int (*pre)(void *arg), int (*stopped)(void *arg),
+    int (*prehand)(void *arg, struct rfp_hand *hand, char *line, size_t cap))
 {
 	struct job j = { pid, ppid, 0, kfd, lazy, host, NULL, token, why, -1, { -1, -1 },
-	    early, early_arg, 0, pre, stopped };
+	    early, early_arg, 0, pre, stopped, prehand };
 	int r;
 
 	hand->fd = hand->conn = -1;
