@@ -169,7 +169,6 @@ struct rf_imgw {
 	int fd;
 	int raw;		/* page records uncompressed (rf-snap -U) */
 	uint64_t nrec, npages, bytes;
-	uint64_t zin, zout;	/* page bytes compressed, and what they became */
 };
 
 /* raw: page records as they are (no PAGESZ), in a version 1 image */

@@ -138,8 +138,6 @@ compressed(struct rf_imgw *w, uint64_t addr, const void *data, size_t len, struc
 	if (put_record(w, REC_PAGESZ, addr, zbuf, 8 + (size_t)n, e) == -1)
 		return -1;
 	w->npages += len / RF_PAGE_SIZE;
-	w->zin += len;
-	w->zout += 8 + (size_t)n;
 	return 1;
 }
 
