@@ -26,7 +26,7 @@ teardown_file() {
 setup() {
 	MARK=agent$$.$BATS_TEST_NUMBER
 	OUT=$TDIR/out.$BATS_TEST_NUMBER
-	SPID= APID=
+	SPID= APID= CG=
 }
 
 teardown() {
@@ -36,6 +36,13 @@ teardown() {
 	for p in $(marked "$MARK"); do
 		kill -KILL "$p" 2>/dev/null || true
 	done
+	# a cpu cgroup of a test: empty once its server is gone
+	if [ -n "$CG" ]; then
+		for _ in $(seq 100); do
+			rmdir "$CG" 2>/dev/null && break
+			sleep 0.05
+		done
+	fi
 }
 
 # rrun PROG ARGS...: PROG under rf-run in host 1, forks to $RHOST (host 2).
@@ -133,16 +140,40 @@ agent_pids() { pgrep -f -- "-l $1( |$)" || true; }
 @test "rf-agent: refused after its image (root, to a server without -R): local children, nothing left there" {
 	local go=$TDIR/go.$BATS_TEST_NUMBER
 	twice_py
-	# the image is read and its stub started before the server can say no
-	# (the credentials are checked on the metadata): the agent hears it, or
-	# the stub if it had the connection before (docs/FORK.md "The agent"),
-	# and the stub ends unseen
+	# without the early stub the agent hears the no (the credentials are
+	# checked on the metadata) and says it to the shipper
 	own_server 7192 -- -k "$KEY"
 	touch "$go"
-	RHOST=$(addr 2):7192 rrun /usr/bin/python3 "$TDIR/twice.py" "$go" 2> "$OUT.err"
+	RHOST=$(addr 2):7192 rrun env RFORK_EARLY_STUB=0 /usr/bin/python3 "$TDIR/twice.py" \
+	    "$go" 2> "$OUT.err"
 	cat "$OUT" "$OUT.err"
 	[ "$(grep -c "^child ${PFX}1$" "$OUT")" -eq 2 ]
-	[ "$(grep -c "fork stays local: .*root" "$OUT.err")" -eq 2 ]
+	[ "$(grep -c "fork stays local: rf-agent: $(addr 2):7192: .*root" "$OUT.err")" -eq 2 ]
+	none_marked "$MARK"
+	kill -TERM "$SPID"
+	wait "$SPID" || true
+	SPID=
+	[ -z "$(ip netns pids "${PFX}2" | xargs -r ps -o comm= -p | grep -vx rf-server)" ]
+}
+
+@test "rf-agent: refused once the stub has the connection: the stub hears the no, ends unseen; local children" {
+	local go=$TDIR/go.$BATS_TEST_NUMBER
+	[ -d /sys/fs/cgroup/cpu ] || skip "no cpu cgroup (v1) to slow the server with"
+	twice_py
+	own_server 7193 -- -k "$KEY"
+	# the server at 2 % of a CPU: its no comes long after the agent handed
+	# the connection to the early stub (docs/FORK.md "The agent", step 5)
+	CG=/sys/fs/cgroup/cpu/rfagent$$.$BATS_TEST_NUMBER
+	mkdir "$CG"
+	echo 100000 > "$CG/cpu.cfs_period_us"
+	echo 2000 > "$CG/cpu.cfs_quota_us"
+	echo "$SPID" > "$CG/cgroup.procs"
+	touch "$go"
+	RHOST=$(addr 2):7193 rrun /usr/bin/python3 "$TDIR/twice.py" "$go" 2> "$OUT.err"
+	cat "$OUT" "$OUT.err"
+	[ "$(grep -c "^child ${PFX}1$" "$OUT")" -eq 2 ]
+	# the stub's words (the server's, its host before them), not the agent's
+	[ "$(grep -c "fork stays local: $(addr 2):7193: .*root" "$OUT.err")" -eq 2 ]
 	none_marked "$MARK"
 	kill -TERM "$SPID"
 	wait "$SPID" || true
