@@ -71,6 +71,20 @@ child()
 PY
 }
 
+# refused_here WHO: twice.py's two children ran here, each fork logged as
+# refused by the server in WHO's words; then the own server stops, and
+# nothing of ours is left in host 2.
+refused_here() {
+	cat "$OUT" "$OUT.err"
+	[ "$(grep -c "^child ${PFX}1$" "$OUT")" -eq 2 ]
+	[ "$(grep -c "fork stays local: $1: .*root" "$OUT.err")" -eq 2 ]
+	none_marked "$MARK"
+	kill -TERM "$SPID"
+	wait "$SPID" || true
+	SPID=
+	[ -z "$(ip netns pids "${PFX}2" | xargs -r ps -o comm= -p | grep -vx rf-server)" ]
+}
+
 # agent_pids NAME: the agent's processes (master and workers) by socket name.
 agent_pids() { pgrep -f -- "-l $1( |$)" || true; }
 
@@ -146,14 +160,7 @@ agent_pids() { pgrep -f -- "-l $1( |$)" || true; }
 	touch "$go"
 	RHOST=$(addr 2):7192 rrun env RFORK_EARLY_STUB=0 /usr/bin/python3 "$TDIR/twice.py" \
 	    "$go" 2> "$OUT.err"
-	cat "$OUT" "$OUT.err"
-	[ "$(grep -c "^child ${PFX}1$" "$OUT")" -eq 2 ]
-	[ "$(grep -c "fork stays local: rf-agent: $(addr 2):7192: .*root" "$OUT.err")" -eq 2 ]
-	none_marked "$MARK"
-	kill -TERM "$SPID"
-	wait "$SPID" || true
-	SPID=
-	[ -z "$(ip netns pids "${PFX}2" | xargs -r ps -o comm= -p | grep -vx rf-server)" ]
+	refused_here "rf-agent: $(addr 2):7192"
 }
 
 @test "rf-agent: refused once the stub has the connection: the stub hears the no, ends unseen; local children" {
@@ -170,15 +177,8 @@ agent_pids() { pgrep -f -- "-l $1( |$)" || true; }
 	echo "$SPID" > "$CG/cgroup.procs"
 	touch "$go"
 	RHOST=$(addr 2):7193 rrun /usr/bin/python3 "$TDIR/twice.py" "$go" 2> "$OUT.err"
-	cat "$OUT" "$OUT.err"
-	[ "$(grep -c "^child ${PFX}1$" "$OUT")" -eq 2 ]
 	# the stub's words (the server's, its host before them), not the agent's
-	[ "$(grep -c "fork stays local: $(addr 2):7193: .*root" "$OUT.err")" -eq 2 ]
-	none_marked "$MARK"
-	kill -TERM "$SPID"
-	wait "$SPID" || true
-	SPID=
-	[ -z "$(ip netns pids "${PFX}2" | xargs -r ps -o comm= -p | grep -vx rf-server)" ]
+	refused_here "$(addr 2):7193"
 }
 
 @test "rf-agent: the agent killed: the next fork starts rf-snap and rf-send and still goes remote" {
