@@ -45,7 +45,8 @@ build/lib/restorer_blob.o: build/restorer/blob.bin
 
 build/bin/%: bin/%.c build/librf.a $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(if $(filter $*,$(FORKPATH)),$(FORKPATH_LDFLAGS)) -o $@ $< build/librf.a $(LDLIBS)
+	$(CC) $(CFLAGS) $(if $(filter $*,$(FORKPATH)),$(FORKPATH_LDFLAGS)) \
+	    $(if $(filter $*,$(BINDNOW)),$(BINDNOW_LDFLAGS)) -o $@ $< build/librf.a $(LDLIBS)
 
 build/tests/%: tests/victims/%.c tests/victims/victim.h
 	@mkdir -p $(@D)
