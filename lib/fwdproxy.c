@@ -122,6 +122,8 @@ struct px {
 	/* notifications taken while a call waited at home, for the main loop */
 	uint8_t *q;
 	size_t nq;
+	/* join_waits' poll is in hand: cut short, it goes back to join_waits */
+	int joint;
 	/* poll mixing home and local fds: local copies watched during a call */
 	struct pollfd *watch;
 	size_t nwatch;
@@ -789,6 +791,123 @@ serve_held(struct px *p)
 }
 
 /*
+ * A read of this thread at home that another thread's may join: the one
+ * waiting now (a plain read, nothing to send again) ...
+ */
+static int
+joinable_wait(const struct rf_fwd_msg *m)
+{
+	return m->op == RF_FWD_READ && m->dlen == 0 && !(m->flags & RF_FWDF_POS);
+}
+
+/* ... and the held call of another thread of its family: a read of a home fd. */
+static int
+joinable_notif(struct px *p, struct seccomp_notif *n, struct fam *f, int64_t *fd)
+{
+	struct fam *save = p->f;
+	int r;
+
+	switch (n->data.nr) {
+	case SYS_read: case SYS_readv: case SYS_recvfrom: case SYS_recvmsg:
+		break;
+	default:
+		return 0;
+	}
+	if (family_find(p, n->pid) != f || f->exec_pending)
+		return 0;
+	*fd = (int)n->data.args[0];
+	p->f = f;
+	r = *fd >= 0 && home(p, *fd);
+	p->f = save;
+	return r;
+}
+
+static int call(struct px *p, struct rf_fwd_msg *m, const void *data, struct rf_fwd_msg *rep,
+    void *out, size_t cap);
+static void req(struct rf_fwd_msg *m, int op, int flags, int64_t a0, int64_t a1, int64_t a2,
+    int64_t a3);
+
+/*
+ * This thread waits at home for input on fd, and other threads of its
+ * family (held) wait to read home fds too: one poll at home for them all,
+ * and each held read goes as soon as its fd is ready, until this one's is
+ * (or a signal for this thread comes): then its read goes again.  Other
+ * calls that come meanwhile cut the poll short and go first, as they cut a
+ * read short.  Without it the first reader would hold back the others even
+ * when their input is there, and wait for what only they would bring.
+ */
+static int
+join_waits(struct px *p, int64_t fd)
+{
+	struct fam *f = p->f;
+	pid_t tid = p->tid, last = p->last_tid;
+	struct pollfd *watch = p->watch, hp[64];
+	size_t nwatch = p->nwatch, idx[64], nh, i, k;
+	struct seccomp_notif *n, *q;
+	struct rf_fwd_msg m, rep;
+	int64_t hfd;
+	int r = 0;
+
+	if ((n = malloc(p->nsize)) == NULL)
+		return 0;	/* the held reads wait their turn, as before */
+	p->watch = NULL;
+	p->nwatch = 0;
+	for (;;) {
+		hp[0] = (struct pollfd){ (int)fd, POLLIN, 0 };
+		nh = 1;
+		for (i = 0; i < p->nq && nh < sizeof(hp) / sizeof(*hp); i++) {
+			q = (struct seccomp_notif *)(p->q + i * p->nsize);
+			if (joinable_notif(p, q, f, &hfd)) {
+				hp[nh] = (struct pollfd){ (int)hfd, POLLIN, 0 };
+				idx[nh++] = i;
+			}
+		}
+		if (nh == 1)
+			break;
+		p->f = f;
+		p->tid = tid;
+		req(&m, RF_FWD_POLL, 0, nh, -1, 0, 0);
+		m.dlen = nh * sizeof(*hp);
+		p->joint = 1;
+		r = call(p, &m, hp, &rep, p->buf, m.dlen);
+		p->joint = 0;
+		if (r == -1)
+			break;
+		if (rep.a[0] == -EINTR) {
+			if (deliverable(p, tid))
+				break;
+			if ((r = serve_held(p)) == -1)
+				break;
+			continue;	/* and the readers held by now */
+		}
+		if (rep.a[0] <= 0 || rep.dlen != m.dlen)
+			break;		/* each read on its own again */
+		memcpy(hp, p->buf, m.dlen);
+		if (hp[0].revents)
+			break;
+		/* the ready ones, last first: the queue's earlier places stay */
+		for (k = nh - 1; k >= 1 && r == 0; k--) {
+			if (!hp[k].revents)
+				continue;
+			memcpy(n, p->q + idx[k] * p->nsize, p->nsize);
+			memmove(p->q + idx[k] * p->nsize, p->q + (idx[k] + 1) * p->nsize,
+			    (p->nq - idx[k] - 1) * p->nsize);
+			p->nq--;
+			r = handle(p, n);
+		}
+		if (r == -1)
+			break;
+	}
+	free(n);
+	p->f = f;
+	p->tid = tid;
+	p->last_tid = last;
+	p->watch = watch;
+	p->nwatch = nwatch;
+	return r;
+}
+
+/*
  * One request and its reply; the reply's data (at most cap bytes) lands in
  * out.  SIGNAL messages met on the way are delivered first, so that the
  * signal is pending in the child when the call returns.  While the stub
@@ -800,8 +919,10 @@ call(struct px *p, struct rf_fwd_msg *m, const void *data, struct rf_fwd_msg *re
     void *out, size_t cap)
 {
 	struct pollfd pf[3 + 512];
+	struct seccomp_notif *nn;
 	int cancelled, r, slow = 0, preempt;
 	size_t i, npf, nw, nq;
+	int64_t nfd;
 
 	m->fam = p->f->id;
 	if (p->o->verbose)
@@ -841,10 +962,17 @@ again:
 			if (r > 0 && (pf[2].revents & POLLIN)) {
 				nq = p->nq;
 				take_notif(p);
-				/* another thread's home call: let it go first */
-				if (p->nq > nq && !cancelled && preemptible(m) &&
-				    !waits_for_input((struct seccomp_notif *)(p->q + nq * p->nsize))) {
+				nn = (struct seccomp_notif *)(p->q + nq * p->nsize);
+				/* another thread's home call: let it go first; another
+				   thread's read: wait for both (join_waits) */
+				if (p->nq > nq && !cancelled && (preemptible(m) || p->joint) &&
+				    !waits_for_input(nn)) {
 					preempt = 1;
+					pf[1].revents = POLLIN;
+				} else if (p->nq > nq && !cancelled &&
+				    (joinable_wait(m) || p->joint) &&
+				    joinable_notif(p, nn, p->f, &nfd)) {
+					preempt = 2;
 					pf[1].revents = POLLIN;
 				}
 			}
@@ -893,9 +1021,13 @@ again:
 			rep->a[0] = 0;
 			rep->dlen = 0;
 		} else if ((rep->flags & RF_FWDF_INTR) && rep->a[0] == -EINTR) {
-			/* Cut short for the other threads' calls: those first. */
+			/* join_waits' poll: it says what comes next */
+			if (p->joint)
+				return 0;
+			/* Cut short for the other threads' calls: those first, or
+			   for another's read: the first input of either first. */
 			if (preempt && !deliverable(p, p->tid)) {
-				if (serve_held(p) == -1)
+				if ((preempt == 2 ? join_waits(p, m->a[0]) : serve_held(p)) == -1)
 					return -1;
 				goto again;
 			}

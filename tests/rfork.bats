@@ -228,6 +228,18 @@ PY
 	none_marked "$MARK"
 }
 
+@test "rfork: two threads waiting at home for input on two pipes: the one whose answer comes first gets it first; a third's write and a signal meanwhile" {
+	# one wait for input at home at a time, the first reader would hold back
+	# the second, whose answer is waiting, and the parent would never answer
+	# the first
+	run inh 1 timeout 20 env RFTEST_MARK="$MARK" RFORK_POLICY=all "$ROOT/sh/rf-run" \
+	    -k "$KEY" -H "$(addr 2)" "$TESTS/tworeaders"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = $'parent got c\nparent got b done\nchild: a got 2: a\nchild: b got 2: b\nchild: 1 signal\nstatus 0' ]
+	none_marked "$MARK"
+}
+
 @test "rfork: job control: SIGTSTP stops the remote child and its stub, waitpid(WUNTRACED) sees it, SIGCONT resumes both" {
 	cat > "$TDIR/tstp.py" <<'PY'
 import os, select, signal, socket, sys, time
