@@ -724,7 +724,8 @@ static int handle(struct px *p, struct seccomp_notif *n);
 
 /*
  * Another thread's home call came while this one waits at home for input
- * (a read or a wait with nothing to send again): the wait is cut short and
+ * (a read, an accept or a wait with nothing to send again): the wait is
+ * cut short (nothing read, nothing accepted) and
  * the held calls are served first, then the wait goes again.  Without it a
  * thread blocked reading the parent's answer would hold back the write of
  * the question another thread makes (and its posted writes at home).
@@ -732,7 +733,8 @@ static int handle(struct px *p, struct seccomp_notif *n);
 static int
 preemptible(const struct rf_fwd_msg *m)
 {
-	return (m->op == RF_FWD_READ || m->op == RF_FWD_WAIT) && m->dlen == 0;
+	return (m->op == RF_FWD_READ || m->op == RF_FWD_WAIT ||
+	    (m->op == RF_FWD_SOCK && m->flags == RF_SOCK_ACCEPT)) && m->dlen == 0;
 }
 
 /*
@@ -791,16 +793,19 @@ serve_held(struct px *p)
 }
 
 /*
- * A read of this thread at home that another thread's may join: the one
- * waiting now (a plain read, nothing to send again) ...
+ * A wait of this thread at home that another thread's may join: the one
+ * waiting now (a plain read or an accept, nothing to send again; its fd
+ * in a[0]) ...
  */
 static int
 joinable_wait(const struct rf_fwd_msg *m)
 {
-	return m->op == RF_FWD_READ && m->dlen == 0 && !(m->flags & RF_FWDF_POS);
+	return m->dlen == 0 && ((m->op == RF_FWD_READ && !(m->flags & RF_FWDF_POS)) ||
+	    (m->op == RF_FWD_SOCK && m->flags == RF_SOCK_ACCEPT));
 }
 
-/* ... and the held call of another thread of its family: a read of a home fd. */
+/* ... and the held call of another thread of its family: a read or an
+   accept on a home fd. */
 static int
 joinable_notif(struct px *p, struct seccomp_notif *n, struct fam *f, int64_t *fd)
 {
@@ -809,6 +814,7 @@ joinable_notif(struct px *p, struct seccomp_notif *n, struct fam *f, int64_t *fd
 
 	switch (n->data.nr) {
 	case SYS_read: case SYS_readv: case SYS_recvfrom: case SYS_recvmsg:
+	case SYS_accept: case SYS_accept4:
 		break;
 	default:
 		return 0;
@@ -828,10 +834,11 @@ static void req(struct rf_fwd_msg *m, int op, int flags, int64_t a0, int64_t a1,
     int64_t a3);
 
 /*
- * This thread waits at home for input on fd, and other threads of its
- * family (held) wait to read home fds too: one poll at home for them all,
- * and each held read goes as soon as its fd is ready, until this one's is
- * (or a signal for this thread comes): then its read goes again.  Other
+ * This thread waits at home for input on fd (a read or an accept), and
+ * other threads of its family (held) wait to read or accept on home fds
+ * too: one poll at home for them all, and each held call goes as soon as
+ * its fd is ready, until this one's is (or a signal for this thread
+ * comes): then its call goes again.  Other
  * calls that come meanwhile cut the poll short and go first, as they cut a
  * read short.  Without it the first reader would hold back the others even
  * when their input is there, and wait for what only they would bring.

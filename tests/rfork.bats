@@ -240,6 +240,15 @@ PY
 	none_marked "$MARK"
 }
 
+@test "rfork: a thread waiting at home in accept() holds back neither another thread's write nor another's read" {
+	run inh 1 timeout 20 env RFTEST_MARK="$MARK" RFORK_POLICY=all "$ROOT/sh/rf-run" \
+	    -k "$KEY" -H "$(addr 2)" "$TESTS/acceptwait"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = $'parent got b\nparent got c done\nchild: a got a\nstatus 0' ]
+	none_marked "$MARK"
+}
+
 @test "rfork: job control: SIGTSTP stops the remote child and its stub, waitpid(WUNTRACED) sees it, SIGCONT resumes both" {
 	cat > "$TDIR/tstp.py" <<'PY'
 import os, select, signal, socket, sys, time
