@@ -724,8 +724,9 @@ static int handle(struct px *p, struct seccomp_notif *n);
 
 /*
  * Another thread's home call came while this one waits at home for input
- * (a read, an accept or a wait with nothing to send again): the wait is
- * cut short (nothing read, nothing accepted) and
+ * (a read, an accept or a wait with nothing to send again, or a poll, sent
+ * again with what is left of its time): the wait is cut short (nothing
+ * read, nothing accepted) and
  * the held calls are served first, then the wait goes again.  Without it a
  * thread blocked reading the parent's answer would hold back the write of
  * the question another thread makes (and its posted writes at home).
@@ -733,8 +734,9 @@ static int handle(struct px *p, struct seccomp_notif *n);
 static int
 preemptible(const struct rf_fwd_msg *m)
 {
-	return (m->op == RF_FWD_READ || m->op == RF_FWD_WAIT ||
-	    (m->op == RF_FWD_SOCK && m->flags == RF_SOCK_ACCEPT)) && m->dlen == 0;
+	return ((m->op == RF_FWD_READ || m->op == RF_FWD_WAIT ||
+	    (m->op == RF_FWD_SOCK && m->flags == RF_SOCK_ACCEPT)) && m->dlen == 0) ||
+	    m->op == RF_FWD_POLL;
 }
 
 /*
@@ -929,7 +931,9 @@ call(struct px *p, struct rf_fwd_msg *m, const void *data, struct rf_fwd_msg *re
 	struct seccomp_notif *nn;
 	int cancelled, r, slow = 0, preempt;
 	size_t i, npf, nw, nq;
-	int64_t nfd;
+	int64_t nfd, left;
+	/* a poll sent again keeps its end */
+	long end = m->op == RF_FWD_POLL && m->a[1] > 0 ? rf_now_ms() + m->a[1] : 0;
 
 	m->fam = p->f->id;
 	if (p->o->verbose)
@@ -1036,6 +1040,8 @@ again:
 			if (preempt && !deliverable(p, p->tid)) {
 				if ((preempt == 2 ? join_waits(p, m->a[0]) : serve_held(p)) == -1)
 					return -1;
+				if (end != 0)
+					m->a[1] = (left = end - rf_now_ms()) > 0 ? left : 0;
 				goto again;
 			}
 			/* Cut short by a signal: the child's kernel restarts the

@@ -249,6 +249,17 @@ PY
 	none_marked "$MARK"
 }
 
+@test "rfork: a thread waiting at home in poll() or epoll_wait() does not hold back another thread's write; a time limit still holds" {
+	for how in poll epoll; do
+		run inh 1 timeout 20 env RFTEST_MARK="$MARK" RFORK_POLICY=all "$ROOT/sh/rf-run" \
+		    -k "$KEY" -H "$(addr 2)" "$TESTS/pollwait" "$how"
+		echo "$how: $output"
+		[ "$status" -eq 0 ]
+		[ "$output" = $'parent got b\nchild: a ready 1, read a\nchild: timeout ok\nstatus 0' ]
+	done
+	none_marked "$MARK"
+}
+
 @test "rfork: job control: SIGTSTP stops the remote child and its stub, waitpid(WUNTRACED) sees it, SIGCONT resumes both" {
 	cat > "$TDIR/tstp.py" <<'PY'
 import os, select, signal, socket, sys, time
