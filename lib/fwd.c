@@ -344,7 +344,7 @@ rf_fwd_op_name(int op)
 		[RF_FWD_POLL] = "poll", [RF_FWD_EXEC] = "exec",
 		[RF_FWD_EXIT] = "exit", [RF_FWD_SIGNAL] = "signal",
 		[RF_FWD_SOCK] = "sock", [RF_FWD_FORK] = "fork", [RF_FWD_FAMEND] = "famend",
-		[RF_FWD_STOP] = "stop",
+		[RF_FWD_STOP] = "stop", [RF_FWD_EPOLL] = "epoll",
 	};
 
 	if (op <= 0 || op >= RF_FWD_NOPS || names[op] == NULL)

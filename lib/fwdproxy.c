@@ -124,6 +124,8 @@ struct px {
 	size_t nq;
 	/* join_waits' poll is in hand: cut short, it goes back to join_waits */
 	int joint;
+	/* the stub serves a set the child inherited (RF_FWD_EPOLL) */
+	int epoll_home;
 	/* poll mixing home and local fds: local copies watched during a call */
 	struct pollfd *watch;
 	size_t nwatch;
@@ -736,7 +738,7 @@ preemptible(const struct rf_fwd_msg *m)
 {
 	return ((m->op == RF_FWD_READ || m->op == RF_FWD_WAIT ||
 	    (m->op == RF_FWD_SOCK && m->flags == RF_SOCK_ACCEPT)) && m->dlen == 0) ||
-	    m->op == RF_FWD_POLL;
+	    m->op == RF_FWD_POLL || (m->op == RF_FWD_EPOLL && m->flags == RF_EPOLL_WAIT);
 }
 
 /*
@@ -932,8 +934,9 @@ call(struct px *p, struct rf_fwd_msg *m, const void *data, struct rf_fwd_msg *re
 	int cancelled, r, slow = 0, preempt;
 	size_t i, npf, nw, nq;
 	int64_t nfd, left;
-	/* a poll sent again keeps its end */
-	long end = m->op == RF_FWD_POLL && m->a[1] > 0 ? rf_now_ms() + m->a[1] : 0;
+	/* a poll sent again keeps its end (its time in a[1]) */
+	long end = (m->op == RF_FWD_POLL || (m->op == RF_FWD_EPOLL &&
+	    m->flags == RF_EPOLL_WAIT)) && m->a[1] > 0 ? rf_now_ms() + m->a[1] : 0;
 
 	m->fam = p->f->id;
 	if (p->o->verbose)
@@ -2781,6 +2784,67 @@ ep_forget(struct px *p, int fd)
 			}
 }
 
+/*
+ * An epoll set made before the fork is at home, held by the stub as any
+ * inherited fd, and parent and child share it as they would on one host:
+ * its calls go there.  Only home fds can join it (one of this host's:
+ * EOPNOTSUPP).
+ */
+static int
+epoll_home_ctl(struct px *p, struct seccomp_notif *n)
+{
+	uint64_t *a = (uint64_t *)n->data.args;
+	int epfd = (int)a[0], op = (int)a[1], fd = (int)a[2], r;
+	struct rf_fwd_msg m, rep;
+	struct epoll_event ev;
+
+	if (fd == epfd || (op != EPOLL_CTL_ADD && op != EPOLL_CTL_MOD && op != EPOLL_CTL_DEL)) {
+		resp(p, n->id, 0, -EINVAL);
+		return 0;
+	}
+	if (!home(p, fd)) {
+		/* open here (a copy of it can be taken), or not open at all */
+		r = syscall(SYS_pidfd_getfd, p->f->pidfd, fd, 0);
+		if (r >= 0)
+			close(r);
+		resp(p, n->id, 0, r >= 0 ? -EOPNOTSUPP : -EBADF);
+		return 0;
+	}
+	memset(&ev, 0, sizeof(ev));
+	if (op != EPOLL_CTL_DEL && (r = rmem(p, n->pid, a[3], &ev, sizeof(ev))) < 0) {
+		resp(p, n->id, 0, r);
+		return 0;
+	}
+	req(&m, RF_FWD_EPOLL, RF_EPOLL_CTL, epfd, op, fd, 0);
+	m.dlen = op != EPOLL_CTL_DEL ? sizeof(ev) : 0;
+	if (call(p, &m, &ev, &rep, p->buf, 0) == -1)
+		return -1;
+	result(p, n->id, rep.a[0]);
+	return 0;
+}
+
+static int
+epoll_home_wait(struct px *p, struct seccomp_notif *n, int64_t ms)
+{
+	uint64_t *a = (uint64_t *)n->data.args;
+	struct rf_fwd_msg m, rep;
+	int max = (int)a[2], r;
+
+	if (max <= 0) {
+		resp(p, n->id, 0, -EINVAL);
+		return 0;
+	}
+	if ((size_t)max > RF_FWD_IO_MAX / sizeof(struct epoll_event))
+		max = RF_FWD_IO_MAX / sizeof(struct epoll_event);
+	req(&m, RF_FWD_EPOLL, RF_EPOLL_WAIT, (int)a[0], ms, max, 0);
+	if (call(p, &m, NULL, &rep, p->buf, max * sizeof(struct epoll_event)) == -1)
+		return -1;
+	if (rep.a[0] > 0 && (r = wmem(p, n->pid, a[1], p->buf, rep.dlen)) < 0)
+		rep.a[0] = r;
+	result(p, n->id, rep.a[0]);
+	return 0;
+}
+
 static int
 do_epoll_ctl(struct px *p, struct seccomp_notif *n)
 {
@@ -2790,6 +2854,9 @@ do_epoll_ctl(struct px *p, struct seccomp_notif *n)
 	struct epset *s;
 	size_t k;
 
+	/* a set the child inherited: the stub's, shared with the parent */
+	if (p->epoll_home && home(p, epfd))
+		return epoll_home_ctl(p, n);
 	if (!home(p, fd) || epfd == fd) {
 		cont(p, n->id);
 		return 0;
@@ -2851,14 +2918,21 @@ do_epoll_wait(struct px *p, struct seccomp_notif *n, int kind)
 	struct epset *s;
 	int64_t ms, end;
 
-	if ((s = ep_find(p, epfd, 0)) == NULL || s->n == 0 || max <= 0) {
-		cont(p, n->id);
-		return 0;
-	}
 	if (kind == 2)		/* epoll_pwait2: a timespec */
 		ms = ts_ms(p, n->pid, a[3], 0);
 	else
 		ms = (int)a[3] < 0 ? -1 : (int)a[3];
+	if (p->epoll_home && home(p, epfd)) {
+		if (ms == -2) {
+			resp(p, n->id, 0, -EFAULT);
+			return 0;
+		}
+		return epoll_home_wait(p, n, ms);
+	}
+	if ((s = ep_find(p, epfd, 0)) == NULL || s->n == 0 || max <= 0) {
+		cont(p, n->id);
+		return 0;
+	}
 	if (ms == -2) {
 		resp(p, n->id, 0, -EFAULT);
 		return 0;
@@ -3594,6 +3668,7 @@ get_hello(struct px *p)
 		    rf_fwd_op_name(m.op), (long long)m.a[0]);
 	p->nhello = m.a[3];
 	p->post_on = (m.flags & RF_FWDF_POST) != 0;
+	p->epoll_home = (m.flags & RF_FWDF_EPOLL) != 0;
 	if ((p->hello = calloc(p->nhello + 1, 8)) == NULL)
 		return rf_errno(p->e, "proxy");
 	if (rf_fwd_recv_data(&p->c, p->hello, m.dlen) == -1)

@@ -22,6 +22,7 @@
 #include <bsd/string.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
@@ -686,7 +687,7 @@ hello(struct stub *s, const struct rf_stub_opts *o)
 		}
 	memset(&m, 0, sizeof(m));
 	m.op = RF_FWD_HELLO;
-	m.flags = s->post ? RF_FWDF_POST : 0;
+	m.flags = (s->post ? RF_FWDF_POST : 0) | RF_FWDF_EPOLL;
 	m.a[0] = RF_FWD_VERSION;
 	m.a[1] = getpid();
 	m.a[2] = getppid();
@@ -1034,6 +1035,41 @@ do_poll(struct stub *s, const struct rf_fwd_msg *m, size_t *outlen)
 	if (r >= 0)
 		*outlen = m->dlen;
 	return r == -1 ? -errno : r;
+}
+
+/* An epoll set the child inherited: ours, shared with its parent. */
+static int
+do_epoll(struct stub *s, const struct rf_fwd_msg *m, int epfd, size_t *outlen)
+{
+	struct epoll_event ev;
+	int fd, r;
+	long n;
+
+	*outlen = 0;
+	switch (m->flags) {
+	case RF_EPOLL_CTL:
+		if ((fd = xlate(s, m->a[2])) == -1)
+			return -EBADF;
+		memset(&ev, 0, sizeof(ev));
+		if (m->dlen != 0 && m->dlen != sizeof(ev))
+			return -EINVAL;
+		memcpy(&ev, s->ibuf, m->dlen);
+		r = epoll_ctl(epfd, (int)m->a[1], fd, &ev);
+		return r == -1 ? -errno : r;
+	case RF_EPOLL_WAIT:
+		n = m->a[2];
+		if (n <= 0)
+			return -EINVAL;
+		if ((size_t)n > RF_FWD_IO_MAX / sizeof(ev))
+			n = RF_FWD_IO_MAX / sizeof(ev);
+		r = epoll_wait(epfd, (struct epoll_event *)(void *)s->obuf, (int)n,
+		    m->a[1] < -1 || m->a[1] > INT_MAX ? -1 : (int)m->a[1]);
+		if (r > 0)
+			*outlen = r * sizeof(ev);
+		return r == -1 ? -errno : r;
+	default:
+		return -EINVAL;
+	}
 }
 
 /* --- a remote child's fork (docs/FORK.md "Grandchildren") --- */
@@ -1431,6 +1467,9 @@ serve(struct stub *s, const struct rf_fwd_msg *m)
 		goto done;
 	case RF_FWD_POLL:
 		r = do_poll(s, m, &outlen);
+		goto done;
+	case RF_FWD_EPOLL:
+		r = do_epoll(s, m, fd, &outlen);
 		goto done;
 	case RF_FWD_KILL:
 		if ((m->a[3] == 3 || m->a[3] == 4) && m->dlen == sizeof(si)) {

@@ -96,6 +96,7 @@ enum rf_fwd_op {
 	RF_FWD_FORKSTUB,	/* data: cloexec numbers -> pid of a new stub, waiting */
 	RF_FWD_STUBGO,		/* pid; data "HOST\0TOKEN\0" (none: abort) -> 0 */
 	RF_FWD_STOP,		/* one-way, proxy -> stub: the child stopped, by sig */
+	RF_FWD_EPOLL,		/* sub (RF_EPOLL_*), epfd, ...: a set made at home */
 	RF_FWD_NOPS
 };
 
@@ -124,6 +125,8 @@ enum rf_fwd_op {
 #define RF_FWDF_POST 0x8
 #define RF_FWDF_POSTOK 0x10
 #define RF_FWDF_REVOKE 0x20
+/* HELLO: the stub serves EPOLL, an epoll set the child inherited (home) */
+#define RF_FWDF_EPOLL 0x40
 #define RF_FWD_HELLO_POSTOK 0x10000	/* HELLO fd flags, beside FD_CLOEXEC */
 /*
  * Bytes posted and not yet acknowledged, at most; past it a write is
@@ -140,6 +143,13 @@ enum { RF_FDOP_FSYNC = 1, RF_FDOP_FDATASYNC, RF_FDOP_FTRUNCATE, RF_FDOP_FCHMOD,
 enum { RF_PATHOP_ACCESS = 1, RF_PATHOP_READLINK, RF_PATHOP_UNLINK, RF_PATHOP_MKDIR,
 	RF_PATHOP_RENAME, RF_PATHOP_CHMOD, RF_PATHOP_CHDIR, RF_PATHOP_GETCWD,
 	RF_PATHOP_SYMLINK, RF_PATHOP_LINK, RF_PATHOP_TRUNCATE, RF_PATHOP_NOPS };
+/*
+ * An epoll set at home (made before the fork; parent and child share it, as
+ * any inherited one), struct epoll_event as x86-64 has it (12 bytes):
+ *   CTL   epfd, op, fd; data: the event (ADD, MOD) -> 0
+ *   WAIT  epfd, timeout_ms, maxevents -> count; data: the events
+ */
+enum { RF_EPOLL_CTL = 1, RF_EPOLL_WAIT };
 enum { RF_SOCK_ACCEPT = 1, RF_SOCK_GETSOCKNAME, RF_SOCK_GETPEERNAME, RF_SOCK_GETSOCKOPT,
 	RF_SOCK_SETSOCKOPT, RF_SOCK_SENDMSG, RF_SOCK_RECVMSG, RF_SOCK_NOPS };
 /*

@@ -250,13 +250,23 @@ PY
 }
 
 @test "rfork: a thread waiting at home in poll() or epoll_wait() does not hold back another thread's write; a time limit still holds" {
-	for how in poll epoll; do
+	# epoll: a set the child makes (emulated); epollhome: one made before the fork
+	for how in poll epoll epollhome; do
 		run inh 1 timeout 20 env RFTEST_MARK="$MARK" RFORK_POLICY=all "$ROOT/sh/rf-run" \
 		    -k "$KEY" -H "$(addr 2)" "$TESTS/pollwait" "$how"
 		echo "$how: $output"
 		[ "$status" -eq 0 ]
 		[ "$output" = $'parent got b\nchild: a ready 1, read a\nchild: timeout ok\nstatus 0' ]
 	done
+	none_marked "$MARK"
+}
+
+@test "rfork: an epoll set made before the fork is shared: the child waits on it and adds to it, the parent sees that; an fd of the child's host cannot join" {
+	run inh 1 timeout 20 env RFTEST_MARK="$MARK" RFORK_POLICY=all "$ROOT/sh/rf-run" \
+	    -k "$KEY" -H "$(addr 2)" "$TESTS/epollinherit"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = $'child: first 1 1111\nchild: second 1 2222\nchild: eventfd: Operation not supported\nparent: shared 1 2222\nstatus 0' ]
 	none_marked "$MARK"
 }
 

@@ -1,7 +1,8 @@
 /*
  * pollwait - a remote child's thread a waits at home in poll() (or, with
- * "epoll", epoll_wait on a set the child makes) on a pipe from the parent,
- * with no end; a moment later thread b writes to the parent, which
+ * "epoll", epoll_wait on a set the child makes; with "epollhome", on one
+ * the parent made before the fork) on a pipe from the parent, with no
+ * end; a moment later thread b writes to the parent, which
  * answers a only once it has b's line.  Prints "parent got b", "child: a
  * ready 1, read a", "status 0".  A poll at home that held back the other
  * threads' calls would leave b's line waiting for the answer it brings.
@@ -60,10 +61,15 @@ main(int argc, char *argv[])
 	pid_t pid;
 	int st, r, late;
 
-	if (pipe(pa) == -1 || pipe(up) == -1 || (pid = fork()) == -1)
+	if (pipe(pa) == -1 || pipe(up) == -1)
+		return 2;
+	ev.data.fd = pa[0];
+	if (argc > 1 && strcmp(argv[1], "epollhome") == 0 && ((ep = epoll_create1(0)) == -1 ||
+	    epoll_ctl(ep, EPOLL_CTL_ADD, pa[0], &ev) == -1))
+		return 2;
+	if ((pid = fork()) == -1)
 		return 2;
 	if (pid == 0) {
-		ev.data.fd = pa[0];
 		if (argc > 1 && strcmp(argv[1], "epoll") == 0 && ((ep = epoll_create1(0)) == -1 ||
 		    epoll_ctl(ep, EPOLL_CTL_ADD, pa[0], &ev) == -1))
 			_exit(2);
