@@ -761,38 +761,63 @@ waits_for_input(const struct seccomp_notif *n)
 	}
 }
 
+/* What the call in hand keeps while held calls are served in its midst. */
+struct inhand {
+	struct fam *f;
+	pid_t tid, last;
+	struct pollfd *watch;
+	size_t nwatch;
+};
+
+static void
+inhand_keep(struct px *p, struct inhand *h)
+{
+	*h = (struct inhand){ p->f, p->tid, p->last_tid, p->watch, p->nwatch };
+	p->watch = NULL;
+	p->nwatch = 0;
+}
+
+static void
+inhand_back(struct px *p, const struct inhand *h)
+{
+	p->f = h->f;
+	p->tid = h->tid;
+	p->last_tid = h->last;
+	p->watch = h->watch;
+	p->nwatch = h->nwatch;
+}
+
+/* The held notification at place i, out of the queue into n. */
+static void
+unhold(struct px *p, size_t i, struct seccomp_notif *n)
+{
+	memcpy(n, p->q + i * p->nsize, p->nsize);
+	memmove(p->q + i * p->nsize, p->q + (i + 1) * p->nsize, (p->nq - i - 1) * p->nsize);
+	p->nq--;
+}
+
 static int
 serve_held(struct px *p)
 {
-	struct fam *f = p->f;
-	pid_t tid = p->tid, last = p->last_tid;
-	struct pollfd *watch = p->watch;
-	size_t nwatch = p->nwatch, i = 0;
+	struct inhand h;
 	struct seccomp_notif *n;
+	size_t i = 0;
 	int r = 0;
 
 	if ((n = malloc(p->nsize)) == NULL)
 		return 0;	/* served after this call, as before */
-	p->watch = NULL;
-	p->nwatch = 0;
+	inhand_keep(p, &h);
 	/* the held calls that do not wait for input, in order; the rest stay */
 	while (r == 0 && i < p->nq) {
-		memcpy(n, p->q + i * p->nsize, p->nsize);
-		if (waits_for_input(n)) {
+		if (waits_for_input((struct seccomp_notif *)(p->q + i * p->nsize))) {
 			i++;
 			continue;
 		}
-		memmove(p->q + i * p->nsize, p->q + (i + 1) * p->nsize,
-		    (p->nq - i - 1) * p->nsize);
-		p->nq--;
+		unhold(p, i, n);
 		r = handle(p, n);
 	}
 	free(n);
-	p->f = f;
-	p->tid = tid;
-	p->last_tid = last;
-	p->watch = watch;
-	p->nwatch = nwatch;
+	inhand_back(p, &h);
 	return r;
 }
 
@@ -850,33 +875,31 @@ static void req(struct rf_fwd_msg *m, int op, int flags, int64_t a0, int64_t a1,
 static int
 join_waits(struct px *p, int64_t fd)
 {
-	struct fam *f = p->f;
-	pid_t tid = p->tid, last = p->last_tid;
-	struct pollfd *watch = p->watch, hp[64];
-	size_t nwatch = p->nwatch, idx[64], nh, i, k;
+	struct pollfd hp[64];
+	size_t idx[64], nh, i, k;
 	struct seccomp_notif *n, *q;
 	struct rf_fwd_msg m, rep;
+	struct inhand h;
 	int64_t hfd;
 	int r = 0;
 
 	if ((n = malloc(p->nsize)) == NULL)
 		return 0;	/* the held reads wait their turn, as before */
-	p->watch = NULL;
-	p->nwatch = 0;
+	inhand_keep(p, &h);
 	for (;;) {
 		hp[0] = (struct pollfd){ (int)fd, POLLIN, 0 };
 		nh = 1;
 		for (i = 0; i < p->nq && nh < sizeof(hp) / sizeof(*hp); i++) {
 			q = (struct seccomp_notif *)(p->q + i * p->nsize);
-			if (joinable_notif(p, q, f, &hfd)) {
+			if (joinable_notif(p, q, h.f, &hfd)) {
 				hp[nh] = (struct pollfd){ (int)hfd, POLLIN, 0 };
 				idx[nh++] = i;
 			}
 		}
 		if (nh == 1)
 			break;
-		p->f = f;
-		p->tid = tid;
+		p->f = h.f;
+		p->tid = h.tid;
 		req(&m, RF_FWD_POLL, 0, nh, -1, 0, 0);
 		m.dlen = nh * sizeof(*hp);
 		p->joint = 1;
@@ -885,7 +908,7 @@ join_waits(struct px *p, int64_t fd)
 		if (r == -1)
 			break;
 		if (rep.a[0] == -EINTR) {
-			if (deliverable(p, tid))
+			if (deliverable(p, h.tid))
 				break;
 			if ((r = serve_held(p)) == -1)
 				break;
@@ -900,21 +923,14 @@ join_waits(struct px *p, int64_t fd)
 		for (k = nh - 1; k >= 1 && r == 0; k--) {
 			if (!hp[k].revents)
 				continue;
-			memcpy(n, p->q + idx[k] * p->nsize, p->nsize);
-			memmove(p->q + idx[k] * p->nsize, p->q + (idx[k] + 1) * p->nsize,
-			    (p->nq - idx[k] - 1) * p->nsize);
-			p->nq--;
+			unhold(p, idx[k], n);
 			r = handle(p, n);
 		}
 		if (r == -1)
 			break;
 	}
 	free(n);
-	p->f = f;
-	p->tid = tid;
-	p->last_tid = last;
-	p->watch = watch;
-	p->nwatch = nwatch;
+	inhand_back(p, &h);
 	return r;
 }
 

@@ -34,8 +34,9 @@ teardown() {
 # A caller's locals change it: AS (an array: the wrapper to run it as another
 # user), RKEY (the key), RHOST (the server).
 rrun() {
-	inh 1 "${AS[@]}" env RFTEST_MARK="$MARK" RFORK_POLICY=all "$ROOT/sh/rf-run" \
-	    -k "${RKEY:-$KEY}" -H "${RHOST:-$(addr 2)}" "$@" > "$OUT"
+	inh 1 ${RTIMEOUT:+timeout "$RTIMEOUT"} "${AS[@]}" env RFTEST_MARK="$MARK" \
+	    RFORK_POLICY=all "$ROOT/sh/rf-run" -k "${RKEY:-$KEY}" -H "${RHOST:-$(addr 2)}" \
+	    "$@" > "$OUT"
 }
 
 @test "rfork: the child runs in host 2 with the parent's pids, stdout and exit code" {
@@ -220,11 +221,10 @@ PY
 
 @test "rfork: a thread waiting at home for the parent's answer does not hold back another thread's question" {
 	# served one call at a time, the two threads would wait for each other
-	run inh 1 timeout 20 env RFTEST_MARK="$MARK" RFORK_POLICY=all "$ROOT/sh/rf-run" \
-	    -k "$KEY" -H "$(addr 2)" "$TESTS/threadqa"
-	echo "$output"
+	RTIMEOUT=20 run rrun "$TESTS/threadqa"
+	cat "$OUT"
 	[ "$status" -eq 0 ]
-	[ "$output" = $'parent got question\nchild got 7: answer\nstatus 0' ]
+	[ "$(cat "$OUT")" = $'parent got question\nchild got 7: answer\nstatus 0' ]
 	none_marked "$MARK"
 }
 
@@ -232,41 +232,37 @@ PY
 	# one wait for input at home at a time, the first reader would hold back
 	# the second, whose answer is waiting, and the parent would never answer
 	# the first
-	run inh 1 timeout 20 env RFTEST_MARK="$MARK" RFORK_POLICY=all "$ROOT/sh/rf-run" \
-	    -k "$KEY" -H "$(addr 2)" "$TESTS/tworeaders"
-	echo "$output"
+	RTIMEOUT=20 run rrun "$TESTS/tworeaders"
+	cat "$OUT"
 	[ "$status" -eq 0 ]
-	[ "$output" = $'parent got c\nparent got b done\nchild: a got 2: a\nchild: b got 2: b\nchild: 1 signal\nstatus 0' ]
+	[ "$(cat "$OUT")" = $'parent got c\nparent got b done\nchild: a got 2: a\nchild: b got 2: b\nchild: 1 signal\nstatus 0' ]
 	none_marked "$MARK"
 }
 
 @test "rfork: a thread waiting at home in accept() holds back neither another thread's write nor another's read" {
-	run inh 1 timeout 20 env RFTEST_MARK="$MARK" RFORK_POLICY=all "$ROOT/sh/rf-run" \
-	    -k "$KEY" -H "$(addr 2)" "$TESTS/acceptwait"
-	echo "$output"
+	RTIMEOUT=20 run rrun "$TESTS/acceptwait"
+	cat "$OUT"
 	[ "$status" -eq 0 ]
-	[ "$output" = $'parent got b\nparent got c done\nchild: a got a\nstatus 0' ]
+	[ "$(cat "$OUT")" = $'parent got b\nparent got c done\nchild: a got a\nstatus 0' ]
 	none_marked "$MARK"
 }
 
 @test "rfork: a thread waiting at home in poll() or epoll_wait() does not hold back another thread's write; a time limit still holds" {
 	# epoll: a set the child makes (emulated); epollhome: one made before the fork
 	for how in poll epoll epollhome; do
-		run inh 1 timeout 20 env RFTEST_MARK="$MARK" RFORK_POLICY=all "$ROOT/sh/rf-run" \
-		    -k "$KEY" -H "$(addr 2)" "$TESTS/pollwait" "$how"
-		echo "$how: $output"
+		RTIMEOUT=20 run rrun "$TESTS/pollwait" "$how"
+		echo "$how:"; cat "$OUT"
 		[ "$status" -eq 0 ]
-		[ "$output" = $'parent got b\nchild: a ready 1, read a\nchild: timeout ok\nstatus 0' ]
+		[ "$(cat "$OUT")" = $'parent got b\nchild: a ready 1, read a\nchild: timeout ok\nstatus 0' ]
 	done
 	none_marked "$MARK"
 }
 
 @test "rfork: an epoll set made before the fork is shared: the child waits on it and adds to it, the parent sees that; an fd of the child's host cannot join" {
-	run inh 1 timeout 20 env RFTEST_MARK="$MARK" RFORK_POLICY=all "$ROOT/sh/rf-run" \
-	    -k "$KEY" -H "$(addr 2)" "$TESTS/epollinherit"
-	echo "$output"
+	RTIMEOUT=20 run rrun "$TESTS/epollinherit"
+	cat "$OUT"
 	[ "$status" -eq 0 ]
-	[ "$output" = $'child: first 1 1111\nchild: second 1 2222\nchild: eventfd: Operation not supported\nparent: shared 1 2222\nstatus 0' ]
+	[ "$(cat "$OUT")" = $'child: first 1 1111\nchild: second 1 2222\nchild: eventfd: Operation not supported\nparent: shared 1 2222\nstatus 0' ]
 	none_marked "$MARK"
 }
 
