@@ -26,7 +26,7 @@ teardown_file() {
 setup() {
 	MARK=agent$$.$BATS_TEST_NUMBER
 	OUT=$TDIR/out.$BATS_TEST_NUMBER
-	SPID= APID= CG=
+	SPID= APID= CG= RMEM=
 }
 
 teardown() {
@@ -36,8 +36,11 @@ teardown() {
 	for p in $(marked "$MARK"); do
 		kill -KILL "$p" 2>/dev/null || true
 	done
-	# a cpu cgroup of a test: empty once its server is gone
+	[ -z "$RMEM" ] || inh 2 sysctl -qw net.ipv4.tcp_rmem="$RMEM"
+	# a freezer cgroup of a test: thawed, so that the kills land; empty
+	# once its server is gone
 	if [ -n "$CG" ]; then
+		echo THAWED > "$CG/freezer.state" 2>/dev/null || true
 		for _ in $(seq 100); do
 			rmdir "$CG" 2>/dev/null && break
 			sleep 0.05
@@ -71,9 +74,9 @@ child()
 PY
 }
 
-# refused_here WHO: twice.py's two children ran here, each fork logged as
-# refused by the server in WHO's words; then the own server stops, and
-# nothing of ours is left in host 2.
+# refused_here WHO: the two children (twice.py's, gated.py's) ran here,
+# each fork logged as refused by the server in WHO's words; then the own
+# server stops, and nothing of ours is left in host 2.
 refused_here() {
 	cat "$OUT" "$OUT.err"
 	[ "$(grep -c "^child ${PFX}1$" "$OUT")" -eq 2 ]
@@ -163,20 +166,70 @@ agent_pids() { pgrep -f -- "-l $1( |$)" || true; }
 	refused_here "rf-agent: $(addr 2):7192"
 }
 
+# held N: wait up to 5 s until host 2's own server (port 7193) has N
+# connections open, the agent's held ones once a fork is over.
+held() {
+	local _
+	for _ in $(seq 100); do
+		[ "$(inh 2 ss -Htn state established '( sport = :7193 )' | wc -l)" -eq "$1" ] &&
+		    return 0
+		sleep 0.05
+	done
+	inh 2 ss -tn >&2; cat "$SLOG" "$OUT" "$OUT.err" >&2
+	return 1
+}
+
+# stub_holds: wait up to 5 s until an rf-stub in host 1 has a connection to
+# the own server (the agent handed it over).
+stub_holds() {
+	local _
+	for _ in $(seq 100); do
+		inh 1 ss -Htnp state established '( dport = :7193 )' | grep -q '"rf-stub"' &&
+		    return 0
+		sleep 0.05
+	done
+	inh 1 ss -tnp >&2
+	return 1
+}
+
 @test "rf-agent: refused once the stub has the connection: the stub hears the no, ends unseen; local children" {
-	local go=$TDIR/go.$BATS_TEST_NUMBER
-	[ -d /sys/fs/cgroup/cpu ] || skip "no cpu cgroup (v1) to slow the server with"
-	twice_py
+	local n bg
+	[ -d /sys/fs/cgroup/freezer ] || skip "no freezer cgroup (v1) to stop the server with"
+	# each fork waits for GO.N, having said "ready N"
+	cat > "$TDIR/gated.py" <<'PY'
+import os, socket, sys, time
+for n in (1, 2):
+    print("ready", n, flush=True)
+    while not os.path.exists(sys.argv[1] + "." + str(n)):
+        time.sleep(0.01)
+    pid = os.fork()
+    if pid == 0:
+        print("child", socket.gethostname(), flush=True)
+        os._exit(0)
+    _, st = os.waitpid(pid, 0)
+    assert st == 0
+PY
+	# the server stopped from the fork's request until the agent has handed
+	# the connection to the early stub (docs/FORK.md "The agent", step 5):
+	# its no comes after that, whatever the load. The image waits in host
+	# 2's kernel meanwhile: its sockets take 16 MiB unread.
+	RMEM=$(inh 2 sysctl -n net.ipv4.tcp_rmem)
+	inh 2 sysctl -qw net.ipv4.tcp_rmem="4096 16777216 33554432"
 	own_server 7193 -- -k "$KEY"
-	# the server at 2 % of a CPU: its no comes long after the agent handed
-	# the connection to the early stub (docs/FORK.md "The agent", step 5)
-	CG=/sys/fs/cgroup/cpu/rfagent$$.$BATS_TEST_NUMBER
+	CG=/sys/fs/cgroup/freezer/rfagent$$.$BATS_TEST_NUMBER
 	mkdir "$CG"
-	echo 100000 > "$CG/cpu.cfs_period_us"
-	echo 2000 > "$CG/cpu.cfs_quota_us"
 	echo "$SPID" > "$CG/cgroup.procs"
-	touch "$go"
-	RHOST=$(addr 2):7193 rrun /usr/bin/python3 "$TDIR/twice.py" "$go" 2> "$OUT.err"
+	RHOST=$(addr 2):7193 rrun /usr/bin/python3 "$TDIR/gated.py" "$TDIR/gate.$BATS_TEST_NUMBER" 2> "$OUT.err" &
+	bg=$!
+	for n in 1 2; do
+		wait_line "$OUT" "^ready $n" 10
+		held 2	# the agent's two workers' (rf-agent -n)
+		echo FROZEN > "$CG/freezer.state"
+		touch "$TDIR/gate.$BATS_TEST_NUMBER.$n"
+		stub_holds
+		echo THAWED > "$CG/freezer.state"
+	done
+	wait "$bg"
 	# the stub's words (the server's, its host before them), not the agent's
 	refused_here "$(addr 2):7193"
 }
