@@ -569,7 +569,7 @@ file_identity(struct rf_vma *v, dev_t dev, ino_t ino, const struct rf_vma *prev)
 }
 
 /* The columns of a maps line into v, *name set to the name column ("" if
-   none); 0 if it is not one (a field line of smaps). */
+   none); 0 if it is not one. */
 static int
 parse_vma(struct rf_vma *v, char *line, dev_t *dev, ino_t *ino, char **name)
 {
@@ -609,16 +609,11 @@ rf_procfs_vmas(pid_t pid, struct rf_vma **vmasp, size_t *np, struct rf_err *e)
 	dev_t dev;
 	ino_t ino;
 
-	if ((buf = rf_procfs_read(pid, "smaps", NULL)) == NULL)
-		return rf_errno(e, "pid %d: smaps", (int)pid);
+	if ((buf = rf_procfs_read(pid, "maps", NULL)) == NULL)
+		return rf_errno(e, "pid %d: maps", (int)pid);
 	for (line = buf; line != NULL && *line != '\0'; line = next) {
 		if ((next = strchr(line, '\n')) != NULL)
 			*next++ = '\0';
-		if (n > 0 && strncmp(line, "VmFlags:", 8) == 0) {
-			if (strstr(line, " gd") != NULL)
-				vmas[n - 1].flags |= RF_VMA_GROWSDOWN;
-			continue;
-		}
 		if (n == cap) {
 			cap = cap ? cap * 2 : 64;
 			if ((nv = reallocarray(vmas, cap, sizeof(*vmas))) == NULL)
@@ -637,9 +632,12 @@ rf_procfs_vmas(pid_t pid, struct rf_vma **vmasp, size_t *np, struct rf_err *e)
 			for (k = 0; k < sizeof(specials) / sizeof(*specials); k++)
 				if (strcmp(name, specials[k].name) == 0)
 					break;
-			if (k < sizeof(specials) / sizeof(*specials))
+			if (k < sizeof(specials) / sizeof(*specials)) {
 				v->kind = specials[k].kind;
-			else if (strncmp(name, "[anon:", 6) != 0 &&
+				/* the stack set up at exec: VM_GROWSDOWN on x86 */
+				if (v->kind == RF_VMA_STACK)
+					v->flags |= RF_VMA_GROWSDOWN;
+			} else if (strncmp(name, "[anon:", 6) != 0 &&
 			    strncmp(name, "[anon_shmem:", 12) != 0) {
 				rf_errf(e, RF_EX_NO, "pid %d: mapping %#" PRIx64 "-%#" PRIx64
 				    " %s: special mapping that cannot be rebuilt",
@@ -666,7 +664,7 @@ rf_procfs_vmas(pid_t pid, struct rf_vma **vmasp, size_t *np, struct rf_err *e)
 	*np = n;
 	return 0;
 fail:
-	rf_errno(e, "pid %d: smaps", (int)pid);
+	rf_errno(e, "pid %d: maps", (int)pid);
 fail_e:
 	free(buf);
 	for (i = 0; i < n; i++) {

@@ -46,10 +46,12 @@ int rf_procfs_personality(pid_t pid, unsigned long *pers);
 char *rf_procfs_link(pid_t pid, const char *name);
 int rf_procfs_fds(pid_t pid, struct rf_fd **fds, size_t *n);
 /*
- * Every mapping from /proc/PID/smaps: kind, protection, file identity checked
+ * Every mapping from /proc/PID/maps: kind, protection, file identity checked
  * against the path (RF_VMA_FILE_PAGES if it is gone or another file now),
- * VM_GROWSDOWN.  npages is left 0.  A special mapping we cannot rebuild is an
- * error with code RF_EX_NO.
+ * VM_GROWSDOWN for the stack ([stack]; other mappings' only the task can
+ * tell: rf_snap_collect asks it).  npages is left 0.  A special mapping we
+ * cannot rebuild is an error with code RF_EX_NO.  Not smaps: it walks every
+ * page table entry (4.4 ms for 256 MiB here, against 30 us for maps).
  */
 int rf_procfs_vmas(pid_t pid, struct rf_vma **vmas, size_t *n, struct rf_err *e);
 /* Whole contents of a small /proc file, NUL terminated, malloc'd. */

@@ -469,9 +469,26 @@ find_syscall(struct rf_snap *s, const struct rf_proc *p, const struct cands *cs,
 }
 
 /*
+ * A private anonymous mapping that may be VM_GROWSDOWN (MAP_GROWSDOWN) and
+ * could grow: one with room below it.  /proc/PID/maps does not say, and
+ * smaps, which does, walks every page table entry (rf_procfs_vmas).  One
+ * right above another mapping cannot grow while that is there, and is
+ * carried as a plain mapping; the stack is known to be one.
+ */
+static int
+maybe_growsdown(const struct rf_proc *p, size_t i)
+{
+	const struct rf_vma *v = &p->vmas[i];
+
+	return v->kind == RF_VMA_ANON && !(v->flags & (RF_VMA_SHARED | RF_VMA_GROWSDOWN)) &&
+	    (i == 0 || p->vmas[i - 1].end < v->start);
+}
+
+/*
  * What only the task itself can tell: the signal actions, the alternate
- * stack and the exact brk.  The results land in a scratch area of the task's
- * own memory, saved before and written back after.
+ * stack, the exact brk, and which mappings grow down (maybe_growsdown).
+ * The results land in a scratch area of the task's own memory, saved
+ * before and written back after.
  */
 static int
 inject(struct rf_snap *s, struct rf_proc *p, const struct cands *cs, uint64_t caught,
@@ -480,6 +497,8 @@ inject(struct rf_snap *s, struct rf_proc *p, const struct cands *cs, uint64_t ca
 	uint64_t scratch = cs->scratch;
 	uint8_t save[SCRATCH], res[SCRATCH];
 	struct { uint64_t sp; int32_t flags, pad; uint64_t size; } ss;
+	struct rf_vma *v;
+	size_t i;
 	long ret;
 	int sig, n = 0, failed = 0;
 
@@ -517,6 +536,19 @@ inject(struct rf_snap *s, struct rf_proc *p, const struct cands *cs, uint64_t ca
 		if (rf_ptrace_syscall(&s->pt, &ret, SYS_brk, 0, 0, 0, 0, 0, 0) == -1)
 			failed = rf_errno(e, "pid %d: brk", s->pid);
 		p->mm.brk = (uint64_t)ret;
+		n++;
+	}
+	for (i = 0; i < p->nvma && !failed; i++) {
+		v = &p->vmas[i];
+		if (!maybe_growsdown(p, i))
+			continue;
+		/* PROT_GROWSDOWN: EINVAL unless VM_GROWSDOWN; else the
+		   mapping's own protection again, which changes nothing */
+		if (rf_ptrace_syscall(&s->pt, &ret, SYS_mprotect, v->start, RF_PAGE_SIZE,
+		    v->prot | PROT_GROWSDOWN, 0, 0, 0) == -1)
+			failed = rf_errno(e, "pid %d: mprotect", s->pid);
+		else if (ret == 0)
+			v->flags |= RF_VMA_GROWSDOWN;
 		n++;
 	}
 	s->ninject += n;

@@ -81,6 +81,10 @@ fingerprint() {
 		jq -e '[.vmas[] | select(.kind == "vvar_vclock")] | length == 1' "$D/m.json"
 	fi
 	jq -e '.vmas[] | select(.name == "[stack]") | .growsdown and .kind == "stack"' "$D/m.json"
+	# MAP_GROWSDOWN, which maps does not show: asked of the process itself
+	[ "$(vma "$R_grows" growsdown)" = true ]
+	[ "$(vma "$R_lone" growsdown)" = false ]
+	[ "$(vma "$R_sparse" growsdown)" = false ]
 	jq -e '.vmas[] | select(.kind == "vsyscall") | .pages == 0' "$D/m.json"
 	[ "$(jq '[.vmas[] | select(.kind == "vdso" or .kind == "vvar") | .pages] | add' "$D/m.json")" = 0 ]
 	# rip inside an executable mapping, TLS base set

@@ -113,6 +113,21 @@ guarded(size_t len)
 	return p + PG;
 }
 
+/* 4 pages with 60 unmapped below them (a MAP_GROWSDOWN one could grow
+   there), or NULL */
+static char *
+alone(int flags)
+{
+	char *p = mmap(NULL, 64 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED || munmap(p, 60 * PG) == -1 ||
+	    mmap(p + 60 * PG, 4 * PG, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | flags, -1, 0) == MAP_FAILED)
+		fail("mmap");
+	p[63 * PG] = 'a';
+	return p + 60 * PG;
+}
+
 static char *
 map_file(const char *path, int c, size_t pages)
 {
@@ -138,7 +153,7 @@ main(int argc, char *argv[])
 {
 	const char *mode = argc > 1 ? argv[1] : "sleep", *dir = argc > 2 ? argv[2] : ".";
 	size_t bulk = argc > 3 ? strtoul(argv[3], NULL, 10) << 20 : 0;
-	char *sparse, *zero, *cow, *gone, *hidden, line[256];
+	char *sparse, *zero, *cow, *gone, *hidden, *lone, *grows, line[256];
 	struct sigaction sa = { 0 };
 	struct rlimit rl;
 	stack_t ss;
@@ -212,6 +227,8 @@ main(int argc, char *argv[])
 
 	if (bulk > 0)
 		memset(guarded(bulk), 'b', bulk);
+	lone = alone(0);
+	grows = alone(MAP_GROWSDOWN);
 
 	if (strcmp(mode, "thread") == 0 && pthread_create(&th, NULL, idle, NULL) != 0)
 		fail("pthread_create");
@@ -244,10 +261,11 @@ main(int argc, char *argv[])
 		ref = fpwork(1000);
 
 	printf("ready pid=%d handler=%#lx altstack=%#lx brk=%#lx sparse=%#lx zero=%#lx"
-	    " cow=%#lx gone=%#lx hidden=%#lx\n", (int)getpid(), (unsigned long)on_usr1,
-	    (unsigned long)altstack, (unsigned long)sbrk(0), (unsigned long)sparse,
-	    (unsigned long)zero, (unsigned long)cow, (unsigned long)gone,
-	    (unsigned long)hidden);
+	    " cow=%#lx gone=%#lx hidden=%#lx lone=%#lx grows=%#lx\n", (int)getpid(),
+	    (unsigned long)on_usr1, (unsigned long)altstack, (unsigned long)sbrk(0),
+	    (unsigned long)sparse, (unsigned long)zero, (unsigned long)cow,
+	    (unsigned long)gone, (unsigned long)hidden, (unsigned long)lone,
+	    (unsigned long)grows);
 
 	/* the spinner counts its own CPU time: time stopped is not spent */
 	t0 = now(CLOCK_PROCESS_CPUTIME_ID);
@@ -274,6 +292,11 @@ main(int argc, char *argv[])
 
 	if (sparse[0] != 's' || sparse[SPARSE / 2] != 'p' || sparse[SPARSE - 1] != 'e')
 		fail("sparse mapping");
+	/* PROT_GROWSDOWN is EINVAL unless the mapping grows down */
+	if (lone[3 * PG] != 'a' || grows[3 * PG] != 'a' ||
+	    mprotect(grows, PG, PROT_READ | PROT_WRITE | PROT_GROWSDOWN) == -1 ||
+	    mprotect(lone, PG, PROT_READ | PROT_WRITE | PROT_GROWSDOWN) == 0)
+		fail("MAP_GROWSDOWN mapping");
 	for (i = 0; i < 48; i++)
 		if (zero[i * PG + 100] != (i >= 16 && i < 32 ? 'z' : 0))
 			fail("zero mapping");
