@@ -236,9 +236,10 @@ dial_stub(struct rf_chan *c, const char *host, const char *token, const char *kp
 /*
  * Post-copy (-s, docs/FORK.md "Post-copy"): a thread dials a second
  * connection, the page connection, and serves the pages the remote child
- * still lacks from the page source, S's frozen copy.  When all are there
- * (or the child is gone) the source is killed and reaped.  If it fails, the
- * proxy, lacking the pages, kills the child; this stub then dies of it.
+ * still lacks from the page source, which keeps S's memory as it was read.
+ * When all are there (or the child is gone) the source is killed and
+ * reaped.  If it fails, the proxy, lacking the pages, kills the child; this
+ * stub then dies of it.
  */
 struct pages {
 	pid_t src;

@@ -416,27 +416,50 @@ take_conn(int kfd, char *state, size_t *slen)
 }
 
 /*
- * Post-copy: S's page source, a copy of S frozen just before its stop, as
- * rf-snap reads it but for the stack, which the image carries (docs/FORK.md
- * "Post-copy"), that rf-stub reads the lazy pages from once S is gone.  A
- * bare clone: no exit signal (nothing of the program sees it), no atfork
- * handlers (S's memory stays as rf-snap will see it); it holds no fd, dies
- * with its parent and otherwise only waits to be killed.
+ * Post-copy: S's page source, that rf-stub reads the lazy pages from once S
+ * is gone (docs/FORK.md "Post-copy").  It shares S's memory (CLONE_VM), so
+ * making it copies no page table, and S's exec into rf-stub leaves that
+ * memory to it instead of tearing it down: from S's stop on, the memory
+ * is as rf-snap reads it but for what S writes on its way to the exec,
+ * which is its stack, thread pointer area and new mappings only (the image
+ * carries those; the way there calls no malloc), and the source's own
+ * stack below.  A bare clone: no exit signal (nothing of the program sees
+ * it), no atfork handlers; it holds no fd, dies with its parent and
+ * otherwise only waits to be killed.
  */
+static char src_stack[8192] __attribute__((aligned(64)));
+
+/* A system call that leaves errno alone: the source writes nothing of S's. */
+static inline long
+raw_syscall(long nr, long a1, long a2, long a3)
+{
+	long ret;
+
+	__asm__ volatile ("syscall" : "=a"(ret) : "a"(nr), "D"(a1), "S"(a2), "d"(a3) :
+	    "rcx", "r11", "memory");
+	return ret;
+}
+
+static int
+source_main(void *parent)
+{
+	raw_syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0);
+	if (raw_syscall(SYS_getppid, 0, 0, 0) != (long)(intptr_t)parent)
+		raw_syscall(SYS_exit, 0, 0, 0);
+	raw_syscall(SYS_close_range, 0, ~0U, 0);
+	for (;;)
+		raw_syscall(SYS_pause, 0, 0, 0);
+	return 0;
+}
+
 static pid_t
 make_source(void)
 {
 	pid_t self = syscall(SYS_getpid);
-	long r = syscall(SYS_clone, 0UL, 0UL, 0UL, 0UL, 0UL);
+	int r = clone(source_main, src_stack + sizeof(src_stack), CLONE_VM,
+	    (void *)(intptr_t)self);
 
-	if (r != 0)
-		return r > 0 ? r : 0;
-	syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-	if (syscall(SYS_getppid) != self)
-		syscall(SYS_exit_group, 0);
-	syscall(SYS_close_range, 0, ~0U, 0);
-	for (;;)
-		syscall(SYS_pause);
+	return r > 0 ? r : 0;
 }
 
 static void
@@ -493,11 +516,10 @@ child(int k[2], const sigset_t *old, pid_t ppid, int lazy)
 	cld_child();
 	/* If P dies meanwhile, SIGCONT lets S go on as a local child. */
 	if (prctl(PR_SET_PDEATHSIG, SIGCONT) == 0 && getppid() == ppid) {
-		/* The page source, if any, is made before the stop: it costs
-		   S's page tables copied (0.2 ms for 8 MiB), which the stub's
-		   start would otherwise wait for, and the agent's request takes
-		   longer anyway.  S writes nothing but its stack from here to
-		   the read below, and the image carries the stack. */
+		/* The page source, if any, is made before the stop (a clone
+		   that shares S's memory: no copy).  S writes nothing but its
+		   stack from here to the read below, and the image carries the
+		   stack. */
 		if (lazy)
 			src = make_source();
 		(void)!rfp_write(k[1], "s", 1);
