@@ -866,9 +866,10 @@ fork_proxy(void *arg)
 			logx("pid %d killed: %s", (int)w->cpid, le.msg);
 		rf_lazy_counts(lz, &lc);
 		logx("pid %d: post-copy: %llu pages: %llu came after it started, %llu it dropped "
-		    "first; %llu faults", (int)w->cpid, (unsigned long long)lc.pages,
-		    (unsigned long long)lc.in, (unsigned long long)lc.gone,
-		    (unsigned long long)lc.faults);
+		    "first; %llu faults, %llu asked again", (int)w->cpid,
+		    (unsigned long long)lc.pages, (unsigned long long)lc.in,
+		    (unsigned long long)lc.gone, (unsigned long long)lc.faults,
+		    (unsigned long long)lc.again);
 		rf_lazy_free(lz);
 	}
 	return sr == -1 ? (e.code ? e.code : RF_EX_SOFTWARE) : 0;

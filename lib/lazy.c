@@ -4,8 +4,8 @@
  * The image of a fork carries the pages of its big private anonymous
  * mappings as LAZY records: where they are, not what they hold.  The child
  * runs at once; those pages stay missing behind its userfaultfd.  Its stub
- * at home keeps a page source: a copy of S taken when S stopped (a fork of
- * it, frozen, that only ever reads).  A second connection, the page
+ * at home keeps a page source: a bare clone of S that keeps S's memory as
+ * it was when S stopped, and only waits.  A second connection, the page
  * connection, joins the two:
  *
  *   proxy side (rf_lazy_start): a thread asks for every lazy range in
@@ -30,6 +30,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -46,6 +47,7 @@
 #define WINDOW (2u << 20)		/* asked and not yet come */
 #define FAULT_CHUNK (64u << 10)		/* asked on a fault, from the page */
 #define SEND_MAX (RF_FRAME_MAX - 8)	/* page bytes in one answer */
+#define AGAIN_TRIES 10000		/* UFFDIO_COPY's EAGAIN, then ask again */
 
 /* A lazy page: not asked for, asked, put in, or gone from the child (an
    unmap, MADV_DONTNEED: whatever comes for it is dropped, a fault there is
@@ -78,7 +80,7 @@ struct rf_lazy {
 	struct rf_err e;
 	int failed;
 	atomic_int stopping;		/* rf_lazy_stop: the child is done */
-	uint64_t faults, nin, ngone;
+	uint64_t faults, nin, ngone, nagain;
 	struct remap *rm;		/* mremaps of the child, in order */
 	size_t nrm;
 	int rescan;			/* pages to ask for again (ENOENT) */
@@ -272,12 +274,49 @@ on_remap(struct rf_lazy *l, uint64_t from, uint64_t to, uint64_t len, struct rf_
 	return 0;
 }
 
+/* The child's events that wait (faults, unmaps, moves): all of them. */
+static int
+take_events(struct rf_lazy *l, struct rf_err *e)
+{
+	struct uffd_msg msg[16];
+	ssize_t n;
+	int i, r;
+
+	while ((n = read(l->uffd, msg, sizeof(msg))) > 0) {
+		for (i = 0; i < n / (ssize_t)sizeof(*msg); i++) {
+			const struct uffd_msg *m = &msg[i];
+
+			switch (m->event) {
+			case UFFD_EVENT_PAGEFAULT:
+				r = on_fault(l, m->arg.pagefault.address, e);
+				break;
+			case UFFD_EVENT_REMOVE:
+			case UFFD_EVENT_UNMAP:
+				on_remove(l, m->arg.remove.start, m->arg.remove.end);
+				r = 0;
+				break;
+			case UFFD_EVENT_REMAP:
+				r = on_remap(l, m->arg.remap.from, m->arg.remap.to,
+				    m->arg.remap.len, e);
+				break;
+			default:
+				r = 0;
+			}
+			if (r != 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
 /* Put one page in; 1 if the address space is gone. */
 static int
 put(struct rf_lazy *l, int64_t idx, uint64_t addr, const uint8_t *src, struct rf_err *e)
 {
 	struct uffdio_copy cp;
+	int tries = 0, r;
 
+again:
 	if (l->st[idx] != PG_ASKED) {
 		if (l->st[idx] == PG_GONE)
 			return 0;	/* unmapped or removed meanwhile */
@@ -293,13 +332,30 @@ put(struct rf_lazy *l, int64_t idx, uint64_t addr, const uint8_t *src, struct rf
 			return 1;
 		case EEXIST:
 			break;		/* there already: nothing to wake */
+		case EAGAIN:
+			/*
+			 * The address space is changing: a move or unmap whose
+			 * event is still to be read, or whose thread has not
+			 * run since it was (it goes on once it is read, and
+			 * ends the change then).  Read the events, let that
+			 * thread run, and try again: asked again, the page
+			 * would cross the link again, and while pages keep
+			 * coming, again and again (a 32 MiB mremap once sent
+			 * 600 MB before its thread ran).
+			 */
+			if (++tries < AGAIN_TRIES) {
+				if ((r = take_events(l, e)) != 0)
+					return r;
+				sched_yield();
+				goto again;
+			}
+			/* FALLTHROUGH */
 		case ENOENT:
 		case EFAULT:
-		case EAGAIN:
-			/* unmapped or moved, its event not read yet (EAGAIN: the
-			   address space is changing): ask again */
+			/* unmapped or moved, its event not read yet: ask again */
 			l->st[idx] = PG_NEW;
 			l->rescan = 1;
+			l->nagain++;
 			return 0;
 		default:
 			return rf_errno(e, "post-copy: UFFDIO_COPY 0x%" PRIx64, (uint64_t)cp.dst);
@@ -368,11 +424,9 @@ static int
 serve(struct rf_lazy *l, struct rf_err *e)
 {
 	struct pollfd pf[3];
-	struct uffd_msg msg[16];
 	const uint8_t *d;
 	size_t len;
-	ssize_t n;
-	int type, r, i;
+	int type, r;
 
 	/* 1 from here on: the child's address space is gone (exec, exit) */
 	if (l->get_conn(l->ctx, &l->c, l->timeout_ms, l->stop[0], e) == -1)
@@ -386,7 +440,12 @@ serve(struct rf_lazy *l, struct rf_err *e)
 		pf[0] = (struct pollfd){ .fd = l->c.fd, .events = POLLIN };
 		pf[1] = (struct pollfd){ .fd = l->uffd, .events = POLLIN };
 		pf[2] = (struct pollfd){ .fd = l->stop[0], .events = POLLIN };
-		r = rf_chan_pending(&l->c) == 1 ? 1 : poll(pf, 3, l->timeout_ms);
+		/* pages already read: no wait, but the events still count */
+		if (rf_chan_pending(&l->c) == 1) {
+			pf[1].revents = POLLIN;
+			r = 1;
+		} else
+			r = poll(pf, 3, l->timeout_ms);
 		if (r == 0)
 			return rf_errf(e, RF_EX_UNAVAILABLE, "post-copy: no pages for %d s",
 			    l->timeout_ms / 1000);
@@ -397,31 +456,8 @@ serve(struct rf_lazy *l, struct rf_err *e)
 		}
 		if (pf[2].revents)
 			return rf_errf(e, RF_EX_SOFTWARE, "post-copy: stopped");
-		if (pf[1].revents & POLLIN) {
-			n = read(l->uffd, msg, sizeof(msg));
-			for (i = 0; n > 0 && i < n / (ssize_t)sizeof(*msg); i++) {
-				const struct uffd_msg *m = &msg[i];
-
-				switch (m->event) {
-				case UFFD_EVENT_PAGEFAULT:
-					r = on_fault(l, m->arg.pagefault.address, e);
-					break;
-				case UFFD_EVENT_REMOVE:
-				case UFFD_EVENT_UNMAP:
-					on_remove(l, m->arg.remove.start, m->arg.remove.end);
-					r = 0;
-					break;
-				case UFFD_EVENT_REMAP:
-					r = on_remap(l, m->arg.remap.from, m->arg.remap.to,
-					    m->arg.remap.len, e);
-					break;
-				default:
-					r = 0;
-				}
-				if (r != 0)
-					return r;
-			}
-		}
+		if ((pf[1].revents & POLLIN) && (r = take_events(l, e)) != 0)
+			return r;
 		if (l->rescan) {
 			l->rescan = 0;
 			l->next_r = 0;
@@ -552,6 +588,7 @@ rf_lazy_counts(struct rf_lazy *l, struct rf_lazy_counts *c)
 	c->in = l->nin;
 	c->gone = l->ngone;
 	c->faults = l->faults;
+	c->again = l->nagain;
 }
 
 void

@@ -26,6 +26,7 @@ int rf_lazy_start(struct rf_lazy **l, int uffd, pid_t child, const struct rf_ran
    (unmapped, MADV_DONTNEED), faults taken. */
 struct rf_lazy_counts {
 	uint64_t pages, in, gone, faults;
+	uint64_t again;		/* pages asked for again (moved or unmapped meanwhile) */
 };
 void rf_lazy_counts(struct rf_lazy *l, struct rf_lazy_counts *c);
 /*

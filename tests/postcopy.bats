@@ -98,15 +98,19 @@ ok_child() {
 		lrun "$mode"
 		cat "$OUT" "$ERR"
 		grep -qx "status 0" "$OUT"
+		pid=$(sed -n 's/^forked //p' "$OUT")
 		if [ "$mode" = remap ]; then
 			ok_child
+			# each page crossed once: none asked for again while the
+			# move was under way (it once was, over and over: 600 MB)
+			wait_line "$LOGDIR/${PFX}2.log" "pid $pid: post-copy: .* asked again" 20
+			grep -E "pid $pid: post-copy: .* 0 asked again$" "$LOGDIR/${PFX}2.log"
 			continue
 		fi
 		# the dropped half reads as zeros, the rest as it was
 		grep -qx "child ok half" "$OUT"
 		# and what was still to come of it was not put in (the proxy
 		# logs once its child is gone: a moment after the parent knows)
-		pid=$(sed -n 's/^forked //p' "$OUT")
 		wait_line "$LOGDIR/${PFX}2.log" "pid $pid: post-copy: 65[0-9][0-9] pages: " 20 ||
 		    { tail -5 "$LOGDIR/${PFX}2.log"; false; }
 		grep -E "pid $pid: post-copy: 65[0-9][0-9] pages: " "$LOGDIR/${PFX}2.log" |
