@@ -355,18 +355,23 @@ aes_which(struct rf_chan_keys *k, size_t len)
 	return k->aes_tx != NULL;
 }
 
-/* AES-256-GCM of one frame: in to out, 16-byte tag after it. */
+/*
+ * AES-256-GCM of one frame, its type byte and then len payload bytes from
+ * wherever they are (no copy of them next to it): to out, the 16-byte tag
+ * after it.
+ */
 static int
-aes_seal(EVP_CIPHER_CTX *x, uint8_t *out, const uint8_t *in, size_t len,
+aes_seal(EVP_CIPHER_CTX *x, uint8_t *out, uint8_t type, const uint8_t *in, size_t len,
     const uint8_t ad[4], const uint8_t nc[12])
 {
-	int n;
+	int n, m = 0;
 
 	return EVP_EncryptInit_ex(x, NULL, NULL, NULL, nc) == 1 &&
 	    EVP_EncryptUpdate(x, NULL, &n, ad, 4) == 1 &&
-	    EVP_EncryptUpdate(x, out, &n, in, len) == 1 &&
-	    EVP_EncryptFinal_ex(x, out + n, &n) == 1 &&
-	    EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_GCM_GET_TAG, ABYTES, out + len) == 1 ? 0 : -1;
+	    EVP_EncryptUpdate(x, out, &n, &type, 1) == 1 &&
+	    (len == 0 || EVP_EncryptUpdate(x, out + n, &m, in, len) == 1) &&
+	    EVP_EncryptFinal_ex(x, out + n + m, &n) == 1 &&
+	    EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_GCM_GET_TAG, ABYTES, out + 1 + len) == 1 ? 0 : -1;
 }
 
 /* The other way: 0 if the tag is right, -1 if not. */
@@ -590,13 +595,10 @@ rf_chan_send(struct rf_chan *c, int type, const void *buf, size_t len, struct rf
 	unsigned long long clen;
 	uint32_t n = 1 + len + ABYTES;
 	uint8_t nc[12];
+	int w = 0;
 
 	if (len > RF_FRAME_MAX)
 		return rf_errf(e, RF_EX_SOFTWARE, "send: frame of %zu bytes", len);
-	c->pt[0] = type;
-	if (buf != c->pt + 1 && len > 0)
-		memcpy(c->pt + 1, buf, len);
-	pt_used(c, 1 + len);
 	c->txb[0] = n >> 24;
 	c->txb[1] = n >> 16;
 	c->txb[2] = n >> 8;
@@ -604,12 +606,21 @@ rf_chan_send(struct rf_chan *c, int type, const void *buf, size_t len, struct rf
 	/* The length travels in clear but is bound to the frame as associated
 	   data; the counter nonce binds its place in the stream. */
 	nonce(nc, k->ntx++);
+	if (k->cipher == CI_AESGCM && (w = aes_which(k, len)) == 1) {
+		/* OpenSSL takes the payload where it is: a copy less of each */
+		if (buf == c->pt + 1)
+			pt_used(c, 1 + len);	/* built there: wiped at the close */
+		if (aes_seal(k->aes_tx, c->txb + 4, type, buf, len, c->txb, nc) == -1)
+			return rf_errf(e, RF_EX_SOFTWARE, "send: AES-GCM failed");
+		clen = 1 + len + ABYTES;
+		goto out;
+	}
+	c->pt[0] = type;
+	if (buf != c->pt + 1 && len > 0)
+		memcpy(c->pt + 1, buf, len);
+	pt_used(c, 1 + len);
 	if (k->cipher == CI_AESGCM) {
-		switch (aes_which(k, len)) {
-		case 1:
-			if (aes_seal(k->aes_tx, c->txb + 4, c->pt, 1 + len, c->txb, nc) == -1)
-				return rf_errf(e, RF_EX_SOFTWARE, "send: AES-GCM failed");
-			break;
+		switch (w) {
 		case 0:
 			crypto_aead_aes256gcm_encrypt_afternm(c->txb + 4, NULL, c->pt, 1 + len,
 			    c->txb, 4, NULL, nc, &k->na_tx);
@@ -621,6 +632,7 @@ rf_chan_send(struct rf_chan *c, int type, const void *buf, size_t len, struct rf
 	} else
 		crypto_aead_chacha20poly1305_ietf_encrypt(c->txb + 4, &clen, c->pt, 1 + len,
 		    c->txb, 4, NULL, nc, k->ktx);
+out:
 	if (write_all(c->fd, c->txb, 4 + clen, "send", e) == -1)
 		return -1;
 	c->tx_bytes += len;
