@@ -54,8 +54,9 @@ rrun() {
 	    -H "${RHOST:-$(addr 2)}" "$@" > "$OUT"
 }
 
-# twice.py GO: forks a child that prints its host; waits for the file GO
-# (printing "waiting" and RFORK_AGENT); forks another.
+# twice.py GO [FIRST]: forks a child that prints its host; waits for the
+# file GO (printing "waiting" and RFORK_AGENT); forks another.  With FIRST,
+# waits for that file before the first fork, printing "ready".
 twice_py() {
 	cat > "$TDIR/twice.py" <<'PY'
 import os, socket, sys, time
@@ -66,17 +67,21 @@ def child():
         os._exit(0)
     _, st = os.waitpid(pid, 0)
     assert st == 0
+def wait(path, *say):
+    print(*say, flush=True)
+    while not os.path.exists(path):
+        time.sleep(0.01)
+if len(sys.argv) > 2:
+    wait(sys.argv[2], "ready")
 child()
-print("waiting", os.environ.get("RFORK_AGENT", "-"), flush=True)
-while not os.path.exists(sys.argv[1]):
-    time.sleep(0.02)
+wait(sys.argv[1], "waiting", os.environ.get("RFORK_AGENT", "-"))
 child()
 PY
 }
 
-# refused_here WHO: the two children (twice.py's, gated.py's) ran here,
-# each fork logged as refused by the server in WHO's words; then the own
-# server stops, and nothing of ours is left in host 2.
+# refused_here WHO: twice.py's two children ran here, each fork logged as
+# refused by the server in WHO's words; then the own server stops, and
+# nothing of ours is left in host 2.
 refused_here() {
 	cat "$OUT" "$OUT.err"
 	[ "$(grep -c "^child ${PFX}1$" "$OUT")" -eq 2 ]
@@ -193,22 +198,9 @@ stub_holds() {
 }
 
 @test "rf-agent: refused once the stub has the connection: the stub hears the no, ends unseen; local children" {
-	local n bg
+	local go=$TDIR/go.$BATS_TEST_NUMBER step bg
 	[ -d /sys/fs/cgroup/freezer ] || skip "no freezer cgroup (v1) to stop the server with"
-	# each fork waits for GO.N, having said "ready N"
-	cat > "$TDIR/gated.py" <<'PY'
-import os, socket, sys, time
-for n in (1, 2):
-    print("ready", n, flush=True)
-    while not os.path.exists(sys.argv[1] + "." + str(n)):
-        time.sleep(0.01)
-    pid = os.fork()
-    if pid == 0:
-        print("child", socket.gethostname(), flush=True)
-        os._exit(0)
-    _, st = os.waitpid(pid, 0)
-    assert st == 0
-PY
+	twice_py
 	# the server stopped from the fork's request until the agent has handed
 	# the connection to the early stub (docs/FORK.md "The agent", step 5):
 	# its no comes after that, whatever the load. The image waits in host
@@ -219,13 +211,14 @@ PY
 	CG=/sys/fs/cgroup/freezer/rfagent$$.$BATS_TEST_NUMBER
 	mkdir "$CG"
 	echo "$SPID" > "$CG/cgroup.procs"
-	RHOST=$(addr 2):7193 rrun /usr/bin/python3 "$TDIR/gated.py" "$TDIR/gate.$BATS_TEST_NUMBER" 2> "$OUT.err" &
+	RHOST=$(addr 2):7193 rrun /usr/bin/python3 "$TDIR/twice.py" "$go" "$go.1" 2> "$OUT.err" &
 	bg=$!
-	for n in 1 2; do
-		wait_line "$OUT" "^ready $n" 10
+	# each fork: its line, then the file it waits for
+	for step in ready:.1 waiting:; do
+		wait_line "$OUT" "^${step%%:*}" 10
 		held 2	# the agent's two workers' (rf-agent -n)
 		echo FROZEN > "$CG/freezer.state"
-		touch "$TDIR/gate.$BATS_TEST_NUMBER.$n"
+		touch "$go${step#*:}"
 		stub_holds
 		echo THAWED > "$CG/freezer.state"
 	done
