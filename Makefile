@@ -24,7 +24,7 @@ build/librf.a: $(LIB_OBJ) $(if $(BLOB_SRC),build/lib/restorer_blob.o)
 	ar rcs $@ $^
 
 # The preload library of rf-run: small, only libc, nothing exported but fork.
-build/lib/librfork.so: $(PRELOAD) $(wildcard lib/preload/*.h) lib/rf_fwd.h config.mk
+build/lib/librfork.so: $(PRELOAD) $(wildcard lib/preload/*.h) $(HDRS) config.mk
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -shared -Wl,-z,defs -o $@ $(PRELOAD)
 
@@ -48,9 +48,9 @@ build/bin/%: bin/%.c build/librf.a $(HDRS)
 	$(CC) $(CFLAGS) $(if $(filter $*,$(FORKPATH)),$(FORKPATH_LDFLAGS)) \
 	    $(if $(filter $*,$(BINDNOW)),$(BINDNOW_LDFLAGS)) -o $@ $< build/librf.a $(LDLIBS)
 
-build/tests/%: tests/victims/%.c tests/victims/victim.h
+build/tests/%: tests/victims/%.c tests/victims/victim.h lib/rf_image.h lib/rf.h
 	@mkdir -p $(@D)
-	$(CC) -std=gnu11 -O1 -g -Wall -D_GNU_SOURCE -o $@ $< -lm
+	$(CC) -std=gnu11 -O1 -g -Wall -D_GNU_SOURCE -Ilib -o $@ $< -lm
 
 # Programs `make demo` runs: plain C, nothing of rfork in them.
 build/demo/%: demo/%.c config.mk

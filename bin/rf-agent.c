@@ -322,6 +322,8 @@ job(int cfd, struct snapjob *sj, struct rf_chan **used)
 	sj->o.lazy = rq.lazy != 0;
 	sj->o.flags = rq.flags & RF_AGENT_FILTER_OK ? RF_SNAP_FILTER_OK : 0;
 	sj->o.wait = 3;
+	sj->o.selfrec = rq.selfrec;
+	sj->o.selfgen = rq.selfgen;
 	sj->out = pfd[1];
 	sj->tell = cfd;
 	b = 1;

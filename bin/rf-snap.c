@@ -17,7 +17,7 @@
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: rf-snap [-lsuUz] [-M] [-o file] [-w seconds] pid\n");
+	fprintf(stderr, "usage: rf-snap [-lsuUz] [-c addr:gen] [-M] [-o file] [-w seconds] pid\n");
 	exit(RF_EX_USAGE);
 }
 
@@ -51,11 +51,20 @@ main(int argc, char *argv[])
 	struct rf_err e = { 0 };
 	const char *out = NULL, *errstr;
 	struct rf_snap_opt o = { 0 };
+	char *end;
 	int ch, Mflag = 0, fd = STDOUT_FILENO, created = 0;
 	pid_t pid;
 
-	while ((ch = getopt(argc, argv, "hlMo:suUw:z")) != -1) {
+	while ((ch = getopt(argc, argv, "c:hlMo:suUw:z")) != -1) {
 		switch (ch) {
+		case 'c':
+			errno = 0;
+			o.selfrec = strtoull(optarg, &end, 0);
+			if (errno == 0 && *end == ':')
+				o.selfgen = strtoull(end + 1, &end, 10);
+			if (errno != 0 || *end != '\0' || o.selfrec == 0 || o.selfgen == 0)
+				errx(RF_EX_USAGE, "-c %s: not addr:gen", optarg);
+			break;
 		case 'w':
 			o.wait = strtonum(optarg, 1, 3600, &errstr);
 			if (errstr != NULL)

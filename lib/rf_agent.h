@@ -25,7 +25,7 @@
 
 #include <stdint.h>
 
-#define RF_AGENT_VERSION 1
+#define RF_AGENT_VERSION 2
 
 struct rf_agent_req {
 	uint32_t version;
@@ -40,6 +40,8 @@ struct rf_agent_req {
 	int32_t timeout;	/* seconds, rf-send -t */
 	char host[256];		/* as RFORK_HOSTS names it */
 	char fdkey[33];		/* rf-send -L; "" */
+	uint64_t selfrec;	/* rf-snap -c: S's record at this address... */
+	uint64_t selfgen;	/* ...for this fork; 0: none */
 };
 
 #define RF_AGENT_FILTER_OK 0x1

@@ -88,6 +88,29 @@ struct rf_sigaction {
 	uint64_t mask;
 };
 
+/*
+ * What only a fork's child S can tell about itself, which the kernel does
+ * not show in /proc: written by S (librfork) into its own memory just
+ * before it stops, magic last, and read there by the snapshot in place of
+ * asking S with injected calls (rf-snap -c; docs/FORK.md step 2).  gen is
+ * the fork's number as the parent counts them: a record left by another
+ * fork, in memory the child inherited, does not match.
+ */
+#define RF_SELFREC_MAGIC 0x3163657266666c73ULL	/* "slffrec1" */
+struct rf_selfrec {
+	uint64_t magic;
+	uint64_t gen;
+	int32_t pid;		/* S's getpid() */
+	int32_t pad;
+	uint64_t brk;		/* brk(0) */
+	struct {		/* sigaltstack(NULL, &ss), the kernel's stack_t */
+		uint64_t sp;
+		int32_t flags, pad;
+		uint64_t size;
+	} altstack;
+	struct rf_sigaction sigact[RF_NSIG];	/* rt_sigaction(sig, NULL, &a, 8) */
+};
+
 struct rf_mm {
 	uint64_t start_code, end_code, start_data, end_data;
 	uint64_t start_brk, brk, start_stack;

@@ -108,6 +108,9 @@ struct rf_snap {
 				   mappings this big or bigger go as LAZY
 				   records, but those near the stack pointer
 				   and the thread pointer; 0: none */
+	uint64_t selfrec, selfgen;	/* rf_snap_opt's */
+	int own;		/* the signal actions, altstack and brk came
+				   from the task's own record */
 };
 
 #define RF_SNAP_BUFSZ (1u << 20)	/* the read buffer's size at most */
@@ -151,6 +154,9 @@ struct rf_snap_opt {
 	int go_on;		/* its owner continues it at once: no wait, after
 				   the detach, for it to be back in its stop */
 	uint8_t *buf;
+	/* a fork's child's own record (struct rf_selfrec) at this address
+	   for fork selfgen: read instead of injected calls if it matches */
+	uint64_t selfrec, selfgen;
 };
 int rf_snap_take(pid_t pid, const struct rf_snap_opt *o, struct rf_proc *p, int fd,
     struct rf_err *e);

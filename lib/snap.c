@@ -485,10 +485,36 @@ maybe_growsdown(const struct rf_proc *p, size_t i)
 }
 
 /*
+ * The signal actions, alternate stack and brk from a fork's child's own
+ * record (struct rf_selfrec), when the caller names one and it is this
+ * task's for this fork: 1 if so, and they are in p.
+ */
+static int
+own_record(struct rf_snap *s, struct rf_proc *p, uint64_t caught)
+{
+	struct rf_selfrec r;
+	int sig;
+
+	if (s->selfrec == 0 || s->selfgen == 0 ||
+	    rf_ptrace_peek(s->pid, s->selfrec, &r, sizeof(r)) == -1 ||
+	    r.magic != RF_SELFREC_MAGIC || r.gen != s->selfgen || r.pid != s->pid)
+		return 0;
+	for (sig = 1; sig <= RF_NSIG; sig++)
+		if (caught & (1ULL << (sig - 1)) || sig == SIGCHLD)
+			p->sigact[sig - 1] = r.sigact[sig - 1];
+	p->altstack_sp = r.altstack.sp;
+	p->altstack_size = r.altstack.size;
+	p->altstack_flags = r.altstack.flags & ~SS_ONSTACK;
+	p->mm.brk = r.brk;
+	return 1;
+}
+
+/*
  * What only the task itself can tell: the signal actions, the alternate
- * stack, the exact brk, and which mappings grow down (maybe_growsdown).
- * The results land in a scratch area of the task's own memory, saved
- * before and written back after.
+ * stack, the exact brk (unless its own record has them: own_record), and
+ * which mappings grow down (maybe_growsdown).  The results land in a
+ * scratch area of the task's own memory, saved before and written back
+ * after.
  */
 static int
 inject(struct rf_snap *s, struct rf_proc *p, const struct cands *cs, uint64_t caught,
@@ -500,18 +526,23 @@ inject(struct rf_snap *s, struct rf_proc *p, const struct cands *cs, uint64_t ca
 	struct rf_vma *v;
 	size_t i;
 	long ret;
-	int sig, n = 0, failed = 0;
+	int sig, n = 0, failed = 0, probes = 0;
 
+	s->own = own_record(s, p, caught);
+	for (i = 0; i < p->nvma; i++)
+		probes += maybe_growsdown(p, i);
+	if (s->own && probes == 0)
+		return 0;	/* nothing to ask: no stop, no injected call */
 	if (find_syscall(s, p, cs, e) == -1)
 		return -1;
-	if (scratch == 0)
+	if (!s->own && scratch == 0)
 		return rf_errf(e, RF_EX_NO, "pid %d: no writable memory for syscall"
 		    " results", s->pid);
-	if (rf_ptrace_peek(s->pid, scratch, save, SCRATCH) == -1)
+	if (!s->own && rf_ptrace_peek(s->pid, scratch, save, SCRATCH) == -1)
 		return rf_errno(e, "pid %d: read %#" PRIx64, s->pid, scratch);
 	if (rf_ptrace_inject_begin(&s->pt) == -1)
 		return rf_errno(e, "pid %d: prepare syscalls", s->pid);
-	for (sig = 1; sig <= RF_NSIG && !failed; sig++) {
+	for (sig = 1; sig <= RF_NSIG && !failed && !s->own; sig++) {
 		if (sig == SIGKILL || sig == SIGSTOP ||
 		    (!(caught & (1ULL << (sig - 1))) && sig != SIGCHLD))
 			continue;
@@ -523,7 +554,7 @@ inject(struct rf_snap *s, struct rf_proc *p, const struct cands *cs, uint64_t ca
 			    s->pid, sig, strerror((int)-ret));
 		n++;
 	}
-	if (!failed) {
+	if (!failed && !s->own) {
 		if (rf_ptrace_syscall(&s->pt, &ret, SYS_sigaltstack, 0,
 		    scratch + RF_NSIG * SA_SLOT, 0, 0, 0, 0) == -1)
 			failed = rf_errno(e, "pid %d: sigaltstack", s->pid);
@@ -532,7 +563,7 @@ inject(struct rf_snap *s, struct rf_proc *p, const struct cands *cs, uint64_t ca
 			    s->pid, strerror((int)-ret));
 		n++;
 	}
-	if (!failed) {
+	if (!failed && !s->own) {
 		if (rf_ptrace_syscall(&s->pt, &ret, SYS_brk, 0, 0, 0, 0, 0, 0) == -1)
 			failed = rf_errno(e, "pid %d: brk", s->pid);
 		p->mm.brk = (uint64_t)ret;
@@ -552,15 +583,19 @@ inject(struct rf_snap *s, struct rf_proc *p, const struct cands *cs, uint64_t ca
 		n++;
 	}
 	s->ninject += n;
-	if (!failed && rf_ptrace_peek(s->pid, scratch, res, SCRATCH) == -1)
-		failed = rf_errno(e, "pid %d: read %#" PRIx64, s->pid, scratch);
-	/* the task's own bytes go back whatever happened */
-	if (rf_ptrace_poke(s->pid, scratch, save, SCRATCH) == -1 && !failed)
-		failed = rf_errno(e, "pid %d: write %#" PRIx64, s->pid, scratch);
+	if (!s->own) {
+		if (!failed && rf_ptrace_peek(s->pid, scratch, res, SCRATCH) == -1)
+			failed = rf_errno(e, "pid %d: read %#" PRIx64, s->pid, scratch);
+		/* the task's own bytes go back whatever happened */
+		if (rf_ptrace_poke(s->pid, scratch, save, SCRATCH) == -1 && !failed)
+			failed = rf_errno(e, "pid %d: write %#" PRIx64, s->pid, scratch);
+	}
 	if (rf_ptrace_inject_end(&s->pt) == -1 && !failed)
 		failed = rf_errno(e, "pid %d: restore after syscalls", s->pid);
 	if (failed)
 		return -1;
+	if (s->own)
+		return 0;
 	for (sig = 1; sig <= RF_NSIG; sig++)
 		if (caught & (1ULL << (sig - 1)) || sig == SIGCHLD)
 			memcpy(&p->sigact[sig - 1], res + (sig - 1) * SA_SLOT, SA_SLOT);
@@ -982,6 +1017,8 @@ rf_snap_take(pid_t pid, const struct rf_snap_opt *o, struct rf_proc *p, int fd,
 	s.lazy_min = o->lazy ? RF_LAZY_MIN : 0;
 	s.force_pagemap_read = o->pagemap_read;
 	s.warm = o->buf;
+	s.selfrec = o->selfrec;
+	s.selfgen = o->selfgen;
 	ok = rf_snap_collect(&s, p, e) == 0;
 	if (ok && fd >= 0 && rf_snap_write(&s, p, fd, e) == -1) {
 		/* not writing the output is an I/O error whatever errno says */

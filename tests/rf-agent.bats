@@ -317,7 +317,7 @@ import array, os, socket, struct, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 s.connect("\0" + sys.argv[1][1:])
 a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-req = struct.pack("=I8i256s33s3x", 1, os.getpid(), 1, 1, 0, 3, 0, 0, 3, b"10.77.0.2", b"")
+req = struct.pack("=I8i256s33s3xQQ", 2, os.getpid(), 1, 1, 0, 3, 0, 0, 3, b"10.77.0.2", b"", 0, 0)
 s.sendmsg([req], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [b.fileno()]))])
 m = s.recv(600)
 print(chr(m[0]), m[1:].decode())' "$name"

@@ -551,6 +551,24 @@ lazymem_done() {
 	done
 }
 
+@test "rf-snap -c: a fork's child's own record of its signal actions, altstack and brk stands for injected calls; another fork's does not" {
+	victim sleep
+	stop_victim
+	"$BIN/rf-snap" -M "$VPID" > "$D/inj.json"
+	"$BIN/rf-snap" -M -c "$R_rec:7" "$VPID" > "$D/rec.json"
+	"$BIN/rf-snap" -M -c "$R_rec:8" "$VPID" > "$D/other.json"
+	# the record's break is planted a page high: it shows where brk came from
+	[ "$(jq -r .mm.brk "$D/inj.json")" = "$R_brk" ]
+	[ "$(jq -r .mm.brk "$D/rec.json")" = "$(printf '%#x' $((R_brk + 4096)))" ]
+	[ "$(jq -r .mm.brk "$D/other.json")" = "$R_brk" ]
+	# and the rest is what the injected calls find
+	[ "$(jq -cS .signals "$D/rec.json")" = "$(jq -cS .signals "$D/inj.json")" ]
+	jq -e --arg h "$R_handler" '.signals.actions[] | select(.handler == $h)' "$D/rec.json"
+	run "$BIN/rf-snap" -M -c "$R_rec" "$VPID"
+	[ "$status" -eq 64 ]
+	finish_victim "ok usr1=1 pending=none"
+}
+
 @test "rf-snap | rf-restore -n: the image checks and carries the same metadata" {
 	victim sleep
 	stop_victim

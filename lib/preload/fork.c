@@ -505,9 +505,39 @@ drop_cont(void)
 		;
 }
 
+struct rf_selfrec rfp_selfrec;
+static atomic_ulong forkgen;	/* remote forks tried, the last one's number */
+
+/*
+ * S's record of what the kernel keeps from /proc (rfork.h): its signal
+ * actions, alternate stack and break, for the snapshot to read in S's
+ * memory instead of running those calls inside S.  By system calls of
+ * S's own, a few microseconds, against a ptrace stop and start for each
+ * when injected.  The magic goes last: half a record is none.
+ */
+static void
+self_record(uint64_t gen)
+{
+	struct rf_selfrec *r = &rfp_selfrec;
+	int sig;
+
+	r->magic = 0;
+	atomic_signal_fence(memory_order_seq_cst);
+	r->gen = gen;
+	r->pid = syscall(SYS_getpid);
+	r->brk = syscall(SYS_brk, 0);
+	for (sig = 1; sig <= RF_NSIG; sig++)
+		if (syscall(SYS_rt_sigaction, sig, NULL, &r->sigact[sig - 1], 8) != 0)
+			return;
+	if (syscall(SYS_sigaltstack, NULL, &r->altstack) != 0)
+		return;
+	atomic_signal_fence(memory_order_seq_cst);
+	r->magic = RF_SELFREC_MAGIC;
+}
+
 /* S, or C on the remote host.  All signals are blocked. */
 static pid_t
-child(int k[2], const sigset_t *old, pid_t ppid, int lazy)
+child(int k[2], const sigset_t *old, pid_t ppid, int lazy, uint64_t gen)
 {
 	char msg[CTLMAX];
 	pid_t src = 0;
@@ -522,6 +552,7 @@ child(int k[2], const sigset_t *old, pid_t ppid, int lazy)
 		   stack. */
 		if (lazy)
 			src = make_source();
+		self_record(gen);
 		(void)!rfp_write(k[1], "s", 1);
 		syscall(SYS_kill, syscall(SYS_getpid), SIGSTOP);
 		/* The image is taken here: C resumes at this read. */
@@ -957,6 +988,7 @@ remote_fork(pid_t (*realf)(void))
 	sigset_t all, old;
 	pid_t pid, self = getpid();
 	struct early x;
+	uint64_t gen;
 	int k[2], e, ok = 0, handed = 0, early = 0, lazy, lz;
 	size_t n;
 
@@ -980,10 +1012,11 @@ remote_fork(pid_t (*realf)(void))
 	lazy = rfp_cfg.postcopy && rfp_big_anon && !atomic_load(&postcopy_off);
 	/* the early stub (docs/FORK.md step 4) */
 	x = (struct early){ k[0], 0, host, rfp_cfg.early, 0, 0 };
+	gen = atomic_fetch_add(&forkgen, 1) + 1;
 	cld_enter();
 	pid = realf();
 	if (pid == 0)
-		return child(k, &old, self, lazy);
+		return child(k, &old, self, lazy, gen);
 	e = errno;
 	rfp_close(k[1]);
 	if (pid > 0) {
@@ -991,7 +1024,7 @@ remote_fork(pid_t (*realf)(void))
 		x.pid = pid;
 		/* rf-send starts while S stops (early_stopped) */
 		ok = rfp_ship_hand(pid, self, k[1], host, token, &hand, &lz, &why,
-		    early_hand, &x, &early, early_pre, early_stopped, early_prehand) == 0;
+		    early_hand, &x, &early, early_pre, early_stopped, early_prehand, gen) == 0;
 		/* a server that cannot take it: once more, the whole image */
 		if (!ok && lazy && x.stopped && strstr(why.s, "post-copy") != NULL) {
 			rfp_log("fork: no post-copy on ", host, ": ", why.s, NULL);
@@ -999,7 +1032,7 @@ remote_fork(pid_t (*realf)(void))
 			lz = 0;
 			if (x.started == 0)
 				ok = rfp_ship_hand(pid, self, k[1], host, token, &hand, &lz,
-				    &why, early_hand, &x, &early, NULL, NULL, NULL) == 0;
+				    &why, early_hand, &x, &early, NULL, NULL, NULL, gen) == 0;
 			else if (again(&x, &hand, k[0], &old)) {
 				/* S is its stub already: a new fork, the whole image */
 				return remote_fork(realf);

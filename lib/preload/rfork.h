@@ -15,6 +15,7 @@
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
+#include "rf_image.h"
 
 #define RFP_HOSTS 4096		/* RFORK_HOSTS, the whole list */
 #define RFP_HOST 256		/* one HOST[:PORT] */
@@ -109,7 +110,13 @@ int rfp_ship_hand(pid_t pid, pid_t ppid, int kfd, const char *host, char *token,
     struct rfp_hand *hand, int *lazy, struct rfp_str *why,
     void (*early)(void *arg, const char *token, int lazy, struct rfp_hand *hand),
     void *early_arg, int *handed, int (*pre)(void *arg), int (*stopped)(void *arg),
-    int (*prehand)(void *arg, struct rfp_hand *hand, char *line, size_t cap));
+    int (*prehand)(void *arg, struct rfp_hand *hand, char *line, size_t cap), uint64_t gen);
+/*
+ * What S writes of itself before it stops (fork.c), for the snapshot to
+ * read instead of asking S by injected calls: gen, not 0, is the fork's
+ * number in it (rf-snap -c, rf_agent_req.selfrec).
+ */
+extern struct rf_selfrec rfp_selfrec;
 /*
  * early, when not NULL, is called from the shipper (sharing our memory, with
  * its own fd table: hand->conn is its) as soon as rf-send has passed the

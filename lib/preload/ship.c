@@ -429,6 +429,7 @@ struct job {
 	/* rf-agent: the connection to the stub before the reply, which the
 	   stub reads and passes back (rfp_ship_hand) */
 	int (*prehand)(void *arg, struct rfp_hand *hand, char *line, size_t cap);
+	uint64_t gen;		/* S wrote rfp_selfrec for this fork; 0: no */
 };
 
 /*
@@ -602,6 +603,10 @@ ship_agent(struct job *j, char *token, struct rfp_str *why)
 	rq.lazy = j->lazy != NULL && *j->lazy;
 	rq.flags = j->cpid > 0 ? RF_AGENT_FILTER_OK : 0;
 	rq.timeout = rfp_cfg.timeout;
+	if (j->gen != 0) {
+		rq.selfrec = (uintptr_t)&rfp_selfrec;
+		rq.selfgen = j->gen;
+	}
 	if ((l = strlen(j->host)) >= sizeof(rq.host))
 		return -2;
 	memcpy(rq.host, j->host, l);
@@ -706,7 +711,7 @@ static int
 ship(struct job *j, char *token, struct rfp_str *why)
 {
 	struct rfp_str pidstr = { .n = 0 }, tstr = { .n = 0 }, kstr = { .n = 0 };
-	struct rfp_str ppidstr = { .n = 0 }, cpidstr = { .n = 0 };
+	struct rfp_str ppidstr = { .n = 0 }, cpidstr = { .n = 0 }, recstr = { .n = 0 };
 	struct spawn snap, send;
 	struct pollfd pfd[5];
 	struct rfp_hand hand = { .fd = -1, .conn = -1 };
@@ -736,6 +741,14 @@ ship(struct job *j, char *token, struct rfp_str *why)
 	if (j->stopped != NULL) {
 		snargv[i++] = "-w";
 		snargv[i++] = "3";
+	}
+	/* S's own record of what only it can tell: no injected calls */
+	if (j->gen != 0) {
+		rfp_num(&recstr, (uintptr_t)&rfp_selfrec);
+		rfp_cat(&recstr, ":");
+		rfp_num(&recstr, j->gen);
+		snargv[i++] = "-c";
+		snargv[i++] = recstr.s;
 	}
 	snargv[i++] = pidstr.s;
 	snargv[i] = NULL;
@@ -958,7 +971,7 @@ rfp_ship(pid_t pid, pid_t ppid, pid_t cpid, int kfd, const char *host, const cha
     char *token, struct rfp_str *why)
 {
 	struct job j = { pid, ppid, cpid, kfd, NULL, host, fdkey, token, why, -1, { -1, -1 },
-	    NULL, NULL, 0, NULL, NULL, NULL };
+	    NULL, NULL, 0, NULL, NULL, NULL, 0 };
 
 	return run_job(&j);
 }
@@ -968,10 +981,10 @@ rfp_ship_hand(pid_t pid, pid_t ppid, int kfd, const char *host, char *token,
     struct rfp_hand *hand, int *lazy, struct rfp_str *why,
     void (*early)(void *arg, const char *token, int lazy, struct rfp_hand *hand),
     void *early_arg, int *handed, int (*pre)(void *arg), int (*stopped)(void *arg),
-    int (*prehand)(void *arg, struct rfp_hand *hand, char *line, size_t cap))
+    int (*prehand)(void *arg, struct rfp_hand *hand, char *line, size_t cap), uint64_t gen)
 {
 	struct job j = { pid, ppid, 0, kfd, lazy, host, NULL, token, why, -1, { -1, -1 },
-	    early, early_arg, 0, pre, stopped, prehand };
+	    early, early_arg, 0, pre, stopped, prehand, gen };
 	int r;
 
 	hand->fd = hand->conn = -1;

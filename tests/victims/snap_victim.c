@@ -10,8 +10,12 @@
  *   gone    DIR/gone (4 pages of 'g'), private, the file is removed
  *   hidden  2 pages of data, then made PROT_NONE
  *   bulk    MIB MiB of anonymous memory full of data (default 0)
+ *   lone    4 pages with unmapped room below them
+ *   grows   the same, MAP_GROWSDOWN
+ *   rec     its own record (struct rf_selfrec, as librfork's S writes one)
+ *           for fork number 7, but with its break planted a page too high
  * then prints one line "ready pid=.. handler=.. altstack=.. brk=.. sparse=..
- * zero=.. cow=.. gone=.." and, by MODE:
+ * zero=.. cow=.. gone=.. hidden=.. lone=.. grows=.. rec=.." and, by MODE:
  *   sleep  sleeps 500 ms in 10 ms nanosleep steps
  *   read   reads one line from stdin
  *   spin   runs floating point (SSE/AVX) arithmetic for 300 ms of CPU time,
@@ -41,6 +45,7 @@
 #include <linux/seccomp.h>
 #include <time.h>
 #include <unistd.h>
+#include "rf_image.h"
 
 #define PG 4096
 #define SPARSE (1UL << 30)
@@ -111,6 +116,26 @@ guarded(size_t len)
 	    mprotect(p + PG + len, PG, PROT_NONE) == -1)
 		fail("mmap");
 	return p + PG;
+}
+
+static struct rf_selfrec rec;
+
+/* The record librfork's S writes, but with brk a page too high: whoever
+   reads it shows that it did. */
+static void
+self_record(void)
+{
+	int sig;
+
+	for (sig = 1; sig <= RF_NSIG; sig++)
+		if (syscall(SYS_rt_sigaction, sig, NULL, &rec.sigact[sig - 1], 8) != 0)
+			fail("rt_sigaction");
+	if (syscall(SYS_sigaltstack, NULL, &rec.altstack) != 0)
+		fail("sigaltstack");
+	rec.brk = syscall(SYS_brk, 0) + 4096;
+	rec.pid = getpid();
+	rec.gen = 7;
+	rec.magic = RF_SELFREC_MAGIC;
 }
 
 /* 4 pages with 60 unmapped below them (a MAP_GROWSDOWN one could grow
@@ -229,6 +254,7 @@ main(int argc, char *argv[])
 		memset(guarded(bulk), 'b', bulk);
 	lone = alone(0);
 	grows = alone(MAP_GROWSDOWN);
+	self_record();
 
 	if (strcmp(mode, "thread") == 0 && pthread_create(&th, NULL, idle, NULL) != 0)
 		fail("pthread_create");
@@ -261,11 +287,11 @@ main(int argc, char *argv[])
 		ref = fpwork(1000);
 
 	printf("ready pid=%d handler=%#lx altstack=%#lx brk=%#lx sparse=%#lx zero=%#lx"
-	    " cow=%#lx gone=%#lx hidden=%#lx lone=%#lx grows=%#lx\n", (int)getpid(),
+	    " cow=%#lx gone=%#lx hidden=%#lx lone=%#lx grows=%#lx rec=%#lx\n", (int)getpid(),
 	    (unsigned long)on_usr1, (unsigned long)altstack, (unsigned long)sbrk(0),
 	    (unsigned long)sparse, (unsigned long)zero, (unsigned long)cow,
 	    (unsigned long)gone, (unsigned long)hidden, (unsigned long)lone,
-	    (unsigned long)grows);
+	    (unsigned long)grows, (unsigned long)&rec);
 
 	/* the spinner counts its own CPU time: time stopped is not spent */
 	t0 = now(CLOCK_PROCESS_CPUTIME_ID);
