@@ -251,6 +251,24 @@ bg_hold() {
 	! ps -eo stat=,comm= | grep -q '^Z.*lazymem'
 }
 
+@test "postcopy: four threads fork at once, each rewriting its memory at once after: every child sees its own as at its fork" {
+	local n _
+	n=$(($(loglines) + 1))
+	inh 1 env RFTEST_MARK="$MARK" RFORK_POLICY=all "$ROOT/sh/rf-run" -k "$KEY" \
+	    -H "$(addr 2)" "$TESTS/threadpost" 3 > "$OUT" 2> "$ERR"
+	cat "$OUT" "$ERR"
+	grep -qx ok "$OUT"
+	[ "$(grep -c "^child [0-3]\.[0-2] ${PFX}2$" "$OUT")" -eq 12 ]
+	[ ! -s "$ERR" ]
+	# each one's pages came after it started (the proxies log as they end)
+	for _ in $(seq 100); do
+		[ "$(log_since "$n" | grep -c "post-copy: [0-9]* pages: ")" -ge 12 ] && break
+		sleep 0.05
+	done
+	[ "$(log_since "$n" | grep -c "post-copy: [0-9]* pages: ")" -eq 12 ]
+	none_marked "$MARK"
+}
+
 @test "postcopy: python3's 64 MiB of random bytes hash the same in the remote child" {
 	local n pid
 	n=$(($(loglines) + 1))
