@@ -62,9 +62,14 @@ add(struct ranges *rs, uint64_t start, uint64_t end, unsigned cat)
 	return 0;
 }
 
-/* One walk over [start, end): the kernel skips the holes between mappings. */
+/*
+ * One walk over [start, end): the kernel skips the holes between mappings.
+ * file: say which pages are a file's (not anonymous), which costs the
+ * kernel a look at each page's struct page: 5 to 6 times the walk without
+ * it (a forked child with 256 MiB touched: 6.4-8.3 ms against 1.2-1.4).
+ */
 static int
-scan(int fd, uint64_t start, uint64_t end, struct ranges *rs)
+scan(int fd, uint64_t start, uint64_t end, int file, struct ranges *rs)
 {
 	struct rf_page_region vec[NREGION];
 	struct rf_pm_scan_arg a;
@@ -81,8 +86,8 @@ scan(int fd, uint64_t start, uint64_t end, struct ranges *rs)
 		a.vec = (uintptr_t)vec;
 		a.vec_len = NREGION;
 		a.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
-		a.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_FILE |
-		    PAGE_IS_PFNZERO;
+		a.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_PFNZERO |
+		    (file ? PAGE_IS_FILE : 0);
 		if ((n = ioctl(fd, PAGEMAP_SCAN, &a)) == -1)
 			return -1;
 		for (i = 0; i < n; i++) {
@@ -158,8 +163,8 @@ rf_pagemap_ranges(pid_t pid, const struct rf_vma *vmas, const char *want,
 {
 	struct ranges rs = { 0 };
 	char path[64];
-	size_t i, first = nvma, last = 0;
-	int fd, saved, done = 0;
+	size_t i, k, end, first = nvma, last = 0;
+	int fd, saved, done, file;
 
 	for (i = 0; i < nvma; i++) {
 		if (!want[i])
@@ -178,14 +183,25 @@ rf_pagemap_ranges(pid_t pid, const struct rf_vma *vmas, const char *want,
 			errno = ESRCH;
 		return -1;
 	}
-	if (!force_read) {
-		if (scan(fd, vmas[first].start, vmas[last].end, &rs) == 0)
-			done = 1;
-		else if (errno != ENOTTY && errno != EINVAL)
+	/*
+	 * Walks over runs of mappings of one class: a file's, where a page may
+	 * be the file's or a private copy, and the others, whose pages are
+	 * anonymous (or the zero page) without asking.
+	 */
+	for (i = first; !force_read && i <= last; i = k) {
+		file = vmas[i].kind == RF_VMA_FILE;
+		for (k = i, end = i; k <= last && (!want[k] || (vmas[k].kind == RF_VMA_FILE) == file);
+		    k++)
+			if (want[k])
+				end = k;
+		if (scan(fd, vmas[i].start, vmas[end].end, file, &rs) == 0)
+			continue;
+		if (errno != ENOTTY && errno != EINVAL)
 			goto fail;
-		else
-			rs.n = 0;
+		rs.n = 0;
+		force_read = 1;		/* no PAGEMAP_SCAN here (before 6.7) */
 	}
+	done = !force_read;
 	for (i = first; !done && i <= last; i++)
 		if (want[i] && read_entries(fd, vmas[i].start, vmas[i].end, &rs) == -1)
 			goto fail;
