@@ -252,20 +252,17 @@ bg_hold() {
 }
 
 @test "postcopy: four threads fork at once, each rewriting its memory at once after: every child sees its own as at its fork" {
-	local n _
-	n=$(($(loglines) + 1))
+	local pid
 	inh 1 env RFTEST_MARK="$MARK" RFORK_POLICY=all "$ROOT/sh/rf-run" -k "$KEY" \
 	    -H "$(addr 2)" "$TESTS/threadpost" 3 > "$OUT" 2> "$ERR"
 	cat "$OUT" "$ERR"
 	grep -qx ok "$OUT"
-	[ "$(grep -c "^child [0-3]\.[0-2] ${PFX}2$" "$OUT")" -eq 12 ]
+	[ "$(grep -c "^child [0-3]\.[0-2] ${PFX}2 [0-9]*$" "$OUT")" -eq 12 ]
 	[ ! -s "$ERR" ]
-	# each one's pages came after it started (the proxies log as they end)
-	for _ in $(seq 100); do
-		[ "$(log_since "$n" | grep -c "post-copy: [0-9]* pages: ")" -ge 12 ] && break
-		sleep 0.05
+	# each one's pages came after it started (its proxy logs as it ends)
+	for pid in $(awk '/^child / { print $4 }' "$OUT"); do
+		wait_line "$LOGDIR/${PFX}2.log" "pid $pid: post-copy: [0-9]+ pages: " 10
 	done
-	[ "$(log_since "$n" | grep -c "post-copy: [0-9]* pages: ")" -eq 12 ]
 	none_marked "$MARK"
 }
 

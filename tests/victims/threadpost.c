@@ -5,7 +5,7 @@
  * with another; the child sums the quarter (its pages come after it
  * starts, from the page source) and sends the sum back on a pipe, which
  * must be the one from before the fork.  The other threads write their
- * quarters meanwhile, as the forks are taken.  Prints "child T.R host"
+ * quarters meanwhile, as the forks are taken.  Prints "child T.R host pid"
  * from each child, then "ok" or "BAD ...".
  */
 #include <pthread.h>
@@ -51,7 +51,7 @@ worker(void *arg)
 		if (pid == 0) {
 			gethostname(host, sizeof(host));
 			got = sum(q);
-			say("child %d.%d %s\n", t, r, host);
+			say("child %d.%d %s %d\n", t, r, host, (int)getpid());
 			if (write(fd[1], &got, sizeof(got)) != sizeof(got))
 				_exit(1);
 			_exit(0);
