@@ -222,6 +222,25 @@ local_lines() {
 	none_marked "$MARK"
 }
 
+@test "librfork: S's own record of its signal actions, altstack and break is what ptrace finds (RFORK_SELFREC=0)" {
+	fakebin
+	# the same addresses in both runs: no address space randomization
+	setarch "$(uname -m)" -R env RFTEST_MARK="$MARK" LD_PRELOAD="$LIB" \
+	    RFORK_BINDIR="$BINDIR" RFORK_HOSTS="$DEAD" "$F" once > "$D/out.a"
+	cp "$D/meta.json" "$D/rec.json"
+	setarch "$(uname -m)" -R env RFTEST_MARK="$MARK" LD_PRELOAD="$LIB" \
+	    RFORK_BINDIR="$BINDIR" RFORK_HOSTS="$DEAD" RFORK_SELFREC=0 "$F" once > "$D/out.b"
+	cp "$D/meta.json" "$D/ptrace.json"
+	cat "$D/out.a" "$D/send"
+	grep -qx "ok once" "$D/out.a"
+	grep -qx "ok once" "$D/out.b"
+	[ "$(grep -c "^image ok" "$D/send")" -eq 2 ]
+	# once's SIGUSR1 handler and ignored SIGPIPE, the same in both
+	jq -e '.signals.actions[] | select(.sig == 10) | .handler != "0x0" and .mask != "0x0"' "$D/rec.json"
+	jq -e '.signals.actions[] | select(.sig == 13) | .handler == "0x1"' "$D/rec.json"
+	[ "$(jq -cS '.signals, .mm.brk' "$D/rec.json")" = "$(jq -cS '.signals, .mm.brk' "$D/ptrace.json")" ]
+}
+
 @test "librfork: rf-send fails, or answers without a token: a local child" {
 	fakebin
 	FAKE_SEND=notoken run --separate-stderr pre "$F" once

@@ -136,6 +136,8 @@ init(void)
 	rfp_cfg.postcopy = strcmp(t, "0") != 0;
 	copyenv(t, sizeof(t), "RFORK_EARLY_STUB");
 	rfp_cfg.early = strcmp(t, "0") != 0;
+	copyenv(t, sizeof(t), "RFORK_SELFREC");
+	rfp_cfg.selfrec = strcmp(t, "0") != 0;
 	/* rf-run's agent, "@name" or a path; "0" or unset: none */
 	copyenv(rfp_cfg.agent, sizeof(rfp_cfg.agent), "RFORK_AGENT");
 	if (strcmp(rfp_cfg.agent, "0") == 0)
@@ -552,7 +554,8 @@ child(int k[2], const sigset_t *old, pid_t ppid, int lazy, uint64_t gen)
 		   stack. */
 		if (lazy)
 			src = make_source();
-		self_record(gen);
+		if (gen != 0)
+			self_record(gen);
 		(void)!rfp_write(k[1], "s", 1);
 		syscall(SYS_kill, syscall(SYS_getpid), SIGSTOP);
 		/* The image is taken here: C resumes at this read. */
@@ -1012,7 +1015,7 @@ remote_fork(pid_t (*realf)(void))
 	lazy = rfp_cfg.postcopy && rfp_big_anon && !atomic_load(&postcopy_off);
 	/* the early stub (docs/FORK.md step 4) */
 	x = (struct early){ k[0], 0, host, rfp_cfg.early, 0, 0 };
-	gen = atomic_fetch_add(&forkgen, 1) + 1;
+	gen = rfp_cfg.selfrec ? atomic_fetch_add(&forkgen, 1) + 1 : 0;
 	cld_enter();
 	pid = realf();
 	if (pid == 0)

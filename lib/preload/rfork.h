@@ -37,6 +37,7 @@ struct rfp_cfg {
 	int timeout;			/* RFORK_TIMEOUT, seconds */
 	int postcopy;			/* RFORK_POSTCOPY, not 0 */
 	int early;			/* RFORK_EARLY_STUB, not 0 */
+	int selfrec;			/* RFORK_SELFREC, not 0: S records itself */
 	char policy_str[64];
 	char hosts[RFP_HOSTS];
 	int nhosts;

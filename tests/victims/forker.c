@@ -13,7 +13,8 @@
  *	spawn		system, popen, posix_spawn, vfork
  *	ignored		SIGCHLD ignored: the child is reaped by the kernel
  *	Fork		the same checks as basic 1 through _Fork
- *	once		one fork, with a close-on-exec fd open: lists the open
+ *	once		one fork, with a close-on-exec fd open, a SIGUSR1
+ *			handler and SIGPIPE ignored: lists the open
  *			fds, the pid fork returned and the child's status; the
  *			child says "child ran" with its pid and exits 0
  */
@@ -227,11 +228,22 @@ ignored(void)
 }
 
 static void
+on_usr1(int sig)
+{
+	(void)sig;
+}
+
+static void
 once(void)
 {
+	struct sigaction sa = { .sa_handler = on_usr1, .sa_flags = SA_RESTART };
 	pid_t pid;
 	int st;
 
+	/* signal actions for the image to carry: a handler, an ignored one */
+	sigaddset(&sa.sa_mask, SIGUSR2);
+	if (sigaction(SIGUSR1, &sa, NULL) == -1 || signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+		bad("sigaction: %s", strerror(errno));
 	if (open("/dev/null", O_RDONLY | O_CLOEXEC) == -1)
 		bad("open: %s", strerror(errno));
 	list_fds();
