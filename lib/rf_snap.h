@@ -109,8 +109,6 @@ struct rf_snap {
 				   records, but those near the stack pointer
 				   and the thread pointer; 0: none */
 	uint64_t selfrec, selfgen;	/* rf_snap_opt's */
-	int own;		/* the signal actions, altstack and brk came
-				   from the task's own record */
 };
 
 #define RF_SNAP_BUFSZ (1u << 20)	/* the read buffer's size at most */

@@ -526,23 +526,23 @@ inject(struct rf_snap *s, struct rf_proc *p, const struct cands *cs, uint64_t ca
 	struct rf_vma *v;
 	size_t i;
 	long ret;
-	int sig, n = 0, failed = 0, probes = 0;
+	int sig, n = 0, failed = 0, probes = 0, own;
 
-	s->own = own_record(s, p, caught);
+	own = own_record(s, p, caught);
 	for (i = 0; i < p->nvma; i++)
 		probes += maybe_growsdown(p, i);
-	if (s->own && probes == 0)
+	if (own && probes == 0)
 		return 0;	/* nothing to ask: no stop, no injected call */
 	if (find_syscall(s, p, cs, e) == -1)
 		return -1;
-	if (!s->own && scratch == 0)
+	if (!own && scratch == 0)
 		return rf_errf(e, RF_EX_NO, "pid %d: no writable memory for syscall"
 		    " results", s->pid);
-	if (!s->own && rf_ptrace_peek(s->pid, scratch, save, SCRATCH) == -1)
+	if (!own && rf_ptrace_peek(s->pid, scratch, save, SCRATCH) == -1)
 		return rf_errno(e, "pid %d: read %#" PRIx64, s->pid, scratch);
 	if (rf_ptrace_inject_begin(&s->pt) == -1)
 		return rf_errno(e, "pid %d: prepare syscalls", s->pid);
-	for (sig = 1; sig <= RF_NSIG && !failed && !s->own; sig++) {
+	for (sig = 1; sig <= RF_NSIG && !failed && !own; sig++) {
 		if (sig == SIGKILL || sig == SIGSTOP ||
 		    (!(caught & (1ULL << (sig - 1))) && sig != SIGCHLD))
 			continue;
@@ -554,7 +554,7 @@ inject(struct rf_snap *s, struct rf_proc *p, const struct cands *cs, uint64_t ca
 			    s->pid, sig, strerror((int)-ret));
 		n++;
 	}
-	if (!failed && !s->own) {
+	if (!failed && !own) {
 		if (rf_ptrace_syscall(&s->pt, &ret, SYS_sigaltstack, 0,
 		    scratch + RF_NSIG * SA_SLOT, 0, 0, 0, 0) == -1)
 			failed = rf_errno(e, "pid %d: sigaltstack", s->pid);
@@ -563,7 +563,7 @@ inject(struct rf_snap *s, struct rf_proc *p, const struct cands *cs, uint64_t ca
 			    s->pid, strerror((int)-ret));
 		n++;
 	}
-	if (!failed && !s->own) {
+	if (!failed && !own) {
 		if (rf_ptrace_syscall(&s->pt, &ret, SYS_brk, 0, 0, 0, 0, 0, 0) == -1)
 			failed = rf_errno(e, "pid %d: brk", s->pid);
 		p->mm.brk = (uint64_t)ret;
@@ -583,7 +583,7 @@ inject(struct rf_snap *s, struct rf_proc *p, const struct cands *cs, uint64_t ca
 		n++;
 	}
 	s->ninject += n;
-	if (!s->own) {
+	if (!own) {
 		if (!failed && rf_ptrace_peek(s->pid, scratch, res, SCRATCH) == -1)
 			failed = rf_errno(e, "pid %d: read %#" PRIx64, s->pid, scratch);
 		/* the task's own bytes go back whatever happened */
@@ -594,7 +594,7 @@ inject(struct rf_snap *s, struct rf_proc *p, const struct cands *cs, uint64_t ca
 		failed = rf_errno(e, "pid %d: restore after syscalls", s->pid);
 	if (failed)
 		return -1;
-	if (s->own)
+	if (own)
 		return 0;
 	for (sig = 1; sig <= RF_NSIG; sig++)
 		if (caught & (1ULL << (sig - 1)) || sig == SIGCHLD)
