@@ -6,7 +6,8 @@
 # back (raw TCP ping-pong between the same hosts, bench/rawtcp), bulk writes into a
 # home pipe (raw TCP bulk, same byte count), getpid (here).  Needs root.
 #	N=forks (200)  TRIPS=round trips (5000)  MIB=bulk MiB (256)
-#	BIGMIB=the big process of item 1 (256)
+#	BIGMIB=the big process of item 1 (256), forked 10 times, and 5 times
+#	with the child reading all of it
 [ -n "$BASH_VERSION" ] || exec bash "$0" "$@"
 cd "$(dirname "$0")/.." || exit 70
 [ "$(id -u)" -eq 0 ] || { echo "rfork.sh: needs root (test hosts), skipped"; exit 0; }
@@ -82,6 +83,21 @@ out=$(PC=0 rrun all fork -n "$bn" -m "$big" -r) || exit
 bwp50=$(field fork 1)
 printf '  %d MiB touched (random, -r), %d forks: post-copy p50 %.2f ms | whole image first p50 %.1f ms | local p50 %.3f ms\n' \
     "$big" "$bn" "$(calc "$bp50 / 1000")" "$(calc "$bwp50 / 1000")" "$(calc "$blp50 / 1000")"
+# the child then reads a word of each of its pages before its byte: all of
+# its memory has come (post-copy: pages asked in address order, and on a
+# fault); beside raw TCP moving the same bytes, and a local fork doing the same
+an=$(( n < 5 ? n : 5 ))
+out=$(rrun all fork -n "$an" -m "$big" -r -a) || exit
+ap50=$(field fork 1)
+out=$(PC=0 rrun all fork -n "$an" -m "$big" -r -a) || exit
+awp50=$(field fork 1)
+out=$(rrun none fork -n "$an" -m "$big" -r -a) || exit
+alp50=$(field fork 1)
+out=$(inh 1 timeout -k 5 60 $B/rawtcp bulk "$A2:7190" "$big") || exit
+araw=$(field rawbulk 1)
+printf '  the same, the child reading every page before its byte, %d forks: post-copy p50 %.1f ms (%.0f MiB/s) | whole image first p50 %.1f ms | local p50 %.1f ms | raw TCP of %d MiB %.1f ms (%.0f MiB/s)\n' \
+    "$an" "$(calc "$ap50 / 1000")" "$(calc "$big / ($ap50 / 1e6)")" "$(calc "$awp50 / 1000")" \
+    "$(calc "$alp50 / 1000")" "$big" "$(calc "$big / $araw * 1000")" "$araw"
 
 # 2. 1 byte out to the parent and 1 back (a posted write and a forwarded
 # read) against the raw TCP ping-pong (1 out, 1 back); a write alone (posted:

@@ -2,9 +2,12 @@
  * bench/rforkrun - the program bench/rfork.sh runs under rf-run: its fork()
  * children are remote with RFORK_POLICY=all, local with none.
  *
- *	rforkrun fork [-n forks] [-m MiB] [-r]	fork to the child's first byte back
+ *	rforkrun fork [-n forks] [-m MiB] [-r] [-a]
+ *						fork to the child's first byte back
  *						(-r: the MiB random, which no
- *						compression shrinks; else one byte)
+ *						compression shrinks; else one byte;
+ *						-a: the child reads a word of each
+ *						page of the MiB before its byte)
  *						(and to fork's return in the parent)
  *	rforkrun rtt [-n trips]			1-byte writes and echoes, child to home
  *	rforkrun bulk [-m MiB]			64 KiB writes from the child into a home pipe
@@ -54,7 +57,7 @@ reap(pid_t pid)
 }
 
 static void
-forks(int n, int mib, int rnd)
+forks(int n, int mib, int rnd, int all)
 {
 	double *lat, *ret, t0;
 	char *mem, c;
@@ -84,6 +87,15 @@ forks(int n, int mib, int rnd)
 		if ((pid = fork()) == -1)
 			err(71, "fork");
 		if (pid == 0) {
+			if (all) {
+				volatile char *v = mem;
+				size_t k;
+				char x = 0;
+
+				for (k = 0; k < (size_t)mib << 20; k += 4096)
+					x ^= v[k];
+				(void)x;
+			}
 			(void)!write(p[1], "x", 1);
 			_exit(0);
 		}
@@ -225,7 +237,7 @@ getpid_both(long n)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: rforkrun fork | rtt | bulk | getpid [-n count] [-m MiB] [-r]\n");
+	fprintf(stderr, "usage: rforkrun fork | rtt | bulk | getpid [-n count] [-m MiB] [-r] [-a]\n");
 	exit(64);
 }
 
@@ -233,7 +245,7 @@ int
 main(int argc, char *argv[])
 {
 	const char *errstr, *mode;
-	int ch, mib = -1, rnd = 0;
+	int ch, mib = -1, rnd = 0, all = 0;
 	long n = -1;
 
 	if (argc < 2)
@@ -241,10 +253,13 @@ main(int argc, char *argv[])
 	mode = argv[1];
 	argc--;
 	argv++;
-	while ((ch = getopt(argc, argv, "m:n:r")) != -1) {
+	while ((ch = getopt(argc, argv, "am:n:r")) != -1) {
 		switch (ch) {
 		case 'r':
 			rnd = 1;
+			break;
+		case 'a':
+			all = 1;
 			break;
 		case 'm':
 			mib = strtonum(optarg, 0, 4096, &errstr);
@@ -265,7 +280,7 @@ main(int argc, char *argv[])
 		usage();
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (strcmp(mode, "fork") == 0)
-		forks(n > 0 ? n : 100, mib >= 0 ? mib : 8, rnd);
+		forks(n > 0 ? n : 100, mib >= 0 ? mib : 8, rnd, all);
 	else if (strcmp(mode, "rtt") == 0)
 		rtt(n > 0 ? n : 5000);
 	else if (strcmp(mode, "bulk") == 0)

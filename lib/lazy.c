@@ -17,7 +17,7 @@
  *   child cannot go on: it is killed, and its stub reports SIGKILL.
  *
  *   stub side (rf_lazy_serve): reads each asked range from the page source
- *   with process_vm_readv and sends it.
+ *   (its /proc/PID/mem) and sends it.
  *
  * Frames of the page connection (all DATA, then one END from the proxy):
  *   proxy -> stub: u64 addr, u64 len pairs (ranges to send)
@@ -33,14 +33,17 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/userfaultfd.h>
 #include "rf_lazy.h"
+#include "rf_snap.h"
 
 #define PG 4096u
 #define ASK_CHUNK (256u << 10)		/* one background request */
@@ -627,53 +630,103 @@ rf_lazy_wait(void *arg)
 
 /* ---- the stub's side ---- */
 
+/*
+ * Read len bytes of the page source at addr into to (page-aligned).  Its
+ * /proc/PID/mem when open: that read takes a page as it is, where
+ * process_vm_readv pins it and so first copies every page S still shares
+ * with its parent (copy-on-write "unshare"): 2500 against 1300 MiB/s here,
+ * and no second copy of the memory.  0, or -1 with errno (ESRCH: gone).
+ */
+static int
+source_read(pid_t src, int memfd, uint8_t *to, uint64_t addr, size_t len)
+{
+	struct iovec lv = { to, len }, rv = { (void *)(uintptr_t)addr, len };
+	ssize_t got;
+
+	if (memfd < 0)
+		got = process_vm_readv(src, &lv, 1, &rv, 1, 0);
+	else
+		got = pread(memfd, to, len, (off_t)addr);
+	if (got == (ssize_t)len)
+		return 0;
+	/* a mem file whose process has ended reads nothing */
+	errno = got == -1 ? errno : got == 0 ? ESRCH : EIO;
+	return -1;
+}
+
 int
 rf_lazy_serve(struct rf_chan *c, pid_t src, struct rf_err *e)
 {
 	const uint8_t *d;
 	uint64_t pairs[128], addr, len, k;
-	struct iovec lv, rv;
-	uint8_t *tx;
-	size_t n, i;
-	ssize_t got;
-	int type, r;
+	uint8_t *buf, *pages;
+	char path[64];
+	size_t n, i, bufsz = PG + (SEND_MAX / PG) * PG;
+	int type, r, memfd;
 
+	/*
+	 * The pages land page-aligned, their address (8 bytes) just before
+	 * them.  A copy by the kernel (rep movsb) whose destination is 1 to 31
+	 * bytes past its source in the page runs at a fifth of the speed on
+	 * some CPUs (AMD Zen here: 1.7 against 8-9 GB/s for 64 KiB), and the
+	 * channel's own buffer put them 25 bytes past.
+	 */
+	buf = mmap(NULL, bufsz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED)
+		return rf_errno(e, "post-copy: buffer");
+	pages = buf + PG;
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)rf_procfs_pid(src));
+	memfd = open(path, O_RDONLY | O_CLOEXEC);	/* else process_vm_readv */
 	for (;;) {
 		r = rf_chan_recv(c, &type, &d, &n, e);
 		/* the child is gone, or its proxy gave up (and logs why) */
-		if (r == 0 || (r == -1 && (errno == ECONNRESET || errno == EPIPE)))
-			return 1;
+		if (r == 0 || (r == -1 && (errno == ECONNRESET || errno == EPIPE))) {
+			r = 1;
+			break;
+		}
 		if (r == -1)
-			return -1;
-		if (type == RF_FR_END)
-			return 0;
-		if (type != RF_FR_DATA || n == 0 || n % 16 || n > sizeof(pairs))
-			return rf_errf(e, RF_EX_PROTOCOL, "post-copy: bad request (type %d, %zu "
+			break;
+		if (type == RF_FR_END) {
+			r = 0;
+			break;
+		}
+		if (type != RF_FR_DATA || n == 0 || n % 16 || n > sizeof(pairs)) {
+			r = rf_errf(e, RF_EX_PROTOCOL, "post-copy: bad request (type %d, %zu "
 			    "bytes)", type, n);
+			break;
+		}
 		memcpy(pairs, d, n);
-		for (i = 0; i < n / 16; i++) {
+		for (i = 0, r = 0; i < n / 16 && r == 0; i++) {
 			addr = le64toh(pairs[2 * i]);
 			len = le64toh(pairs[2 * i + 1]);
-			if (addr % PG || len % PG || len == 0 || addr + len < addr)
-				return rf_errf(e, RF_EX_PROTOCOL, "post-copy: bad range 0x%" PRIx64
+			if (addr % PG || len % PG || len == 0 || addr + len < addr) {
+				r = rf_errf(e, RF_EX_PROTOCOL, "post-copy: bad range 0x%" PRIx64
 				    "+%" PRIu64, addr, len);
+				break;
+			}
 			while (len > 0) {
 				k = len < (SEND_MAX / PG) * PG ? len : (SEND_MAX / PG) * PG;
-				tx = rf_chan_txbuf(c);
-				lv = (struct iovec){ tx + 8, k };
-				rv = (struct iovec){ (void *)(uintptr_t)addr, k };
-				got = process_vm_readv(src, &lv, 1, &rv, 1, 0);
-				if (got != (ssize_t)k)
-					return rf_errf(e, got == -1 && errno == ESRCH ?
-					    RF_EX_UNAVAILABLE : RF_EX_SOFTWARE, "post-copy: page source "
-					    "%d at 0x%" PRIx64 ": %s", (int)src, addr,
-					    got == -1 ? strerror(errno) : "short read");
-				memcpy(tx, &(uint64_t){ htole64(addr) }, 8);
-				if (rf_chan_send(c, RF_FR_DATA, tx, 8 + k, e) == -1)
-					return errno == ECONNRESET || errno == EPIPE ? 1 : -1;
+				if (source_read(src, memfd, pages, addr, k) == -1) {
+					r = rf_errf(e, errno == ESRCH ? RF_EX_UNAVAILABLE :
+					    RF_EX_SOFTWARE, "post-copy: page source %d at 0x%"
+					    PRIx64 ": %s", (int)src, addr, errno == ESRCH ?
+					    "gone" : strerror(errno));
+					break;
+				}
+				memcpy(pages - 8, &(uint64_t){ htole64(addr) }, 8);
+				if (rf_chan_send(c, RF_FR_DATA, pages - 8, 8 + k, e) == -1) {
+					r = errno == ECONNRESET || errno == EPIPE ? 1 : -1;
+					break;
+				}
 				addr += k;
 				len -= k;
 			}
 		}
+		if (r != 0)
+			break;
 	}
+	if (memfd >= 0)
+		close(memfd);
+	munmap(buf, bufsz);
+	return r;
 }
