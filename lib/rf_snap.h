@@ -92,6 +92,7 @@ struct rf_snap {
 	pid_t pid;
 	struct rf_pt pt;
 	int memfd;		/* /proc/PID/mem: pages without PROT_READ */
+	int pmfd;		/* /proc/PID/pagemap, once read_target asks */
 	int force_pagemap_read;	/* test the fallback for kernels before 6.7 */
 	int raw;		/* page records uncompressed (rf-snap -U) */
 	int go_on;		/* detach without waiting for the stop again */

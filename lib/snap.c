@@ -75,6 +75,7 @@ rf_snap_attach(struct rf_snap *s, pid_t pid, int flags, struct rf_err *e)
 	memset(s, 0, sizeof(*s));
 	s->pid = pid;
 	s->memfd = -1;
+	s->pmfd = -1;
 	if (rf_procfs_stat(pid, &st) == -1) {
 		if (errno == ESRCH)
 			return rf_errf(e, RF_EX_NOINPUT, "pid %d: no such process", (int)pid);
@@ -142,11 +143,13 @@ rf_snap_detach(struct rf_snap *s, struct rf_err *e)
 	}
 	if (s->memfd != -1)
 		close(s->memfd);
+	if (s->pmfd >= 0)
+		close(s->pmfd);
 	free(s->runs);
 	if (s->buf != NULL && s->buf != s->warm)
 		munmap(s->buf, s->buflen);
 	memset(s, 0, sizeof(*s));
-	s->memfd = -1;
+	s->memfd = s->pmfd = -1;
 	return ret;
 }
 
@@ -624,8 +627,71 @@ page_is_zero(const uint8_t *pg)
 }
 
 /*
+ * Whether the target shares these pages with another process, as a fork's
+ * child does with its parent until either writes: the first page of the
+ * longest range is asked (pagemap bit 56: mapped here alone).  The ranges
+ * hold private anonymous pages only.
+ */
+static int
+shares_pages(struct rf_snap *s, const struct iovec *rv, size_t n)
+{
+	char path[64];
+	uint64_t ent;
+	size_t i, l = 0;
+
+	if (s->pmfd == -1) {
+		snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)rf_procfs_pid(s->pid));
+		if ((s->pmfd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+			s->pmfd = -2;
+	}
+	if (s->pmfd < 0 || n == 0)
+		return 0;
+	for (i = 1; i < n; i++)
+		if (rv[i].iov_len > rv[l].iov_len)
+			l = i;
+	if (pread(s->pmfd, &ent, 8, (off_t)((uintptr_t)rv[l].iov_base / RF_PAGE_SIZE * 8)) != 8)
+		return 0;
+	return (ent >> 63 & 1) && !(ent >> 56 & 1);
+}
+
+/*
+ * Read remote ranges into dst from /proc/PID/mem, one after the other.  A
+ * read there takes each page as it is, where process_vm_readv pins it, and
+ * a page the target shares (a fork's child with its parent: every page) is
+ * first copied for it ("unshare"): 256 MiB of a fresh fork's child read at
+ * 1300 against 2500 MiB/s here, and the child left holding a copy of each.
+ */
+static int
+read_mem(struct rf_snap *s, const struct iovec *rv, size_t n, uint8_t *dst,
+    struct rf_err *e)
+{
+	size_t i, off;
+	ssize_t m;
+
+	for (i = 0; i < n; i++) {
+		for (off = 0; off < rv[i].iov_len; off += m) {
+			m = pread(s->memfd, dst + off, rv[i].iov_len - off,
+			    (off_t)((uintptr_t)rv[i].iov_base + off));
+			if (m == -1 && errno == EINTR) {
+				m = 0;
+				continue;
+			}
+			if (m <= 0) {
+				if (m == 0)
+					errno = EIO;
+				return rf_errno(e, "pid %d: read memory at %#" PRIxPTR, s->pid,
+				    (uintptr_t)rv[i].iov_base + off);
+			}
+		}
+		dst += rv[i].iov_len;
+	}
+	return 0;
+}
+
+/*
  * Read remote ranges into dst, one after the other: process_vm_readv in big
- * batches, /proc/PID/mem for what it cannot reach (no PROT_READ).
+ * batches, /proc/PID/mem for what it cannot reach (no PROT_READ), or for
+ * all of a target that shares its pages (read_mem).
  */
 static int
 read_target(struct rf_snap *s, const struct iovec *rv, size_t n, uint8_t *dst,
@@ -635,6 +701,8 @@ read_target(struct rf_snap *s, const struct iovec *rv, size_t n, uint8_t *dst,
 	size_t i = 0, off = 0, cnt, k, total, left;
 	ssize_t got, m;
 
+	if (shares_pages(s, rv, n))
+		return read_mem(s, rv, n, dst, e);
 	while (i < n) {
 		cnt = n - i < NIOV ? n - i : NIOV;
 		total = 0;

@@ -497,6 +497,36 @@ lazymem_done() {
 	finish_victim "ok usr1=1 pending=none"
 }
 
+@test "rf-snap: a fork's child is read without a copy of its pages: they stay shared with its parent" {
+	# python3 fills 64 MiB with a pattern and forks; the child stops.
+	# (process_vm_readv pins each page, and the kernel first gives a child
+	# that shares it a copy of its own: 64 MiB more of its own pages)
+	python3 -c '
+import os, signal, time
+mem = bytearray(b"rfork-mem-path!\n") * (4 << 20)
+pid = os.fork()
+if pid == 0:
+    os.kill(os.getpid(), signal.SIGSTOP)
+    os._exit(0)
+print(pid, flush=True)
+time.sleep(60)' > "$D/py.out" &
+	VPID=$!
+	wait_line "$D/py.out" '^[0-9]+$'
+	ZPID=$(cat "$D/py.out")
+	wait_state "$ZPID" T
+	own() { awk '/^Private_(Clean|Dirty):/ { k += $2 } END { print k }' "/proc/$ZPID/smaps_rollup"; }
+	before=$(own)
+	"$BIN/rf-snap" -U "$ZPID" > "$D/img"
+	after=$(own)
+	# kB: some pages of its own (windows of pages it wrote since), not 64 MiB
+	[ $((after - before)) -lt 16384 ]
+	# and every page of the pattern is in the image
+	[ "$(grep -ao 'rfork-mem-path!' "$D/img" | wc -l)" -ge $((4 << 20)) ]
+	# and again, the pages still shared, the same ones (the same size: the
+	# injected calls change bytes, as rseq's cpu number)
+	[ "$("$BIN/rf-snap" -U "$ZPID" | wc -c)" = "$(stat -c %s "$D/img")" ]
+}
+
 @test "rf-snap killed halfway through the pages: target back in its stop, intact" {
 	VMIB=8 victim sleep
 	stop_victim
