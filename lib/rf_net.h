@@ -80,7 +80,8 @@ int rf_chan_init(void);
  * OpenSSL's once it is ready.  For programs on a remote fork's path.
  */
 int rf_chan_init_async(void);
-/* Tests: seal and open AES-256-GCM with libsodium only (1) or as usual (0). */
+/* Tests: seal and open AES-256-GCM with libsodium only (1), as usual (0),
+   or with OpenSSL's from a channel's first frame of 512 bytes or more (-1). */
 void rf_chan_aes_sodium(int on);
 
 /*

@@ -1,8 +1,9 @@
 /*
  * chanx KEYFILE: one channel between two processes here, the client sealing
- * and opening with OpenSSL's AES-256-GCM, the server with libsodium's (as
- * rf-send and rf-stub do while OpenSSL starts, lib/chan.c), switching to
- * OpenSSL's halfway.  The client sends frames of many sizes, the server
+ * and opening with OpenSSL's AES-256-GCM (every frame of 512 bytes or more:
+ * not only after a channel's first MiB, as usual), the server with
+ * libsodium's (as rf-send and rf-stub do while OpenSSL starts, and every
+ * channel for its first MiB, lib/chan.c), switching to OpenSSL's halfway.  The client sends frames of many sizes, the server
  * echoes each; prints "ok N frames" if every one came back intact, or
  * "skip: ..." where the CPU has no AES instructions.
  */
@@ -43,7 +44,7 @@ server(int fd, const struct rf_key *key)
 		errx(1, "server: %s", e.msg);
 	for (i = 0; i < ROUNDS * NSIZES; i++) {
 		if (i == ROUNDS * NSIZES / 2)
-			rf_chan_aes_sodium(0);	/* OpenSSL's from here on */
+			rf_chan_aes_sodium(-1);	/* OpenSSL's from here on */
 		if (rf_chan_recv(&c, &type, &d, &len, &e) != 1)
 			errx(1, "server: frame %zu: %s", i, e.msg);
 		if (rf_chan_send(&c, type, d, len, &e) == -1)
@@ -84,6 +85,7 @@ main(int argc, char *argv[])
 		_exit(server(sv[1], &key));
 	}
 	close(sv[1]);
+	rf_chan_aes_sodium(-1);
 	if (rf_chan_client(&c, sv[0], &key, &e) == -1)
 		errx(1, "client: %s", e.msg);
 	if ((want = malloc(RF_FRAME_MAX)) == NULL)
