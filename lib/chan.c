@@ -296,11 +296,8 @@ keys_free(struct rf_chan_keys *k)
 	sodium_memzero(k, sizeof(*k));
 }
 
-static int aes_ossl(struct rf_chan_keys *k);
-
-static int
-set_keys(struct rf_chan *c, int cipher, const uint8_t ktx[32], const uint8_t krx[32],
-    struct rf_err *e)
+static void
+set_keys(struct rf_chan *c, int cipher, const uint8_t ktx[32], const uint8_t krx[32])
 {
 	struct rf_chan_keys *k = c->keys;
 
@@ -308,13 +305,11 @@ set_keys(struct rf_chan *c, int cipher, const uint8_t ktx[32], const uint8_t krx
 	memcpy(k->ktx, ktx, 32);
 	memcpy(k->krx, krx, 32);
 	if (cipher != CI_AESGCM)
-		return 0;
+		return;
 	/* libsodium's first, and for small frames always; OpenSSL's once the
 	   channel carries more (aes_which) */
 	crypto_aead_aes256gcm_beforenm(&k->na_tx, ktx);
 	crypto_aead_aes256gcm_beforenm(&k->na_rx, krx);
-	(void)e;
-	return 0;
 }
 
 /* OpenSSL's contexts for the keys; once set, they are used. */
@@ -491,8 +486,7 @@ rf_chan_client(struct rf_chan *c, int fd, const struct rf_key *key, struct rf_er
 		    "hold our key");
 		goto out;
 	}
-	if (set_keys(c, t.choice, k.kc2s, k.ks2c, e) == -1)
-		goto out;
+	set_keys(c, t.choice, k.kc2s, k.ks2c);
 	r = 0;
 out:
 	return handshake_end(c, &k, r);
@@ -548,8 +542,7 @@ rf_chan_server(struct rf_chan *c, int fd, const struct rf_key *key, struct rf_er
 	prove(k.kauth, "server", &t, ans + 1);
 	if (write_all(fd, ans, sizeof(ans), "handshake", e) == -1)
 		goto out;
-	if (set_keys(c, t.choice, k.ks2c, k.kc2s, e) == -1)
-		goto out;
+	set_keys(c, t.choice, k.ks2c, k.kc2s);
 	r = 0;
 out:
 	return handshake_end(c, &k, r);
@@ -916,10 +909,7 @@ rf_chan_import(struct rf_chan *c, int fd, const struct rf_chan_state *s, struct 
 {
 	if (chan_alloc(c, fd, e) == -1)
 		return -1;
-	if (set_keys(c, s->cipher, s->ktx, s->krx, e) == -1) {
-		chan_free(c);
-		return -1;
-	}
+	set_keys(c, s->cipher, s->ktx, s->krx);
 	c->keys->ntx = s->ntx;
 	c->keys->nrx = s->nrx;
 	return 0;
