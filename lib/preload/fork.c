@@ -983,7 +983,7 @@ again(struct early *x, struct rfp_hand *hand, int kfd, const sigset_t *old)
 }
 
 static pid_t
-remote_fork(pid_t (*realf)(void))
+remote_fork(pid_t (*realf)(void), int big)
 {
 	char host[RFP_HOST], token[RFP_TOKEN], msg[CTLMAX];
 	struct rfp_str why = { .n = 0 };
@@ -1012,7 +1012,7 @@ remote_fork(pid_t (*realf)(void))
 		return realf();
 	}
 	/* post-copy (docs/FORK.md): worth it for a big private anonymous mapping */
-	lazy = rfp_cfg.postcopy && rfp_big_anon && !atomic_load(&postcopy_off);
+	lazy = rfp_cfg.postcopy && big && !atomic_load(&postcopy_off);
 	/* the early stub (docs/FORK.md step 4) */
 	x = (struct early){ k[0], 0, host, rfp_cfg.early, 0, 0 };
 	gen = rfp_cfg.selfrec ? atomic_fetch_add(&forkgen, 1) + 1 : 0;
@@ -1038,7 +1038,7 @@ remote_fork(pid_t (*realf)(void))
 				    &why, early_hand, &x, &early, NULL, NULL, NULL, gen) == 0;
 			else if (again(&x, &hand, k[0], &old)) {
 				/* S is its stub already: a new fork, the whole image */
-				return remote_fork(realf);
+				return remote_fork(realf, big);
 			}
 		}
 		if (x.started == -1) {
@@ -1278,10 +1278,11 @@ static pid_t
 wrap(pid_t (*realf)(void))
 {
 	struct rfp_str why = { .n = 0 };
+	int big;
 
 	if (rfp_cfg.policy == RFP_NONE || grand_off || !goes_remote())
 		return realf();
-	if (rfp_shared_mapping(&why) != 0) {
+	if (rfp_shared_mapping(&why, &big) != 0) {
 		if (rfp_cfg.strict) {
 			rfp_log("fork fails (RFORK_STRICT=1): ", why.s, NULL);
 			errno = EAGAIN;
@@ -1290,7 +1291,7 @@ wrap(pid_t (*realf)(void))
 		rfp_log("fork stays local: ", why.s, NULL);
 		return realf();
 	}
-	return remote_child ? grand_fork(realf) : remote_fork(realf);
+	return remote_child ? grand_fork(realf) : remote_fork(realf, big);
 }
 
 EXPORT pid_t

@@ -24,8 +24,6 @@ forbids(const char *perms, const char *path)
 	return strncmp(path, "/usr/", 5) != 0 && strncmp(path, "/lib", 4) != 0;
 }
 
-int rfp_big_anon;
-
 static unsigned long
 hex(const char *s)
 {
@@ -43,10 +41,10 @@ hex(const char *s)
 
 /*
  * "start-end perms offset dev inode   path": perms and path of one line.
- * Notes a private anonymous mapping big enough for post-copy (rfp_big_anon).
+ * Notes a private anonymous mapping big enough for post-copy (*big).
  */
 static int
-line_forbids(char *l, struct rfp_str *why)
+line_forbids(char *l, struct rfp_str *why, int *big)
 {
 	char *range = l, *perms, *path, *p, *dash;
 	int field;
@@ -64,7 +62,7 @@ line_forbids(char *l, struct rfp_str *why)
 	if (perms[3] == 'p' && (*path == '\0' || strcmp(path, "[heap]") == 0 ||
 	    strncmp(path, "[anon:", 6) == 0) && (dash = strchr(range, '-')) != NULL &&
 	    hex(dash + 1) - hex(range) >= RF_LAZY_MIN)
-		rfp_big_anon = 1;
+		*big = 1;
 	if (!forbids(perms, path))
 		return 0;
 	why->n = 0;
@@ -78,14 +76,14 @@ line_forbids(char *l, struct rfp_str *why)
 }
 
 int
-rfp_shared_mapping(struct rfp_str *why)
+rfp_shared_mapping(struct rfp_str *why, int *big)
 {
 	char buf[8192], *l, *nl;
 	size_t have = 0;
 	ssize_t n;
 	int fd, found = 0, skip = 0;
 
-	rfp_big_anon = 0;
+	*big = 0;
 	if ((fd = rfp_open("/proc/self/maps", O_RDONLY)) == -1) {
 		why->n = 0;
 		rfp_cat(why, "cannot read /proc/self/maps");
@@ -97,7 +95,7 @@ rfp_shared_mapping(struct rfp_str *why)
 		for (l = buf; !found && (nl = strchr(l, '\n')) != NULL; l = nl + 1) {
 			*nl = '\0';
 			if (!skip)
-				found = line_forbids(l, why);
+				found = line_forbids(l, why, big);
 			skip = 0;
 		}
 		have -= l - buf;
@@ -105,7 +103,7 @@ rfp_shared_mapping(struct rfp_str *why)
 		/* A line longer than the buffer: judge it by its start. */
 		if (have == sizeof(buf) - 1) {
 			if (!skip)
-				found = line_forbids(buf, why);
+				found = line_forbids(buf, why, big);
 			have = 0;
 			skip = 1;
 		}

@@ -64,11 +64,11 @@ void rfp_num(struct rfp_str *b, unsigned long v);
 void rfp_log(const char *s, ...) __attribute__((sentinel));
 
 /* 1 if a mapping forbids a remote child (*why says which), 0 if none, -1 if
- * the maps could not be read (*why says so). */
-int rfp_shared_mapping(struct rfp_str *why);
-/* Set by it: a private anonymous mapping of RF_LAZY_MIN or more, whose pages
-   could come after the child starts (post-copy, docs/FORK.md). */
-extern int rfp_big_anon;
+ * the maps could not be read (*why says so).  *big: whether there is a
+ * private anonymous mapping of RF_LAZY_MIN or more, whose pages could come
+ * after the child starts (post-copy, docs/FORK.md); the caller's own, as
+ * threads fork at once. */
+int rfp_shared_mapping(struct rfp_str *why, int *big);
 
 /* Find rf-snap, rf-send, rf-stub (rfp_cfg.snap...): 0, or -1 with *why. */
 int rfp_find_tools(struct rfp_str *why);
