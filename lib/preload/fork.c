@@ -1004,7 +1004,6 @@ remote_fork(pid_t (*realf)(void), int big)
 		rfp_log("fork stays local: RFORK_HOSTS: a host name too long", NULL);
 		return realf();
 	}
-	memcpy(my_host, host, sizeof(my_host));	/* the child's, through S */
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, k) == -1) {
@@ -1018,8 +1017,12 @@ remote_fork(pid_t (*realf)(void), int big)
 	gen = rfp_cfg.selfrec ? atomic_fetch_add(&forkgen, 1) + 1 : 0;
 	cld_enter();
 	pid = realf();
-	if (pid == 0)
+	if (pid == 0) {
+		/* the child's host, through S: set in S alone, where no other
+		   thread forks meanwhile and takes it for another host */
+		memcpy(my_host, host, sizeof(my_host));
 		return child(k, &old, self, lazy, gen);
+	}
 	e = errno;
 	rfp_close(k[1]);
 	if (pid > 0) {
@@ -1148,7 +1151,7 @@ grand_fork(pid_t (*realf)(void))
 {
 	struct rf_fwd_forkreq fr;
 	struct rfp_str why = { .n = 0 };
-	char msg[8], saved_host[RFP_HOST];
+	char msg[8];
 	sigset_t all, old;
 	pid_t pid, self = getpid(), newpid;
 	int k[2], e, ok = 0;
@@ -1193,13 +1196,12 @@ grand_fork(pid_t (*realf)(void))
 		rfp_cat(&why, strerrordesc_np(e));
 		goto abort;
 	}
-	memcpy(saved_host, my_host, sizeof(saved_host));
-	memcpy(my_host, fr.host, sizeof(my_host));	/* the grandchild's, through L */
 	cld_enter();
 	pid = realf();
-	if (pid == 0)
+	if (pid == 0) {
+		memcpy(my_host, fr.host, sizeof(my_host));	/* the grandchild's, through L */
 		return grand_child(k, &old, self, newpid);
-	memcpy(my_host, saved_host, sizeof(my_host));
+	}
 	e = errno;
 	rfp_close(k[1]);
 	if (pid > 0) {
