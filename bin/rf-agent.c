@@ -324,6 +324,7 @@ job(int cfd, struct snapjob *sj, struct rf_chan **used)
 	sj->o.wait = 3;
 	sj->o.selfrec = rq.selfrec;
 	sj->o.selfgen = rq.selfgen;
+	sj->o.sender = gettid();
 	sj->out = pfd[1];
 	sj->tell = cfd;
 	b = 1;

@@ -156,6 +156,9 @@ struct rf_snap_opt {
 	/* a fork's child's own record (struct rf_selfrec) at this address
 	   for fork selfgen: read instead of injected calls if it matches */
 	uint64_t selfrec, selfgen;
+	/* a thread of ours that takes the image as it comes: kept off the
+	   CPU the snapshot runs on (colocate), 0 for none */
+	pid_t sender;
 };
 int rf_snap_take(pid_t pid, const struct rf_snap_opt *o, struct rf_proc *p, int fd,
     struct rf_err *e);

@@ -1025,17 +1025,18 @@ rf_snap_write(struct rf_snap *s, const struct rf_proc *p, int fd, struct rf_err 
  * Both masks are put back after.
  */
 struct coloc {
-	int on;
-	cpu_set_t ours, theirs;
+	int on, away;
+	pid_t sender;
+	cpu_set_t ours, theirs, senders;
 };
 
 static void
-colocate(pid_t pid, struct coloc *co)
+colocate(pid_t pid, pid_t sender, struct coloc *co)
 {
-	cpu_set_t one;
+	cpu_set_t one, other;
 	int cpu;
 
-	co->on = 0;
+	co->on = co->away = 0;
 	if (getenv("RFORK_SNAP_SPREAD") != NULL || (cpu = sched_getcpu()) < 0 ||
 	    sched_getaffinity(0, sizeof(co->ours), &co->ours) == -1 ||
 	    sched_getaffinity(pid, sizeof(co->theirs), &co->theirs) == -1 ||
@@ -1049,12 +1050,28 @@ colocate(pid_t pid, struct coloc *co)
 	if (sched_setaffinity(0, sizeof(one), &one) == -1) {
 		sched_setaffinity(pid, sizeof(co->theirs), &co->theirs);
 		co->on = 0;
+		return;
+	}
+	/*
+	 * The sender sleeps on the image's pipe, and a pipe's writer wakes its
+	 * reader on the writer's own CPU when that CPU runs nothing else: it
+	 * would wait there for the whole snapshot while another CPU idles.
+	 */
+	if (sender > 0 && sched_getaffinity(sender, sizeof(co->senders), &co->senders) == 0) {
+		CPU_AND(&other, &co->senders, &co->ours);
+		CPU_CLR(cpu, &other);
+		if (CPU_COUNT(&other) > 0 && sched_setaffinity(sender, sizeof(other), &other) == 0) {
+			co->away = 1;
+			co->sender = sender;
+		}
 	}
 }
 
 static void
 uncolocate(pid_t pid, struct coloc *co)
 {
+	if (co->away)
+		sched_setaffinity(co->sender, sizeof(co->senders), &co->senders);
 	if (!co->on)
 		return;
 	sched_setaffinity(pid, sizeof(co->theirs), &co->theirs);
@@ -1074,7 +1091,7 @@ rf_snap_take(pid_t pid, const struct rf_snap_opt *o, struct rf_proc *p, int fd,
 		return -1;
 	if (o->stop && rf_snap_stop(pid, e) == -1)
 		return -1;
-	colocate(pid, &co);
+	colocate(pid, o->sender, &co);
 	if (rf_snap_attach(&s, pid, o->flags, e) == -1) {
 		uncolocate(pid, &co);
 		return -1;
