@@ -42,4 +42,4 @@ BLOB_CFLAGS = -std=gnu11 -O2 -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE -
 
 # Debian packages the build, the tests and the demo need (sh/install-deps).
 DEB_BUILD = gcc make libc6-dev binutils libbsd-dev libjansson-dev libxxhash-dev liblz4-dev libsodium-dev libssl-dev
-DEB_TEST  = bats jq socat iproute2 util-linux procps python3 perl xxd
+DEB_TEST  = bats jq socat iproute2 util-linux procps python3 perl xxd strace

@@ -362,8 +362,8 @@ rf_procfs_link(pid_t pid, const char *name)
 	return strdup(buf);
 }
 
-static enum rf_fd_kind
-fd_kind(const char *path, mode_t mode)
+enum rf_fd_kind
+rf_procfs_fd_kind(const char *path, mode_t mode)
 {
 	if (strncmp(path, "anon_inode:", 11) == 0)
 		return RF_FD_ANON;
@@ -481,7 +481,7 @@ rf_procfs_fds(pid_t pid, struct rf_fd **fdsp, size_t *np)
 			errno = gone(errno);
 			goto fail;
 		}
-		f->kind = fd_kind(f->path, sb.st_mode);
+		f->kind = rf_procfs_fd_kind(f->path, sb.st_mode);
 		f->dev = sb.st_dev;
 		f->ino = sb.st_ino;
 		f->rdev = sb.st_rdev;

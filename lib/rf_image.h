@@ -6,6 +6,7 @@
 #ifndef RF_IMAGE_H
 #define RF_IMAGE_H
 
+#include <limits.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/user.h>
@@ -90,13 +91,34 @@ struct rf_sigaction {
 
 /*
  * What only a fork's child S can tell about itself, which the kernel does
- * not show in /proc: written by S (librfork) into its own memory just
+ * not show in /proc, and what /proc would tell but costs more to ask there
+ * than S's own calls: written by S (librfork) into its own memory just
  * before it stops, magic last, and read there by the snapshot in place of
- * asking S with injected calls (rf-snap -c; docs/FORK.md step 2).  gen is
- * the fork's number as the parent counts them: a record left by another
- * fork, in memory the child inherited, does not match.
+ * asking S with injected calls and reading /proc (rf-snap -c; docs/FORK.md
+ * step 2).  gen is the fork's number as the parent counts them: a record
+ * left by another fork, in memory the child inherited, does not match.
+ * Each part of "have" is there whole or not at all; a part that is not
+ * there is read from /proc as for any process.
  */
-#define RF_SELFREC_MAGIC 0x3163657266666c73ULL	/* "slffrec1" */
+#define RF_SELFREC_MAGIC 0x3263657266666c73ULL	/* "slffrec2" */
+#define RF_SELFREC_ATTRS 0x1	/* personality, rlim, cwd (paths[cwd]) */
+#define RF_SELFREC_FDS 0x2	/* fd[0..nfd) */
+#define RF_SELFREC_EXE 0x4	/* exe: /proc/self/exe when librfork started */
+#define RF_SELFREC_AUXV 0x8	/* auxv: /proc/self/auxv when librfork started */
+#define RF_SELFREC_NFD 64
+#define RF_SELFREC_PATHS 6144
+
+struct rf_selfrec_fd {
+	int32_t fd;
+	int32_t flags;		/* F_GETFL, and O_CLOEXEC if the fd has FD_CLOEXEC:
+				   fdinfo's "flags" */
+	uint32_t mode;		/* fstat */
+	uint32_t path;		/* offset of its readlink in paths */
+	uint64_t pos;		/* lseek(fd, 0, SEEK_CUR) of files, dirs and
+				   block devices; 0 for the rest */
+	uint64_t dev, ino, rdev;
+};
+
 struct rf_selfrec {
 	uint64_t magic;
 	uint64_t gen;
@@ -109,6 +131,19 @@ struct rf_selfrec {
 		uint64_t size;
 	} altstack;
 	struct rf_sigaction sigact[RF_NSIG];	/* rt_sigaction(sig, NULL, &a, 8) */
+	/* the rest: only as "have" says */
+	uint32_t have;
+	uint32_t nfd;
+	uint64_t personality;	/* personality(0xffffffff) */
+	uint64_t rlim[RF_NRLIMIT][2];	/* prlimit: cur, max */
+	uint32_t cwd;		/* offset of getcwd's answer in paths */
+	uint32_t npaths;	/* bytes of paths used */
+	struct rf_selfrec_fd fd[RF_SELFREC_NFD];
+	char paths[RF_SELFREC_PATHS];	/* NUL-terminated strings */
+	/* written once, when librfork starts, not by each fork */
+	uint64_t auxv_len;	/* words */
+	uint64_t auxv[RF_AUXV_MAX];
+	char exe[PATH_MAX];
 };
 
 struct rf_mm {

@@ -45,6 +45,8 @@ int rf_procfs_personality(pid_t pid, unsigned long *pers);
 /* readlink of /proc/PID/NAME ("exe", "cwd", "fd/3"), malloc'd, or NULL. */
 char *rf_procfs_link(pid_t pid, const char *name);
 int rf_procfs_fds(pid_t pid, struct rf_fd **fds, size_t *n);
+/* An fd's kind from its readlink and st_mode. */
+enum rf_fd_kind rf_procfs_fd_kind(const char *path, mode_t mode);
 /*
  * Every mapping from /proc/PID/maps: kind, protection, file identity checked
  * against the path (RF_VMA_FILE_PAGES if it is gone or another file now),
@@ -110,6 +112,9 @@ struct rf_snap {
 				   records, but those near the stack pointer
 				   and the thread pointer; 0: none */
 	uint64_t selfrec, selfgen;	/* rf_snap_opt's */
+	struct rf_selfrec *rec;	/* that record, read and checked; or NULL */
+	struct rf_pstat st;	/* attach's look at the stopped task */
+	struct rf_pstatus ps;	/* (ps.groups: taken by rf_snap_collect) */
 };
 
 #define RF_SNAP_BUFSZ (1u << 20)	/* the read buffer's size at most */

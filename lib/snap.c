@@ -65,8 +65,8 @@ rf_snap_wait(pid_t pid, int seconds, struct rf_err *e)
 	return rf_errf(e, RF_EX_TEMPFAIL, "pid %d did not stop", (int)pid);
 }
 
-int
-rf_snap_attach(struct rf_snap *s, pid_t pid, int flags, struct rf_err *e)
+static int
+attach(struct rf_snap *s, pid_t pid, int flags, struct rf_err *e)
 {
 	struct rf_pstatus ps;
 	struct rf_pstat st;
@@ -90,7 +90,9 @@ rf_snap_attach(struct rf_snap *s, pid_t pid, int flags, struct rf_err *e)
 		    " processes can be dumped", (int)pid, st.nthreads);
 	if (rf_procfs_status(pid, &ps) == -1)
 		return rf_errno(e, "pid %d: status", (int)pid);
-	free(ps.groups);
+	/* both as the stopped task shows them: rf_snap_collect's too */
+	s->st = st;
+	s->ps = ps;
 	if (ps.tracer != 0)
 		return rf_errf(e, RF_EX_NO, "pid %d is traced by pid %d", (int)pid,
 		    (int)ps.tracer);
@@ -124,6 +126,16 @@ rf_snap_attach(struct rf_snap *s, pid_t pid, int flags, struct rf_err *e)
 }
 
 int
+rf_snap_attach(struct rf_snap *s, pid_t pid, int flags, struct rf_err *e)
+{
+	if (attach(s, pid, flags, e) == 0)
+		return 0;
+	free(s->ps.groups);
+	s->ps.groups = NULL;
+	return -1;
+}
+
+int
 rf_snap_detach(struct rf_snap *s, struct rf_err *e)
 {
 	struct rf_pstat st;
@@ -148,6 +160,8 @@ rf_snap_detach(struct rf_snap *s, struct rf_err *e)
 	free(s->runs);
 	if (s->buf != NULL && s->buf != s->warm)
 		munmap(s->buf, s->buflen);
+	free(s->ps.groups);
+	free(s->rec);
 	memset(s, 0, sizeof(*s));
 	s->memfd = s->pmfd = -1;
 	return ret;
@@ -187,45 +201,134 @@ cpu_state(struct rf_snap *s, struct rf_proc *p, struct rf_err *e)
 	return 0;
 }
 
+/*
+ * A fork's child's own record (struct rf_selfrec), when the caller names
+ * one and it is this task's for this fork: read once, checked, in s->rec.
+ * It is the task's memory: nothing in it is trusted beyond its bounds.
+ */
+static void
+read_record(struct rf_snap *s)
+{
+	struct rf_selfrec *r;
+	uint32_t i;
+
+	if (s->selfrec == 0 || s->selfgen == 0 || (r = malloc(sizeof(*r))) == NULL)
+		return;
+	if (rf_ptrace_peek(s->pid, s->selfrec, r, sizeof(*r)) == -1 ||
+	    r->magic != RF_SELFREC_MAGIC || r->gen != s->selfgen || r->pid != s->pid) {
+		free(r);
+		return;
+	}
+	r->paths[sizeof(r->paths) - 1] = '\0';
+	r->exe[sizeof(r->exe) - 1] = '\0';
+	if (r->cwd >= sizeof(r->paths) || r->paths[r->cwd] != '/')
+		r->have &= ~RF_SELFREC_ATTRS;
+	if (r->auxv_len > RF_AUXV_MAX || r->auxv_len % 2 != 0)
+		r->have &= ~RF_SELFREC_AUXV;
+	if (r->nfd > RF_SELFREC_NFD)
+		r->have &= ~RF_SELFREC_FDS;
+	for (i = 0; i < r->nfd && (r->have & RF_SELFREC_FDS); i++)
+		if (r->fd[i].path >= sizeof(r->paths) || r->fd[i].fd < 0 ||
+		    (i > 0 && r->fd[i].fd <= r->fd[i - 1].fd))
+			r->have &= ~RF_SELFREC_FDS;
+	s->rec = r;
+}
+
+/* The fd table from the record. */
+static int
+record_fds(const struct rf_selfrec *r, struct rf_fd **fdsp, size_t *np)
+{
+	struct rf_fd *fds;
+	uint32_t i;
+
+	if ((fds = calloc(r->nfd ? r->nfd : 1, sizeof(*fds))) == NULL)
+		return -1;
+	for (i = 0; i < r->nfd; i++) {
+		const struct rf_selfrec_fd *g = &r->fd[i];
+		struct rf_fd *f = &fds[i];
+
+		if ((f->path = strdup(r->paths + g->path)) == NULL) {
+			while (i-- > 0)
+				free(fds[i].path);
+			free(fds);
+			return -1;
+		}
+		f->fd = g->fd;
+		f->flags = g->flags;
+		f->fdflags = g->flags & O_CLOEXEC ? FD_CLOEXEC : 0;
+		f->kind = rf_procfs_fd_kind(f->path, g->mode);
+		f->pos = g->pos;
+		f->dev = g->dev;
+		f->ino = g->ino;
+		f->rdev = g->rdev;
+	}
+	*fdsp = fds;
+	*np = r->nfd;
+	return 0;
+}
+
+/*
+ * stat and status as attach found them (the task has been stopped since),
+ * the rest from the task's own record where it has them, else /proc.
+ */
 static int
 attributes(struct rf_snap *s, struct rf_proc *p, uint64_t *caught, struct rf_err *e)
 {
-	struct rf_pstatus ps;
-	struct rf_pstat st;
+	const struct rf_pstatus *ps = &s->ps;
+	const struct rf_pstat *st = &s->st;
+	const struct rf_selfrec *r;
 	struct utsname u;
 	pid_t pid = s->pid;
+	uint32_t have;
 
+	read_record(s);
+	r = s->rec;
+	have = r != NULL ? r->have : 0;
 	p->pid = pid;
 	if (uname(&u) == -1)
 		return rf_errno(e, "uname");
 	if ((p->host = strdup(u.nodename)) == NULL || (p->kernel = strdup(u.release)) == NULL)
 		return rf_errno(e, "uname");
-	if (rf_procfs_stat(pid, &st) == -1)
-		return rf_errno(e, "pid %d: stat", pid);
-	if ((p->comm = strdup(st.comm)) == NULL)
+	if ((p->comm = strdup(st->comm)) == NULL)
 		return rf_errno(e, "comm");
-	p->nice = (int)st.nice;
-	p->mm = st.mm;
-	if (rf_procfs_status(pid, &ps) == -1)
-		return rf_errno(e, "pid %d: status", pid);
-	p->umask = ps.umask;
-	memcpy(p->uid, ps.uid, sizeof(p->uid));
-	memcpy(p->gid, ps.gid, sizeof(p->gid));
-	p->groups = ps.groups;
-	p->ngroups = ps.ngroups;
-	p->sigpending = ps.sigpnd | ps.shdpnd;
-	*caught = ps.sigcgt | ps.sigign;
-	if (rf_procfs_personality(pid, &p->personality) == -1)
-		return rf_errno(e, "pid %d: personality", pid);
-	if (rf_procfs_limits(pid, p->rlim_cur, p->rlim_max) == -1)
-		return rf_errno(e, "pid %d: limits", pid);
-	if (rf_procfs_auxv(pid, p->auxv, RF_AUXV_MAX, &p->auxv_len) == -1)
+	p->nice = (int)st->nice;
+	p->mm = st->mm;
+	p->umask = ps->umask;
+	memcpy(p->uid, ps->uid, sizeof(p->uid));
+	memcpy(p->gid, ps->gid, sizeof(p->gid));
+	p->groups = ps->groups;
+	p->ngroups = ps->ngroups;
+	s->ps.groups = NULL;	/* p's now */
+	p->sigpending = ps->sigpnd | ps->shdpnd;
+	*caught = ps->sigcgt | ps->sigign;
+	if (have & RF_SELFREC_ATTRS) {
+		int i;
+
+		p->personality = r->personality;
+		for (i = 0; i < RF_NRLIMIT; i++) {
+			p->rlim_cur[i] = r->rlim[i][0];
+			p->rlim_max[i] = r->rlim[i][1];
+		}
+		if ((p->cwd = strdup(r->paths + r->cwd)) == NULL)
+			return rf_errno(e, "cwd");
+	} else {
+		if (rf_procfs_personality(pid, &p->personality) == -1)
+			return rf_errno(e, "pid %d: personality", pid);
+		if (rf_procfs_limits(pid, p->rlim_cur, p->rlim_max) == -1)
+			return rf_errno(e, "pid %d: limits", pid);
+		if ((p->cwd = rf_procfs_link(pid, "cwd")) == NULL)
+			return rf_errno(e, "pid %d: cwd", pid);
+	}
+	if (have & RF_SELFREC_AUXV) {
+		memcpy(p->auxv, r->auxv, r->auxv_len * sizeof(r->auxv[0]));
+		p->auxv_len = r->auxv_len;
+	} else if (rf_procfs_auxv(pid, p->auxv, RF_AUXV_MAX, &p->auxv_len) == -1)
 		return rf_errno(e, "pid %d: auxv", pid);
-	if ((p->exe = rf_procfs_link(pid, "exe")) == NULL)
+	if ((p->exe = have & RF_SELFREC_EXE ? strdup(r->exe) : rf_procfs_link(pid, "exe")) ==
+	    NULL)
 		return rf_errno(e, "pid %d: exe", pid);
-	if ((p->cwd = rf_procfs_link(pid, "cwd")) == NULL)
-		return rf_errno(e, "pid %d: cwd", pid);
-	if (rf_procfs_fds(pid, &p->fds, &p->nfd) == -1)
+	if ((have & RF_SELFREC_FDS ? record_fds(r, &p->fds, &p->nfd) :
+	    rf_procfs_fds(pid, &p->fds, &p->nfd)) == -1)
 		return rf_errno(e, "pid %d: fds", pid);
 	return 0;
 }
@@ -495,20 +598,18 @@ maybe_growsdown(const struct rf_proc *p, size_t i)
 static int
 own_record(struct rf_snap *s, struct rf_proc *p, uint64_t caught)
 {
-	struct rf_selfrec r;
+	const struct rf_selfrec *r = s->rec;
 	int sig;
 
-	if (s->selfrec == 0 || s->selfgen == 0 ||
-	    rf_ptrace_peek(s->pid, s->selfrec, &r, sizeof(r)) == -1 ||
-	    r.magic != RF_SELFREC_MAGIC || r.gen != s->selfgen || r.pid != s->pid)
+	if (r == NULL)
 		return 0;
 	for (sig = 1; sig <= RF_NSIG; sig++)
 		if (caught & (1ULL << (sig - 1)) || sig == SIGCHLD)
-			p->sigact[sig - 1] = r.sigact[sig - 1];
-	p->altstack_sp = r.altstack.sp;
-	p->altstack_size = r.altstack.size;
-	p->altstack_flags = r.altstack.flags & ~SS_ONSTACK;
-	p->mm.brk = r.brk;
+			p->sigact[sig - 1] = r->sigact[sig - 1];
+	p->altstack_sp = r->altstack.sp;
+	p->altstack_size = r->altstack.size;
+	p->altstack_flags = r->altstack.flags & ~SS_ONSTACK;
+	p->mm.brk = r->brk;
 	return 1;
 }
 

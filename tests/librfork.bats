@@ -241,6 +241,54 @@ local_lines() {
 	[ "$(jq -cS '.signals, .mm.brk' "$D/rec.json")" = "$(jq -cS '.signals, .mm.brk' "$D/ptrace.json")" ]
 }
 
+# norm_meta FILE: what S's record and /proc must agree on, in a form two
+# runs share: pipe, socket and anon inode numbers become the order in which
+# the fds first show them, and the numbers in their names N.
+norm_meta() {
+	jq -S '
+	    def unnamed: .kind == "fifo" or .kind == "socket" or .kind == "anon";
+	    (reduce (.fds[] | select(unnamed) | .ino) as $i ([];
+	        if any(.[]; . == $i) then . else . + [$i] end)) as $inos
+	    | {auxv, creds, cwd, exe, personality, rlimits, umask,
+	       fds: [.fds[] | if unnamed then
+	           (.ino as $i | .ino = ($inos | to_entries | map(select(.value == $i)) | .[0].key)
+	            | .path = (.path | sub("[0-9]+"; "N"))) else . end]}' "$1"
+}
+
+@test "librfork: S's own record of its fds, limits, cwd, exe and auxv is what /proc shows (RFORK_SELFREC=0)" {
+	fakebin
+	# rf-snap under strace: which of the two it read
+	rm "$D/bin/rf-snap"
+	printf '#!/bin/sh\nexec strace -qq -f -e trace=openat,readlinkat,readlink -o "%s" "%s" "$@"\n' \
+	    "$D/strace" "$BIN/rf-snap" > "$D/bin/rf-snap"
+	chmod +x "$D/bin/rf-snap"
+	cd "$D"
+	# the same stack and the same stdout in both (auxv points into the stack)
+	setarch "$(uname -m)" -R env RFTEST_MARK="$MARK" LD_PRELOAD="$LIB" \
+	    RFORK_BINDIR="$BINDIR" RFORK_HOSTS="$DEAD" RFORK_SELFREC=1 "$F" fdkinds > "$D/out"
+	grep -qx "ok fdkinds" "$D/out"
+	cp "$D/meta.json" "$D/rec.json"
+	# the record, not /proc: no fd, fdinfo, limits, cwd, exe or auxv there
+	[ "$(grep -cE '/proc/[0-9]+/(fd|fdinfo|limits|cwd|exe|auxv|personality)"' "$D/strace")" -eq 0 ]
+	setarch "$(uname -m)" -R env RFTEST_MARK="$MARK" LD_PRELOAD="$LIB" \
+	    RFORK_BINDIR="$BINDIR" RFORK_HOSTS="$DEAD" RFORK_SELFREC=0 "$F" fdkinds > "$D/out"
+	grep -qx "ok fdkinds" "$D/out"
+	cp "$D/meta.json" "$D/proc.json"
+	grep -q '/proc/[0-9]*/limits' "$D/strace"
+	grep -q '/proc/[0-9]*/fdinfo' "$D/strace"
+	# every kind is there: file at 100, dir, chr, fifo (pipe and named),
+	# socket, anon; close-on-exec as opened
+	jq -e '[.fds[] | select(.kind == "file" and .pos == 100)] | length == 1' "$D/rec.json"
+	jq -e '[.fds[] | .kind] | (index("dir") and index("chr") and index("socket")
+	    and index("anon")) != null' "$D/rec.json"
+	jq -e '[.fds[] | select(.kind == "fifo" and (.path | startswith("/tmp/forker-fifo")))]
+	    | length == 1' "$D/rec.json"
+	jq -e '[.fds[] | select(.path == "anon_inode:[eventfd]" and .cloexec)] | length == 1' \
+	    "$D/rec.json"
+	jq -e '.cwd == "'"$D"'"' "$D/rec.json"
+	diff <(norm_meta "$D/rec.json") <(norm_meta "$D/proc.json")
+}
+
 @test "librfork: rf-send fails, or answers without a token: a local child" {
 	fakebin
 	FAKE_SEND=notoken run --separate-stderr pre "$F" once

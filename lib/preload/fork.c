@@ -9,6 +9,7 @@
  * the same read; its proxy answers "remote...".  A stopped S is the only copy
  * of the child until the remote one is confirmed: never both, never neither.
  */
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include "rf_fwd.h"
@@ -117,6 +119,8 @@ set_libdir(const char *path)
 	memcpy(rfp_cfg.libdir, dir, slash - dir + 1);
 }
 
+static void record_once(void);
+
 /* The environment is read once: a program may change or clear its own. */
 static void
 init(void)
@@ -138,6 +142,8 @@ init(void)
 	rfp_cfg.early = strcmp(t, "0") != 0;
 	copyenv(t, sizeof(t), "RFORK_SELFREC");
 	rfp_cfg.selfrec = strcmp(t, "0") != 0;
+	if (rfp_cfg.selfrec)
+		record_once();
 	/* rf-run's agent, "@name" or a path; "0" or unset: none */
 	copyenv(rfp_cfg.agent, sizeof(rfp_cfg.agent), "RFORK_AGENT");
 	if (strcmp(rfp_cfg.agent, "0") == 0)
@@ -509,19 +515,172 @@ drop_cont(void)
 
 struct rf_selfrec rfp_selfrec;
 static atomic_ulong forkgen;	/* remote forks tried, the last one's number */
+static uint32_t rec_once;	/* RF_SELFREC_EXE, _AUXV: read at start-up */
+static dev_t pipefs_dev;	/* a pipe's st_dev: "pipe:[ino]" without readlink */
+static int pipefs_known;
 
 /*
- * S's record of what the kernel keeps from /proc (rfork.h): its signal
- * actions, alternate stack and break, for the snapshot to read in S's
- * memory instead of running those calls inside S.  By system calls of
- * S's own, 22 us here, against a ptrace stop and start for each when
- * injected.  The magic goes last: half a record is none.
+ * What does not change while the program runs, read once when librfork
+ * starts: its executable and auxiliary vector (only checkpoint/restore
+ * tools change them, and rf-restore gives a process back the ones it had).
+ */
+static void
+record_once(void)
+{
+	struct rf_selfrec *r = &rfp_selfrec;
+	struct stat sb;
+	ssize_t n;
+	int fd, p[2];
+
+	rec_once = 0;
+	n = readlink("/proc/self/exe", r->exe, sizeof(r->exe) - 1);
+	if (n > 0) {
+		r->exe[n] = '\0';
+		rec_once |= RF_SELFREC_EXE;
+	}
+	if ((fd = open("/proc/self/auxv", O_RDONLY | O_CLOEXEC)) >= 0) {
+		n = read(fd, r->auxv, sizeof(r->auxv));
+		/* the whole of it, in pairs, with room to spare */
+		if (n > 0 && n < (ssize_t)sizeof(r->auxv) && n % 16 == 0) {
+			r->auxv_len = n / 8;
+			rec_once |= RF_SELFREC_AUXV;
+		}
+		close(fd);
+	}
+	if (pipe2(p, O_CLOEXEC) == 0) {
+		if (fstat(p[0], &sb) == 0) {
+			pipefs_dev = sb.st_dev;
+			pipefs_known = 1;
+		}
+		close(p[0]);
+		close(p[1]);
+	}
+}
+
+/* Room left in the record's paths, and the end of what is used. */
+#define REC_ROOM(r) (sizeof((r)->paths) - (r)->npaths)
+#define REC_END(r) ((r)->paths + (r)->npaths)
+
+/* The string that was put at REC_END, len bytes: its offset, or -1 if it
+   did not fit whole (with its NUL). */
+static long
+rec_path(struct rf_selfrec *r, long len)
+{
+	long at = r->npaths;
+
+	if (len <= 0 || (size_t)len + 1 > REC_ROOM(r))
+		return -1;
+	r->paths[at + len] = '\0';
+	r->npaths += len + 1;
+	return at;
+}
+
+/* A decimal number into b (at least 24 bytes): its length. */
+static size_t
+fmt_u64(char *b, uint64_t v)
+{
+	char t[24];
+	size_t n = 0, i;
+
+	do
+		t[n++] = '0' + v % 10;
+	while ((v /= 10) != 0);
+	for (i = 0; i < n; i++)
+		b[i] = t[n - 1 - i];
+	return n;
+}
+
+/*
+ * S's fd table as /proc/self/fd and fdinfo tell it, by calls on its own
+ * fds: a readlink only where the name is not "pipe:[ino]" or
+ * "socket:[ino]".  0 if all of it fits the record.
+ */
+static int
+record_fds(struct rf_selfrec *r)
+{
+	static char dents[2048] __attribute__((aligned(8)));
+	struct dirent64 *de;
+	struct stat sb;
+	long nread, off, at;
+	ssize_t n;
+	int dfd, fd, fl, cl, full = 0;
+
+	if ((dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return -1;
+	while (!full && (nread = syscall(SYS_getdents64, dfd, dents, sizeof(dents))) > 0) {
+		for (off = 0; off < nread && !full; off += de->d_reclen) {
+			const char *d;
+			struct rf_selfrec_fd *f;
+
+			de = (struct dirent64 *)(dents + off);
+			d = de->d_name;
+			if (*d < '0' || *d > '9')
+				continue;
+			for (fd = 0; *d >= '0' && *d <= '9'; d++)
+				fd = fd * 10 + (*d - '0');
+			if (fd == dfd)
+				continue;
+			if (r->nfd == RF_SELFREC_NFD || (cl = fcntl(fd, F_GETFD)) == -1 ||
+			    (fl = fcntl(fd, F_GETFL)) == -1 || fstat(fd, &sb) == -1) {
+				full = 1;
+				break;
+			}
+			f = &r->fd[r->nfd];
+			f->fd = fd;
+			f->flags = fl | (cl & FD_CLOEXEC ? O_CLOEXEC : 0);
+			f->mode = sb.st_mode;
+			f->dev = sb.st_dev;
+			f->ino = sb.st_ino;
+			f->rdev = sb.st_rdev;
+			f->pos = 0;
+			if (S_ISREG(sb.st_mode) || S_ISDIR(sb.st_mode) || S_ISBLK(sb.st_mode)) {
+				off_t pos = lseek(fd, 0, SEEK_CUR);
+				f->pos = pos > 0 ? (uint64_t)pos : 0;
+			}
+			/* the name straight into the record */
+			if (S_ISSOCK(sb.st_mode) || (S_ISFIFO(sb.st_mode) && pipefs_known &&
+			    sb.st_dev == pipefs_dev)) {
+				const char *k = S_ISSOCK(sb.st_mode) ? "socket:[" : "pipe:[";
+				size_t kl = strlen(k);
+
+				n = -1;
+				if (REC_ROOM(r) > kl + 26) {
+					memcpy(REC_END(r), k, kl);
+					kl += fmt_u64(REC_END(r) + kl, sb.st_ino);
+					REC_END(r)[kl++] = ']';
+					n = kl;
+				}
+			} else {
+				/* by its entry, which getdents made: half the cost of a path */
+				n = readlinkat(dfd, de->d_name, REC_END(r), REC_ROOM(r));
+			}
+			if ((at = rec_path(r, n)) < 0) {
+				full = 1;
+				break;
+			}
+			f->path = at;
+			r->nfd++;
+		}
+	}
+	close(dfd);
+	return full || nread < 0 ? -1 : 0;
+}
+
+/*
+ * S's record of what the kernel keeps from /proc or shows there at a
+ * price (rfork.h): its signal actions, alternate stack and break, for the
+ * snapshot to read in S's memory instead of running those calls inside S
+ * (22 us by S's own calls here, against a ptrace stop and start for each
+ * when injected), and its personality, limits, cwd and fd table, which
+ * the snapshot would read from /proc at 20-30 us a file (5 files an fd).
+ * The magic goes last: half a record is none.
  */
 static void
 self_record(uint64_t gen)
 {
 	struct rf_selfrec *r = &rfp_selfrec;
-	int sig;
+	long n, at;
+	int sig, i;
 
 	r->magic = 0;
 	atomic_signal_fence(memory_order_seq_cst);
@@ -533,6 +692,23 @@ self_record(uint64_t gen)
 			return;
 	if (syscall(SYS_sigaltstack, NULL, &r->altstack) != 0)
 		return;
+	r->have = rec_once;
+	r->nfd = 0;
+	r->npaths = 0;
+	/* a cwd getcwd cannot name as /proc does (gone, or out of reach) is
+	   read from /proc */
+	r->personality = (uint64_t)syscall(SYS_personality, 0xffffffffUL);
+	n = syscall(SYS_getcwd, REC_END(r), REC_ROOM(r));
+	if (n > 1 && REC_END(r)[0] == '/' && (at = rec_path(r, n - 1)) >= 0) {
+		r->cwd = at;
+		for (i = 0; i < RF_NRLIMIT; i++)
+			if (syscall(SYS_prlimit64, 0, i, NULL, r->rlim[i]) != 0)
+				break;
+		if (i == RF_NRLIMIT && r->personality != (uint64_t)-1)
+			r->have |= RF_SELFREC_ATTRS;
+	}
+	if (record_fds(r) == 0)
+		r->have |= RF_SELFREC_FDS;
 	atomic_signal_fence(memory_order_seq_cst);
 	r->magic = RF_SELFREC_MAGIC;
 }

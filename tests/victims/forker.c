@@ -17,6 +17,9 @@
  *			handler and SIGPIPE ignored: lists the open
  *			fds, the pid fork returned and the child's status; the
  *			child says "child ran" with its pid and exits 0
+ *	fdkinds		once, with an fd of each kind open besides: a file
+ *			at offset 100 (this program), a directory, a pipe, a
+ *			socket pair, an eventfd, a fifo
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,7 +32,10 @@
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
+#include <sys/eventfd.h>
 #include <sys/shm.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "victim.h"
@@ -263,6 +269,22 @@ once(void)
 		say("child status signal %d\n", WTERMSIG(st));
 }
 
+static void
+fdkinds(const char *self)
+{
+	char fifo[64];
+	int fd, p[2], sv[2];
+
+	if ((fd = open(self, O_RDONLY)) == -1 || lseek(fd, 100, SEEK_SET) != 100 ||
+	    open("/", O_RDONLY | O_DIRECTORY) == -1 || pipe(p) == -1 ||
+	    socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == -1 || eventfd(0, EFD_CLOEXEC) == -1)
+		bad("fdkinds: %s", strerror(errno));
+	snprintf(fifo, sizeof(fifo), "/tmp/forker-fifo.%d", (int)getpid());
+	if (mkfifo(fifo, 0600) == -1 || open(fifo, O_RDWR) == -1 || unlink(fifo) == -1)
+		bad("fdkinds: fifo: %s", strerror(errno));
+	once();
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -290,6 +312,8 @@ main(int argc, char *argv[])
 		ignored();
 	else if (strcmp(argv[1], "once") == 0)
 		once();
+	else if (strcmp(argv[1], "fdkinds") == 0)
+		fdkinds(argv[0]);
 	else
 		bad("unknown mode %s", argv[1]);
 	say("ok %s\n", argv[1]);
