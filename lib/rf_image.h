@@ -105,8 +105,10 @@ struct rf_sigaction {
 #define RF_SELFREC_FDS 0x2	/* fd[0..nfd) */
 #define RF_SELFREC_EXE 0x4	/* exe: /proc/self/exe when librfork started */
 #define RF_SELFREC_AUXV 0x8	/* auxv: /proc/self/auxv when librfork started */
+#define RF_SELFREC_GROWS 0x10	/* gd[0..ngd): S asked these mappings */
 #define RF_SELFREC_NFD 64
 #define RF_SELFREC_PATHS 6144
+#define RF_SELFREC_NGD 16
 
 struct rf_selfrec_fd {
 	int32_t fd;
@@ -138,6 +140,15 @@ struct rf_selfrec {
 	uint64_t rlim[RF_NRLIMIT][2];	/* prlimit: cur, max */
 	uint32_t cwd;		/* offset of getcwd's answer in paths */
 	uint32_t npaths;	/* bytes of paths used */
+	uint32_t ngd, pad2;
+	struct {		/* a private anonymous mapping with room below it, as
+				   the parent's maps showed it just before the fork:
+				   mprotect(start, page, prot | PROT_GROWSDOWN) is 0
+				   only for a VM_GROWSDOWN one (and changes nothing) */
+		uint64_t start;
+		int32_t prot;
+		int32_t grows;
+	} gd[RF_SELFREC_NGD];
 	struct rf_selfrec_fd fd[RF_SELFREC_NFD];
 	char paths[RF_SELFREC_PATHS];	/* NUL-terminated strings */
 	/* written once, when librfork starts, not by each fork */

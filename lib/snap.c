@@ -614,6 +614,26 @@ own_record(struct rf_snap *s, struct rf_proc *p, uint64_t caught)
 }
 
 /*
+ * Whether mapping i grows down, as the task's own record says: 1 if it asked
+ * (*grows its answer), for a mapping that starts and is protected as now.
+ */
+static int
+own_grows(const struct rf_snap *s, const struct rf_vma *v, int *grows)
+{
+	const struct rf_selfrec *r = s->rec;
+	uint32_t i;
+
+	if (r == NULL || !(r->have & RF_SELFREC_GROWS))
+		return 0;
+	for (i = 0; i < r->ngd && i < RF_SELFREC_NGD; i++)
+		if (r->gd[i].start == v->start && r->gd[i].prot == v->prot) {
+			*grows = r->gd[i].grows != 0;
+			return 1;
+		}
+	return 0;
+}
+
+/*
  * What only the task itself can tell: the signal actions, the alternate
  * stack, the exact brk (unless its own record has them: own_record), and
  * which mappings grow down (maybe_growsdown).  The results land in a
@@ -633,8 +653,18 @@ inject(struct rf_snap *s, struct rf_proc *p, const struct cands *cs, uint64_t ca
 	int sig, n = 0, failed = 0, probes = 0, own;
 
 	own = own_record(s, p, caught);
-	for (i = 0; i < p->nvma; i++)
-		probes += maybe_growsdown(p, i);
+	for (i = 0; i < p->nvma; i++) {
+		int grows;
+
+		if (!maybe_growsdown(p, i))
+			continue;
+		if (own_grows(s, &p->vmas[i], &grows)) {
+			if (grows)
+				p->vmas[i].flags |= RF_VMA_GROWSDOWN;
+			continue;
+		}
+		probes++;
+	}
 	if (own && probes == 0)
 		return 0;	/* nothing to ask: no stop, no injected call */
 	if (find_syscall(s, p, cs, e) == -1)
@@ -674,8 +704,10 @@ inject(struct rf_snap *s, struct rf_proc *p, const struct cands *cs, uint64_t ca
 		n++;
 	}
 	for (i = 0; i < p->nvma && !failed; i++) {
+		int grows;
+
 		v = &p->vmas[i];
-		if (!maybe_growsdown(p, i))
+		if (!maybe_growsdown(p, i) || own_grows(s, v, &grows))
 			continue;
 		/* PROT_GROWSDOWN: EINVAL unless VM_GROWSDOWN; else the
 		   mapping's own protection again, which changes nothing */

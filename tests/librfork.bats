@@ -250,32 +250,38 @@ norm_meta() {
 	    (reduce (.fds[] | select(unnamed) | .ino) as $i ([];
 	        if any(.[]; . == $i) then . else . + [$i] end)) as $inos
 	    | {auxv, creds, cwd, exe, personality, rlimits, umask,
+	       vmas: [.vmas[] | {start, growsdown}],
 	       fds: [.fds[] | if unnamed then
 	           (.ino as $i | .ino = ($inos | to_entries | map(select(.value == $i)) | .[0].key)
 	            | .path = (.path | sub("[0-9]+"; "N"))) else . end]}' "$1"
 }
 
-@test "librfork: S's own record of its fds, limits, cwd, exe and auxv is what /proc shows (RFORK_SELFREC=0)" {
+@test "librfork: S's own record of its fds, limits, cwd, exe, auxv and MAP_GROWSDOWN is what /proc and ptrace show (RFORK_SELFREC=0)" {
 	fakebin
-	# rf-snap under strace: which of the two it read
+	# rf-snap under strace: which of the two it read, and whether it ran
+	# calls in S (PTRACE_SETREGS around each)
 	rm "$D/bin/rf-snap"
-	printf '#!/bin/sh\nexec strace -qq -f -e trace=openat,readlinkat,readlink -o "%s" "%s" "$@"\n' \
+	printf '#!/bin/sh\nexec strace -qq -f -e trace=openat,readlinkat,readlink,ptrace -o "%s" "%s" "$@"\n' \
 	    "$D/strace" "$BIN/rf-snap" > "$D/bin/rf-snap"
 	chmod +x "$D/bin/rf-snap"
 	cd "$D"
 	# the same stack and the same stdout in both (auxv points into the stack)
 	setarch "$(uname -m)" -R env RFTEST_MARK="$MARK" LD_PRELOAD="$LIB" \
-	    RFORK_BINDIR="$BINDIR" RFORK_HOSTS="$DEAD" RFORK_SELFREC=1 "$F" fdkinds > "$D/out"
-	grep -qx "ok fdkinds" "$D/out"
+	    RFORK_BINDIR="$BINDIR" RFORK_HOSTS="$DEAD" RFORK_SELFREC=1 "$F" kinds > "$D/out"
+	grep -qx "ok kinds" "$D/out"
 	cp "$D/meta.json" "$D/rec.json"
-	# the record, not /proc: no fd, fdinfo, limits, cwd, exe or auxv there
+	# the record, not /proc: no fd, fdinfo, limits, cwd, exe or auxv there,
+	# and no call run in S
 	[ "$(grep -cE '/proc/[0-9]+/(fd|fdinfo|limits|cwd|exe|auxv|personality)"' "$D/strace")" -eq 0 ]
+	[ "$(grep -c 'PTRACE_SETREGS' "$D/strace")" -eq 0 ]
+	# (nothing printed till the second run: bats's own fds would move)
 	setarch "$(uname -m)" -R env RFTEST_MARK="$MARK" LD_PRELOAD="$LIB" \
-	    RFORK_BINDIR="$BINDIR" RFORK_HOSTS="$DEAD" RFORK_SELFREC=0 "$F" fdkinds > "$D/out"
-	grep -qx "ok fdkinds" "$D/out"
+	    RFORK_BINDIR="$BINDIR" RFORK_HOSTS="$DEAD" RFORK_SELFREC=0 "$F" kinds > "$D/out"
+	grep -qx "ok kinds" "$D/out"
 	cp "$D/meta.json" "$D/proc.json"
 	grep -q '/proc/[0-9]*/limits' "$D/strace"
 	grep -q '/proc/[0-9]*/fdinfo' "$D/strace"
+	grep -q 'PTRACE_SETREGS' "$D/strace"
 	# every kind is there: file at 100, dir, chr, fifo (pipe and named),
 	# socket, anon; close-on-exec as opened
 	jq -e '[.fds[] | select(.kind == "file" and .pos == 100)] | length == 1' "$D/rec.json"
@@ -286,6 +292,10 @@ norm_meta() {
 	jq -e '[.fds[] | select(.path == "anon_inode:[eventfd]" and .cloexec)] | length == 1' \
 	    "$D/rec.json"
 	jq -e '.cwd == "'"$D"'"' "$D/rec.json"
+	grows=$(awk '$1 == "grows" { print $2 }' "$D/out")
+	lone=$(awk '$1 == "lone" { print $2 }' "$D/out")
+	jq -e --arg a "$grows" '.vmas[] | select(.start == $a) | .growsdown' "$D/rec.json"
+	jq -e --arg a "$lone" '.vmas[] | select(.start == $a) | .growsdown | not' "$D/rec.json"
 	diff <(norm_meta "$D/rec.json") <(norm_meta "$D/proc.json")
 }
 

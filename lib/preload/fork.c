@@ -676,7 +676,7 @@ record_fds(struct rf_selfrec *r)
  * The magic goes last: half a record is none.
  */
 static void
-self_record(uint64_t gen)
+self_record(uint64_t gen, const struct rfp_maps *m)
 {
 	struct rf_selfrec *r = &rfp_selfrec;
 	long n, at;
@@ -709,13 +709,27 @@ self_record(uint64_t gen)
 	}
 	if (record_fds(r) == 0)
 		r->have |= RF_SELFREC_FDS;
+	/*
+	 * The question the snapshot would otherwise ask by an injected call.
+	 * EINVAL, and nothing changed, unless the mapping grows down; then the
+	 * whole of it gets the protection the parent's maps showed: one that
+	 * another thread changed since is as if it had changed after the fork.
+	 */
+	for (r->ngd = 0; r->ngd < m->ngd; r->ngd++) {
+		r->gd[r->ngd].start = m->gd[r->ngd].start;
+		r->gd[r->ngd].prot = m->gd[r->ngd].prot;
+		r->gd[r->ngd].grows = syscall(SYS_mprotect, m->gd[r->ngd].start, m->gd[r->ngd].len,
+		    m->gd[r->ngd].prot | PROT_GROWSDOWN) == 0;
+	}
+	r->have |= RF_SELFREC_GROWS;
 	atomic_signal_fence(memory_order_seq_cst);
 	r->magic = RF_SELFREC_MAGIC;
 }
 
 /* S, or C on the remote host.  All signals are blocked. */
 static pid_t
-child(int k[2], const sigset_t *old, pid_t ppid, int lazy, uint64_t gen)
+child(int k[2], const sigset_t *old, pid_t ppid, int lazy, uint64_t gen,
+    const struct rfp_maps *m)
 {
 	char msg[CTLMAX];
 	pid_t src = 0;
@@ -731,7 +745,7 @@ child(int k[2], const sigset_t *old, pid_t ppid, int lazy, uint64_t gen)
 		if (lazy)
 			src = make_source();
 		if (gen != 0)
-			self_record(gen);
+			self_record(gen, m);
 		(void)!rfp_write(k[1], "s", 1);
 		syscall(SYS_kill, syscall(SYS_getpid), SIGSTOP);
 		/* The image is taken here: C resumes at this read. */
@@ -1159,7 +1173,7 @@ again(struct early *x, struct rfp_hand *hand, int kfd, const sigset_t *old)
 }
 
 static pid_t
-remote_fork(pid_t (*realf)(void), int big)
+remote_fork(pid_t (*realf)(void), const struct rfp_maps *m)
 {
 	char host[RFP_HOST], token[RFP_TOKEN], msg[CTLMAX];
 	struct rfp_str why = { .n = 0 };
@@ -1187,7 +1201,7 @@ remote_fork(pid_t (*realf)(void), int big)
 		return realf();
 	}
 	/* post-copy (docs/FORK.md): worth it for a big private anonymous mapping */
-	lazy = rfp_cfg.postcopy && big && !atomic_load(&postcopy_off);
+	lazy = rfp_cfg.postcopy && m->big && !atomic_load(&postcopy_off);
 	/* the early stub (docs/FORK.md step 4) */
 	x = (struct early){ k[0], 0, host, rfp_cfg.early, 0, 0 };
 	gen = rfp_cfg.selfrec ? atomic_fetch_add(&forkgen, 1) + 1 : 0;
@@ -1197,7 +1211,7 @@ remote_fork(pid_t (*realf)(void), int big)
 		/* the child's host, through S: set in S alone, where no other
 		   thread forks meanwhile and takes it for another host */
 		memcpy(my_host, host, sizeof(my_host));
-		return child(k, &old, self, lazy, gen);
+		return child(k, &old, self, lazy, gen, m);
 	}
 	e = errno;
 	rfp_close(k[1]);
@@ -1217,7 +1231,7 @@ remote_fork(pid_t (*realf)(void), int big)
 				    &why, early_hand, &x, &early, NULL, NULL, NULL, gen) == 0;
 			else if (again(&x, &hand, k[0], &old)) {
 				/* S is its stub already: a new fork, the whole image */
-				return remote_fork(realf, big);
+				return remote_fork(realf, m);
 			}
 		}
 		if (x.started == -1) {
@@ -1456,11 +1470,11 @@ static pid_t
 wrap(pid_t (*realf)(void))
 {
 	struct rfp_str why = { .n = 0 };
-	int big;
+	struct rfp_maps m;
 
 	if (rfp_cfg.policy == RFP_NONE || grand_off || !goes_remote())
 		return realf();
-	if (rfp_shared_mapping(&why, &big) != 0) {
+	if (rfp_shared_mapping(&why, &m) != 0) {
 		if (rfp_cfg.strict) {
 			rfp_log("fork fails (RFORK_STRICT=1): ", why.s, NULL);
 			errno = EAGAIN;
@@ -1469,7 +1483,7 @@ wrap(pid_t (*realf)(void))
 		rfp_log("fork stays local: ", why.s, NULL);
 		return realf();
 	}
-	return remote_child ? grand_fork(realf) : remote_fork(realf, big);
+	return remote_child ? grand_fork(realf) : remote_fork(realf, &m);
 }
 
 EXPORT pid_t

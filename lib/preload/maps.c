@@ -4,6 +4,7 @@
  * sharing.  Read /proc/self/maps with plain system calls.
  */
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <string.h>
 #include "rfork.h"
 #include "rf_image.h"	/* RF_LAZY_MIN, rf-snap -l's threshold */
@@ -41,12 +42,14 @@ hex(const char *s)
 
 /*
  * "start-end perms offset dev inode   path": perms and path of one line.
- * Notes a private anonymous mapping big enough for post-copy (*big).
+ * Notes a private anonymous mapping big enough for post-copy, and one with
+ * room below it (*prev: the end of the line before).
  */
 static int
-line_forbids(char *l, struct rfp_str *why, int *big)
+line_forbids(char *l, struct rfp_str *why, struct rfp_maps *m, unsigned long *prev)
 {
 	char *range = l, *perms, *path, *p, *dash;
+	unsigned long start, end;
 	int field;
 
 	if ((p = strchr(l, ' ')) == NULL)
@@ -59,10 +62,25 @@ line_forbids(char *l, struct rfp_str *why, int *big)
 		while (*p == ' ')
 			p++;
 	path = p != NULL ? p : "";
+	if ((dash = strchr(range, '-')) == NULL)
+		return 0;
+	start = hex(range);
+	end = hex(dash + 1);
 	if (perms[3] == 'p' && (*path == '\0' || strcmp(path, "[heap]") == 0 ||
-	    strncmp(path, "[anon:", 6) == 0) && (dash = strchr(range, '-')) != NULL &&
-	    hex(dash + 1) - hex(range) >= RF_LAZY_MIN)
-		*big = 1;
+	    strncmp(path, "[anon:", 6) == 0) && end - start >= RF_LAZY_MIN)
+		m->big = 1;
+	/* as rf-snap's maybe_growsdown picks them */
+	if (perms[3] == 'p' && (*path == '\0' || strncmp(path, "[anon:", 6) == 0) &&
+	    (*prev == 0 || *prev < start)) {
+		/* more than gd holds: the snapshot asks the rest itself */
+		if (m->ngd < RF_SELFREC_NGD) {
+			m->gd[m->ngd].start = start;
+			m->gd[m->ngd].len = end - start;
+			m->gd[m->ngd++].prot = (perms[0] == 'r' ? PROT_READ : 0) |
+			    (perms[1] == 'w' ? PROT_WRITE : 0) | (perms[2] == 'x' ? PROT_EXEC : 0);
+		}
+	}
+	*prev = end;
 	if (!forbids(perms, path))
 		return 0;
 	why->n = 0;
@@ -76,14 +94,16 @@ line_forbids(char *l, struct rfp_str *why, int *big)
 }
 
 int
-rfp_shared_mapping(struct rfp_str *why, int *big)
+rfp_shared_mapping(struct rfp_str *why, struct rfp_maps *m)
 {
 	char buf[8192], *l, *nl;
+	unsigned long prev = 0;
 	size_t have = 0;
 	ssize_t n;
 	int fd, found = 0, skip = 0;
 
-	*big = 0;
+	m->big = 0;
+	m->ngd = 0;
 	if ((fd = rfp_open("/proc/self/maps", O_RDONLY)) == -1) {
 		why->n = 0;
 		rfp_cat(why, "cannot read /proc/self/maps");
@@ -95,7 +115,7 @@ rfp_shared_mapping(struct rfp_str *why, int *big)
 		for (l = buf; !found && (nl = strchr(l, '\n')) != NULL; l = nl + 1) {
 			*nl = '\0';
 			if (!skip)
-				found = line_forbids(l, why, big);
+				found = line_forbids(l, why, m, &prev);
 			skip = 0;
 		}
 		have -= l - buf;
@@ -103,7 +123,7 @@ rfp_shared_mapping(struct rfp_str *why, int *big)
 		/* A line longer than the buffer: judge it by its start. */
 		if (have == sizeof(buf) - 1) {
 			if (!skip)
-				found = line_forbids(buf, why, big);
+				found = line_forbids(buf, why, m, &prev);
 			have = 0;
 			skip = 1;
 		}

@@ -63,12 +63,19 @@ void rfp_num(struct rfp_str *b, unsigned long v);
 /* One line on stderr in one write: "rfork: pid N: " and the strings. */
 void rfp_log(const char *s, ...) __attribute__((sentinel));
 
+/* What the maps say about a fork: the caller's own, as threads fork at once. */
+struct rfp_maps {
+	int big;	/* a private anonymous mapping of RF_LAZY_MIN or more, whose
+			   pages could come after the child starts (post-copy) */
+	unsigned ngd;
+	struct { uint64_t start, len; int prot; } gd[RF_SELFREC_NGD];
+			/* private anonymous mappings with room below them: may
+			   grow down (S asks, struct rf_selfrec) */
+};
+
 /* 1 if a mapping forbids a remote child (*why says which), 0 if none, -1 if
- * the maps could not be read (*why says so).  *big: whether there is a
- * private anonymous mapping of RF_LAZY_MIN or more, whose pages could come
- * after the child starts (post-copy, docs/FORK.md); the caller's own, as
- * threads fork at once. */
-int rfp_shared_mapping(struct rfp_str *why, int *big);
+ * the maps could not be read (*why says so); *m as they were. */
+int rfp_shared_mapping(struct rfp_str *why, struct rfp_maps *m);
 
 /* Find rf-snap, rf-send, rf-stub (rfp_cfg.snap...): 0, or -1 with *why. */
 int rfp_find_tools(struct rfp_str *why);

@@ -17,9 +17,10 @@
  *			handler and SIGPIPE ignored: lists the open
  *			fds, the pid fork returned and the child's status; the
  *			child says "child ran" with its pid and exits 0
- *	fdkinds		once, with an fd of each kind open besides: a file
+ *	kinds		once, with an fd of each kind open besides: a file
  *			at offset 100 (this program), a directory, a pipe, a
- *			socket pair, an eventfd, a fifo
+ *			socket pair, an eventfd, a fifo; and two anonymous
+ *			mappings with room below them, one MAP_GROWSDOWN
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -269,19 +270,36 @@ once(void)
 		say("child status signal %d\n", WTERMSIG(st));
 }
 
+/* 4 pages with 60 unmapped below them (mapped, then the rest let go) */
+static void *
+alone(int flags)
+{
+	char *a;
+
+	if ((a = mmap(NULL, 64 * 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)) ==
+	    MAP_FAILED || munmap(a, 64 * 4096) == -1 ||
+	    mmap(a + 60 * 4096, 4 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS |
+	    MAP_FIXED | flags, -1, 0) == MAP_FAILED)
+		bad("mmap: %s", strerror(errno));
+	return a + 60 * 4096;
+}
+
 static void
-fdkinds(const char *self)
+kinds(const char *self)
 {
 	char fifo[64];
 	int fd, p[2], sv[2];
 
+	/* say where, for the test to find them in the image */
+	say("grows %p\n", alone(MAP_GROWSDOWN));
+	say("lone %p\n", alone(0));
 	if ((fd = open(self, O_RDONLY)) == -1 || lseek(fd, 100, SEEK_SET) != 100 ||
 	    open("/", O_RDONLY | O_DIRECTORY) == -1 || pipe(p) == -1 ||
 	    socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == -1 || eventfd(0, EFD_CLOEXEC) == -1)
-		bad("fdkinds: %s", strerror(errno));
+		bad("kinds: %s", strerror(errno));
 	snprintf(fifo, sizeof(fifo), "/tmp/forker-fifo.%d", (int)getpid());
 	if (mkfifo(fifo, 0600) == -1 || open(fifo, O_RDWR) == -1 || unlink(fifo) == -1)
-		bad("fdkinds: fifo: %s", strerror(errno));
+		bad("kinds: fifo: %s", strerror(errno));
 	once();
 }
 
@@ -312,8 +330,8 @@ main(int argc, char *argv[])
 		ignored();
 	else if (strcmp(argv[1], "once") == 0)
 		once();
-	else if (strcmp(argv[1], "fdkinds") == 0)
-		fdkinds(argv[0]);
+	else if (strcmp(argv[1], "kinds") == 0)
+		kinds(argv[0]);
 	else
 		bad("unknown mode %s", argv[1]);
 	say("ok %s\n", argv[1]);
