@@ -103,8 +103,8 @@ struct rf_sigaction {
 #define RF_SELFREC_MAGIC 0x3263657266666c73ULL	/* "slffrec2" */
 #define RF_SELFREC_ATTRS 0x1	/* personality, rlim, cwd (paths[cwd]) */
 #define RF_SELFREC_FDS 0x2	/* fd[0..nfd) */
-#define RF_SELFREC_EXE 0x4	/* exe: /proc/self/exe when librfork started */
-#define RF_SELFREC_AUXV 0x8	/* auxv: /proc/self/auxv when librfork started */
+#define RF_SELFREC_EXE 0x4	/* exe: /proc/self/exe at the first remote fork */
+#define RF_SELFREC_AUXV 0x8	/* auxv: /proc/self/auxv at the first remote fork */
 #define RF_SELFREC_GROWS 0x10	/* gd[0..ngd): S asked these mappings */
 #define RF_SELFREC_NFD 64
 #define RF_SELFREC_PATHS 6144
@@ -151,7 +151,7 @@ struct rf_selfrec {
 	} gd[RF_SELFREC_NGD];
 	struct rf_selfrec_fd fd[RF_SELFREC_NFD];
 	char paths[RF_SELFREC_PATHS];	/* NUL-terminated strings */
-	/* written once, when librfork starts, not by each fork */
+	/* written once, at the program's first remote fork, not by each */
 	uint64_t auxv_len;	/* words */
 	uint64_t auxv[RF_AUXV_MAX];
 	char exe[PATH_MAX];

@@ -119,8 +119,6 @@ set_libdir(const char *path)
 	memcpy(rfp_cfg.libdir, dir, slash - dir + 1);
 }
 
-static void record_once(void);
-
 /* The environment is read once: a program may change or clear its own. */
 static void
 init(void)
@@ -142,8 +140,6 @@ init(void)
 	rfp_cfg.early = strcmp(t, "0") != 0;
 	copyenv(t, sizeof(t), "RFORK_SELFREC");
 	rfp_cfg.selfrec = strcmp(t, "0") != 0;
-	if (rfp_cfg.selfrec)
-		record_once();
 	/* rf-run's agent, "@name" or a path; "0" or unset: none */
 	copyenv(rfp_cfg.agent, sizeof(rfp_cfg.agent), "RFORK_AGENT");
 	if (strcmp(rfp_cfg.agent, "0") == 0)
@@ -520,18 +516,28 @@ static dev_t pipefs_dev;	/* a pipe's st_dev: "pipe:[ino]" without readlink */
 static int pipefs_known;
 
 /*
- * What does not change while the program runs, read once when librfork
- * starts: its executable and auxiliary vector (only checkpoint/restore
- * tools change them, and rf-restore gives a process back the ones it had).
+ * What does not change while the program runs, read once, at its first
+ * remote fork (a program that never forks pays nothing): its executable and
+ * auxiliary vector (only checkpoint/restore tools change them, and
+ * rf-restore gives a process back the ones it had).  Threads that fork at
+ * once: one reads, the others wait for it.
  */
 static void
 record_once(void)
 {
+	static atomic_int state;	/* 0 not yet, 1 under way, 2 done */
 	struct rf_selfrec *r = &rfp_selfrec;
 	struct stat sb;
 	ssize_t n;
-	int fd, p[2];
+	int fd, p[2], want = 0;
 
+	if (atomic_load(&state) == 2)
+		return;
+	if (!atomic_compare_exchange_strong(&state, &want, 1)) {
+		while (atomic_load(&state) != 2)
+			sched_yield();
+		return;
+	}
 	rec_once = 0;
 	n = readlink("/proc/self/exe", r->exe, sizeof(r->exe) - 1);
 	if (n > 0) {
@@ -555,6 +561,7 @@ record_once(void)
 		close(p[0]);
 		close(p[1]);
 	}
+	atomic_store(&state, 2);
 }
 
 /* Room left in the record's paths, and the end of what is used. */
@@ -1205,6 +1212,8 @@ remote_fork(pid_t (*realf)(void), const struct rfp_maps *m)
 	/* the early stub (docs/FORK.md step 4) */
 	x = (struct early){ k[0], 0, host, rfp_cfg.early, 0, 0 };
 	gen = rfp_cfg.selfrec ? atomic_fetch_add(&forkgen, 1) + 1 : 0;
+	if (gen != 0)
+		record_once();
 	cld_enter();
 	pid = realf();
 	if (pid == 0) {
