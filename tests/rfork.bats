@@ -40,21 +40,25 @@ rrun() {
 }
 
 @test "rfork: the child runs in host 2 with the parent's pids, stdout and exit code" {
-	run rrun "$TESTS/rforkhost" 7
-	[ "$status" -eq 0 ]
-	cat "$OUT"
-	read -r _ ppid _ phost < <(grep '^parent ' "$OUT")
-	read -r _ cpid _ cppid _ chost < <(grep '^child ' "$OUT")
-	read -r _ fpid _ how code < <(grep '^forked ' "$OUT")
-	[ "$phost" = "${PFX}1" ]
-	[ "$chost" = "${PFX}2" ]
-	[ "$cpid" = "$fpid" ]
-	[ "$cppid" = "$ppid" ]
-	[ "$how $code" = "exit 7" ]
-	grep -q "fork: pid $cpid (parent $ppid) waits for its stub" "$LOGDIR/${PFX}2.log"
-	# rf-send -H: the stub took the fork's own connection, it did not dial
-	grep -q "stub connected on the fork's connection" "$LOGDIR/${PFX}2.log"
-	none_marked "$MARK"
+	local agent
+	# by rf-run's agent, and by rf-snap and rf-send (RFORK_AGENT=0)
+	for agent in "" 0; do
+		run rrun env ${agent:+RFORK_AGENT=$agent} "$TESTS/rforkhost" 7
+		[ "$status" -eq 0 ]
+		cat "$OUT"
+		read -r _ ppid _ phost < <(grep '^parent ' "$OUT")
+		read -r _ cpid _ cppid _ chost < <(grep '^child ' "$OUT")
+		read -r _ fpid _ how code < <(grep '^forked ' "$OUT")
+		[ "$phost" = "${PFX}1" ]
+		[ "$chost" = "${PFX}2" ]
+		[ "$cpid" = "$fpid" ]
+		[ "$cppid" = "$ppid" ]
+		[ "$how $code" = "exit 7" ]
+		grep -q "fork: pid $cpid (parent $ppid) waits for its stub" "$LOGDIR/${PFX}2.log"
+		# rf-send -H: the stub took the fork's own connection, it did not dial
+		grep -q "stub connected on the fork's connection" "$LOGDIR/${PFX}2.log"
+		none_marked "$MARK"
+	done
 }
 
 @test "rfork: forker's checks hold for 3 remote children in a row" {
