@@ -39,6 +39,21 @@ rrun() {
 	    "$@" > "$OUT"
 }
 
+# ran_there CODE: $OUT (tests/victims/rforkhost) shows the parent in host 1
+# and its child in host 2, with the pid fork returned and the parent's as
+# its parent, ending with exit CODE; sets ppid and cpid.
+ran_there() {
+	local phost chost cppid fpid how code
+	read -r _ ppid _ phost < <(grep '^parent ' "$OUT")
+	read -r _ cpid _ cppid _ chost < <(grep '^child ' "$OUT")
+	read -r _ fpid _ how code < <(grep '^forked ' "$OUT")
+	[ "$phost" = "${PFX}1" ]
+	[ "$chost" = "${PFX}2" ]
+	[ "$cpid" = "$fpid" ]
+	[ "$cppid" = "$ppid" ]
+	[ "$how $code" = "exit $1" ]
+}
+
 @test "rfork: the child runs in host 2 with the parent's pids, stdout and exit code" {
 	local agent
 	# by rf-run's agent, and by rf-snap and rf-send (RFORK_AGENT=0)
@@ -46,14 +61,7 @@ rrun() {
 		run rrun env ${agent:+RFORK_AGENT=$agent} "$TESTS/rforkhost" 7
 		[ "$status" -eq 0 ]
 		cat "$OUT"
-		read -r _ ppid _ phost < <(grep '^parent ' "$OUT")
-		read -r _ cpid _ cppid _ chost < <(grep '^child ' "$OUT")
-		read -r _ fpid _ how code < <(grep '^forked ' "$OUT")
-		[ "$phost" = "${PFX}1" ]
-		[ "$chost" = "${PFX}2" ]
-		[ "$cpid" = "$fpid" ]
-		[ "$cppid" = "$ppid" ]
-		[ "$how $code" = "exit 7" ]
+		ran_there 7
 		grep -q "fork: pid $cpid (parent $ppid) waits for its stub" "$LOGDIR/${PFX}2.log"
 		# rf-send -H: the stub took the fork's own connection, it did not dial
 		grep -q "stub connected on the fork's connection" "$LOGDIR/${PFX}2.log"
@@ -894,14 +902,7 @@ PY
 	run rrun "$TESTS/rforkhost" 7
 	cat "$OUT" "$SLOG"
 	[ "$status" -eq 0 ]
-	read -r _ ppid _ phost < <(grep '^parent ' "$OUT")
-	read -r _ cpid _ cppid _ chost < <(grep '^child ' "$OUT")
-	read -r _ fpid _ how code < <(grep '^forked ' "$OUT")
-	[ "$phost" = "${PFX}1" ]
-	[ "$chost" = "${PFX}2" ]
-	[ "$cpid" = "$fpid" ]
-	[ "$cppid" = "$ppid" ]
-	[ "$how $code" = "exit 7" ]
+	ran_there 7
 	wait_line "$SLOG" "fork: pid $cpid \(parent $ppid\) waits for its stub \(user namespace\)"
 	wait_line "$SLOG" "fork: pid $cpid's tree ended \(exit 0\)"
 	run rrun "$TESTS/forker" basic 3
