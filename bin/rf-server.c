@@ -6,6 +6,7 @@
  */
 #include <err.h>
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
@@ -35,6 +36,7 @@
 #include "rf_restore.h"
 
 #define MAXPEERS 1024	/* connections at once: a remote child holds one for its life */
+#define MAXIDLE 2	/* connection children kept free for the next connections */
 
 static int timeout_ms = RF_TIMEOUT_MS;
 static int allow_root;
@@ -42,6 +44,8 @@ static char restore_path[PATH_MAX];
 static char peer[80];			/* in a connection child: who we talk to */
 static volatile sig_atomic_t conn_fd = -1;
 static pid_t mainpid;
+static int back_fd = -1;		/* in a connection child: to the server, which
+					   may give it the next connection (handler) */
 
 static void
 usage(void)
@@ -1054,8 +1058,20 @@ on_term(int sig)
 		shutdown(conn_fd, SHUT_RDWR);
 }
 
+/* A connection child that will not be free again soon: the server stops
+   waiting for it (it takes the next connection to a fresh one). */
+static void
+not_back(void)
+{
+	if (back_fd >= 0)
+		close(back_fd);
+	back_fd = -1;
+}
+
+/* *again: a stub's connection, handed to its proxy: this process may take
+   another connection. */
 static int
-serve_conn(int fd, const struct rf_key *key)
+serve_conn(int fd, const struct rf_key *key, int *again)
 {
 	struct sigaction sa;
 	struct rf_chan c;
@@ -1067,6 +1083,7 @@ serve_conn(int fd, const struct rf_key *key)
 	sigset_t none;
 	int r, type, held = 0;
 
+	*again = 0;
 	conn_fd = fd;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_term;
@@ -1101,6 +1118,8 @@ again:
 	op = json_string_value(json_object_get(j, "op"));
 	/* "hold": proven now, the request comes later, with no time limit
 	   meanwhile (keepalive finds a dead client); then the usual limits */
+	if (op == NULL || strcmp(op, "stub") != 0)
+		not_back();
 	if (op != NULL && strcmp(op, "hold") == 0 && !held) {
 		json_decref(j);
 		held = 1;
@@ -1119,13 +1138,84 @@ again:
 		r = do_restore(&c);
 	else if (op != NULL && strcmp(op, "fork") == 0)
 		r = do_fork(&c, j);
-	else if (op != NULL && strcmp(op, "stub") == 0)
+	else if (op != NULL && strcmp(op, "stub") == 0) {
 		r = do_stub(&c, j);
-	else
+		*again = 1;
+	} else
 		r = fail(&c, RF_EX_PROTOCOL, "unknown request \"%s\"", op ? op : "?");
 	json_decref(j);
 	rf_chan_close(&c);
 	return r;
+}
+
+/*
+ * A connection child: this connection, then, while its connections are
+ * stubs' (handed to their proxies in a moment), the next ones the server
+ * passes it on back_fd, with the peer's name.  One process a remote fork
+ * fewer, and warm: the stub's page connection takes a child that is free
+ * again, and the next connection (rf-agent's new held one) takes it in
+ * turn, where each was a fresh fork and its first touch of every buffer.
+ */
+static int
+pass_conn(int s, int fd)
+{
+	union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } cm;
+	struct iovec iov = { peer, sizeof(peer) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
+	    .msg_controllen = sizeof(cm.b) };
+
+	memset(&cm, 0, sizeof(cm));
+	cm.h.cmsg_level = SOL_SOCKET;
+	cm.h.cmsg_type = SCM_RIGHTS;
+	cm.h.cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(&cm.h), &fd, sizeof(int));
+	return sendmsg(s, &mh, MSG_NOSIGNAL) == (ssize_t)sizeof(peer) ? 0 : -1;
+}
+
+static int
+take_conn(int s)
+{
+	union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } cm;
+	struct iovec iov = { peer, sizeof(peer) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
+	    .msg_controllen = sizeof(cm.b) };
+	struct cmsghdr *c;
+	ssize_t n;
+	int fd;
+
+	while ((n = recvmsg(s, &mh, MSG_CMSG_CLOEXEC)) == -1 && errno == EINTR)
+		;
+	if (n != (ssize_t)sizeof(peer) || (c = CMSG_FIRSTHDR(&mh)) == NULL ||
+	    c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int)))
+		return -1;
+	memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	peer[sizeof(peer) - 1] = '\0';
+	return fd;
+}
+
+static int
+handler(int fd, const struct rf_key *key)
+{
+	struct sigaction sa;
+	int r, again;
+
+	/* buffers stay where they were, warm, for the next connection */
+	mallopt(M_MMAP_THRESHOLD, 4 << 20);
+	mallopt(M_TRIM_THRESHOLD, 64 << 20);
+	for (;;) {
+		r = serve_conn(fd, key, &again);
+		if (!again || back_fd < 0 || send(back_fd, "f", 1, MSG_NOSIGNAL) != 1)
+			return r;
+		/* free: a SIGTERM now (the server stopping) ends it; ps shows it */
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = SIG_DFL;
+		sigaction(SIGTERM, &sa, NULL);
+		prctl(PR_SET_NAME, "rf-server-idle");
+		peer[0] = '\0';
+		if ((fd = take_conn(back_fd)) == -1)
+			return RF_EX_OK;
+		prctl(PR_SET_NAME, "rf-server");
+	}
 }
 
 int
@@ -1133,12 +1223,17 @@ main(int argc, char *argv[])
 {
 	struct signalfd_siginfo si;
 	struct sockaddr_storage ss;
-	struct pollfd pfd[2];
+	static struct pollfd pfd[2 + MAXPEERS];
+	static int cfd[MAXPEERS];	/* each connection child's back_fd, or -1 */
+	static int pfdconn[2 + MAXPEERS];
+	struct { pid_t pid; int fd; } idle[MAXIDLE];	/* connection children free again */
 	struct rf_key key;
 	struct rf_err e;
 	socklen_t sl;
 	sigset_t mask;
 	pid_t conns[MAXPEERS], pid;
+	int nidle = 0, npfd, k, sp[2];
+	char b;
 	char where[80], *kpath = NULL, *addr = "127.0.0.1";
 	const char *errstr;
 	int ch, lfd, sfd, fd, st, i, nconn = 0, stopping = 0;
@@ -1205,9 +1300,16 @@ main(int argc, char *argv[])
 		pfd[0].events = POLLIN;
 		pfd[1].fd = stopping ? -1 : lfd;
 		pfd[1].events = POLLIN;
-		if (stopping && nconn == 0)
+		npfd = 2;
+		for (i = 0; i < nconn; i++)
+			if (cfd[i] >= 0) {
+				pfd[npfd].fd = cfd[i];
+				pfd[npfd].events = POLLIN;
+				pfdconn[npfd++] = conns[i];
+			}
+		if (stopping && nconn == 0 && nidle == 0)
 			break;
-		if (poll(pfd, 2, stopping ? 500 : -1) == -1 && errno != EINTR)
+		if (poll(pfd, npfd, stopping ? 500 : -1) == -1 && errno != EINTR)
 			err(RF_EX_OSERR, "poll");
 		if (stopping && rf_now_ms() > deadline) {
 			if (stopping == 1 && nconn > 0)
@@ -1226,13 +1328,49 @@ main(int argc, char *argv[])
 				    nconn);
 				for (i = 0; i < nconn; i++)
 					kill(conns[i], SIGTERM);
+				for (i = 0; i < nidle; i++) {
+					close(idle[i].fd);
+					idle[i].fd = -1;
+					kill(idle[i].pid, SIGTERM);
+				}
 			}
 		}
+		/* a connection child free again ("f"), or one that will not be (end) */
+		for (k = 2; k < npfd; k++) {
+			if (pfd[k].revents == 0)
+				continue;
+			for (i = 0; i < nconn && conns[i] != pfdconn[k]; i++)
+				;
+			if (i == nconn || cfd[i] < 0)
+				continue;
+			if (read(cfd[i], &b, 1) == 1 && b == 'f' && !stopping && nidle < MAXIDLE) {
+				idle[nidle].pid = conns[i];
+				idle[nidle++].fd = cfd[i];
+				conns[i] = conns[--nconn];
+				cfd[i] = cfd[nconn];
+				continue;
+			}
+			/* it goes on with a connection of its own, or ends (EOF on
+			   take_conn) */
+			close(cfd[i]);
+			cfd[i] = -1;
+		}
 		while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+			for (i = 0; i < nidle && idle[i].pid != pid; i++)
+				;
+			if (i < nidle) {
+				if (idle[i].fd >= 0)
+					close(idle[i].fd);
+				idle[i] = idle[--nidle];
+				continue;
+			}
 			for (i = 0; i < nconn && conns[i] != pid; i++)
 				;
 			if (i < nconn) {
+				if (cfd[i] >= 0)
+					close(cfd[i]);
 				conns[i] = conns[--nconn];
+				cfd[i] = cfd[nconn];
 				if (WIFSIGNALED(st))
 					logx("connection handler %d killed by signal %d", pid,
 					    WTERMSIG(st));
@@ -1261,18 +1399,53 @@ main(int argc, char *argv[])
 			peer[0] = '\0';
 			continue;
 		}
+		/* to a connection child free again, if one is */
+		while (fd >= 0 && nidle > 0) {
+			nidle--;
+			if (pass_conn(idle[nidle].fd, fd) == 0) {
+				conns[nconn] = idle[nidle].pid;
+				cfd[nconn++] = idle[nidle].fd;
+				close(fd);
+				fd = -1;
+			} else {
+				/* gone meanwhile: reaped as any other child */
+				close(idle[nidle].fd);
+			}
+		}
+		if (fd < 0) {
+			peer[0] = '\0';
+			continue;
+		}
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == -1)
+			sp[0] = sp[1] = -1;
 		if ((pid = fork()) == -1) {
 			logx("fork: %s", strerror(errno));
 			close(fd);
+			if (sp[0] >= 0) {
+				close(sp[0]);
+				close(sp[1]);
+			}
 		} else if (pid == 0) {
 			/* A server killed outright takes its transfers with it. */
 			if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 || getppid() != mainpid)
 				_exit(RF_EX_UNAVAILABLE);
 			close(lfd);
 			close(sfd);
-			_exit(serve_conn(fd, &key));
+			/* the others' way back is not ours to hold open */
+			for (i = 0; i < nconn; i++)
+				if (cfd[i] >= 0)
+					close(cfd[i]);
+			for (i = 0; i < nidle; i++)
+				close(idle[i].fd);
+			if (sp[0] >= 0)
+				close(sp[0]);
+			back_fd = sp[1];
+			_exit(handler(fd, &key));
 		} else {
-			conns[nconn++] = pid;
+			conns[nconn] = pid;
+			cfd[nconn++] = sp[0];
+			if (sp[1] >= 0)
+				close(sp[1]);
 			close(fd);
 		}
 		peer[0] = '\0';

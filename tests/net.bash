@@ -87,12 +87,24 @@ check_ok() {
 	return 1
 }
 
+# busy_children I: the children of host I's server but those it keeps free
+# for the next connections (rf-server-idle).
+busy_children() { ps -o pid=,comm= --ppid "$(srvpid "$1")" | awk '$2 != "rf-server-idle" { print $1 }'; }
+# server_fds I: the fds host I's server holds but the one to each such child.
+server_fds() {
+	echo $(($(ls "/proc/$(srvpid "$1")/fd" | wc -l) -
+	    $(ps -o comm= --ppid "$(srvpid "$1")" | grep -cx rf-server-idle)))
+}
+
 # only_server I: host I holds no process but its rf-server (after a moment
 # for the server to reap what it killed), and the server left no temp file.
 only_server() {
 	local i=$1 n left
 	for n in $(seq 100); do
-		left=$(ip netns pids "$PFX$i" | grep -vx "$(srvpid "$i")" || true)
+		# the server and the connection children it keeps free (rf-server-idle)
+		left=$(ip netns pids "$PFX$i" | grep -vx "$(srvpid "$i")" |
+		    xargs -r ps -o pid=,ppid=,comm= -p |
+		    awk -v s="$(srvpid "$i")" '$2 != s || $3 != "rf-server-idle" { print $1 }' || true)
 		[ -z "$left" ] && break
 		sleep 0.05
 	done

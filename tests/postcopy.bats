@@ -228,6 +228,34 @@ bg_hold() {
 	none_marked "$MARK"
 }
 
+@test "postcopy: the server's child for a page connection is free again after, and takes the next connection" {
+	local st=$TDIR/strace.$BATS_TEST_NUMBER sp _
+	# a first fork whose child reads its pages: its stub's page connection
+	# leaves a child free
+	lrun seq
+	grep -q "^child ok" "$OUT"
+	for _ in $(seq 50); do
+		ps -o comm= --ppid "$(srvpid 2)" | grep -qx rf-server-idle && break
+		sleep 0.05
+	done
+	ps -o comm= --ppid "$(srvpid 2)" | grep -qx rf-server-idle
+	# a second: the server passes a connection to it (SCM_RIGHTS) rather
+	# than forking for every one
+	strace -p "$(srvpid 2)" -e trace=sendmsg,clone,clone3 -o "$st" 2> "$st.err" &
+	sp=$!
+	for _ in $(seq 100); do
+		grep -q attached "$st.err" && break
+		sleep 0.02
+	done
+	lrun seq
+	grep -q "^child ok" "$OUT"
+	kill "$sp"
+	wait "$sp" || true
+	cat "$st"
+	grep -q 'SCM_RIGHTS' "$st"
+	none_marked "$MARK"
+}
+
 @test "postcopy: 20 forks whose children end at once: every tree ends, nothing is left" {
 	local n i
 	n=$(($(loglines) + 1))
@@ -241,10 +269,10 @@ bg_hold() {
 	# each connection's handler goes with its tree at once, not after -t (3 s)
 	# with a pager still waiting for a page connection that will never come
 	for _ in $(seq 50); do
-		[ -z "$(pgrep -P "$(srvpid 2)")" ] && break
+		[ -z "$(busy_children 2)" ] && break
 		sleep 0.02
 	done
-	[ -z "$(pgrep -P "$(srvpid 2)")" ]
+	[ -z "$(busy_children 2)" ]
 	[ "$(log_since "$n" | grep -c 'post-copy: [0-9]* pages')" -eq 20 ]
 	[ "$(log_since "$n" | grep -c "tree ended")" -eq 20 ]
 	# the page sources were reaped by their stubs, not left to init

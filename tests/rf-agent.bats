@@ -90,7 +90,7 @@ refused_here() {
 	kill -TERM "$SPID"
 	wait "$SPID" || true
 	SPID=
-	[ -z "$(ip netns pids "${PFX}2" | xargs -r ps -o comm= -p | grep -vx rf-server)" ]
+	[ -z "$(ip netns pids "${PFX}2" | xargs -r ps -o comm= -p | grep -vxE 'rf-server(-idle)?')" ]
 }
 
 # agent_pids NAME: the agent's processes (master and workers) by socket name.
@@ -117,7 +117,7 @@ agent_pids() { pgrep -f -- "-l $1( |$)" || true; }
 
 @test "rf-agent: it ends with the program, and its held connections with it" {
 	local before name
-	before=$(pgrep -c -P "$(srvpid 2)" || true)
+	before=$(busy_children 2 | wc -l)
 	twice_py
 	touch "$TDIR/go.$BATS_TEST_NUMBER"
 	run rrun /usr/bin/python3 "$TDIR/twice.py" "$TDIR/go.$BATS_TEST_NUMBER"
@@ -133,10 +133,10 @@ agent_pids() { pgrep -f -- "-l $1( |$)" || true; }
 	[ -z "$(agent_pids "$name")" ]
 	# the server's handlers of held connections end as the agent does
 	for _ in $(seq 50); do
-		[ "$(pgrep -c -P "$(srvpid 2)" || true)" -le "$before" ] && break
+		[ "$(busy_children 2 | wc -l)" -le "$before" ] && break
 		sleep 0.1
 	done
-	[ "$(pgrep -c -P "$(srvpid 2)" || true)" -le "$before" ]
+	[ "$(busy_children 2 | wc -l)" -le "$before" ]
 	none_marked "$MARK"
 }
 

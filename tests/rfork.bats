@@ -726,7 +726,7 @@ PY
 @test "rfork: 100 remote forks in a row leave no fds or processes behind on either host" {
 	local before fds
 	before=$(stubs 2)
-	fds=$(ls "/proc/$(srvpid 2)/fd" | wc -l)
+	fds=$(server_fds 2)
 	run rrun "$TESTS/forker" basic 100
 	cat "$OUT"
 	[ "$status" -eq 0 ]
@@ -738,7 +738,7 @@ PY
 	done
 	[ "$(stubs 2)" -eq $((before + 100)) ]
 	none_marked "$MARK"
-	[ "$(ls "/proc/$(srvpid 2)/fd" | wc -l)" -eq "$fds" ]
+	[ "$(server_fds 2)" -eq "$fds" ]
 	for _ in $(seq 50); do
 		[ "$(grep -c "tree ended" "$LOGDIR/${PFX}2.log")" -ge $((before + 100)) ] && break
 		sleep 0.1
