@@ -1002,14 +1002,11 @@ do_fork(struct rf_chan *c, json_t *req)
 static int
 do_stub(struct rf_chan *c, json_t *req)
 {
-	union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } cm;
 	const char *token = json_string_value(json_object_get(req, "token"));
 	struct rf_chan_state st;
 	struct sockaddr_un a;
 	char tok[TOKEN_LEN + 1] = { 0 };
 	struct iovec iov[2] = { { tok, sizeof(tok) }, { &st, sizeof(st) } };
-	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2, .msg_control = cm.b,
-	    .msg_controllen = sizeof(cm.b) };
 	struct rf_err e;
 	socklen_t alen;
 	json_t *j;
@@ -1035,11 +1032,7 @@ do_stub(struct rf_chan *c, json_t *req)
 	rf_chan_export(c, &st);
 	/* From here the socket is the proxy's: a SIGTERM must not shut it down. */
 	conn_fd = -1;
-	cm.h.cmsg_level = SOL_SOCKET;
-	cm.h.cmsg_type = SCM_RIGHTS;
-	cm.h.cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(&cm.h), &c->fd, sizeof(int));
-	r = sendmsg(s, &mh, MSG_NOSIGNAL) == (ssize_t)(sizeof(tok) + sizeof(st));
+	r = rf_send_fd(s, iov, 2, c->fd) == 0;
 	sodium_memzero(&st, sizeof(st));
 	close(s);
 	if (!r) {
@@ -1159,36 +1152,21 @@ again:
 static int
 pass_conn(int s, int fd)
 {
-	union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } cm;
 	struct iovec iov = { peer, sizeof(peer) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
-	    .msg_controllen = sizeof(cm.b) };
 
-	memset(&cm, 0, sizeof(cm));
-	cm.h.cmsg_level = SOL_SOCKET;
-	cm.h.cmsg_type = SCM_RIGHTS;
-	cm.h.cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(&cm.h), &fd, sizeof(int));
-	return sendmsg(s, &mh, MSG_NOSIGNAL) == (ssize_t)sizeof(peer) ? 0 : -1;
+	return rf_send_fd(s, &iov, 1, fd);
 }
 
 static int
 take_conn(int s)
 {
-	union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } cm;
-	struct iovec iov = { peer, sizeof(peer) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
-	    .msg_controllen = sizeof(cm.b) };
-	struct cmsghdr *c;
-	ssize_t n;
 	int fd;
 
-	while ((n = recvmsg(s, &mh, MSG_CMSG_CLOEXEC)) == -1 && errno == EINTR)
-		;
-	if (n != (ssize_t)sizeof(peer) || (c = CMSG_FIRSTHDR(&mh)) == NULL ||
-	    c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int)))
+	if (rf_recv_fd(s, peer, sizeof(peer), &fd) != (ssize_t)sizeof(peer)) {
+		if (fd >= 0)
+			close(fd);
 		return -1;
-	memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	}
 	peer[sizeof(peer) - 1] = '\0';
 	return fd;
 }

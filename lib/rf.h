@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdarg.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 /* The one exit-code table (../shared/SPEC.md "Exit codes"). */
 enum {
@@ -56,6 +57,13 @@ int rf_errno_code(int err);
 ssize_t rf_readn(int fd, void *buf, size_t n);
 /* Returns 0, or -1 (errno set). */
 int rf_writen(int fd, const void *buf, size_t n);
+/*
+ * One message on a unix socket with one fd along (SCM_RIGHTS): n bytes of
+ * iov[0..niov), all of it or -1.  rf_recv_fd: the fd (close-on-exec), or
+ * -1 if the message did not carry exactly one; 0 at the end.
+ */
+int rf_send_fd(int s, const struct iovec *iov, int niov, int fd);
+ssize_t rf_recv_fd(int s, void *buf, size_t n, int *fd);
 /* Milliseconds of CLOCK_MONOTONIC: for deadlines. */
 long rf_now_ms(void);
 

@@ -84,22 +84,14 @@ rf_xfer_forkreq(int k, pid_t ppid, const char *host, pid_t cpid, const char *fdk
 int
 rf_xfer_hand(const struct rf_chan *c, int fd)
 {
-	union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } cm;
 	struct rf_chan_state st;
 	struct iovec iov = { &st, sizeof(st) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
-	    .msg_controllen = sizeof(cm.b) };
-	ssize_t n;
+	int r;
 
 	rf_chan_export(c, &st);
-	memset(&cm, 0, sizeof(cm));
-	cm.h.cmsg_level = SOL_SOCKET;
-	cm.h.cmsg_type = SCM_RIGHTS;
-	cm.h.cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(&cm.h), &c->fd, sizeof(int));
-	n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+	r = rf_send_fd(fd, &iov, 1, c->fd);
 	sodium_memzero(&st, sizeof(st));
-	return n == (ssize_t)sizeof(st) ? 0 : -1;
+	return r;
 }
 
 int
