@@ -234,9 +234,9 @@ read_record(struct rf_snap *s)
 	s->rec = r;
 }
 
-/* The fd table from the record. */
+/* The fd table from the record (S wrote it: librfork's record_fds). */
 static int
-record_fds(const struct rf_selfrec *r, struct rf_fd **fdsp, size_t *np)
+fds_from_record(const struct rf_selfrec *r, struct rf_fd **fdsp, size_t *np)
 {
 	struct rf_fd *fds;
 	uint32_t i;
@@ -327,7 +327,7 @@ attributes(struct rf_snap *s, struct rf_proc *p, uint64_t *caught, struct rf_err
 	if ((p->exe = have & RF_SELFREC_EXE ? strdup(r->exe) : rf_procfs_link(pid, "exe")) ==
 	    NULL)
 		return rf_errno(e, "pid %d: exe", pid);
-	if ((have & RF_SELFREC_FDS ? record_fds(r, &p->fds, &p->nfd) :
+	if ((have & RF_SELFREC_FDS ? fds_from_record(r, &p->fds, &p->nfd) :
 	    rf_procfs_fds(pid, &p->fds, &p->nfd)) == -1)
 		return rf_errno(e, "pid %d: fds", pid);
 	return 0;
