@@ -10,7 +10,8 @@
  *						page of the MiB before its byte)
  *						(and to fork's return in the parent)
  *	rforkrun rtt [-n trips]			1-byte writes and echoes, child to home
- *	rforkrun bulk [-m MiB]			64 KiB writes from the child into a home pipe
+ *	rforkrun bulk [-m MiB] [-o off]		64 KiB writes from the child into a home pipe
+ *						(-o: from byte off of a page)
  *	rforkrun getpid [-n calls]		getpid here, then in the child
  *
  * One line per figure on stdout: a key, then numbers (microseconds, MiB/s,
@@ -171,10 +172,10 @@ rtt(int n)
 
 /* From the first byte read to the last, as rawtcp's bulk receiver does. */
 static void
-bulk(int mib)
+bulk(int mib, int off)
 {
 	double t0 = 0;
-	char *buf;
+	char *buf, *wbuf;
 	long left, total = (long)mib << 20;
 	ssize_t k;
 	int p[2];
@@ -182,6 +183,13 @@ bulk(int mib)
 
 	if ((buf = calloc(1, CHUNK)) == NULL)
 		err(71, "malloc");
+	wbuf = buf;
+	if (off >= 0) {
+		if ((wbuf = aligned_alloc(4096, CHUNK + 4096)) == NULL)
+			err(71, "malloc");
+		wbuf += off;
+		memset(wbuf, 0, CHUNK);
+	}
 	if (pipe(p) == -1)
 		err(71, "pipe");
 	fflush(stdout);
@@ -190,7 +198,7 @@ bulk(int mib)
 	if (pid == 0) {
 		close(p[0]);
 		for (left = total; left > 0; left -= CHUNK)
-			if (write(p[1], buf, CHUNK) != CHUNK)
+			if (write(p[1], wbuf, CHUNK) != CHUNK)
 				err(1, "bulk write");
 		_exit(0);
 	}
@@ -237,7 +245,8 @@ getpid_both(long n)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: rforkrun fork | rtt | bulk | getpid [-n count] [-m MiB] [-r] [-a]\n");
+	fprintf(stderr, "usage: rforkrun fork | rtt | bulk | getpid [-n count] [-m MiB] [-o off] "
+	    "[-r] [-a]\n");
 	exit(64);
 }
 
@@ -245,7 +254,7 @@ int
 main(int argc, char *argv[])
 {
 	const char *errstr, *mode;
-	int ch, mib = -1, rnd = 0, all = 0;
+	int ch, mib = -1, rnd = 0, all = 0, off = -1;
 	long n = -1;
 
 	if (argc < 2)
@@ -253,7 +262,7 @@ main(int argc, char *argv[])
 	mode = argv[1];
 	argc--;
 	argv++;
-	while ((ch = getopt(argc, argv, "am:n:r")) != -1) {
+	while ((ch = getopt(argc, argv, "am:n:o:r")) != -1) {
 		switch (ch) {
 		case 'r':
 			rnd = 1;
@@ -271,6 +280,11 @@ main(int argc, char *argv[])
 			if (errstr != NULL)
 				errx(64, "-n %s: %s", optarg, errstr);
 			break;
+		case 'o':
+			off = strtonum(optarg, 0, 4095, &errstr);
+			if (errstr != NULL)
+				errx(64, "-o %s: %s", optarg, errstr);
+			break;
 		default:
 			usage();
 		}
@@ -284,7 +298,7 @@ main(int argc, char *argv[])
 	else if (strcmp(mode, "rtt") == 0)
 		rtt(n > 0 ? n : 5000);
 	else if (strcmp(mode, "bulk") == 0)
-		bulk(mib > 0 ? mib : 256);
+		bulk(mib > 0 ? mib : 256, off);
 	else if (strcmp(mode, "getpid") == 0)
 		getpid_both(n > 0 ? n : 1000000);
 	else
