@@ -23,7 +23,8 @@ build/librf.a: $(LIB_OBJ) $(if $(BLOB_SRC),build/lib/restorer_blob.o)
 	rm -f $@
 	ar rcs $@ $^
 
-# The preload library of rf-run: small, only libc, nothing exported but fork.
+# The preload library of rf-run: small, only libc, nothing exported but fork
+# and mmap.
 build/lib/librfork.so: $(PRELOAD) $(wildcard lib/preload/*.h) $(HDRS) config.mk
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -shared -Wl,-z,defs -o $@ $(PRELOAD)

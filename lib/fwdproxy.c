@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -1953,6 +1954,96 @@ serve_local_fds(struct px *p)
 	lfds_drop(p);
 }
 
+/*
+ * A home file that C maps (MAPFD, from librfork's mmap once the kernel said
+ * ENODEV for the placeholder): a sealed memfd of the file's size with the
+ * range as it is at home now, given to C at a new number, which librfork
+ * maps instead and closes.  Answered here, by ADDFD with the number.
+ */
+static int
+do_mapfd(struct px *p, struct seccomp_notif *n, uint64_t arg)
+{
+	struct seccomp_notif_addfd a;
+	struct rf_fwd_mapreq q;
+	struct rf_fwd_msg m, rep;
+	struct stat st;
+	uint64_t at, end;
+	size_t k;
+	int r, mfd = -1;
+
+	if ((r = rmem(p, n->pid, arg, &q, sizeof(q))) < 0)
+		goto out;
+	r = -EBADF;	/* not ours: the kernel's answer stands */
+	if (!home(p, q.fd))
+		goto out;
+	r = -EXDEV;
+	if ((q.flags & MAP_TYPE) != MAP_PRIVATE && (q.prot & PROT_WRITE))
+		goto out;
+	req(&m, RF_FWD_FSTAT, 0, q.fd, 0, 0, 0);
+	if (call(p, &m, NULL, &rep, p->buf, 256) == -1)
+		return -1;
+	r = rep.a[0] < 0 ? (int)rep.a[0] : -EIO;
+	if (rep.a[0] < 0 || rep.dlen < sizeof(st))
+		goto out;
+	memcpy(&st, p->buf, sizeof(st));
+	r = -ENODEV;
+	if (!S_ISREG(st.st_mode))
+		goto out;
+	r = -EINVAL;
+	if (q.off < 0 || q.len == 0 || q.off + q.len < (uint64_t)q.off)
+		goto out;
+	at = q.off;
+	end = q.off + q.len < (uint64_t)st.st_size ? q.off + q.len : (uint64_t)st.st_size;
+	r = -ENOMEM;
+	if (end > at && end - at > RF_FWD_MAP_MAX)
+		goto out;
+	if ((mfd = memfd_create("rfork-home-map", MFD_CLOEXEC | MFD_ALLOW_SEALING)) == -1 ||
+	    ftruncate(mfd, st.st_size) == -1) {
+		r = -errno;
+		goto out;
+	}
+	while (at < end) {
+		k = end - at > RF_FWD_IO_MAX ? RF_FWD_IO_MAX : end - at;
+		req(&m, RF_FWD_READ, RF_FWDF_POS, q.fd, k, at, 0);
+		if (call(p, &m, NULL, &rep, p->buf, k) == -1) {
+			close(mfd);
+			return -1;
+		}
+		/* not open for reading: what the kernel says of such a mapping */
+		r = rep.a[0] == -EBADF ? -EACCES : (int)rep.a[0];
+		if (rep.a[0] < 0)
+			goto out;
+		if (rep.a[0] == 0)
+			break;	/* shorter now: the rest reads as zeros */
+		if (pwrite(mfd, p->buf, rep.dlen, at) != (ssize_t)rep.dlen) {
+			r = -EIO;
+			goto out;
+		}
+		at += rep.dlen;
+	}
+	/* no write through any mapping of it, shared or (mprotect) later */
+	if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) == -1) {
+		r = -errno;
+		goto out;
+	}
+	memset(&a, 0, sizeof(a));
+	a.id = n->id;
+	a.srcfd = mfd;
+	a.flags = SECCOMP_ADDFD_FLAG_SEND;
+	a.newfd_flags = O_CLOEXEC;
+	r = ioctl(p->lfd, SECCOMP_IOCTL_NOTIF_ADDFD, &a);
+	close(mfd);
+	/* answered with the number; or the call is gone (ENOENT), or ours failed */
+	if (r == -1 && errno != ENOENT)
+		resp(p, n->id, 0, -errno);
+	return 0;
+out:
+	if (mfd >= 0)
+		close(mfd);
+	resp(p, n->id, 0, r);
+	return 0;
+}
+
 static int
 do_magic(struct px *p, struct seccomp_notif *n)
 {
@@ -1964,6 +2055,8 @@ do_magic(struct px *p, struct seccomp_notif *n)
 	size_t i, k = 0, hl, tl;
 	int r;
 
+	if (rq == RF_FWD_IOC_MAPFD)
+		return do_mapfd(p, n, arg);
 	if (((pid_t)n->pid != p->child && syscall(SYS_kcmp, n->pid, p->child, KCMP_VM, 0, 0) != 0) ||
 	    p->f != p->fams[0]) {
 		resp(p, n->id, 0, -EPERM);

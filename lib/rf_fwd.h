@@ -178,11 +178,26 @@ enum { RF_PROC_GETPGID = 1, RF_PROC_SETPGID, RF_PROC_GETSID, RF_PROC_SETSID,
  *             (fdkey): the grandchild must be born on this host, where the
  *             server takes them (rf-send -L KEY) and gives them to it
  *   STUBGO    pid: the new stub dials host with token; host "": it ends
+ *   MAPFD     struct rf_fwd_mapreq, from any process the proxy serves: the
+ *             kernel refused to map a number (EACCES: its placeholder); if
+ *             it is a regular file at home, a new fd (close-on-exec) of a
+ *             sealed memfd of the file's size holding the range as read at
+ *             home now, to be mapped instead and closed.  EBADF: not a home
+ *             number (nor a proxy); ENODEV: not a regular file at home;
+ *             EXDEV: shared and writable, which cannot span hosts; EACCES:
+ *             not open for reading; ENOMEM: past RF_FWD_MAP_MAX bytes
  */
 #define RF_FWD_MAGIC_FD (-0x7266)
 #define RF_FWD_IOC_PROBE 0x72660001UL
 #define RF_FWD_IOC_FORKSTUB 0x72660002UL
 #define RF_FWD_IOC_STUBGO 0x72660003UL
+#define RF_FWD_IOC_MAPFD 0x72660004UL
+#define RF_FWD_MAP_MAX (1ULL << 30)	/* bytes of a home file one mapping copies */
+struct rf_fwd_mapreq {
+	int32_t fd, prot, flags, pad;
+	int64_t off;
+	uint64_t len;
+};
 #define RF_FWD_HOST_MAX 256
 struct rf_fwd_forkreq {
 	int32_t pid;

@@ -55,9 +55,9 @@ local_lines() {
 	grep -c '^rfork: pid [0-9]*: fork stays local: ' <<<"$stderr" || true
 }
 
-@test "librfork: exports fork and _Fork only, needs only libc" {
+@test "librfork: exports fork, _Fork and mmap only, needs only libc" {
 	run nm -D --defined-only "$LIB"
-	[ "$(awk '{ print $3 }' <<<"$output" | sort | tr '\n' ' ')" = "_Fork fork " ]
+	[ "$(awk '{ print $3 }' <<<"$output" | sort | tr '\n' ' ')" = "_Fork fork mmap mmap64 " ]
 	run ldd "$LIB"
 	[ "$(grep -c '=>' <<<"$output")" -eq 1 ]
 	[[ "$output" == *libc.so.6* ]]
@@ -69,6 +69,21 @@ local_lines() {
 	[ "$output" = "ok basic" ]
 	[ -z "$stderr" ]
 	none_marked "$MARK"
+}
+
+@test "librfork: mmap in a process with no proxy is the kernel's, its errors too" {
+	mkdir "$BATS_TEST_TMPDIR/map"
+	RFORK_POLICY=none run --separate-stderr pre "$TESTS/mapfile" "$BATS_TEST_TMPDIR/map"
+	echo "$output"; echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$(grep -c '^fd file$' <<<"$output")" -eq 2 ]
+	# on one host the O_RDWR file maps shared and writable, as it should
+	[ "$(grep '^FAIL' <<<"$output")" = "FAIL shared-read-stays mprotect"$'\n'"FAIL shared-write-refused mapped" ]
+	# the write-only fd's EACCES is the kernel's, passed through
+	for t in private shared-read private-write write-only-refused relative file-unchanged; do
+		grep -qx "ok $t" <<<"$output"
+	done
+	[ -z "$stderr" ]
 }
 
 @test "librfork: policy all with the host down: every fork is one local child, once" {

@@ -405,6 +405,41 @@ PY
 	none_marked "$MARK"
 }
 
+@test "rfork: files at home mapped by the remote child: private, shared read-only, at an offset, past the end; shared writable refused, said on stderr" {
+	mkdir -p "$TDIR/map"
+	# one file unlinked before the fork: only the fd, at home, reaches it
+	run rrun "$TESTS/mapfile" "$TDIR/map"
+	cat "$OUT"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	ran_there 0
+	[ "$(grep -c '^fd placeholder$' "$OUT")" -eq 2 ]
+	for t in private shared-read shared-read-stays private-write shared-write-refused \
+	    write-only-refused relative file-unchanged; do
+		grep -qx "ok $t" "$OUT"
+	done
+	! grep -q FAIL "$OUT"
+	[[ "$output" =~ "rfork: pid $cpid: mmap of fd "[0-9]+": a shared writable mapping of a file at home cannot span hosts (ENODEV)" ]]
+	# python3's mmap module, read-only (MAP_SHARED), in its own remote child
+	printf 'mapped at home\n' > "$TDIR/map/p.txt"
+	cat > "$TDIR/map.py" <<'PY'
+import mmap, os, socket, sys
+f = open(sys.argv[1], "rb")
+pid = os.fork()
+if pid == 0:
+    m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    print(socket.gethostname(), m[:].decode().strip(), os.readlink("/proc/self/fd/%d" % f.fileno())[:5], flush=True)
+    os._exit(0)
+_, st = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(st))
+PY
+	run rrun /usr/bin/python3 "$TDIR/map.py" "$TDIR/map/p.txt"
+	cat "$OUT"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = "${PFX}2 mapped at home pipe:" ]
+	none_marked "$MARK"
+}
+
 @test "rfork: real-time signals queue and sigqueue's values travel, to the remote child and back" {
 	run rrun "$TESTS/rtsig"
 	cat "$OUT"
