@@ -747,6 +747,7 @@ fork_proxy(void *arg)
 	struct rf_lazy *lz = NULL;
 	siginfo_t si;
 	json_t *j;
+	size_t i;
 	int ctl[2], lfd, pidfd, st, sr;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) == -1) {
@@ -792,6 +793,10 @@ fork_proxy(void *arg)
 		rf_lazy_free(lz);
 		return feed_fail(w, &f, &e);
 	}
+	/* C holds the fds of this host it came with: a copy kept here would
+	   keep a pipe open after C closed its end, its reader never at EOF. */
+	for (i = 1; i < w->nsup; i++)
+		close(w->sup[i].from);
 	/*
 	 * The child leads a process group of its own here: in the server's,
 	 * whose members' parents are all inside it or outside the session, it

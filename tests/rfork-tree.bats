@@ -157,6 +157,50 @@ EOF
 	only_server 3
 }
 
+@test "rfork-tree: a grandchild reading a pipe of its host to its end sees the end once its parent closed the pipe" {
+	# nothing on host 2 may keep a copy of the pipe's write end: the
+	# grandchild's proxy restored it with the fds it came with
+	cat > "$TDIR/eof.py" <<'EOF'
+import os, socket
+if os.fork() == 0:
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(w)
+        data = b""
+        while True:
+            b = os.read(r, 100)
+            if not b:
+                break
+            data += b
+        print("grandchild", socket.gethostname(), data.decode(), flush=True)
+        os._exit(0)
+    os.close(r)
+    os.write(w, b"to the end")
+    os.close(w)
+    _, st = os.waitpid(pid, 0)
+    os._exit(os.waitstatus_to_exitcode(st))
+_, st = os.waitpid(-1, 0)
+print("exit", os.waitstatus_to_exitcode(st))
+EOF
+	run inh 1 timeout 20 env RFTEST_MARK="$MARK" RFORK_POLICY=all "$ROOT/sh/rf-run" -k "$KEY" \
+	    -H "$(addr 2)" "$PY" "$TDIR/eof.py"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "grandchild ${PFX}2 to the end"$'\n'"exit 0" ]
+	# a program exec'd in a remote child keeps librfork: GNU tar's fork of
+	# its compressor reads the archive through such a pipe
+	mkdir -p "$TDIR/tar"
+	echo data > "$TDIR/tar/f"
+	run inh 1 timeout 20 env RFTEST_MARK="$MARK" RFORK_POLICY=all "$ROOT/sh/rf-run" -k "$KEY" \
+	    -H "$(addr 2)" /bin/bash -c "(cd '$TDIR/tar' && tar czf ../t.tgz f && tar tzf ../t.tgz && hostname)"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "f"$'\n'"${PFX}2" ]
+	none_marked "$MARK"
+	only_server 2
+}
+
 @test "rfork-tree: a program the remote child execs forks with fds of its host: the grandchildren are born there, pids real at home" {
 	# bash exec'd in the remote child: each command substitution makes a
 	# pipe of host 2 and forks with it open, so the grandchild must be born
