@@ -485,7 +485,7 @@ EOF
 	none_marked "$MARK"
 }
 
-@test "librfork: a remote child drops librfork.so from its environ" {
+@test "librfork: a remote child keeps librfork.so in its environ, for the programs it execs" {
 	wire
 	libm=$(ldd /usr/bin/perl | awk '/libm.so/ { print $3 }')
 	LD_PRELOAD="$LIB $libm" run --separate-stderr env RFTEST_MARK="$MARK" RFORK_BINDIR="$BINDIR" \
@@ -494,7 +494,7 @@ EOF
 		wait; print "parent [$ENV{LD_PRELOAD}]\n"'
 	[ "$status" -eq 0 ]
 	[ -z "$stderr" ]
-	[ "$output" = "child [$libm]"$'\n'"parent [$LIB $libm]" ]
+	[ "$output" = "child [$LIB $libm]"$'\n'"parent [$LIB $libm]" ]
 	grep -q '^forkwire: rf-restore: ' "$D/wire.err"
 	none_marked "$MARK"
 }

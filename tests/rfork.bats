@@ -437,6 +437,12 @@ PY
 	cat "$OUT"
 	[ "$status" -eq 0 ]
 	[ "$(cat "$OUT")" = "${PFX}2 mapped at home pipe:" ]
+	# a program that bash's remote subshell execs keeps librfork (git maps
+	# its files so): it opens the file at home (a relative path) and maps it
+	run rrun /bin/bash -c "cd '$TDIR/map' && (exec /usr/bin/python3 -c 'import mmap, socket; f = open(\"p.txt\", \"rb\"); print(socket.gethostname(), mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)[:].decode().strip())')"
+	cat "$OUT"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = "${PFX}2 mapped at home" ]
 	none_marked "$MARK"
 }
 

@@ -764,11 +764,10 @@ child(int k[2], const sigset_t *old, pid_t ppid, int lazy, uint64_t gen,
 		}
 		prctl(PR_SET_PDEATHSIG, 0);
 		if (strncmp(msg, "remote", 6) == 0) {
-			/* Its forks go home for their pids (grand_fork); the programs it
-			   execs there run without us (docs/PRELOAD.md).  src is a pid
-			   of home: not ours to touch. */
+			/* Its forks go home for their pids (grand_fork), and so do
+			   those of the programs it execs there, which keep us
+			   (docs/PRELOAD.md).  src is a pid of home: not ours to touch. */
 			remote_child = 1;
-			rfp_unpreload();
 			src = 0;
 		} else if (strncmp(msg, "stub ", 5) == 0 || strncmp(msg, "hand ", 5) == 0) {
 			char state[RFP_STATE];

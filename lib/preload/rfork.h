@@ -86,8 +86,6 @@ int rfp_find_tools(struct rfp_str *why);
  */
 char **rfp_env(size_t *size);
 void rfp_env_free(char **env, size_t size);
-/* The same, in environ itself, in place (a remote child: no malloc, no lock). */
-void rfp_unpreload(void);
 
 /*
  * Run rf-snap PID | rf-send -F KFD -p PPID [-c CPID] HOST: the stopped child

@@ -175,29 +175,6 @@ rfp_env(size_t *size)
 }
 
 void
-rfp_unpreload(void)
-{
-	char **e, *s, *t, *w;
-
-	for (e = environ; e != NULL && *e != NULL; e++) {
-		if (strncmp(*e, "LD_PRELOAD=", 11) != 0)
-			continue;
-		/* In place: the string only gets shorter. */
-		w = *e + 11;
-		for (s = w; *s != '\0'; s = *t ? t + 1 : t) {
-			t = s + strcspn(s, ": ");
-			if (t == s || is_us(s, t - s))
-				continue;
-			if (w != *e + 11)
-				*w++ = ':';
-			memmove(w, s, t - s);
-			w += t - s;
-		}
-		*w = '\0';
-	}
-}
-
-void
 rfp_env_free(char **env, size_t size)
 {
 	if (env != NULL)
