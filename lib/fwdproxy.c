@@ -42,6 +42,7 @@
 #include <sys/signalfd.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -163,6 +164,8 @@ static const int notified[] = {
 	SYS_select, SYS_pselect6, SYS_clone, SYS_clone3, SYS_fork, SYS_vfork,
 	SYS_accept, SYS_accept4, SYS_getsockname, SYS_getpeername, SYS_getsockopt,
 	SYS_setsockopt, SYS_epoll_ctl, SYS_epoll_wait, SYS_epoll_pwait, SYS_epoll_pwait2,
+	SYS_utimensat, SYS_utimes, SYS_utime, SYS_futimesat, SYS_chown, SYS_lchown,
+	SYS_fchownat, SYS_statfs, SYS_fstatfs,
 };
 
 /* Signals to itself stay native; anything else comes here. */
@@ -692,7 +695,7 @@ try_native(struct px *p, struct seccomp_notif *n)
 	case SYS_fallocate: case SYS_fadvise64: case SYS_shutdown: case SYS_accept:
 	case SYS_accept4: case SYS_getsockname: case SYS_getpeername:
 	case SYS_getsockopt: case SYS_setsockopt: case SYS_flock: case SYS_fchmod:
-	case SYS_fchown: case SYS_ioctl:
+	case SYS_fchown: case SYS_ioctl: case SYS_fstatfs:
 		break;
 	default:
 		return 0;
@@ -2274,6 +2277,121 @@ do_pathop(struct px *p, struct seccomp_notif *n, int sub, int64_t dirfd, uint64_
 }
 
 /*
+ * The calls that name a file by a path, or by an fd with no path (path
+ * pointer 0: utimensat's futimens form, fstatfs), and carry more than
+ * do_pathop's two numbers: utimensat and its older forms, chown and its
+ * kin, statfs.  *len: the path's length, -1 for the fd form.  1: at home
+ * (p->path holds the path, "" for the fd form), 0: let through, -errno.
+ */
+static int
+home_target(struct px *p, struct seccomp_notif *n, int64_t dirfd, uint64_t pathp, int *len)
+{
+	if (pathp == 0) {
+		*len = -1;
+		p->path[0] = '\0';
+		return home(p, dirfd);
+	}
+	if ((*len = rstr(p, n->pid, pathp, p->path, sizeof(p->path))) < 0)
+		return *len;
+	return where(p, dirfd, p->path);
+}
+
+/* utimensat, utimes, utime, futimesat: kind 0 timespec[2], 1 timeval[2], 2 utimbuf */
+static int
+do_utimens(struct px *p, struct seccomp_notif *n, int64_t dirfd, uint64_t pathp,
+    uint64_t tp, int kind, int flags)
+{
+	struct rf_fwd_msg m, rep;
+	int64_t t[4], v[4];
+	uint64_t le[4];
+	size_t i;
+	int len, r;
+
+	if ((r = home_target(p, n, dirfd, pathp, &len)) <= 0) {
+		if (r == 0)
+			cont(p, n->id);
+		else
+			resp(p, n->id, 0, r);
+		return 0;
+	}
+	if (tp != 0) {
+		if ((r = rmem(p, n->pid, tp, v, kind == 2 ? 16 : 32)) < 0) {
+			resp(p, n->id, 0, r);
+			return 0;
+		}
+		if (kind == 0)
+			memcpy(t, v, sizeof(t));
+		else if (kind == 1)
+			t[0] = v[0], t[1] = v[1] * 1000, t[2] = v[2], t[3] = v[3] * 1000;
+		else
+			t[0] = v[0], t[1] = 0, t[2] = v[1], t[3] = 0;
+		for (i = 0; i < 4; i++)
+			le[i] = htole64((uint64_t)t[i]);
+	}
+	len = len < 0 ? 0 : len;
+	memcpy(p->buf, p->path, len + 1);
+	if (tp != 0)
+		memcpy(p->buf + len + 1, le, sizeof(le));
+	req(&m, RF_FWD_PATHOP, RF_PATHOP_UTIMENS, pathp == 0 ? dirfd : home_dirfd(dirfd, p->path),
+	    flags, tp != 0, 0);
+	m.dlen = len + 1 + (tp != 0 ? sizeof(le) : 0);
+	if (call(p, &m, p->buf, &rep, p->buf, 0) == -1)
+		return -1;
+	result(p, n->id, rep.a[0]);
+	return 0;
+}
+
+/* chown, lchown, fchownat */
+static int
+do_chown(struct px *p, struct seccomp_notif *n, int64_t dirfd, uint64_t pathp, int64_t uid,
+    int64_t gid, int flags)
+{
+	struct rf_fwd_msg m, rep;
+	int len, r;
+
+	if ((r = home_target(p, n, dirfd, pathp, &len)) <= 0) {
+		if (r == 0)
+			cont(p, n->id);
+		else
+			resp(p, n->id, 0, r);
+		return 0;
+	}
+	req(&m, RF_FWD_PATHOP, RF_PATHOP_CHOWN, home_dirfd(dirfd, p->path), (int)uid, (int)gid,
+	    flags);
+	m.dlen = len + 1;
+	if (call(p, &m, p->path, &rep, p->buf, 0) == -1)
+		return -1;
+	result(p, n->id, rep.a[0]);
+	return 0;
+}
+
+/* statfs (a path), fstatfs (pathp 0: the fd) */
+static int
+do_statfs(struct px *p, struct seccomp_notif *n, int64_t dirfd, uint64_t pathp, uint64_t out)
+{
+	struct rf_fwd_msg m, rep;
+	int len, r;
+
+	if ((r = home_target(p, n, dirfd, pathp, &len)) <= 0) {
+		if (r == 0)
+			cont(p, n->id);
+		else
+			resp(p, n->id, 0, r);
+		return 0;
+	}
+	req(&m, RF_FWD_PATHOP, RF_PATHOP_STATFS, pathp == 0 ? dirfd : home_dirfd(dirfd, p->path),
+	    0, 0, 0);
+	m.dlen = (len < 0 ? 0 : len) + 1;
+	if (call(p, &m, p->path, &rep, p->buf, sizeof(struct statfs)) == -1)
+		return -1;
+	if (rep.a[0] >= 0 && (rep.dlen != sizeof(struct statfs) ||
+	    (r = wmem(p, n->pid, out, p->buf, rep.dlen)) < 0))
+		rep.a[0] = rep.dlen != sizeof(struct statfs) ? -EIO : r;
+	result(p, n->id, rep.a[0]);
+	return 0;
+}
+
+/*
  * chdir: at home, and here too when the directory the family now has at
  * home is also this host's directory by that path (a shared tree, a build
  * directory that both hosts have): then the child's own chdir runs, and
@@ -3617,6 +3735,24 @@ handle(struct px *p, struct seccomp_notif *n)
 		return do_pathop(p, n, RF_PATHOP_MKDIR, AT_FDCWD, a[0], 0, 0, (int)a[1], 0, 0, 0);
 	case SYS_mkdirat:
 		return do_pathop(p, n, RF_PATHOP_MKDIR, (int)a[0], a[1], 0, 0, (unsigned)a[2], 0, 0, 0);
+	case SYS_utimensat:
+		return do_utimens(p, n, (int)a[0], a[1], a[2], 0, (int)a[3]);
+	case SYS_futimesat:
+		return do_utimens(p, n, (int)a[0], a[1], a[2], 1, 0);
+	case SYS_utimes:
+		return do_utimens(p, n, AT_FDCWD, a[0], a[1], 1, 0);
+	case SYS_utime:
+		return do_utimens(p, n, AT_FDCWD, a[0], a[1], 2, 0);
+	case SYS_chown:
+		return do_chown(p, n, AT_FDCWD, a[0], (int)a[1], (int)a[2], 0);
+	case SYS_lchown:
+		return do_chown(p, n, AT_FDCWD, a[0], (int)a[1], (int)a[2], AT_SYMLINK_NOFOLLOW);
+	case SYS_fchownat:
+		return do_chown(p, n, (int)a[0], a[1], (int)a[2], (int)a[3], (int)a[4]);
+	case SYS_statfs:
+		return do_statfs(p, n, AT_FDCWD, a[0], a[1]);
+	case SYS_fstatfs:
+		return do_statfs(p, n, (int)a[0], 0, a[1]);
 	case SYS_chmod:
 		return do_pathop(p, n, RF_PATHOP_CHMOD, AT_FDCWD, a[0], 0, 0, (int)a[1], 0, 0, 0);
 	case SYS_fchmodat:

@@ -29,6 +29,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -837,6 +838,41 @@ do_pathop(struct stub *s, const struct rf_fwd_msg *m, size_t *outlen)
 		}
 		r = truncate(p, m->a[1]);
 		break;
+	case RF_PATHOP_UTIMENS: {
+		struct timespec ts[2];
+		uint64_t le[4];
+		size_t pl = strlen(p) + 1;
+
+		if (m->a[2] != 0) {
+			if (m->dlen != pl + sizeof(le))
+				return -EINVAL;
+			memcpy(le, p + pl, sizeof(le));
+			ts[0].tv_sec = (int64_t)le64toh(le[0]);
+			ts[0].tv_nsec = (long)(int64_t)le64toh(le[1]);
+			ts[1].tv_sec = (int64_t)le64toh(le[2]);
+			ts[1].tv_nsec = (long)(int64_t)le64toh(le[3]);
+		}
+		/* "": the fd itself (futimens), which a path of "" cannot name */
+		r = syscall(SYS_utimensat, dfd, *p != '\0' ? p : NULL, m->a[2] != 0 ? ts : NULL,
+		    *p != '\0' ? (int)m->a[1] : 0);
+		break;
+	}
+	case RF_PATHOP_CHOWN:
+		r = fchownat(dfd, p, (uid_t)m->a[1], (gid_t)m->a[2], (int)m->a[3]);
+		break;
+	case RF_PATHOP_STATFS: {
+		struct statfs sf;
+		int f = *p != '\0' ? openat(dfd, p, O_PATH | O_CLOEXEC) : dfd;
+
+		r = f == -1 ? -1 : fstatfs(f, &sf);
+		if (f != dfd && f != -1)
+			close(f);
+		if (r == 0) {
+			memcpy(s->obuf, &sf, sizeof(sf));
+			*outlen = sizeof(sf);
+		}
+		break;
+	}
 	case RF_PATHOP_RENAME:
 	case RF_PATHOP_LINK:
 	case RF_PATHOP_SYMLINK:

@@ -142,7 +142,12 @@ enum { RF_FDOP_FSYNC = 1, RF_FDOP_FDATASYNC, RF_FDOP_FTRUNCATE, RF_FDOP_FCHMOD,
 	RF_FDOP_FCHDIR, RF_FDOP_SHUTDOWN, RF_FDOP_NOPS };
 enum { RF_PATHOP_ACCESS = 1, RF_PATHOP_READLINK, RF_PATHOP_UNLINK, RF_PATHOP_MKDIR,
 	RF_PATHOP_RENAME, RF_PATHOP_CHMOD, RF_PATHOP_CHDIR, RF_PATHOP_GETCWD,
-	RF_PATHOP_SYMLINK, RF_PATHOP_LINK, RF_PATHOP_TRUNCATE, RF_PATHOP_NOPS };
+	RF_PATHOP_SYMLINK, RF_PATHOP_LINK, RF_PATHOP_TRUNCATE,
+	RF_PATHOP_UTIMENS,	/* dirfd, flags, times given; path ("": the fd
+				   itself), then 4 x int64 LE: atime s, ns, mtime s, ns */
+	RF_PATHOP_CHOWN,	/* dirfd, uid, gid, flags; path */
+	RF_PATHOP_STATFS,	/* dirfd; path ("": the fd itself) -> struct statfs */
+	RF_PATHOP_NOPS };
 /*
  * An epoll set at home (made before the fork; parent and child share it, as
  * any inherited one), struct epoll_event as x86-64 has it (12 bytes):

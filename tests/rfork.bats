@@ -446,6 +446,28 @@ PY
 	none_marked "$MARK"
 }
 
+@test "rfork: times, owners and statfs of files at home: utimensat, utimes, utime, chown, lchown, fchownat, futimens, statfs, fstatfs go home" {
+	mkdir -p "$TDIR/attr"
+	# the child's home cwd is attr/sub, its own attr: only home may change
+	run rrun "$TESTS/fileattr" "$TDIR/attr"
+	cat "$OUT"
+	[ "$status" -eq 0 ]
+	ran_there 0
+	for t in futimens fchownat-fd t1 t2 t3 o1 o2 o3 fd-changed; do
+		grep -qx "ok $t" "$OUT"
+	done
+	! grep -q FAIL "$OUT"
+	# the unlinked file's file system, not the placeholder's (pipefs)
+	[ "$(awk '$1 == "fstatfs" { print $2 }' "$OUT")" = "$(awk '$1 == "here" { print $2 }' "$OUT")" ]
+	grep -q '^statfs ' "$OUT"
+	# touch -d in a remote bash
+	echo x > "$TDIR/attr/touched"
+	run rrun /bin/bash -c "(touch -d 2001-09-09T01:46:40Z '$TDIR/attr/touched')"
+	[ "$status" -eq 0 ]
+	[ "$(stat -c %Y "$TDIR/attr/touched")" = 1000000000 ]
+	none_marked "$MARK"
+}
+
 @test "rfork: real-time signals queue and sigqueue's values travel, to the remote child and back" {
 	run rrun "$TESTS/rtsig"
 	cat "$OUT"
