@@ -165,7 +165,7 @@ static const int notified[] = {
 	SYS_accept, SYS_accept4, SYS_getsockname, SYS_getpeername, SYS_getsockopt,
 	SYS_setsockopt, SYS_epoll_ctl, SYS_epoll_wait, SYS_epoll_pwait, SYS_epoll_pwait2,
 	SYS_utimensat, SYS_utimes, SYS_utime, SYS_futimesat, SYS_chown, SYS_lchown,
-	SYS_fchownat, SYS_statfs, SYS_fstatfs,
+	SYS_fchownat, SYS_statfs, SYS_fstatfs, SYS_mknod, SYS_mknodat,
 };
 
 /* Signals to itself stay native; anything else comes here. */
@@ -3753,6 +3753,10 @@ handle(struct px *p, struct seccomp_notif *n)
 		return do_statfs(p, n, AT_FDCWD, a[0], a[1]);
 	case SYS_fstatfs:
 		return do_statfs(p, n, (int)a[0], 0, a[1]);
+	case SYS_mknod:
+		return do_pathop(p, n, RF_PATHOP_MKNOD, AT_FDCWD, a[0], 0, 0, (unsigned)a[1], a[2], 0, 0);
+	case SYS_mknodat:
+		return do_pathop(p, n, RF_PATHOP_MKNOD, (int)a[0], a[1], 0, 0, (unsigned)a[2], a[3], 0, 0);
 	case SYS_chmod:
 		return do_pathop(p, n, RF_PATHOP_CHMOD, AT_FDCWD, a[0], 0, 0, (int)a[1], 0, 0, 0);
 	case SYS_fchmodat:

@@ -857,6 +857,9 @@ do_pathop(struct stub *s, const struct rf_fwd_msg *m, size_t *outlen)
 		    *p != '\0' ? (int)m->a[1] : 0);
 		break;
 	}
+	case RF_PATHOP_MKNOD:
+		r = mknodat(dfd, p, (mode_t)m->a[1], (dev_t)m->a[2]);
+		break;
 	case RF_PATHOP_CHOWN:
 		r = fchownat(dfd, p, (uid_t)m->a[1], (gid_t)m->a[2], (int)m->a[3]);
 		break;

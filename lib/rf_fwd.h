@@ -147,6 +147,7 @@ enum { RF_PATHOP_ACCESS = 1, RF_PATHOP_READLINK, RF_PATHOP_UNLINK, RF_PATHOP_MKD
 				   itself), then 4 x int64 LE: atime s, ns, mtime s, ns */
 	RF_PATHOP_CHOWN,	/* dirfd, uid, gid, flags; path */
 	RF_PATHOP_STATFS,	/* dirfd; path ("": the fd itself) -> struct statfs */
+	RF_PATHOP_MKNOD,	/* dirfd, mode, dev; path */
 	RF_PATHOP_NOPS };
 /*
  * An epoll set at home (made before the fork; parent and child share it, as

@@ -446,14 +446,14 @@ PY
 	none_marked "$MARK"
 }
 
-@test "rfork: times, owners and statfs of files at home: utimensat, utimes, utime, chown, lchown, fchownat, futimens, statfs, fstatfs go home" {
+@test "rfork: times, owners, nodes and statfs of files at home: utimensat, utimes, utime, chown, lchown, fchownat, mknod, futimens, statfs, fstatfs go home" {
 	mkdir -p "$TDIR/attr"
 	# the child's home cwd is attr/sub, its own attr: only home may change
 	run rrun "$TESTS/fileattr" "$TDIR/attr"
 	cat "$OUT"
 	[ "$status" -eq 0 ]
 	ran_there 0
-	for t in futimens fchownat-fd t1 t2 t3 o1 o2 o3 fd-changed; do
+	for t in futimens fchownat-fd t1 t2 t3 o1 o2 o3 n1 fd-changed; do
 		grep -qx "ok $t" "$OUT"
 	done
 	! grep -q FAIL "$OUT"

@@ -83,6 +83,7 @@ child(int dir, int gone)
 	r |= chown("o1", 1231, 4561);
 	r |= lchown("o2", 1232, 4562);		/* a symlink: itself */
 	r |= fchownat(AT_FDCWD, "o3", 1233, 4563, 0);
+	r |= mkfifo("n1", 0600);
 	if (r != 0)
 		printf("FAIL calls %s\n", strerror(errno));
 	/* by the fd alone */
@@ -128,6 +129,8 @@ main(int argc, char *argv[])
 			make(names[i]);
 		}
 	}
+	unlink("n1");
+	unlink("sub/n1");
 	make("gone");
 	if ((dir = open("sub", O_RDONLY | O_DIRECTORY)) == -1 ||
 	    (gone = open("gone", O_RDWR)) == -1 || unlink("gone") == -1) {
@@ -154,6 +157,8 @@ main(int argc, char *argv[])
 	    WIFEXITED(s) ? WEXITSTATUS(s) : WTERMSIG(s));
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		check(names[i]);
+	say(lstat("sub/n1", &st) == 0 && S_ISFIFO(st.st_mode) && lstat("n1", &st) == -1, "n1",
+	    "not (only) at home");
 	say(fstat(gone, &st) == 0 && st.st_mtime == 1000000009 && st.st_uid == 1239 &&
 	    st.st_gid == 4569, "fd-changed", "unchanged");
 	if (fstatfs(gone, &sf) == 0)
