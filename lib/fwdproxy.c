@@ -166,6 +166,9 @@ static const int notified[] = {
 	SYS_setsockopt, SYS_epoll_ctl, SYS_epoll_wait, SYS_epoll_pwait, SYS_epoll_pwait2,
 	SYS_utimensat, SYS_utimes, SYS_utime, SYS_futimesat, SYS_chown, SYS_lchown,
 	SYS_fchownat, SYS_statfs, SYS_fstatfs, SYS_mknod, SYS_mknodat,
+	SYS_getxattr, SYS_lgetxattr, SYS_fgetxattr, SYS_setxattr, SYS_lsetxattr,
+	SYS_fsetxattr, SYS_listxattr, SYS_llistxattr, SYS_flistxattr, SYS_removexattr,
+	SYS_lremovexattr, SYS_fremovexattr,
 };
 
 /* Signals to itself stay native; anything else comes here. */
@@ -695,7 +698,8 @@ try_native(struct px *p, struct seccomp_notif *n)
 	case SYS_fallocate: case SYS_fadvise64: case SYS_shutdown: case SYS_accept:
 	case SYS_accept4: case SYS_getsockname: case SYS_getpeername:
 	case SYS_getsockopt: case SYS_setsockopt: case SYS_flock: case SYS_fchmod:
-	case SYS_fchown: case SYS_ioctl: case SYS_fstatfs:
+	case SYS_fchown: case SYS_ioctl: case SYS_fstatfs: case SYS_fgetxattr:
+	case SYS_fsetxattr: case SYS_flistxattr: case SYS_fremovexattr:
 		break;
 	default:
 		return 0;
@@ -2392,6 +2396,70 @@ do_statfs(struct px *p, struct seccomp_notif *n, int64_t dirfd, uint64_t pathp, 
 }
 
 /*
+ * The extended attribute calls: op RF_XATTR_* (| NOFOLLOW), pathp 0 for
+ * the f* forms (dirfd the fd).  a: the call's name, value and size (or
+ * list and size), and flags for SET.
+ */
+static int
+do_xattr(struct px *p, struct seccomp_notif *n, int op, int64_t dirfd, uint64_t pathp,
+    const uint64_t *a)
+{
+	struct rf_fwd_msg m, rep;
+	size_t len, nlen = 0, vlen = 0, cap = 0;
+	uint64_t val = 0;
+	int plen, r, base = op & ~RF_XATTR_NOFOLLOW;
+	char *d;
+
+	if ((r = home_target(p, n, dirfd, pathp, &plen)) <= 0) {
+		if (r == 0)
+			cont(p, n->id);
+		else
+			resp(p, n->id, 0, r);
+		return 0;
+	}
+	len = plen < 0 ? 0 : plen;
+	d = p->buf;
+	memcpy(d, p->path, len + 1);
+	if (base != RF_XATTR_LIST) {
+		if ((r = rstr(p, n->pid, a[0], d + len + 1, 256)) < 0) {
+			resp(p, n->id, 0, r == -ENAMETOOLONG ? -ERANGE : r);
+			return 0;
+		}
+		nlen = r + 1;
+	}
+	if (base == RF_XATTR_GET || base == RF_XATTR_SET) {
+		val = a[1];
+		vlen = a[2];
+	} else if (base == RF_XATTR_LIST) {
+		val = a[0];
+		vlen = a[1];
+	}
+	if (vlen > RF_XATTR_MAX)
+		vlen = base == RF_XATTR_SET ? RF_XATTR_MAX + 1 : RF_XATTR_MAX;
+	if (base == RF_XATTR_SET) {
+		if (vlen > RF_XATTR_MAX) {
+			resp(p, n->id, 0, -E2BIG);
+			return 0;
+		}
+		if ((r = rmem(p, n->pid, val, d + len + 1 + nlen, vlen)) < 0) {
+			resp(p, n->id, 0, r);
+			return 0;
+		}
+	} else if (base != RF_XATTR_REMOVE)
+		cap = val != 0 ? vlen : 0;
+	req(&m, RF_FWD_PATHOP, RF_PATHOP_XATTR, pathp == 0 ? dirfd : home_dirfd(dirfd, p->path),
+	    op, base == RF_XATTR_SET ? (int64_t)(int)a[3] : (int64_t)cap, 0);
+	m.dlen = len + 1 + nlen + (base == RF_XATTR_SET ? vlen : 0);
+	if (call(p, &m, d, &rep, p->buf, cap) == -1)
+		return -1;
+	if (rep.a[0] > 0 && cap > 0 && rep.dlen > 0 &&
+	    (r = wmem(p, n->pid, val, p->buf, rep.dlen < cap ? rep.dlen : cap)) < 0)
+		rep.a[0] = r;
+	result(p, n->id, rep.a[0]);
+	return 0;
+}
+
+/*
  * chdir: at home, and here too when the directory the family now has at
  * home is also this host's directory by that path (a shared tree, a build
  * directory that both hosts have): then the child's own chdir runs, and
@@ -3753,6 +3821,30 @@ handle(struct px *p, struct seccomp_notif *n)
 		return do_statfs(p, n, AT_FDCWD, a[0], a[1]);
 	case SYS_fstatfs:
 		return do_statfs(p, n, (int)a[0], 0, a[1]);
+	case SYS_getxattr:
+		return do_xattr(p, n, RF_XATTR_GET, AT_FDCWD, a[0], a + 1);
+	case SYS_lgetxattr:
+		return do_xattr(p, n, RF_XATTR_GET | RF_XATTR_NOFOLLOW, AT_FDCWD, a[0], a + 1);
+	case SYS_fgetxattr:
+		return do_xattr(p, n, RF_XATTR_GET, (int)a[0], 0, a + 1);
+	case SYS_setxattr:
+		return do_xattr(p, n, RF_XATTR_SET, AT_FDCWD, a[0], a + 1);
+	case SYS_lsetxattr:
+		return do_xattr(p, n, RF_XATTR_SET | RF_XATTR_NOFOLLOW, AT_FDCWD, a[0], a + 1);
+	case SYS_fsetxattr:
+		return do_xattr(p, n, RF_XATTR_SET, (int)a[0], 0, a + 1);
+	case SYS_listxattr:
+		return do_xattr(p, n, RF_XATTR_LIST, AT_FDCWD, a[0], a + 1);
+	case SYS_llistxattr:
+		return do_xattr(p, n, RF_XATTR_LIST | RF_XATTR_NOFOLLOW, AT_FDCWD, a[0], a + 1);
+	case SYS_flistxattr:
+		return do_xattr(p, n, RF_XATTR_LIST, (int)a[0], 0, a + 1);
+	case SYS_removexattr:
+		return do_xattr(p, n, RF_XATTR_REMOVE, AT_FDCWD, a[0], a + 1);
+	case SYS_lremovexattr:
+		return do_xattr(p, n, RF_XATTR_REMOVE | RF_XATTR_NOFOLLOW, AT_FDCWD, a[0], a + 1);
+	case SYS_fremovexattr:
+		return do_xattr(p, n, RF_XATTR_REMOVE, (int)a[0], 0, a + 1);
 	case SYS_mknod:
 		return do_pathop(p, n, RF_PATHOP_MKNOD, AT_FDCWD, a[0], 0, 0, (unsigned)a[1], a[2], 0, 0);
 	case SYS_mknodat:

@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
+#include <sys/xattr.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -789,6 +790,60 @@ do_fdop(struct stub *s, const struct rf_fwd_msg *m, int fd)
 	return r == -1 ? -errno : r;
 }
 
+/*
+ * The extended attribute calls (RF_PATHOP_XATTR): path p ("": the fd dfd
+ * itself), relative to dfd through /proc/self/fd (there are no *at forms),
+ * then the name and the value in the request's data.  -1 with errno, or
+ * what the call returned.
+ */
+static long
+do_xattr(struct stub *s, const struct rf_fwd_msg *m, int dfd, const char *p, char *path,
+    size_t pathsz, size_t *outlen)
+{
+	const char *name = p + strlen(p) + 1, *end = s->ibuf + m->dlen, *val;
+	int op = (int)m->a[1] & ~RF_XATTR_NOFOLLOW, nf = (m->a[1] & RF_XATTR_NOFOLLOW) != 0;
+	size_t cap = (size_t)m->a[2] > RF_XATTR_MAX ? RF_XATTR_MAX : (size_t)m->a[2];
+	long r;
+
+	if (op != RF_XATTR_LIST && (name >= end || memchr(name, '\0', end - name) == NULL)) {
+		errno = EINVAL;
+		return -1;
+	}
+	val = op == RF_XATTR_LIST ? name : name + strlen(name) + 1;
+	if (*p != '\0' && p[0] != '/' && dfd >= 0) {
+		if ((size_t)snprintf(path, pathsz, "/proc/self/fd/%d/%s", dfd, p) >= pathsz) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		p = path;
+	}
+	switch (op) {
+	case RF_XATTR_GET:
+		r = *p == '\0' ? fgetxattr(dfd, name, s->obuf, cap) :
+		    nf ? lgetxattr(p, name, s->obuf, cap) : getxattr(p, name, s->obuf, cap);
+		break;
+	case RF_XATTR_LIST:
+		r = *p == '\0' ? flistxattr(dfd, s->obuf, cap) :
+		    nf ? llistxattr(p, s->obuf, cap) : listxattr(p, s->obuf, cap);
+		break;
+	case RF_XATTR_SET:
+		r = *p == '\0' ? fsetxattr(dfd, name, val, end - val, (int)m->a[2]) :
+		    nf ? lsetxattr(p, name, val, end - val, (int)m->a[2]) :
+		    setxattr(p, name, val, end - val, (int)m->a[2]);
+		break;
+	case RF_XATTR_REMOVE:
+		r = *p == '\0' ? fremovexattr(dfd, name) :
+		    nf ? lremovexattr(p, name) : removexattr(p, name);
+		break;
+	default:
+		errno = EINVAL;
+		return -1;
+	}
+	if (r > 0 && cap > 0 && op != RF_XATTR_SET)
+		*outlen = r;
+	return r;
+}
+
 static long
 do_pathop(struct stub *s, const struct rf_fwd_msg *m, size_t *outlen)
 {
@@ -857,6 +912,9 @@ do_pathop(struct stub *s, const struct rf_fwd_msg *m, size_t *outlen)
 		    *p != '\0' ? (int)m->a[1] : 0);
 		break;
 	}
+	case RF_PATHOP_XATTR:
+		r = do_xattr(s, m, dfd, p, path, sizeof(path), outlen);
+		break;
 	case RF_PATHOP_MKNOD:
 		r = mknodat(dfd, p, (mode_t)m->a[1], (dev_t)m->a[2]);
 		break;

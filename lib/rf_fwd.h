@@ -148,7 +148,12 @@ enum { RF_PATHOP_ACCESS = 1, RF_PATHOP_READLINK, RF_PATHOP_UNLINK, RF_PATHOP_MKD
 	RF_PATHOP_CHOWN,	/* dirfd, uid, gid, flags; path */
 	RF_PATHOP_STATFS,	/* dirfd; path ("": the fd itself) -> struct statfs */
 	RF_PATHOP_MKNOD,	/* dirfd, mode, dev; path */
+	RF_PATHOP_XATTR,	/* dirfd, RF_XATTR_* (| NOFOLLOW), size or flags; path ("":
+				   the fd itself), name, value -> value or list */
 	RF_PATHOP_NOPS };
+enum { RF_XATTR_GET = 1, RF_XATTR_SET, RF_XATTR_LIST, RF_XATTR_REMOVE };
+#define RF_XATTR_NOFOLLOW 0x100	/* the l*xattr calls */
+#define RF_XATTR_MAX 65536	/* XATTR_SIZE_MAX, and a list's longest */
 /*
  * An epoll set at home (made before the fork; parent and child share it, as
  * any inherited one), struct epoll_event as x86-64 has it (12 bytes):

@@ -446,17 +446,20 @@ PY
 	none_marked "$MARK"
 }
 
-@test "rfork: times, owners, nodes and statfs of files at home: utimensat, utimes, utime, chown, lchown, fchownat, mknod, futimens, statfs, fstatfs go home" {
+@test "rfork: times, owners, nodes, extended attributes and statfs of files at home: utimensat, utimes, utime, chown, lchown, fchownat, mknod, *xattr, futimens, statfs, fstatfs go home" {
 	mkdir -p "$TDIR/attr"
 	# the child's home cwd is attr/sub, its own attr: only home may change
 	run rrun "$TESTS/fileattr" "$TDIR/attr"
 	cat "$OUT"
 	[ "$status" -eq 0 ]
 	ran_there 0
-	for t in futimens fchownat-fd t1 t2 t3 o1 o2 o3 n1 fd-changed; do
+	for t in futimens fchownat-fd t1 t2 t3 o1 o2 o3 n1 fd-changed setxattr listxattr \
+	    getxattr-size removexattr fsetxattr x1 x3 fd-xattr; do
 		grep -qx "ok $t" "$OUT"
 	done
 	! grep -q FAIL "$OUT"
+	grep -qx 'getxattr at home' "$OUT"
+	grep -qx 'fgetxattr by fd' "$OUT"
 	# the unlinked file's file system, not the placeholder's (pipefs)
 	[ "$(awk '$1 == "fstatfs" { print $2 }' "$OUT")" = "$(awk '$1 == "here" { print $2 }' "$OUT")" ]
 	grep -q '^statfs ' "$OUT"

@@ -5,7 +5,9 @@
  * a relative name reaches DIR/sub/NAME at home, DIR/NAME on its own host.
  * Each of DIR/NAME and DIR/sub/NAME exists; the parent then says which of
  * them changed ("ok NAME" when only the one at home did).  One file is
- * reached by an fd only (unlinked).
+ * reached by an fd only (unlinked).  Extended attributes (user.rf): the
+ * child sets x1's, reads and lists x2's, removes x3's and reads the
+ * unlinked file's by its fd.
  *	fileattr DIR
  */
 #include <errno.h>
@@ -19,6 +21,7 @@
 #include <sys/time.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 
 static const char *names[] = { "t1", "t2", "t3", "o1", "o2", "o3" };
 static int bad;
@@ -86,6 +89,23 @@ child(int dir, int gone)
 	r |= mkfifo("n1", 0600);
 	if (r != 0)
 		printf("FAIL calls %s\n", strerror(errno));
+	{
+		char v[64], l[256];
+		ssize_t k;
+
+		say(setxattr("x1", "user.rf", "set at home", 11, 0) == 0, "setxattr", strerror(errno));
+		k = getxattr("x2", "user.rf", v, sizeof(v) - 1);
+		v[k > 0 ? k : 0] = '\0';
+		printf("getxattr %s\n", v);
+		k = listxattr("x2", l, sizeof(l));
+		say(k > 0 && memmem(l, k, "user.rf", 8) != NULL, "listxattr", strerror(errno));
+		say(getxattr("x2", "user.rf", NULL, 0) == 7, "getxattr-size", strerror(errno));
+		say(removexattr("x3", "user.rf") == 0, "removexattr", strerror(errno));
+		k = fgetxattr(gone, "user.rf", v, sizeof(v) - 1);
+		v[k > 0 ? k : 0] = '\0';
+		printf("fgetxattr %s\n", v);
+		say(fsetxattr(gone, "user.rf2", "fd", 2, 0) == 0, "fsetxattr", strerror(errno));
+	}
 	/* by the fd alone */
 	ts[0].tv_sec = ts[1].tv_sec = 1000000009;
 	say(futimens(gone, ts) == 0, "futimens", strerror(errno));
@@ -131,9 +151,24 @@ main(int argc, char *argv[])
 	}
 	unlink("n1");
 	unlink("sub/n1");
+	for (i = 1; i <= 3; i++) {
+		char p[64];
+
+		snprintf(p, sizeof(p), "sub/x%zu", i);
+		make(p);
+		make(p + 4);
+		if (setxattr(p, "user.rf", "at home", 7, 0) == -1 ||
+		    setxattr(p + 4, "user.rf", "here", 4, 0) == -1) {
+			perror("setxattr");
+			return 2;
+		}
+	}
+	removexattr("sub/x1", "user.rf");
+	removexattr("x1", "user.rf");
 	make("gone");
 	if ((dir = open("sub", O_RDONLY | O_DIRECTORY)) == -1 ||
-	    (gone = open("gone", O_RDWR)) == -1 || unlink("gone") == -1) {
+	    (gone = open("gone", O_RDWR)) == -1 || unlink("gone") == -1 ||
+	    fsetxattr(gone, "user.rf", "by fd", 5, 0) == -1) {
 		perror("open");
 		return 2;
 	}
@@ -157,6 +192,16 @@ main(int argc, char *argv[])
 	    WIFEXITED(s) ? WEXITSTATUS(s) : WTERMSIG(s));
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		check(names[i]);
+	{
+		char v[64];
+		ssize_t k = getxattr("sub/x1", "user.rf", v, sizeof(v));
+
+		say(k == 11 && memcmp(v, "set at home", 11) == 0 &&
+		    getxattr("x1", "user.rf", v, sizeof(v)) == -1, "x1", "not (only) at home");
+		say(getxattr("sub/x3", "user.rf", v, sizeof(v)) == -1 &&
+		    getxattr("x3", "user.rf", v, sizeof(v)) == 4, "x3", "not (only) at home");
+		say(fgetxattr(gone, "user.rf2", v, sizeof(v)) == 2, "fd-xattr", "unset");
+	}
 	say(lstat("sub/n1", &st) == 0 && S_ISFIFO(st.st_mode) && lstat("n1", &st) == -1, "n1",
 	    "not (only) at home");
 	say(fstat(gone, &st) == 0 && st.st_mtime == 1000000009 && st.st_uid == 1239 &&
