@@ -1247,10 +1247,36 @@ shared_object(const char *path)
 	return 1;
 }
 
+/*
+ * POSIX shared memory and semaphores (/dev/shm) are the host's: one the
+ * child makes lives here, beside its own children, who can share it.  One
+ * that exists only at home is home's: a mapping of it is refused (MAPFD),
+ * never silently a second object.  1 at home (or home cannot say), 0 here.
+ * The proxy's /dev/shm is C's: the namespace has no mounts of its own.
+ */
+static int
+shm_home(struct px *p, const char *path)
+{
+	struct rf_fwd_msg m, rep;
+	struct stat here;
+	char st[256];
+
+	if (lstat(path, &here) == 0)
+		return 0;
+
+	req(&m, RF_FWD_STATAT, 0, AT_FDCWD, AT_SYMLINK_NOFOLLOW, 0, 0);
+	m.dlen = strlen(path) + 1;
+	if (call(p, &m, path, &rep, st, sizeof(st)) == -1)
+		return 1;
+	return rep.a[0] != -ENOENT;
+}
+
 /* 1: at home, 0: here. */
 static int
 where(struct px *p, int64_t dirfd, const char *path)
 {
+	if (path[0] == '/' && strncmp(path, "/dev/shm/", 9) == 0 && strstr(path, "/..") == NULL)
+		return shm_home(p, path);
 	if (path[0] == '/')
 		return !rf_fwd_path_local(path, p->local != NULL ? p->local : p->o->local);
 	if (dirfd == AT_FDCWD)

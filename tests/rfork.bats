@@ -471,6 +471,27 @@ PY
 	none_marked "$MARK"
 }
 
+@test "rfork: POSIX shared memory and semaphores a remote child makes are its host's: python's multiprocessing pool runs there" {
+	cat > "$TDIR/pool.py" <<'PY'
+import multiprocessing, os, socket
+pid = os.fork()
+if pid == 0:
+    with multiprocessing.Pool(2) as p:
+        print(socket.gethostname(), sum(p.map(abs, range(-5, 5))), flush=True)
+    os._exit(0)
+_, st = os.waitpid(pid, 0)
+print("exit", os.waitstatus_to_exitcode(st))
+PY
+	run --separate-stderr rrun /usr/bin/python3 "$TDIR/pool.py"
+	cat "$OUT"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = "${PFX}2 25"$'\n'"exit 0" ]
+	# the workers share the pool's semaphores: their forks stay on host 2, said so
+	[[ "$stderr" == *"fork stays local: MAP_SHARED mapping at "*" /dev/shm/sem."* ]]
+	none_marked "$MARK"
+}
+
 @test "rfork: real-time signals queue and sigqueue's values travel, to the remote child and back" {
 	run rrun "$TESTS/rtsig"
 	cat "$OUT"
