@@ -49,7 +49,7 @@ build/bin/%: bin/%.c build/librf.a $(HDRS)
 	$(CC) $(CFLAGS) $(if $(filter $*,$(FORKPATH)),$(FORKPATH_LDFLAGS)) \
 	    $(if $(filter $*,$(BINDNOW)),$(BINDNOW_LDFLAGS)) -o $@ $< build/librf.a $(LDLIBS)
 
-build/tests/%: tests/victims/%.c tests/victims/victim.h lib/rf_image.h lib/rf.h
+build/tests/%: tests/victims/%.c tests/victims/victim.h tests/victims/forkreport.h lib/rf_image.h lib/rf.h
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 -O1 -g -Wall -D_GNU_SOURCE -Ilib -o $@ $< -lm
 

@@ -2326,6 +2326,19 @@ home_target(struct px *p, struct seccomp_notif *n, int64_t dirfd, uint64_t pathp
 	return where(p, dirfd, p->path);
 }
 
+/* home_target's answer taken: 1 if the call was let through or failed here. */
+static int
+not_home(struct px *p, struct seccomp_notif *n, int r)
+{
+	if (r > 0)
+		return 0;
+	if (r == 0)
+		cont(p, n->id);
+	else
+		resp(p, n->id, 0, r);
+	return 1;
+}
+
 /* utimensat, utimes, utime, futimesat: kind 0 timespec[2], 1 timeval[2], 2 utimbuf */
 static int
 do_utimens(struct px *p, struct seccomp_notif *n, int64_t dirfd, uint64_t pathp,
@@ -2337,13 +2350,8 @@ do_utimens(struct px *p, struct seccomp_notif *n, int64_t dirfd, uint64_t pathp,
 	size_t i;
 	int len, r;
 
-	if ((r = home_target(p, n, dirfd, pathp, &len)) <= 0) {
-		if (r == 0)
-			cont(p, n->id);
-		else
-			resp(p, n->id, 0, r);
+	if (not_home(p, n, home_target(p, n, dirfd, pathp, &len)))
 		return 0;
-	}
 	if (tp != 0) {
 		if ((r = rmem(p, n->pid, tp, v, kind == 2 ? 16 : 32)) < 0) {
 			resp(p, n->id, 0, r);
@@ -2377,15 +2385,10 @@ do_chown(struct px *p, struct seccomp_notif *n, int64_t dirfd, uint64_t pathp, i
     int64_t gid, int flags)
 {
 	struct rf_fwd_msg m, rep;
-	int len, r;
+	int len;
 
-	if ((r = home_target(p, n, dirfd, pathp, &len)) <= 0) {
-		if (r == 0)
-			cont(p, n->id);
-		else
-			resp(p, n->id, 0, r);
+	if (not_home(p, n, home_target(p, n, dirfd, pathp, &len)))
 		return 0;
-	}
 	req(&m, RF_FWD_PATHOP, RF_PATHOP_CHOWN, home_dirfd(dirfd, p->path), (int)uid, (int)gid,
 	    flags);
 	m.dlen = len + 1;
@@ -2402,13 +2405,8 @@ do_statfs(struct px *p, struct seccomp_notif *n, int64_t dirfd, uint64_t pathp, 
 	struct rf_fwd_msg m, rep;
 	int len, r;
 
-	if ((r = home_target(p, n, dirfd, pathp, &len)) <= 0) {
-		if (r == 0)
-			cont(p, n->id);
-		else
-			resp(p, n->id, 0, r);
+	if (not_home(p, n, home_target(p, n, dirfd, pathp, &len)))
 		return 0;
-	}
 	req(&m, RF_FWD_PATHOP, RF_PATHOP_STATFS, pathp == 0 ? dirfd : home_dirfd(dirfd, p->path),
 	    0, 0, 0);
 	m.dlen = (len < 0 ? 0 : len) + 1;
@@ -2436,13 +2434,8 @@ do_xattr(struct px *p, struct seccomp_notif *n, int op, int64_t dirfd, uint64_t 
 	int plen, r, base = op & ~RF_XATTR_NOFOLLOW;
 	char *d;
 
-	if ((r = home_target(p, n, dirfd, pathp, &plen)) <= 0) {
-		if (r == 0)
-			cont(p, n->id);
-		else
-			resp(p, n->id, 0, r);
+	if (not_home(p, n, home_target(p, n, dirfd, pathp, &plen)))
 		return 0;
-	}
 	len = plen < 0 ? 0 : plen;
 	d = p->buf;
 	memcpy(d, p->path, len + 1);

@@ -20,8 +20,8 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/vfs.h>
-#include <sys/wait.h>
 #include <sys/xattr.h>
+#include "forkreport.h"
 
 static const char *names[] = { "t1", "t2", "t3", "o1", "o2", "o3" };
 static int bad;
@@ -123,8 +123,7 @@ main(int argc, char *argv[])
 {
 	struct statfs sf;
 	struct stat st;
-	char host[256];
-	int dir, gone, s;
+	int dir, gone;
 	size_t i;
 	pid_t pid;
 
@@ -172,24 +171,17 @@ main(int argc, char *argv[])
 		perror("open");
 		return 2;
 	}
-	gethostname(host, sizeof(host));
-	printf("parent %d host %s\n", (int)getpid(), host);
-	fflush(stdout);
+	report_parent();
 	if ((pid = fork()) == -1) {
 		perror("fork");
 		return 1;
 	}
 	if (pid == 0) {
-		gethostname(host, sizeof(host));
-		printf("child %d ppid %d host %s\n", (int)getpid(), (int)getppid(), host);
+		report_child();
 		child(dir, gone);
 	}
-	if (waitpid(pid, &s, 0) != pid) {
-		perror("waitpid");
+	if (report_forked(pid) == -1)
 		return 1;
-	}
-	printf("forked %d status %s %d\n", (int)pid, WIFEXITED(s) ? "exit" : "signal",
-	    WIFEXITED(s) ? WEXITSTATUS(s) : WTERMSIG(s));
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		check(names[i]);
 	{

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
-#include <sys/wait.h>
+#include "forkreport.h"
 
 #define PG 4096
 #define SIZE (3 * PG + 100)
@@ -78,11 +78,9 @@ static void
 child(int a, int b, int w)
 {
 	unsigned char *m, *s;
-	char host[256];
 	int r;
 
-	gethostname(host, sizeof(host));
-	printf("child %d ppid %d host %s\n", (int)getpid(), (int)getppid(), host);
+	report_child();
 	printf("fd %s\n", kind(a));
 	m = mmap(NULL, SIZE, PROT_READ, MAP_PRIVATE, a, 0);
 	say(m != MAP_FAILED && same(m, 1, 0, SIZE), "private", strerror(errno));
@@ -115,8 +113,7 @@ int
 main(int argc, char *argv[])
 {
 	unsigned char c[SIZE];
-	char host[256];
-	int a, b, w, st;
+	int a, b, w;
 	pid_t pid;
 
 	if (argc != 2 || chdir(argv[1]) == -1) {
@@ -130,21 +127,15 @@ main(int argc, char *argv[])
 		perror("open");
 		return 2;
 	}
-	gethostname(host, sizeof(host));
-	printf("parent %d host %s\n", (int)getpid(), host);
-	fflush(stdout);
+	report_parent();
 	if ((pid = fork()) == -1) {
 		perror("fork");
 		return 1;
 	}
 	if (pid == 0)
 		child(a, b, w);
-	if (waitpid(pid, &st, 0) != pid) {
-		perror("waitpid");
+	if (report_forked(pid) == -1)
 		return 1;
-	}
-	printf("forked %d status %s %d\n", (int)pid, WIFEXITED(st) ? "exit" : "signal",
-	    WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
 	say(pread(b, c, SIZE, 0) == SIZE && same(c, 2, 0, SIZE), "file-unchanged", "changed");
 	return bad;
 }

@@ -7,34 +7,22 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-#include <sys/wait.h>
+#include "forkreport.h"
 
 int
 main(int argc, char *argv[])
 {
-	char host[256];
-	int code = argc > 1 ? atoi(argv[1]) : 0, st;
+	int code = argc > 1 ? atoi(argv[1]) : 0;
 	pid_t pid;
 
-	gethostname(host, sizeof(host));
-	printf("parent %d host %s\n", (int)getpid(), host);
-	fflush(stdout);
+	report_parent();
 	if ((pid = fork()) == -1) {
 		perror("fork");
 		return 1;
 	}
 	if (pid == 0) {
-		gethostname(host, sizeof(host));
-		printf("child %d ppid %d host %s\n", (int)getpid(), (int)getppid(), host);
+		report_child();
 		exit(code);
 	}
-	if (waitpid(pid, &st, 0) != pid) {
-		perror("waitpid");
-		return 1;
-	}
-	printf("forked %d status %s %d\n", (int)pid, WIFEXITED(st) ? "exit" : "signal",
-	    WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
-	return 0;
+	return report_forked(pid) == -1;
 }
