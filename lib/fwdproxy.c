@@ -132,6 +132,9 @@ struct px {
 	struct pollfd *watch;
 	size_t nwatch;
 	int watched;
+	/* signals the signalfds among them take: a signalfd says what is
+	   pending for whoever polls it, so the proxy looks at C's (sigfd_ready) */
+	unsigned long long sigw;
 	/* fds of this host a grandchild takes along (do_magic) */
 	int fdsock;		/* listening, or -1 */
 	int32_t *lfds;		/* (number, fd flags, our copy) triples */
@@ -641,6 +644,37 @@ host_tid(struct px *p, pid_t tid)
 	return pid;
 }
 
+/* Thread tid's signals: pending (its own and its process's), blocked, ignored. */
+static int
+sig_state(struct px *p, pid_t tid, unsigned long long *pnd, unsigned long long *blk,
+    unsigned long long *ign)
+{
+	char path[64], line[256];
+	unsigned long long shd = 0;
+	pid_t h = host_tid(p, tid);
+	FILE *f;
+
+	*pnd = *blk = *ign = 0;
+	if (h <= 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)h);
+	if ((f = fopen(path, "re")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (strncmp(line, "SigPnd:", 7) == 0)
+			*pnd = strtoull(line + 7, NULL, 16);
+		else if (strncmp(line, "ShdPnd:", 7) == 0)
+			shd = strtoull(line + 7, NULL, 16);
+		else if (strncmp(line, "SigBlk:", 7) == 0)
+			*blk = strtoull(line + 7, NULL, 16);
+		else if (strncmp(line, "SigIgn:", 7) == 0)
+			*ign = strtoull(line + 7, NULL, 16);
+	}
+	fclose(f);
+	*pnd |= shd;
+	return 0;
+}
+
 /*
  * Will the kernel deliver a signal to thread tid when its call returns?
  * Only then may the proxy answer -ERESTARTSYS: without one pending the
@@ -649,29 +683,46 @@ host_tid(struct px *p, pid_t tid)
 static int
 deliverable(struct px *p, pid_t tid)
 {
+	unsigned long long pnd, blk, ign;
+
+	if (sig_state(p, tid, &pnd, &blk, &ign) == -1)
+		return 0;
+	/* SIGKILL and SIGSTOP are always delivered. */
+	return (pnd & (~(blk | ign) | (1ULL << (SIGKILL - 1)) | (1ULL << (SIGSTOP - 1)))) != 0;
+}
+
+/* Would a signalfd of C's taking mask be readable for thread tid now? */
+static int
+sigfd_ready(struct px *p, pid_t tid, unsigned long long mask)
+{
+	unsigned long long pnd, blk, ign;
+
+	return mask != 0 && sig_state(p, tid, &pnd, &blk, &ign) == 0 && (pnd & mask) != 0;
+}
+
+/* Our copy k of a local fd: a signalfd's mask, or 0. */
+static unsigned long long
+sigfd_mask(int k)
+{
 	char path[64], line[256];
-	unsigned long long pnd = 0, shd = 0, blk = 0, ign = 0;
-	pid_t h = host_tid(p, tid);
+	unsigned long long mask = 0;
+	ssize_t n;
 	FILE *f;
 
-	if (h <= 0)
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", k);
+	if ((n = readlink(path, line, sizeof(line) - 1)) <= 0)
 		return 0;
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)h);
+	line[n] = '\0';
+	if (strcmp(line, "anon_inode:[signalfd]") != 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", k);
 	if ((f = fopen(path, "re")) == NULL)
 		return 0;
-	while (fgets(line, sizeof(line), f) != NULL) {
-		if (strncmp(line, "SigPnd:", 7) == 0)
-			pnd = strtoull(line + 7, NULL, 16);
-		else if (strncmp(line, "ShdPnd:", 7) == 0)
-			shd = strtoull(line + 7, NULL, 16);
-		else if (strncmp(line, "SigBlk:", 7) == 0)
-			blk = strtoull(line + 7, NULL, 16);
-		else if (strncmp(line, "SigIgn:", 7) == 0)
-			ign = strtoull(line + 7, NULL, 16);
-	}
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, "sigmask:", 8) == 0)
+			mask = strtoull(line + 8, NULL, 16);
 	fclose(f);
-	/* SIGKILL and SIGSTOP are always delivered. */
-	return ((pnd | shd) & (~(blk | ign) | (1ULL << (SIGKILL - 1)) | (1ULL << (SIGSTOP - 1)))) != 0;
+	return mask;
 }
 
 static struct fam *family_find(struct px *p, pid_t tid);
@@ -1016,6 +1067,10 @@ again:
 			}
 			if (r == 0 && deliverable(p, p->tid))
 				pf[1].revents = POLLIN;
+			if (r == 0 && !cancelled && sigfd_ready(p, p->tid, p->sigw)) {
+				p->watched = 1;
+				pf[1].revents = POLLIN;
+			}
 			for (i = 3; !cancelled && i < nw; i++)
 				if (pf[i].revents) {
 					p->watched = 1;
@@ -2918,15 +2973,19 @@ poll_home(struct px *p, struct seccomp_notif *n, struct pollfd *pf, size_t nfds,
 /*
  * Home and local fds in one poll: the local ones are polled here on copies
  * (pidfd_getfd) while the home ones wait at home; whichever side is ready
- * first cuts the other short.  pf gets the revents; *ready the count.
+ * first cuts the other short.  pf gets the revents; *ready the count.  A
+ * signalfd is readable for whoever has its signals pending: ours says so
+ * of the proxy, so C's pending signals are looked at instead (every 20 ms
+ * while the home side waits, as for a signal to C).
  */
 static int
 poll_mixed(struct px *p, struct seccomp_notif *n, struct pollfd *pf, size_t nfds, int64_t ms,
     int *ready)
 {
 	struct pollfd lp[512], hp[512];
+	unsigned long long sm[512];
 	size_t li[512], hi[512], nl = 0, nh = 0, i;
-	int r, hr = 0, k;
+	int r, hr = 0, k, copy[512];
 
 	for (i = 0; i < nfds; i++) {
 		pf[i].revents = 0;
@@ -2942,9 +3001,16 @@ poll_mixed(struct px *p, struct seccomp_notif *n, struct pollfd *pf, size_t nfds
 			continue;
 		}
 		lp[nl] = (struct pollfd){ k, pf[i].events, 0 };
+		copy[nl] = k;
+		if ((sm[nl] = sigfd_mask(k)) != 0) {
+			lp[nl].fd = -1;		/* ours would say the proxy's */
+			p->sigw |= sm[nl];
+		}
 		li[nl++] = i;
 	}
 	r = poll(lp, nl, 0);
+	if (r == 0 && sigfd_ready(p, n->pid, p->sigw))
+		r = 1;
 	if (r == 0 && ms != 0) {
 		p->watch = lp;
 		p->nwatch = nl;
@@ -2953,12 +3019,14 @@ poll_mixed(struct px *p, struct seccomp_notif *n, struct pollfd *pf, size_t nfds
 	r = poll_home(p, n, hp, nh, r == 0 ? ms : 0, &hr);
 	p->watch = NULL;
 	p->nwatch = 0;
+	p->sigw = 0;
 	if (r == 0 && p->watched)
 		poll(lp, nl, 0);
 	p->watched = 0;
 	for (i = 0; i < nl; i++) {
-		pf[li[i]].revents = lp[i].revents;
-		close(lp[i].fd);
+		pf[li[i]].revents = sm[i] == 0 ? lp[i].revents :
+		    sigfd_ready(p, n->pid, sm[i]) ? pf[li[i]].events & POLLIN : 0;
+		close(copy[i]);
 	}
 	if (r == -1)
 		return -1;

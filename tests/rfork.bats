@@ -492,6 +492,19 @@ PY
 	none_marked "$MARK"
 }
 
+@test "rfork: a remote child polling a home pipe and its own signalfd wakes for the signal" {
+	local RTIMEOUT=30
+	run rrun "$TESTS/sigfdpoll"
+	cat "$OUT"
+	[ "$status" -eq 0 ]
+	ran_there 0
+	# the signalfd is polled by the proxy on a copy, which would say the
+	# proxy's signals: the child's are looked at (before: poll timed out, 20 s)
+	grep -qx 'poll 1 pipe 0 signalfd 1' "$OUT"
+	grep -qx 'signal 10' "$OUT"
+	none_marked "$MARK"
+}
+
 @test "rfork: real-time signals queue and sigqueue's values travel, to the remote child and back" {
 	run rrun "$TESTS/rtsig"
 	cat "$OUT"
