@@ -171,15 +171,10 @@ main(int argc, char *argv[])
 		perror("open");
 		return 2;
 	}
-	report_parent();
-	if ((pid = fork()) == -1) {
-		perror("fork");
+	if ((pid = report_fork()) == -1)
 		return 1;
-	}
-	if (pid == 0) {
-		report_child();
+	if (pid == 0)
 		child(dir, gone);
-	}
 	if (report_forked(pid) == -1)
 		return 1;
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)

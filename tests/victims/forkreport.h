@@ -27,6 +27,20 @@ report_child(void)
 	printf("child %d ppid %d host %s\n", (int)getpid(), (int)getppid(), host);
 }
 
+/* The parent's line, fork, and the child's line in the child: fork's answer. */
+static pid_t
+report_fork(void)
+{
+	pid_t pid;
+
+	report_parent();
+	if ((pid = fork()) == -1)
+		perror("fork");
+	else if (pid == 0)
+		report_child();
+	return pid;
+}
+
 /* Waits for pid and says how it ended: its wait status, or -1. */
 static int
 report_forked(pid_t pid)

@@ -80,7 +80,6 @@ child(int a, int b, int w)
 	unsigned char *m, *s;
 	int r;
 
-	report_child();
 	printf("fd %s\n", kind(a));
 	m = mmap(NULL, SIZE, PROT_READ, MAP_PRIVATE, a, 0);
 	say(m != MAP_FAILED && same(m, 1, 0, SIZE), "private", strerror(errno));
@@ -127,11 +126,8 @@ main(int argc, char *argv[])
 		perror("open");
 		return 2;
 	}
-	report_parent();
-	if ((pid = fork()) == -1) {
-		perror("fork");
+	if ((pid = report_fork()) == -1)
 		return 1;
-	}
 	if (pid == 0)
 		child(a, b, w);
 	if (report_forked(pid) == -1)

@@ -15,14 +15,9 @@ main(int argc, char *argv[])
 	int code = argc > 1 ? atoi(argv[1]) : 0;
 	pid_t pid;
 
-	report_parent();
-	if ((pid = fork()) == -1) {
-		perror("fork");
+	if ((pid = report_fork()) == -1)
 		return 1;
-	}
-	if (pid == 0) {
-		report_child();
+	if (pid == 0)
 		exit(code);
-	}
 	return report_forked(pid) == -1;
 }

@@ -28,13 +28,9 @@ main(void)
 		perror("pipe");
 		return 2;
 	}
-	report_parent();
-	if ((pid = fork()) == -1) {
-		perror("fork");
+	if ((pid = report_fork()) == -1)
 		return 1;
-	}
 	if (pid == 0) {
-		report_child();
 		if ((sfd = signalfd(-1, &set, SFD_CLOEXEC)) == -1) {
 			perror("signalfd");
 			_exit(2);
