@@ -24,6 +24,7 @@
 #include <jansson.h>
 #include <sodium.h>
 #include "rf_fwd.h"
+#include "rf_standin.h"
 #include "rf_net.h"
 #include "rf_lazy.h"
 
@@ -34,7 +35,8 @@ usage(void)
 	    "       rf-stub [-h] [-k key] [-x fd[,fd...]] -C fd:statefd\n"
 	    "       rf-stub [-h] [-k key] [-x fd[,fd...]] [-s pid] [-C fd:statefd] host[:port] "
 	    "token\n"
-	    "       rf-stub [-h] [-k key] [-x fd[,fd...]] [-s pid] -K fd\n");
+	    "       rf-stub [-h] [-k key] [-x fd[,fd...]] [-s pid] -K fd\n"
+	    "       rf-stub -W pid\n");
 	exit(RF_EX_USAGE);
 }
 
@@ -390,6 +392,13 @@ main(int argc, char *argv[])
 	int ch, conn = -1, status = 0, r, peer, dead, sfd = -1, kfd = -1, v = 0, lazy = 0;
 
 	setprogname("rf-stub");
+	if (argc == 3 && strcmp(argv[1], "-W") == 0) {
+		/* a grandchild's stand-in (rf_standin.h) */
+		pid_t proxy = strtonum(argv[2], 2, INT_MAX, &errstr);
+		if (errstr != NULL)
+			errx(RF_EX_USAGE, "-W %s: %s", argv[2], errstr);
+		rf_standin(proxy);
+	}
 	memset(&o, 0, sizeof(o));
 	/* OpenSSL's slow set-up runs beside the start, the dial and the handshake. */
 	rf_chan_init_async();

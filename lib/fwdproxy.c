@@ -139,6 +139,10 @@ struct px {
 	int fdsock;		/* listening, or -1 */
 	int32_t *lfds;		/* (number, fd flags, our copy) triples */
 	size_t nlfds;
+	/* grandchildren whose local copy stays, at their pid, as their
+	   stand-in (a child of C here that ends as the grandchild ends) */
+	pid_t *standin;
+	size_t nstandin, capstandin;
 	/* write-behind: allowed (HELLO), bytes posted and not acknowledged,
 	   errors of posted writes kept for the next call on their number */
 	int post_on, post_used;
@@ -565,6 +569,73 @@ on_ack(struct px *p, const struct rf_fwd_msg *m)
 	p->perr[p->nperr++].err = -m->a[0];
 }
 
+static ssize_t
+standin_find(struct px *p, pid_t pid)
+{
+	size_t i;
+
+	for (i = 0; i < p->nstandin; i++)
+		if (p->standin[i] == pid)
+			return i;
+	return -1;
+}
+
+static int
+standin_add(struct px *p, pid_t pid)
+{
+	pid_t *n;
+
+	if (p->nstandin == p->capstandin) {
+		size_t cap = p->capstandin ? 2 * p->capstandin : 8;
+		if ((n = realloc(p->standin, cap * sizeof(*n))) == NULL)
+			return -1;
+		p->standin = n;
+		p->capstandin = cap;
+	}
+	p->standin[p->nstandin++] = pid;
+	return 0;
+}
+
+/*
+ * What the grandchild did (SIGNAL SIGCHLD with a[1] its CLD_ code, a[2] its
+ * wait status, a[3] its pid), done by its stand-in, so that C's waits and
+ * SIGCHLD are the kernel's own: it stops, goes on, or ends as the
+ * grandchild did.  0 if the pid has no stand-in.
+ */
+static int
+standin_event(struct px *p, const struct rf_fwd_msg *m)
+{
+	pid_t pid = (pid_t)(m->a[3] & 0xffffffff);
+	ssize_t i = standin_find(p, pid);
+	siginfo_t si;
+
+	if (i < 0)
+		return 0;
+	switch (m->a[1]) {
+	case CLD_STOPPED:
+		kill(pid, SIGSTOP);
+		break;
+	case CLD_CONTINUED:
+		kill(pid, SIGCONT);
+		break;
+	case CLD_EXITED:
+	case CLD_KILLED:
+	case CLD_DUMPED:
+		memset(&si, 0, sizeof(si));
+		si.si_signo = RF_FWD_STANDIN_SIG;
+		si.si_code = SI_QUEUE;
+		si.si_pid = p->self;
+		si.si_uid = getuid();
+		si.si_value.sival_ptr = (void *)(uintptr_t)((uint64_t)RF_FWD_STANDIN << 32 |
+		    (uint32_t)m->a[2]);
+		if (syscall(SYS_rt_sigqueueinfo, pid, RF_FWD_STANDIN_SIG, &si) == -1)
+			kill(pid, SIGKILL);	/* not the stand-in it was: at least no waiting */
+		p->standin[i] = p->standin[--p->nstandin];
+		break;
+	}
+	return 1;
+}
+
 static int
 on_signal_msg(struct px *p, const struct rf_fwd_msg *m)
 {
@@ -573,6 +644,9 @@ on_signal_msg(struct px *p, const struct rf_fwd_msg *m)
 	siginfo_t si;
 
 	if (m->a[0] < 1 || m->a[0] > 64)
+		return 0;
+	/* a grandchild with a stand-in here stopped, went on or ended */
+	if (m->a[0] == SIGCHLD && m->a[1] > 0 && standin_event(p, m))
 		return 0;
 	/* sigqueue's: its value and sender, as the stub got them */
 	if (m->a[1] == SI_QUEUE) {
@@ -2132,6 +2206,47 @@ out:
 	return 0;
 }
 
+/*
+ * The next pid of this namespace (C's) is to be the new stub's, so that the
+ * local copy C forks now has the grandchild's pid and can stay as its
+ * stand-in.  A thread of C that makes a task first takes it: then the copy
+ * ends unseen as before.
+ */
+static void
+next_pid(pid_t pid)
+{
+	char v[24];
+	int fd, n;
+
+	if (pid <= 1 || (fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC)) == -1)
+		return;
+	n = snprintf(v, sizeof(v), "%d", (int)pid - 1);
+	(void)!write(fd, v, n);
+	close(fd);
+}
+
+/* Is pid a child of C's here, in this namespace, stopped (shipped, waiting)? */
+static int
+standin_is(struct px *p, pid_t pid)
+{
+	char path[64], st[512], *q;
+	int fd;
+	ssize_t k;
+	long ppid;
+
+	if (pid <= 1 || standin_find(p, pid) >= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return 0;
+	k = read(fd, st, sizeof(st) - 1);
+	close(fd);
+	st[k > 0 ? k : 0] = '\0';
+	if ((q = strrchr(st, ')')) == NULL || sscanf(q + 1, " %*c %ld", &ppid) != 1)
+		return 0;
+	return ppid == p->child;
+}
+
 static int
 do_magic(struct px *p, struct seccomp_notif *n)
 {
@@ -2141,7 +2256,7 @@ do_magic(struct px *p, struct seccomp_notif *n)
 	struct rf_fwd_msg m, rep;
 	int32_t v[1024];
 	size_t i, k = 0, hl, tl;
-	int r;
+	int r, stand;
 
 	if (rq == RF_FWD_IOC_MAPFD)
 		return do_mapfd(p, n, arg);
@@ -2178,6 +2293,7 @@ do_magic(struct px *p, struct seccomp_notif *n)
 			return -1;
 		if (rep.a[0] > 0) {
 			fr.pid = (int32_t)rep.a[0];
+			next_pid(fr.pid);
 			if ((r = wmem(p, n->pid, arg, &fr, sizeof(fr))) < 0)
 				rep.a[0] = r;	/* the stub waits; librfork ends it */
 			else
@@ -2193,10 +2309,16 @@ do_magic(struct px *p, struct seccomp_notif *n)
 	tl = strlen(fr.token);
 	memcpy(p->path, fr.host, hl + 1);
 	memcpy(p->path + hl + 1, fr.token, tl + 1);
-	req(&m, RF_FWD_STUBGO, 0, fr.pid, 0, 0, 0);
+	/* the local copy took the grandchild's pid: it stays as its stand-in */
+	stand = hl > 0 && fr.standin == RF_FWD_STANDIN && standin_is(p, fr.pid) &&
+	    standin_add(p, fr.pid) == 0;
+	req(&m, RF_FWD_STUBGO, 0, fr.pid, stand, 0, 0);
 	m.dlen = hl == 0 ? 0 : hl + tl + 2;
 	if (call(p, &m, p->path, &rep, p->buf, 0) == -1)
 		return -1;
+	/* 1: the stub took it so too (an older one answers 0) */
+	if (stand && rep.a[0] != 1)
+		p->nstandin--;
 	result(p, n->id, rep.a[0]);
 	return 0;
 }
@@ -2724,24 +2846,27 @@ do_kill(struct px *p, struct seccomp_notif *n, int kind)
 	siginfo_t si;
 	int r;
 
-	switch (kind) {
+	/* a grandchild's stand-in is not the grandchild: that one is at home */
+	if (standin_find(p, (pid_t)a[0]) >= 0)
+		kind += 8;
+	switch (kind & 7) {
 	case 0:		/* kill(pid, sig) */
-		if (local_pid(p, a[0], 0))
+		if (kind < 8 && local_pid(p, a[0], 0))
 			goto native;
 		req(&m, RF_FWD_KILL, 0, (int)a[0], (int)a[1], -1, 0);
 		break;
 	case 1:		/* tgkill(tgid, tid, sig) */
-		if (local_pid(p, a[0], 0))
+		if (kind < 8 && local_pid(p, a[0], 0))
 			goto native;
 		req(&m, RF_FWD_KILL, 0, (int)a[0], (int)a[2], (int)a[1], 1);
 		break;
 	case 2:		/* tkill(tid, sig) */
-		if (local_pid(p, a[0], 1))
+		if (kind < 8 && local_pid(p, a[0], 1))
 			goto native;
 		req(&m, RF_FWD_KILL, 0, 0, (int)a[1], (int)a[0], 2);
 		break;
 	default:	/* rt_(tg)sigqueueinfo: the siginfo, value and all, goes along */
-		if (local_pid(p, a[0], 0))
+		if (kind < 8 && local_pid(p, a[0], 0))
 			goto native;
 		if (n->data.nr == SYS_rt_tgsigqueueinfo) {
 			req(&m, RF_FWD_KILL, 0, (int)a[0], (int)a[2], (int)a[1], 4);
@@ -4427,6 +4552,7 @@ out:
 	if (p->sigfd >= 0)
 		close(p->sigfd);
 	sigprocmask(SIG_SETMASK, &oldmask, NULL);
+	free(p->standin);
 	free(p->n);
 	free(p->r);
 	free(p->buf);

@@ -62,6 +62,10 @@ struct stub {
 	pid_t self;
 	const struct rf_stub_opts *o;
 	struct newstub { pid_t pid; int go; } news[NEWSTUB_MAX];
+	/* new stubs whose grandchild has a stand-in at the child's: theirs
+	   are not the child's waits, their news go to the proxy (stand_news) */
+	pid_t *stand;
+	size_t nstand, capstand;
 	/* write-behind: allowed at all; own fds reported postable; bytes of
 	   posted writes done and not yet acknowledged */
 	int post, revoke;
@@ -298,13 +302,90 @@ reply(struct stub *s, const struct rf_fwd_msg *rq, int64_t ret, int64_t aux,
 }
 
 static int
+stand_has(const struct stub *s, pid_t pid)
+{
+	size_t i;
+
+	for (i = 0; i < s->nstand; i++)
+		if (s->stand[i] == pid)
+			return 1;
+	return 0;
+}
+
+/*
+ * The news of new stubs with stand-ins, each taken (an end reaped here: the
+ * child's wait is its stand-in's) and sent as SIGNAL SIGCHLD with a[1] the
+ * CLD_ code, a[2] the wait status, a[3] the pid; the proxy has the stand-in
+ * do the same.  Returns 1 if another child has news too, else 0; -1 if the
+ * connection failed.
+ */
+static int
+stand_news(struct stub *s)
+{
+	struct rf_fwd_msg m;
+	siginfo_t si;
+	size_t i;
+	int status, r;
+
+	for (i = 0; i < s->nstand;) {
+		memset(&si, 0, sizeof(si));
+		r = waitid(P_PID, s->stand[i], &si, WEXITED | WSTOPPED | WCONTINUED | WNOHANG);
+		if (r == -1 && errno == ECHILD) {
+			s->stand[i] = s->stand[--s->nstand];	/* not ours any more */
+			continue;
+		}
+		if (r == -1 || si.si_pid == 0) {
+			i++;
+			continue;
+		}
+		switch (si.si_code) {
+		case CLD_EXITED:
+			status = (si.si_status & 0xff) << 8;
+			break;
+		case CLD_KILLED:
+			status = si.si_status & 0x7f;
+			break;
+		case CLD_DUMPED:
+			status = (si.si_status & 0x7f) | 0x80;
+			break;
+		case CLD_STOPPED:
+		case CLD_TRAPPED:
+			status = (si.si_status & 0xff) << 8 | 0x7f;
+			break;
+		default:
+			status = 0xffff;
+		}
+		memset(&m, 0, sizeof(m));
+		m.op = RF_FWD_SIGNAL;
+		m.flags = revoke_check(s);
+		m.a[0] = SIGCHLD;
+		m.a[1] = si.si_code;
+		m.a[2] = status;
+		m.a[3] = si.si_pid;
+		if (si.si_code == CLD_EXITED || si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED)
+			s->stand[i] = s->stand[--s->nstand];
+		if (rf_fwd_send(&s->c, &m, NULL) == -1)
+			return -1;
+	}
+	memset(&si, 0, sizeof(si));
+	return waitid(P_ALL, 0, &si, WEXITED | WSTOPPED | WCONTINUED | WNOHANG | WNOWAIT) == 0 &&
+	    si.si_pid != 0 && !stand_has(s, si.si_pid) && si.si_pid != own_child;
+}
+
+static int
 send_signals(struct stub *s)
 {
 	struct rf_fwd_msg m;
 	uint64_t p;
-	int sig;
+	int sig, r;
 
 	p = __atomic_exchange_n(&sigpend, 0, __ATOMIC_RELAXED);
+	if ((p & (1ULL << (SIGCHLD - 1))) && s->nstand > 0) {
+		if ((r = stand_news(s)) == -1)
+			return -1;
+		if (r == 0)
+			p &= ~(1ULL << (SIGCHLD - 1));
+	}
 	for (sig = 1; p != 0 && sig <= 64; sig++) {
 		if (!(p & (1ULL << (sig - 1))))
 			continue;
@@ -1286,7 +1367,24 @@ newstub(struct stub *s, const struct rf_fwd_msg *m)
 	return pid;
 }
 
-/* STUBGO: tell the new stub where to go, or end it unseen. */
+static int
+stand_add(struct stub *s, pid_t pid)
+{
+	pid_t *n;
+
+	if (s->nstand == s->capstand) {
+		size_t cap = s->capstand ? 2 * s->capstand : 8;
+		if ((n = realloc(s->stand, cap * sizeof(*n))) == NULL)
+			return -1;
+		s->stand = n;
+		s->capstand = cap;
+	}
+	s->stand[s->nstand++] = pid;
+	return 0;
+}
+
+/* STUBGO: tell the new stub where to go, or end it unseen; 1 if it went
+   with a stand-in (a[1] 1, asked by the proxy). */
 static long
 stubgo(struct stub *s, const struct rf_fwd_msg *m)
 {
@@ -1305,9 +1403,11 @@ stubgo(struct stub *s, const struct rf_fwd_msg *m)
 	if (m->dlen > 0 && m->dlen <= GOMAX) {
 		if (write(ns->go, s->ibuf, m->dlen) != (ssize_t)m->dlen)
 			r = -EPIPE;
+		else if (m->a[1] == 1 && stand_add(s, ns->pid) == 0)
+			r = 1;	/* its grandchild has a stand-in: its news are the proxy's */
 	}
 	close(ns->go);
-	if (m->dlen == 0 || r != 0) {
+	if (m->dlen == 0 || r < 0) {
 		/* Not born: reap it, and swallow its SIGCHLD unless another
 		   child has news too. */
 		if (r != 0)
@@ -1326,6 +1426,88 @@ stubgo(struct stub *s, const struct rf_fwd_msg *m)
 	ns->pid = 0;
 	ns->go = -1;
 	return r;
+}
+
+/* Has the stub children other than the stand-ins' stubs and its page source? */
+static int
+others(const struct stub *s)
+{
+	char path[64], buf[4096], *q, *end;
+	ssize_t k;
+	long pid;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)syscall(SYS_gettid));
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return 1;
+	k = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[k > 0 ? k : 0] = '\0';
+	for (q = buf; (pid = strtol(q, &end, 10)) > 0 && end != q; q = end)
+		if (!stand_has(s, pid) && pid != own_child)
+			return 1;
+	return 0;
+}
+
+/*
+ * The child's wait at home while new stubs have stand-ins: those are not
+ * the child's to reap (a stand-in ends as its grandchild ends, and is
+ * waited for where the child is); the rest as the kernel would.  As waitid
+ * (si) or wait4 (status, ru), by m->flags & 1; returns what they return, or
+ * -errno.
+ */
+static long
+wait_mine(struct stub *s, const struct rf_fwd_msg *m, siginfo_t *si, int *status,
+    struct rusage *ru)
+{
+	siginfo_t pk;
+	idtype_t idt;
+	id_t id;
+	int opts, wopts;
+	pid_t pid;
+	long r;
+
+	if (m->flags & 1) {
+		idt = (idtype_t)m->a[0];
+		id = (id_t)m->a[1];
+		opts = wopts = (int)m->a[2];
+	} else {
+		pid = (pid_t)m->a[0];
+		opts = (int)m->a[1];
+		idt = pid == -1 ? P_ALL : pid <= 0 ? P_PGID : P_PID;
+		id = pid < -1 ? (id_t)-pid : pid > 0 ? (id_t)pid : 0;
+		wopts = WEXITED | (opts & (WUNTRACED | WCONTINUED | WNOHANG | __WALL |
+		    __WCLONE | __WNOTHREAD));
+	}
+	if (idt == P_PID && stand_has(s, (pid_t)id))
+		return -ECHILD;
+	for (;;) {
+		memset(&pk, 0, sizeof(pk));
+		if (waitid(idt, id, &pk, wopts | WNOHANG | WNOWAIT) == -1)
+			return -errno;
+		if (pk.si_pid != 0 && pk.si_pid == own_child) {
+			/* the page source is the stub's, never the child's */
+			waitid(P_PID, pk.si_pid, &pk, WEXITED | WSTOPPED | WCONTINUED | WNOHANG);
+			continue;
+		}
+		if (pk.si_pid != 0 && stand_has(s, pk.si_pid)) {
+			if (stand_news(s) == -1)
+				return -EIO;
+			continue;
+		}
+		if (pk.si_pid != 0) {
+			if (si != NULL)
+				return waitid(P_PID, pk.si_pid, si, opts) == -1 ? -errno : 0;
+			r = wait4(pk.si_pid, status, opts, ru);
+			return r == -1 ? -errno : r;
+		}
+		if (!others(s))
+			return -ECHILD;
+		if (opts & WNOHANG)
+			return 0;
+		if (waitid(idt, id, &pk, (wopts & ~WNOHANG) | WNOWAIT) == -1)
+			return -errno;
+	}
 }
 
 /* One request; its data is in s->ibuf.  Returns 0, or -1 (connection). */
@@ -1585,14 +1767,16 @@ serve(struct stub *s, const struct rf_fwd_msg *m)
 		memset(&ru, 0, sizeof(ru));
 		if (m->flags & 1) {
 			memset(&si, 0, sizeof(si));
-			r = waitid((idtype_t)m->a[0], (id_t)m->a[1], &si, (int)m->a[2]);
+			r = s->nstand > 0 ? wait_mine(s, m, &si, NULL, NULL) :
+			    waitid((idtype_t)m->a[0], (id_t)m->a[1], &si, (int)m->a[2]);
 			if (r == 0) {
 				memcpy(s->obuf, &si, sizeof(si));
 				outlen = sizeof(si);
 			}
 		} else {
 			int status = 0;
-			r = wait4((pid_t)m->a[0], &status, (int)m->a[1], &ru);
+			r = s->nstand > 0 ? wait_mine(s, m, NULL, &status, &ru) :
+			    wait4((pid_t)m->a[0], &status, (int)m->a[1], &ru);
 			aux = status;
 			memcpy(s->obuf, &ru, sizeof(ru));
 			outlen = r >= 0 ? sizeof(ru) : 0;
@@ -1714,6 +1898,7 @@ rf_stub_serve(const struct rf_fwd_io *io, const struct rf_stub_opts *o, int *sta
 out:
 	rf_fwd_conn_free(&s.c);
 	free(s.ibuf);
+	free(s.stand);
 	for (size_t i = 0; i < s.nfam; i++)
 		free(s.fam[i].map);
 	free(s.fam);

@@ -19,6 +19,7 @@
 #ifndef RF_FWD_H
 #define RF_FWD_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -94,7 +95,9 @@ enum rf_fwd_op {
 	RF_FWD_FORK,		/* one-way: new family a[0], a copy of this one */
 	RF_FWD_FAMEND,		/* one-way: the family's processes are gone */
 	RF_FWD_FORKSTUB,	/* data: cloexec numbers -> pid of a new stub, waiting */
-	RF_FWD_STUBGO,		/* pid; data "HOST\0TOKEN\0" (none: abort) -> 0 */
+	RF_FWD_STUBGO,		/* pid, a[1] 1: its grandchild has a stand-in;
+				   data "HOST\0TOKEN\0" (none: abort) -> 0, or 1 if
+				   the stand-in is taken (its news go as SIGNAL) */
 	RF_FWD_STOP,		/* one-way, proxy -> stub: the child stopped, by sig */
 	RF_FWD_EPOLL,		/* sub (RF_EPOLL_*), epfd, ...: a set made at home */
 	RF_FWD_NOPS
@@ -188,7 +191,11 @@ enum { RF_PROC_GETPGID = 1, RF_PROC_SETPGID, RF_PROC_GETSID, RF_PROC_SETSID,
  *             serves them once on the abstract unix socket "rfork-fds-KEY"
  *             (fdkey): the grandchild must be born on this host, where the
  *             server takes them (rf-send -L KEY) and gives them to it
- *   STUBGO    pid: the new stub dials host with token; host "": it ends
+ *   STUBGO    pid: the new stub dials host with token; host "": it ends.
+ *             standin RF_FWD_STANDIN: the local copy C forked has that pid
+ *             (the proxy made it the namespace's next at FORKSTUB) and
+ *             stays as the grandchild's stand-in; the answer is then 1 if
+ *             proxy and stub took it so (rf_standin.h)
  *   MAPFD     struct rf_fwd_mapreq, from any process the proxy serves: the
  *             kernel refused to map a number (EACCES: its placeholder); if
  *             it is a regular file at home, a new fd (close-on-exec) of a
@@ -217,7 +224,14 @@ struct rf_fwd_forkreq {
 	char fdkey[36];
 	char host[256];
 	char token[160];
+	/* STUBGO: RF_FWD_STANDIN if the local copy's pid is the grandchild's
+	   (it stays as its stand-in); the ioctl then answers 1 if taken so */
+	int32_t standin;
 };
+#define RF_FWD_STANDIN 0x53544e44	/* "STND" */
+/* The stand-in's last word (rt_sigqueueinfo from the proxy, SI_QUEUE):
+   RF_FWD_STANDIN_SIG, the value RF_FWD_STANDIN << 32 | wait status */
+#define RF_FWD_STANDIN_SIG SIGUSR1
 #define RF_FWD_FDS_MAX 4096	/* local fds a grandchild may take along */
 /* On the fds socket: messages of (number, fd flags) int32 pairs, the fds
    as SCM_RIGHTS, at most RF_FWD_FDS_BATCH each; then end of file. */

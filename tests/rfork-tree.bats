@@ -261,6 +261,46 @@ EOF
 	only_server 2
 }
 
+@test "rfork-tree: the remote child's own children end as on its host: SIGCHLD's code, pid and status, waits by pid and for any, stops and continues" {
+	run trun 2 "$TESTS/grandwait"
+	cat "$OUT" "$ERR"
+	[ "$status" -eq 0 ]
+	! grep -q '^BAD' "$OUT"
+	c=$(field "child " 2)
+	[ "$(field "child " 4)" = "${PFX}2" ]
+	for n in 1 2 3 4; do
+		g[n]=$(field "grand $n " 3)
+		[ "$(field "grand $n " 5)" = "${PFX}2" ]
+		# a real grandchild: its pid at home, under the child's
+		wait_log 2 "fork: pid ${g[n]} (parent $c) waits for its stub"
+	done
+	# CLD_EXITED 1, CLD_KILLED 2, from the grandchild's pid, with its status
+	grep -qx "sigchld 1 code 1 pid ${g[1]} status 7" "$OUT"
+	grep -qx "wait 1 ${g[1]} exit 7" "$OUT"
+	grep -qx "sigchld 2 code 2 pid ${g[2]} status 15" "$OUT"
+	grep -qx "wait 2 ${g[2]} killed 15" "$OUT"
+	grep -qx "sigchld 3 code 1 pid ${g[3]} status 3" "$OUT"
+	grep -qx "wait 3 ${g[3]} exit 3" "$OUT"
+	grep -qx "wait 4 ${g[4]} stopped 19" "$OUT"
+	grep -qx "wait 4 ${g[4]} continued" "$OUT"
+	grep -qx "wait 4 ${g[4]} killed 9" "$OUT"
+	grep -qx "no-children ECHILD" "$OUT"
+	grep -qx "forked $c exit 0" "$OUT"
+	[ ! -s "$ERR" ]
+	none_marked "$MARK"
+	only_server 2
+}
+
+@test "rfork-tree: script(1) in a remote child, its command a remote grandchild, ends when the command does, with its status" {
+	run trun 2 timeout 60 bash -c '( script -qec "hostname; exit 3" /dev/null ); echo "script $?"'
+	cat "$OUT" "$ERR"
+	[ "$status" -eq 0 ]
+	[ "$(tr -d '\r' < "$OUT")" = "${PFX}2
+script 3" ]
+	none_marked "$MARK"
+	only_server 2
+}
+
 @test "rfork-tree: the grandchild's host refuses: it is born on the child's host instead; the new stub at home ends unseen" {
 	# host 3 answers on 7077 only: port 7079 refuses at once
 	inh 1 env RFTEST_MARK="$MARK" RFORK_POLICY=all "$ROOT/sh/rf-run" -k "$KEY" \

@@ -24,9 +24,11 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <stdio.h>
 #include <time.h>
 #include "rf_fwd.h"
 #include "rfork.h"
+#include "rf_standin.h"
 
 #define EXPORT __attribute__((visibility("default")))
 #define CTLMAX (RFP_HOST + RFP_TOKEN + 16)
@@ -891,15 +893,21 @@ release(int kfd, pid_t pid)
 	struct pollfd pfd = { .fd = kfd, .events = POLLIN };
 	siginfo_t si;
 	char junk[64];
-	int i;
+	int i, fd;
 	pid_t ppid = proc_pid(pid);
 
+	/* by pidfd: a remote child's proxy sends a kill of a grandchild's
+	   stand-in (this L, once STUBGO has named it) home */
+	fd = syscall(SYS_pidfd_open, pid, 0);
 	for (;;) {
-		if (state(ppid) == 'T')
+		if (state(ppid) == 'T' &&
+		    (fd < 0 || syscall(SYS_pidfd_send_signal, fd, SIGCONT, NULL, 0) == -1))
 			kill(pid, SIGCONT);
 		if (poll(&pfd, 1, 100) == 1 && rfp_read(kfd, junk, sizeof(junk)) <= 0)
 			break;
 	}
+	if (fd >= 0)
+		rfp_close(fd);
 	/* The stop and continue are ours: the program's waitpid must not see them. */
 	for (i = 0; i < 4; i++) {
 		memset(&si, 0, sizeof(si));
@@ -1289,8 +1297,25 @@ remote_fork(pid_t (*realf)(void), const struct rfp_maps *m)
  * this host's server only.  If anything fails the new stub ends unseen and
  * L is a local child on this host (its pid is this namespace's).
  */
+/*
+ * The copy L stays, at the grandchild's pid, as its stand-in: without
+ * the program's fds (a pipe's end held here would never let its reader see
+ * the end) and memory (C's writes would copy every page still shared), as
+ * `rf-stub -W`, or here if that exec fails.
+ */
+static void __attribute__((noreturn))
+stand_in(pid_t proxy)
+{
+	char num[16], *argv[] = { "rf-stub", "-W", num, NULL }, *envp[] = { NULL };
+
+	snprintf(num, sizeof(num), "%d", (int)proxy);
+	syscall(SYS_close_range, 0, ~0U, 0);
+	execve(rfp_cfg.stub, argv, envp);
+	rf_standin(proxy);
+}
+
 static pid_t
-grand_child(int k[2], const sigset_t *old, pid_t ppid, pid_t newpid)
+grand_child(int k[2], const sigset_t *old, pid_t ppid, pid_t newpid, pid_t proxy)
 {
 	char msg[CTLMAX];
 	pid_t *tidp = NULL, mytid = syscall(SYS_gettid);
@@ -1317,6 +1342,10 @@ grand_child(int k[2], const sigset_t *old, pid_t ppid, pid_t newpid)
 		}
 		if (strncmp(msg, "gone", 4) == 0)
 			syscall(SYS_exit_group, 0);
+		if (strncmp(msg, "stand", 5) == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			stand_in(proxy);
+		}
 	}
 	if (c == 's')
 		*tidp = mytid;
@@ -1351,8 +1380,9 @@ grand_fork(pid_t (*realf)(void))
 	struct rfp_str why = { .n = 0 };
 	char msg[8];
 	sigset_t all, old;
-	pid_t pid, self = getpid(), newpid;
-	int k[2], e, ok = 0;
+	pid_t pid, self = getpid(), proxy = getppid(), newpid;
+	int k[2], e, ok = 0, stand = 0;
+	long r = 0;
 
 	if (rfp_find_tools(&why) == -1)
 		goto local;
@@ -1398,7 +1428,7 @@ grand_fork(pid_t (*realf)(void))
 	pid = realf();
 	if (pid == 0) {
 		memcpy(my_host, fr.host, sizeof(my_host));	/* the grandchild's, through L */
-		return grand_child(k, &old, self, newpid);
+		return grand_child(k, &old, self, newpid, proxy);
 	}
 	e = errno;
 	rfp_close(k[1]);
@@ -1408,15 +1438,19 @@ grand_fork(pid_t (*realf)(void))
 			    fr.nlocal > 0 ? fr.fdkey : NULL, fr.token, &why) == 0;
 		else
 			rfp_cat(&why, "its local copy did not stop");
-		if (ok && syscall(SYS_ioctl, RF_FWD_MAGIC_FD, RF_FWD_IOC_STUBGO, &fr) == -1) {
+		/* L has the grandchild's pid (the proxy made it the next one):
+		   it stays as the grandchild's stand-in, if proxy and stub can */
+		fr.standin = pid == newpid ? RF_FWD_STANDIN : 0;
+		if (ok && (r = syscall(SYS_ioctl, RF_FWD_MAGIC_FD, RF_FWD_IOC_STUBGO, &fr)) == -1) {
 			ok = 0;
 			rfp_cat(&why, "the new stub: ");
 			rfp_cat(&why, strerrordesc_np(errno));
 		}
-		memcpy(msg, ok ? "gone\n" : "local\n", ok ? 5 : 6);
-		(void)send(k[0], msg, ok ? 5 : 6, MSG_NOSIGNAL);
+		stand = ok && r == 1 && fr.standin == RF_FWD_STANDIN;
+		snprintf(msg, sizeof(msg), "%s\n", stand ? "stand" : ok ? "gone" : "local");
+		(void)send(k[0], msg, strlen(msg), MSG_NOSIGNAL);
 		release(k[0], pid);
-		if (ok)
+		if (ok && !stand)
 			forget(pid);
 	}
 	cld_leave();
