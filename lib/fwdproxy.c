@@ -1841,7 +1841,7 @@ do_open(struct px *p, struct seccomp_notif *n, int64_t dirfd, uint64_t pathp, in
 		req(&m, RF_FWD_OPEN, RF_FWDF_FDPATH, fdn, flags, mode, 0);
 		p->path[0] = '\0';
 		len = 0;
-	} else if (!where(p, dirfd, p->path) ||
+	} else if (fdn >= 0 || !where(p, dirfd, p->path) ||
 	    ((flags & O_ACCMODE) == O_RDONLY && shared_object(p->path))) {
 		/* Libraries are mapped, and a placeholder cannot be: the
 		   program's own come from this host, as the program does. */
@@ -2389,7 +2389,7 @@ do_stat(struct px *p, struct seccomp_notif *n, int64_t dirfd, uint64_t pathp, in
 		flags |= AT_EMPTY_PATH;
 		p->path[0] = '\0';
 		len = 0;
-	} else if (!where(p, dirfd, p->path)) {
+	} else if ((fdn >= 0 && !home(p, fdn)) || !where(p, dirfd, p->path)) {
 		cont(p, n->id);
 		return 0;
 	} else

@@ -1265,6 +1265,57 @@ lost_child(void)
 	_exit(RF_EX_OSERR);
 }
 
+/* In a new stub: close every fd but the family's numbers (those with a
+   file) and, if sources, what src[] still holds. */
+static void
+keep_only(const struct famtab *f, const int *src, int sources)
+{
+	struct dirent *d;
+	DIR *dir;
+	size_t i;
+	int fd;
+
+	if ((dir = opendir("/proc/self/fd")) == NULL)
+		lost_child();
+	while ((d = readdir(dir)) != NULL) {
+		if (d->d_name[0] < '0' || d->d_name[0] > '9' ||
+		    (fd = atoi(d->d_name)) == dirfd(dir))
+			continue;
+		if ((size_t)fd < f->nmap && f->map[fd] >= 0 && (src[fd] < 0 || sources))
+			continue;
+		for (i = 0; sources && i < f->nmap && src[i] != fd; i++)
+			;
+		if (!sources || i == f->nmap)
+			close(fd);
+	}
+	closedir(dir);
+}
+
+/* What number i holds, which other moves need, goes to the lowest free
+   number that no move fills; src[] follows it.  Returns it, or -1. */
+static int
+move_out(const struct famtab *f, int *src, int i)
+{
+	int tmp[64], nt = 0, fd, k;
+	size_t j;
+
+	for (;;) {
+		if ((fd = fcntl(i, F_DUPFD_CLOEXEC, 0)) == -1)
+			break;
+		if ((size_t)fd >= f->nmap || src[fd] < 0 || nt == 64)
+			break;
+		tmp[nt++] = fd;	/* a number a move fills: held, not used */
+	}
+	for (k = 0; k < nt; k++)
+		close(tmp[k]);
+	if (fd == -1)
+		return -1;
+	for (j = 0; j < f->nmap; j++)
+		if (src[j] == i)
+			src[j] = fd;
+	return fd;
+}
+
 /*
  * In the new stub: wait for STUBGO's word, put the family's files at the
  * child's numbers (nothing else open), take its cwd, and become a stub of
@@ -1274,11 +1325,10 @@ static void __attribute__((noreturn))
 newstub_run(struct stub *s, struct famtab *f, int go, const int *cloexec, size_t ncloexec)
 {
 	char msg[GOMAX + 1], *token;
-	struct dirent *d;
-	DIR *dir;
 	size_t n = 0, i;
 	ssize_t r;
-	int hi = 0, fd, *copy;
+	size_t j;
+	int fd, *src;
 
 	while (n < GOMAX && (r = read(go, msg + n, GOMAX - n)) != 0) {
 		if (r == -1 && errno == EINTR)
@@ -1292,29 +1342,49 @@ newstub_run(struct stub *s, struct famtab *f, int go, const int *cloexec, size_t
 	if (n == 0 || token == NULL || token + 1 >= msg + n)
 		_exit(0);	/* aborted: the parent reaps us, no one else sees it */
 	token++;
-	/* Every fd open now is below hi; the copies go above. */
-	if ((dir = opendir("/proc/self/fd")) == NULL)
+	/*
+	 * The family's files go to the child's numbers (src[i] holds what
+	 * goes to i), the rest closes.  A file already at its number (as a
+	 * rule: S has P's table) stays.  Nothing may go above the fd limit, P
+	 * may have lowered it below numbers it still has open (a shell
+	 * script's fd 255): a number is filled once no other move still
+	 * needs what is there, and what is in the way moves to the lowest
+	 * free number no move fills.
+	 */
+	if ((src = calloc(f->nmap ? f->nmap : 1, sizeof(int))) == NULL)
 		lost_child();
-	while ((d = readdir(dir)) != NULL)
-		if ((fd = atoi(d->d_name)) >= hi)
-			hi = fd + 1;
-	closedir(dir);
-	if ((size_t)hi < f->nmap)
-		hi = f->nmap;
-	if ((copy = calloc(f->nmap ? f->nmap : 1, sizeof(int))) == NULL)
-		lost_child();
-	for (i = 0; i < f->nmap; i++) {
-		copy[i] = -1;
-		if (f->map[i] >= 0 && (copy[i] = fcntl(f->map[i], F_DUPFD_CLOEXEC, hi)) == -1)
-			lost_child();
-	}
+	for (i = 0; i < f->nmap; i++)
+		src[i] = f->map[i] >= 0 && f->map[i] != (int)i ? f->map[i] : -1;
 	if (f->cwd >= 0 && fchdir(f->cwd) == -1)
 		lost_child();
-	syscall(SYS_close_range, 0, hi - 1, 0);
-	for (i = 0; i < f->nmap; i++)
-		if (copy[i] >= 0 && dup2(copy[i], i) == -1)
+	keep_only(f, src, 1);
+	for (;;) {
+		int moved = 0, left = 0, in_way = -1;
+
+		for (i = 0; i < f->nmap; i++) {
+			if (src[i] < 0)
+				continue;
+			for (j = 0; j < f->nmap && (j == i || src[j] != (int)i); j++)
+				;
+			if (j < f->nmap) {
+				in_way = i;	/* i holds what j needs */
+				left++;
+				continue;
+			}
+			if (dup2(src[i], i) == -1)
+				lost_child();
+			src[i] = -1;
+			moved = 1;
+		}
+		if (left == 0)
+			break;
+		if (!moved && (fd = move_out(f, src, in_way)) == -1)
 			lost_child();
-	syscall(SYS_close_range, hi, ~0U, 0);
+	}
+	for (i = 0; i < f->nmap; i++)
+		if (f->map[i] >= 0)
+			fcntl(i, F_SETFD, 0);
+	keep_only(f, src, 0);
 	s->o->respawn(s->o->arg, msg, token, cloexec, ncloexec);
 	lost_child();
 }

@@ -301,6 +301,44 @@ script 3" ]
 	only_server 2
 }
 
+@test "rfork-tree: a shell that lowered its fd limit below an fd it still holds (a script's 255): its children's children are born remote all the same" {
+	cat > "$TDIR/lim.sh" <<'EOF'
+ulimit -n 100
+( ( hostname ); echo "t=$?" )
+( x=$(echo 2); echo "x=$x" )
+EOF
+	run trun 2 bash "$TDIR/lim.sh"
+	cat "$OUT" "$ERR"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = "${PFX}2
+t=0
+x=2" ]
+	[ ! -s "$ERR" ]
+	none_marked "$MARK"
+	only_server 2
+}
+
+@test "rfork-tree: /dev/fd/N, /dev/stdin of a pipe of the child's own host open that pipe there: process substitution in subshells and pipelines" {
+	cat > "$TDIR/devfd.sh" <<'EOF'
+( cat < <(echo hi) )
+( mapfile -t a < <(seq 3); echo "${#a[@]}" )
+( echo d | cat /dev/stdin )
+seq 5 | tee >(wc -l > "$1") | md5sum
+sleep 0.3; cat "$1"
+EOF
+	run trun 2 bash "$TDIR/devfd.sh" "$TDIR/devfd.n"
+	cat "$OUT" "$ERR"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = "hi
+3
+d
+$(seq 5 | md5sum)
+5" ]
+	[ ! -s "$ERR" ]
+	none_marked "$MARK"
+	only_server 2
+}
+
 @test "rfork-tree: the grandchild's host refuses: it is born on the child's host instead; the new stub at home ends unseen" {
 	# host 3 answers on 7077 only: port 7079 refuses at once
 	inh 1 env RFTEST_MARK="$MARK" RFORK_POLICY=all "$ROOT/sh/rf-run" -k "$KEY" \
