@@ -345,6 +345,7 @@ rf_fwd_op_name(int op)
 		[RF_FWD_EXIT] = "exit", [RF_FWD_SIGNAL] = "signal",
 		[RF_FWD_SOCK] = "sock", [RF_FWD_FORK] = "fork", [RF_FWD_FAMEND] = "famend",
 		[RF_FWD_STOP] = "stop", [RF_FWD_EPOLL] = "epoll",
+		[RF_FWD_CREDS] = "creds",
 	};
 
 	if (op <= 0 || op >= RF_FWD_NOPS || names[op] == NULL)

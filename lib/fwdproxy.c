@@ -79,6 +79,10 @@ struct fam {
 	int exec_pending;
 	pid_t exec_tid;
 	uint64_t seq;		/* order of the clone calls */
+	/* its ids as the stub last had them (CREDS); dirty: a set*id call or
+	   an exec was let through since */
+	int cred_dirty, ngroups;
+	uint32_t uid, gid, ruid, rgid, umask, groups[RF_FWD_GROUPS_MAX];
 };
 
 #define FAM_MAX 1024
@@ -143,6 +147,7 @@ struct px {
 	   stand-in (a child of C here that ends as the grandchild ends) */
 	pid_t *standin;
 	size_t nstandin, capstandin;
+	int creds;		/* the stub takes CREDS */
 	/* write-behind: allowed (HELLO), bytes posted and not acknowledged,
 	   errors of posted writes kept for the next call on their number */
 	int post_on, post_used;
@@ -154,6 +159,8 @@ struct px {
 
 /* The syscalls the filter sends to the proxy. */
 static const int notified[] = {
+	SYS_setuid, SYS_setgid, SYS_setreuid, SYS_setregid, SYS_setresuid, SYS_setresgid,
+	SYS_setgroups, SYS_setfsuid, SYS_setfsgid, SYS_umask,
 	SYS_read, SYS_write, SYS_open, SYS_close, SYS_stat, SYS_fstat, SYS_lstat,
 	SYS_poll, SYS_lseek, SYS_ioctl, SYS_pread64, SYS_pwrite64, SYS_readv,
 	SYS_writev, SYS_access, SYS_dup, SYS_dup2, SYS_sendfile, SYS_sendto,
@@ -676,6 +683,26 @@ oneway(struct px *p, int op, int flags, int64_t a0, int64_t a1, int64_t a2,
 	m.a[0] = a0;
 	m.a[1] = a1;
 	m.a[2] = a2;
+	m.dlen = len;
+	if (rf_fwd_send(&p->c, &m, data) == -1)
+		return lost(p, rf_fwd_op_name(op));
+	return 0;
+}
+
+/* A one-way message with four arguments. */
+static int
+oneway4(struct px *p, int op, int64_t a0, int64_t a1, int64_t a2, int64_t a3, const void *data,
+    size_t len)
+{
+	struct rf_fwd_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.op = op;
+	m.fam = p->f->id;
+	m.a[0] = a0;
+	m.a[1] = a1;
+	m.a[2] = a2;
+	m.a[3] = a3;
 	m.dlen = len;
 	if (rf_fwd_send(&p->c, &m, data) == -1)
 		return lost(p, rf_fwd_op_name(op));
@@ -3682,6 +3709,16 @@ fam_new(struct px *p, const struct fam *from)
 				used |= p->fams[i]->id == p->next_id;
 		} while (used);
 	f->id = p->nfam > 0 ? p->next_id : 0;
+	if (from != NULL) {
+		f->cred_dirty = from->cred_dirty;
+		f->uid = from->uid;
+		f->gid = from->gid;
+		f->ruid = from->ruid;
+		f->rgid = from->rgid;
+		f->umask = from->umask;
+		f->ngroups = from->ngroups;
+		memcpy(f->groups, from->groups, sizeof(f->groups));
+	}
 	if (from != NULL && from->nfds > 0) {
 		if ((f->fds = malloc(from->nfds)) == NULL) {
 			free(f);
@@ -3814,6 +3851,99 @@ family(struct px *p, pid_t tid)
 
 /* --- one notification --- */
 
+/* --- credentials --- */
+
+/* Task tid's real and effective ids, groups and umask, from /proc; 0, or -1. */
+static int
+creds_read(struct px *p, pid_t tid, uint32_t *ruid, uint32_t *uid, uint32_t *rgid, uint32_t *gid,
+    uint32_t *umask, uint32_t *groups, int *ngroups)
+{
+	char path[64], line[8192], *q, *end;
+	pid_t h = host_tid(p, tid);
+	unsigned long v;
+	int got = 0;
+	FILE *f;
+
+	if (h <= 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)h);
+	if ((f = fopen(path, "re")) == NULL)
+		return -1;
+	*ngroups = 0;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (strncmp(line, "Uid:", 4) == 0 && sscanf(line + 4, "%u %u", ruid, uid) == 2)
+			got |= 1;
+		else if (strncmp(line, "Gid:", 4) == 0 && sscanf(line + 4, "%u %u", rgid, gid) == 2)
+			got |= 2;
+		else if (strncmp(line, "Umask:", 6) == 0 && sscanf(line + 6, "%o", umask) == 1)
+			got |= 8;
+		else if (strncmp(line, "Groups:", 7) == 0) {
+			for (q = line + 7; *ngroups < RF_FWD_GROUPS_MAX; q = end) {
+				v = strtoul(q, &end, 10);
+				if (end == q)
+					break;
+				groups[(*ngroups)++] = (uint32_t)v;
+			}
+			got |= 4;
+		}
+	}
+	fclose(f);
+	return got == 15 ? 0 : -1;
+}
+
+/*
+ * The family's ids changed (setuid and its kin, an exec of a set-id
+ * program, let through natively): the stub acts with the new ones from its
+ * next request on (SPEC 7: never more privilege at home than the child
+ * has).  Only when the stub takes CREDS and the ids mean the same here as
+ * at home (no user namespace between).
+ */
+static int
+creds_sync(struct px *p, pid_t tid)
+{
+	uint32_t uid, gid, ruid, rgid, mask, groups[RF_FWD_GROUPS_MAX], v[RF_FWD_GROUPS_MAX];
+	int ng, i;
+
+	p->f->cred_dirty = 0;
+	if (creds_read(p, tid, &ruid, &uid, &rgid, &gid, &mask, groups, &ng) == -1)
+		return 0;
+	if (uid == p->f->uid && gid == p->f->gid && ruid == p->f->ruid && rgid == p->f->rgid &&
+	    mask == p->f->umask && ng == p->f->ngroups &&
+	    memcmp(groups, p->f->groups, ng * sizeof(groups[0])) == 0)
+		return 0;
+	p->f->uid = uid;
+	p->f->gid = gid;
+	p->f->ruid = ruid;
+	p->f->rgid = rgid;
+	p->f->umask = mask;
+	p->f->ngroups = ng;
+	memcpy(p->f->groups, groups, ng * sizeof(groups[0]));
+	for (i = 0; i < ng; i++)
+		v[i] = htole32(groups[i]);
+	if (p->o->verbose)
+		fprintf(stderr, "proxy: family %u acts as uid %u gid %u umask %03o at home\n",
+		    p->f->id, uid, gid, mask);
+	return oneway4(p, RF_FWD_CREDS, uid, gid, (int64_t)((uint64_t)rgid << 32 | ruid), mask,
+	    v, ng * 4);
+}
+
+/* Are the ids here those of home (no user namespace of ours between)? */
+static int
+ids_as_home(void)
+{
+	char line[128];
+	unsigned long a, b, n;
+	FILE *f;
+	int ok = 0;
+
+	if ((f = fopen("/proc/self/uid_map", "re")) == NULL)
+		return 0;
+	if (fgets(line, sizeof(line), f) != NULL && sscanf(line, "%lu %lu %lu", &a, &b, &n) == 3)
+		ok = a == 0 && b == 0 && n == 4294967295UL;
+	fclose(f);
+	return ok;
+}
+
 static int
 handle(struct px *p, struct seccomp_notif *n)
 {
@@ -3846,8 +3976,22 @@ handle(struct px *p, struct seccomp_notif *n)
 	p->tid = n->pid;
 	if (p->f->exec_pending && exec_check(p, n->pid) == -1)
 		return -1;
+	if (p->creds && p->f->cred_dirty && creds_sync(p, n->pid) == -1)
+		return -1;
 
 	switch (n->data.nr) {
+	case SYS_setuid:
+	case SYS_setgid:
+	case SYS_setreuid:
+	case SYS_setregid:
+	case SYS_setresuid:
+	case SYS_setresgid:
+	case SYS_setgroups:
+	case SYS_setfsuid:
+	case SYS_setfsgid:
+	case SYS_umask:
+		p->f->cred_dirty = 1;	/* native; the stub follows at the next call */
+		break;
 	case SYS_read:
 		if (!home(p, fd))
 			break;
@@ -4187,6 +4331,7 @@ handle(struct px *p, struct seccomp_notif *n)
 		break;
 	case SYS_execve:
 	case SYS_execveat:
+		p->f->cred_dirty = 1;	/* a set-id program */
 		for (r = 0; (size_t)r < p->f->nfds; r++)
 			if ((p->f->fds[r] & (F_HOME | F_CLOEXEC)) == (F_HOME | F_CLOEXEC)) {
 				p->f->exec_pending = 1;
@@ -4222,6 +4367,10 @@ get_hello(struct px *p)
 	p->nhello = m.a[3];
 	p->post_on = (m.flags & RF_FWDF_POST) != 0;
 	p->epoll_home = (m.flags & RF_FWDF_EPOLL) != 0;
+	/* the stub starts with the child's ids (S's, P's): changes go to it */
+	p->creds = (m.flags & RF_FWDF_CREDS) && ids_as_home() &&
+	    creds_read(p, p->child, &p->fams[0]->ruid, &p->fams[0]->uid, &p->fams[0]->rgid,
+	    &p->fams[0]->gid, &p->fams[0]->umask, p->fams[0]->groups, &p->fams[0]->ngroups) == 0;
 	if ((p->hello = calloc(p->nhello + 1, 8)) == NULL)
 		return rf_errno(p->e, "proxy");
 	if (rf_fwd_recv_data(&p->c, p->hello, m.dlen) == -1)

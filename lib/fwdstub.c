@@ -42,11 +42,20 @@
 #define GOMAX 512		/* STUBGO's "HOST\0TOKEN\0" */
 
 /* One fd table of the remote side: the child's (0), or a local descendant's. */
+/* Effective ids and groups to act with. */
+struct creds {
+	uint32_t uid, gid, ruid, rgid, umask;
+	int ng;
+	uint32_t g[RF_FWD_GROUPS_MAX];
+};
+
 struct famtab {
 	int *map;		/* number -> own fd, -1 */
 	size_t nmap;
 	int cwd;		/* its working directory (O_PATH), for relative paths */
 	int used;
+	int cred;		/* c holds its ids (CREDS); else the stub's own */
+	struct creds c;
 };
 
 struct stub {
@@ -73,6 +82,10 @@ struct stub {
 	size_t npost, cappost;
 	int64_t acked;
 	sigset_t nourg;
+	/* the ids the stub started with, and those it acts with now (now_ok
+	   0: not known, set them again) */
+	struct creds own, now;
+	int now_ok;
 };
 
 static volatile uint64_t sigpend;
@@ -630,6 +643,8 @@ fam_fork(struct stub *s, int64_t id)
 		return;
 	f->nmap = from->nmap;
 	f->used = 1;
+	f->cred = from->cred;
+	f->c = from->c;
 	f->cwd = fcntl(from->cwd, F_DUPFD_CLOEXEC, 0);
 	for (n = 0; n < from->nmap; n++) {
 		f->map[n] = from->map[n];
@@ -770,7 +785,7 @@ hello(struct stub *s, const struct rf_stub_opts *o)
 		}
 	memset(&m, 0, sizeof(m));
 	m.op = RF_FWD_HELLO;
-	m.flags = (s->post ? RF_FWDF_POST : 0) | RF_FWDF_EPOLL;
+	m.flags = (s->post ? RF_FWDF_POST : 0) | RF_FWDF_EPOLL | RF_FWDF_CREDS;
 	m.a[0] = RF_FWD_VERSION;
 	m.a[1] = getpid();
 	m.a[2] = getppid();
@@ -1580,6 +1595,71 @@ wait_mine(struct stub *s, const struct rf_fwd_msg *m, siginfo_t *si, int *status
 	}
 }
 
+/* CREDS: the family's ids, from now on (the proxy saw them change). */
+static void
+creds_set(struct stub *s, const struct rf_fwd_msg *m)
+{
+	struct famtab *f = s->cur;
+	uint32_t v;
+	size_t i;
+
+	f->c.uid = (uint32_t)m->a[0];
+	f->c.gid = (uint32_t)m->a[1];
+	f->c.ruid = (uint32_t)m->a[2];
+	f->c.rgid = (uint32_t)((uint64_t)m->a[2] >> 32);
+	f->c.umask = (uint32_t)m->a[3] & 0777;
+	f->c.ng = 0;
+	for (i = 0; i + 4 <= m->dlen && f->c.ng < RF_FWD_GROUPS_MAX; i += 4) {
+		memcpy(&v, s->ibuf + i, 4);
+		f->c.g[f->c.ng++] = le32toh(v);
+	}
+	f->cred = 1;
+}
+
+static int
+creds_eq(const struct creds *a, const struct creds *b)
+{
+	return a->uid == b->uid && a->gid == b->gid && a->ruid == b->ruid && a->rgid == b->rgid &&
+	    a->umask == b->umask && a->ng == b->ng &&
+	    memcmp(a->g, b->g, a->ng * sizeof(a->g[0])) == 0;
+}
+
+/*
+ * Act with the family's ids (SPEC 7: what the child dropped, it has
+ * dropped at home too).  This thread's only (raw calls, not glibc's, which
+ * would set every thread's): back to the stub's own effective ids, then
+ * the groups, the gid, the uid; the real and saved ids stay the stub's, so
+ * it can come back.  A step the stub may not take leaves it with its own
+ * ids there, which are never more than the child had: the child's came
+ * from them, and only a set-id program on its own host raised them.
+ */
+static void
+creds_apply(struct stub *s)
+{
+	const struct creds *w = s->cur->cred ? &s->cur->c : &s->own;
+	gid_t g[RF_FWD_GROUPS_MAX];
+	int i, ok = 1;
+
+	if (s->now_ok && creds_eq(w, &s->now))
+		return;
+	umask(w->umask);
+	syscall(SYS_setresuid, -1, s->own.uid, -1);
+	syscall(SYS_setresuid, s->own.ruid, -1, -1);
+	syscall(SYS_setresgid, s->own.rgid, s->own.gid, -1);
+	for (i = 0; i < w->ng; i++)
+		g[i] = w->g[i];
+	if (syscall(SYS_setgroups, w->ng, g) == -1 && !creds_eq(w, &s->own))
+		ok = 0;
+	if ((w->gid != s->own.gid || w->rgid != s->own.rgid) &&
+	    syscall(SYS_setresgid, w->rgid, w->gid, -1) == -1)
+		ok = 0;
+	if ((w->uid != s->own.uid || w->ruid != s->own.ruid) &&
+	    syscall(SYS_setresuid, w->ruid, w->uid, -1) == -1)
+		ok = 0;
+	s->now = *w;
+	s->now_ok = ok;
+}
+
 /* One request; its data is in s->ibuf.  Returns 0, or -1 (connection). */
 static int
 serve(struct stub *s, const struct rf_fwd_msg *m)
@@ -1605,13 +1685,18 @@ serve(struct stub *s, const struct rf_fwd_msg *m)
 		struct famtab *f = fam_get(s, m->fam, 0);
 		if (f == NULL) {
 			if (m->op == RF_FWD_BIND || m->op == RF_FWD_DROP || m->op == RF_FWD_EXEC ||
-			    m->op == RF_FWD_FORK || m->op == RF_FWD_FAMEND)
+			    m->op == RF_FWD_FORK || m->op == RF_FWD_FAMEND || m->op == RF_FWD_CREDS)
 				return 0;
 			return reply(s, m, -EBADF, 0, NULL, 0, 0);
 		}
 		s->cur = f;
 	}
+	if (m->op != RF_FWD_CREDS)
+		creds_apply(s);
 	switch (m->op) {
+	case RF_FWD_CREDS:
+		creds_set(s, m);
+		return 0;
 	case RF_FWD_FORK:
 		fam_fork(s, m->a[0]);
 		return 0;
@@ -1891,6 +1976,27 @@ rf_stub_serve(const struct rf_fwd_io *io, const struct rf_stub_opts *o, int *sta
 	sigemptyset(&s.nourg);
 	sigaddset(&s.nourg, SIGURG);
 	s.post = post_on();
+	{
+		uid_t r, e, sv;
+		gid_t gr, ge, gs, g[RF_FWD_GROUPS_MAX];
+		int n, i;
+
+		getresuid(&r, &e, &sv);
+		getresgid(&gr, &ge, &gs);
+		s.own.uid = e;
+		s.own.gid = ge;
+		s.own.ruid = r;
+		s.own.rgid = gr;
+		s.own.umask = umask(022);
+		umask(s.own.umask);
+		if ((n = getgroups(RF_FWD_GROUPS_MAX, g)) < 0)
+			n = 0;
+		for (i = 0; i < n; i++)
+			s.own.g[i] = g[i];
+		s.own.ng = n;
+		s.now = s.own;
+		s.now_ok = 1;
+	}
 	if (rf_fwd_conn_init(&s.c, io) == -1)
 		return rf_errno(e, "stub");
 	if (io->readahead != NULL)

@@ -100,6 +100,8 @@ enum rf_fwd_op {
 				   the stand-in is taken (its news go as SIGNAL) */
 	RF_FWD_STOP,		/* one-way, proxy -> stub: the child stopped, by sig */
 	RF_FWD_EPOLL,		/* sub (RF_EPOLL_*), epfd, ...: a set made at home */
+	RF_FWD_CREDS,		/* one-way, proxy -> stub: the family's uid, gid;
+				   data: its groups (int32 each) */
 	RF_FWD_NOPS
 };
 
@@ -130,6 +132,9 @@ enum rf_fwd_op {
 #define RF_FWDF_REVOKE 0x20
 /* HELLO: the stub serves EPOLL, an epoll set the child inherited (home) */
 #define RF_FWDF_EPOLL 0x40
+/* HELLO: the stub takes CREDS, and acts for each family as its ids say */
+#define RF_FWDF_CREDS 0x80
+#define RF_FWD_GROUPS_MAX 256	/* supplementary groups CREDS carries, at most */
 #define RF_FWD_HELLO_POSTOK 0x10000	/* HELLO fd flags, beside FD_CLOEXEC */
 /*
  * Bytes posted and not yet acknowledged, at most; past it a write is

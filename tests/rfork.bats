@@ -797,6 +797,52 @@ PY
 	none_marked "$MARK"
 }
 
+@test "rfork: a remote child's umask, and the ids it drops, are its own at home too: root's files closed to it, its new files its own (SPEC 7)" {
+	d=$(mktemp -d /tmp/rfcred.XXXXXX)
+	chmod 755 "$d"
+	echo secret > "$d/rootonly"
+	chmod 600 "$d/rootonly"
+	mkdir -m 1777 "$d/pub"
+	cat > "$d/drop.py" <<'EOF'
+import os, sys
+os.chdir(sys.argv[1])
+pid = os.fork()
+if pid == 0:
+    print("child on", os.uname().nodename, flush=True)
+    os.umask(0o077)
+    os.mkdir("pub/um")
+    print("mode", oct(os.stat("pub/um").st_mode & 0o777), flush=True)
+    os.setgroups([]); os.setgid(65534); os.setuid(65534)
+    try:
+        open("rootonly").read()
+        print("read root's file", flush=True)
+    except PermissionError:
+        print("EACCES", flush=True)
+    os.close(os.open("pub/new", os.O_CREAT | os.O_WRONLY, 0o644))
+    print("owner", os.stat("pub/new").st_uid, flush=True)
+    try:
+        os.kill(os.getppid(), 0)
+        print("may signal root's process", flush=True)
+    except PermissionError:
+        print("kill EPERM", flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+st = os.stat("pub/new")
+print("parent sees", st.st_uid, st.st_gid, open("rootonly").read().strip(), flush=True)
+EOF
+	run rrun python3 "$d/drop.py" "$d"
+	cat "$OUT"
+	rm -rf "$d"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = "child on ${PFX}2
+mode 0o700
+EACCES
+owner 65534
+kill EPERM
+parent sees 65534 65534 secret" ]
+	none_marked "$MARK"
+}
+
 @test "rfork: MAP_SHARED stays local (EAGAIN when strict); a host that is down gets a local child" {
 	run --separate-stderr rrun "$TESTS/forker" shared
 	[ "$status" -eq 0 ]
