@@ -2350,6 +2350,28 @@ do_magic(struct px *p, struct seccomp_notif *n)
 	return 0;
 }
 
+/* A terminal ioctl that the kernel refuses a background process unless it
+   blocks or ignores SIGTTOU (tty_check_change). */
+static int
+tty_change(unsigned long rq)
+{
+	switch (rq) {
+	case TIOCSPGRP: case TCSETS: case TCSETSW: case TCSETSF: case TCSETA:
+	case TCSETAW: case TCSETAF: case TCFLSH: case TCXONC: case TIOCSETD:
+		return 1;
+	}
+	return 0;
+}
+
+/* Does task tid block or ignore SIGTTOU?  Then so does the stub, for it. */
+static int
+ttou_off(struct px *p, pid_t tid)
+{
+	unsigned long long pnd, blk, ign, bit = 1ULL << (SIGTTOU - 1);
+
+	return sig_state(p, tid, &pnd, &blk, &ign) == 0 && ((blk | ign) & bit) != 0;
+}
+
 static int
 do_ioctl(struct px *p, struct seccomp_notif *n)
 {
@@ -2384,6 +2406,7 @@ do_ioctl(struct px *p, struct seccomp_notif *n)
 		return 0;
 	}
 	req(&m, RF_FWD_IOCTL, 0, fd, rq, arg, t->out);
+	m.flags = tty_change(rq) && ttou_off(p, n->pid) ? RF_FWDF_TTOU : 0;
 	m.dlen = t->in;
 	if (call(p, &m, in, &rep, p->buf, t->out) == -1)
 		return -1;

@@ -82,6 +82,8 @@ struct stub {
 	size_t npost, cappost;
 	int64_t acked;
 	sigset_t nourg;
+	sigset_t nottou;	/* SIGTTOU blocked: a terminal change for a child
+				   that blocks or ignores it (RF_FWDF_TTOU) */
 	/* the ids the stub started with, and those it acts with now (now_ok
 	   0: not known, set them again) */
 	struct creds own, now;
@@ -1745,7 +1747,8 @@ serve(struct stub *s, const struct rf_fwd_msg *m)
 	}
 
 	if ((blocks = rf_fwd_op_blocks(m->op)))
-		sigprocmask(SIG_SETMASK, &s->none, NULL);
+		sigprocmask(SIG_SETMASK, m->op == RF_FWD_IOCTL && (m->flags & RF_FWDF_TTOU) ?
+		    &s->nottou : &s->none, NULL);
 	/* The urgent byte came before the call began (it waited behind a
 	   posted write): the handler has run, the call would not see it. */
 	if (blocks && cancelled) {
@@ -1975,6 +1978,8 @@ rf_stub_serve(const struct rf_fwd_io *io, const struct rf_stub_opts *o, int *sta
 	s.all = all;
 	sigemptyset(&s.nourg);
 	sigaddset(&s.nourg, SIGURG);
+	sigemptyset(&s.nottou);
+	sigaddset(&s.nottou, SIGTTOU);
 	s.post = post_on();
 	{
 		uid_t r, e, sv;

@@ -109,6 +109,8 @@ enum rf_fwd_op {
 #define RF_FWDF_POS 0x1		/* READ/WRITE at an offset (pread/pwrite) */
 #define RF_FWDF_INTR 0x2	/* reply: a signal to the stub interrupted the call */
 #define RF_FWDF_FDPATH 0x4	/* OPEN: reopen fd a[0] (/dev/fd/N), not a path */
+#define RF_FWDF_TTOU 0x4	/* IOCTL: the child blocks or ignores SIGTTOU, so
+				   a background one may change its terminal */
 /*
  * Write-behind ("posted writes", docs/FORK.md "Posted writes").
  *   HELLO with POST      the stub allows them (RFORK_WRITE_BEHIND is not 0);

@@ -843,6 +843,31 @@ parent sees 65534 65534 secret" ]
 	none_marked "$MARK"
 }
 
+@test "rfork: a remote child in a background process group that blocks or ignores SIGTTOU takes the terminal (tcsetpgrp), as an interactive shell does" {
+	cat > "$TDIR/tty.py" <<'EOF'
+import os, signal, sys
+pid = os.fork()
+if pid == 0:
+    fd = os.open("/dev/tty", os.O_RDWR)
+    os.setpgid(0, 0)
+    if sys.argv[1] == "block":
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTTOU])
+    else:
+        signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    os.tcsetpgrp(fd, os.getpgrp())
+    print("tcsetpgrp", sys.argv[1], "ok on", os.uname().nodename, flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+EOF
+	# script(1) at home gives the run a terminal
+	for how in block ignore; do
+		inh 1 timeout 30 script -qec "env RFTEST_MARK=$MARK RFORK_POLICY=all $ROOT/sh/rf-run -k $KEY -H $(addr 2) python3 $TDIR/tty.py $how" /dev/null < /dev/null > "$OUT"
+		cat "$OUT"
+		[ "$(tr -d '\r' < "$OUT")" = "tcsetpgrp $how ok on ${PFX}2" ]
+	done
+	none_marked "$MARK"
+}
+
 @test "rfork: MAP_SHARED stays local (EAGAIN when strict); a host that is down gets a local child" {
 	run --separate-stderr rrun "$TESTS/forker" shared
 	[ "$status" -eq 0 ]
