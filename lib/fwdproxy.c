@@ -161,6 +161,7 @@ struct px {
 static const int notified[] = {
 	SYS_setuid, SYS_setgid, SYS_setreuid, SYS_setregid, SYS_setresuid, SYS_setresgid,
 	SYS_setgroups, SYS_setfsuid, SYS_setfsgid, SYS_umask,
+	SYS_pidfd_open, SYS_pidfd_send_signal,
 	SYS_read, SYS_write, SYS_open, SYS_close, SYS_stat, SYS_fstat, SYS_lstat,
 	SYS_poll, SYS_lseek, SYS_ioctl, SYS_pread64, SYS_pwrite64, SYS_readv,
 	SYS_writev, SYS_access, SYS_dup, SYS_dup2, SYS_sendfile, SYS_sendto,
@@ -2942,6 +2943,92 @@ native:
 }
 
 /*
+ * pidfd_open of a process of this host (C's own children, a grandchild's
+ * stand-in, whose end is the grandchild's): native.  Any other pid is a
+ * process at home, and a pidfd here cannot name it; the kernel would give
+ * one of the proxy (the parent's pid in this namespace), which a
+ * pidfd_send_signal would then kill, and the child with it.  ENOSYS, as a
+ * kernel without pidfds: callers fall back to kill and waitpid, which go
+ * home.
+ */
+static int
+do_pidfd_open(struct px *p, struct seccomp_notif *n)
+{
+	pid_t pid = (pid_t)n->data.args[0];
+
+	if (standin_find(p, pid) >= 0 || local_pid(p, pid, n->data.args[1] != 0))
+		cont(p, n->id);
+	else
+		resp(p, n->id, 0, -ENOSYS);
+	return 0;
+}
+
+/* pidfd_send_signal to a grandchild's stand-in: the grandchild's, at home. */
+static int
+do_pidfd_signal(struct px *p, struct seccomp_notif *n)
+{
+	char path[64], line[128];
+	struct rf_fwd_msg m, rep;
+	siginfo_t si;
+	pid_t pid = 0;
+	FILE *f;
+	int k, r;
+
+	if (n->data.args[3] == RF_FWD_PIDFD_HERE) {
+		/* librfork's own (a local copy let go): as asked, here */
+		if ((k = syscall(SYS_pidfd_getfd, p->f->pidfd, (int)n->data.args[0], 0)) == -1) {
+			resp(p, n->id, 0, -errno);
+			return 0;
+		}
+		r = syscall(SYS_pidfd_send_signal, k, (int)n->data.args[1], NULL, 0);
+		resp(p, n->id, 0, r == -1 ? -errno : 0);
+		close(k);
+		return 0;
+	}
+	if (p->nstandin == 0 ||
+	    (k = syscall(SYS_pidfd_getfd, p->f->pidfd, (int)n->data.args[0], 0)) == -1) {
+		cont(p, n->id);
+		return 0;
+	}
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", k);
+	/* NSpid's last: its pid in this namespace (/proc numbers it outside) */
+	if ((f = fopen(path, "re")) != NULL) {
+		while (fgets(line, sizeof(line), f) != NULL)
+			if (strncmp(line, "NSpid:", 6) == 0) {
+				char *q = line + 6, *end;
+				long v;
+				while ((v = strtol(q, &end, 10)) > 0 && end != q) {
+					pid = (pid_t)v;
+					q = end;
+				}
+				break;
+			}
+		fclose(f);
+	}
+	close(k);
+	if (pid <= 0 || standin_find(p, pid) < 0) {
+		cont(p, n->id);
+		return 0;
+	}
+	if (n->data.args[2] != 0) {
+		if ((k = rmem(p, n->pid, n->data.args[2], &si, sizeof(si))) < 0) {
+			resp(p, n->id, 0, k);
+			return 0;
+		}
+		req(&m, RF_FWD_KILL, 0, pid, (int)n->data.args[1], -1, 3);
+		m.dlen = sizeof(si);
+		if (call(p, &m, &si, &rep, p->buf, 0) == -1)
+			return -1;
+	} else {
+		req(&m, RF_FWD_KILL, 0, pid, (int)n->data.args[1], -1, 0);
+		if (call(p, &m, NULL, &rep, p->buf, 0) == -1)
+			return -1;
+	}
+	result(p, n->id, rep.a[0]);
+	return 0;
+}
+
+/*
  * The child's children on this host, from every thread's children list:
  * pidfds (by their pids in this namespace) into fds; 1 if one is a zombie.
  */
@@ -4272,6 +4359,10 @@ handle(struct px *p, struct seccomp_notif *n)
 		return do_sockopt(p, n, 0);
 	case SYS_setsockopt:
 		return do_sockopt(p, n, 1);
+	case SYS_pidfd_open:
+		return do_pidfd_open(p, n);
+	case SYS_pidfd_send_signal:
+		return do_pidfd_signal(p, n);
 	case SYS_kill:
 		return do_kill(p, n, 0);
 	case SYS_tgkill:

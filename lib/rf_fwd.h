@@ -239,6 +239,10 @@ struct rf_fwd_forkreq {
 /* The stand-in's last word (rt_sigqueueinfo from the proxy, SI_QUEUE):
    RF_FWD_STANDIN_SIG, the value RF_FWD_STANDIN << 32 | wait status */
 #define RF_FWD_STANDIN_SIG SIGUSR1
+/* pidfd_send_signal flags from librfork: the signal is for the process
+   the pidfd names here, even a stand-in (the proxy sends it; without a
+   proxy the kernel says EINVAL) */
+#define RF_FWD_PIDFD_HERE 0x72660000U
 #define RF_FWD_FDS_MAX 4096	/* local fds a grandchild may take along */
 /* On the fds socket: messages of (number, fd flags) int32 pairs, the fds
    as SCM_RIGHTS, at most RF_FWD_FDS_BATCH each; then end of file. */

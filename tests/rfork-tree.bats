@@ -339,6 +339,41 @@ $(seq 5 | md5sum)
 	only_server 2
 }
 
+@test "rfork-tree: pidfds in a remote child: of its own child (a stand-in here) they signal and wait for the grandchild; of its parent at home, ENOSYS, never the proxy" {
+	cat > "$TDIR/pidfd.py" <<'EOF'
+import os, select, signal, time
+if os.fork() == 0:
+    try:
+        os.pidfd_open(os.getppid())
+        print("parent pidfd", flush=True)
+    except OSError as e:
+        print("parent pidfd", e.strerror, flush=True)
+    g = os.fork()
+    if g == 0:
+        print("grand on", os.uname().nodename, flush=True)
+        time.sleep(30)
+        os._exit(0)
+    time.sleep(0.5)
+    fd = os.pidfd_open(g)
+    signal.pidfd_send_signal(fd, signal.SIGTERM)
+    r, _, _ = select.select([fd], [], [], 20)
+    pid, st = os.waitpid(g, 0)
+    print("grand", "ended" if r else "hangs", "killed", os.WTERMSIG(st), flush=True)
+    os._exit(0)
+pid, st = os.wait()
+print("child exit", os.waitstatus_to_exitcode(st), flush=True)
+EOF
+	run trun 2 "$PY" "$TDIR/pidfd.py"
+	cat "$OUT" "$ERR"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = "parent pidfd Function not implemented
+grand on ${PFX}2
+grand ended killed 15
+child exit 0" ]
+	none_marked "$MARK"
+	only_server 2
+}
+
 @test "rfork-tree: the grandchild's host refuses: it is born on the child's host instead; the new stub at home ends unseen" {
 	# host 3 answers on 7077 only: port 7079 refuses at once
 	inh 1 env RFTEST_MARK="$MARK" RFORK_POLICY=all "$ROOT/sh/rf-run" -k "$KEY" \

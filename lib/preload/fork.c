@@ -896,12 +896,13 @@ release(int kfd, pid_t pid)
 	int i, fd;
 	pid_t ppid = proc_pid(pid);
 
-	/* by pidfd: a remote child's proxy sends a kill of a grandchild's
-	   stand-in (this L, once STUBGO has named it) home */
+	/* by pidfd, flagged: a remote child's proxy sends a kill of a
+	   grandchild's stand-in (this L, once STUBGO has named it) home, but
+	   this one it sends here; without a proxy the flag is EINVAL */
 	fd = syscall(SYS_pidfd_open, pid, 0);
 	for (;;) {
-		if (state(ppid) == 'T' &&
-		    (fd < 0 || syscall(SYS_pidfd_send_signal, fd, SIGCONT, NULL, 0) == -1))
+		if (state(ppid) == 'T' && (fd < 0 || syscall(SYS_pidfd_send_signal, fd, SIGCONT,
+		    NULL, RF_FWD_PIDFD_HERE) == -1))
 			kill(pid, SIGCONT);
 		if (poll(&pfd, 1, 100) == 1 && rfp_read(kfd, junk, sizeof(junk)) <= 0)
 			break;
