@@ -161,7 +161,7 @@ struct px {
 static const int notified[] = {
 	SYS_setuid, SYS_setgid, SYS_setreuid, SYS_setregid, SYS_setresuid, SYS_setresgid,
 	SYS_setgroups, SYS_setfsuid, SYS_setfsgid, SYS_umask,
-	SYS_pidfd_open, SYS_pidfd_send_signal,
+	SYS_pidfd_open, SYS_pidfd_send_signal, SYS_getpriority, SYS_setpriority,
 	SYS_read, SYS_write, SYS_open, SYS_close, SYS_stat, SYS_fstat, SYS_lstat,
 	SYS_poll, SYS_lseek, SYS_ioctl, SYS_pread64, SYS_pwrite64, SYS_readv,
 	SYS_writev, SYS_access, SYS_dup, SYS_dup2, SYS_sendfile, SYS_sendto,
@@ -4388,6 +4388,14 @@ handle(struct px *p, struct seccomp_notif *n)
 		return do_proc(p, n, RF_PROC_GETPGID, 0, 0);
 	case SYS_getpgid:
 		return do_proc(p, n, RF_PROC_GETPGID, (int)a[0], 0);
+	case SYS_getpriority:
+	case SYS_setpriority:
+		/* a process at home (the parent's pid here is the proxy's) */
+		if ((int)a[0] != PRIO_PROCESS || (int)a[1] == 0 ||
+		    (standin_find(p, (pid_t)a[1]) < 0 && local_pid(p, (int)a[1], 0)))
+			break;
+		return do_proc(p, n, n->data.nr == SYS_getpriority ? RF_PROC_GETPRIO :
+		    RF_PROC_SETPRIO, (int)a[1], (int)a[2]);
 	case SYS_setpgid:
 		return do_proc(p, n, RF_PROC_SETPGID, (int)a[0], (int)a[1]);
 	case SYS_getsid:

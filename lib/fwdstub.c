@@ -1201,6 +1201,8 @@ do_proc(const struct rf_fwd_msg *m)
 	case RF_PROC_SETPGID: r = setpgid(m->a[0], m->a[1]); break;
 	case RF_PROC_GETSID: r = getsid(m->a[0]); break;
 	case RF_PROC_SETSID: r = setsid(); break;
+	case RF_PROC_GETPRIO: r = syscall(SYS_getpriority, PRIO_PROCESS, (id_t)m->a[0]); break;
+	case RF_PROC_SETPRIO: r = setpriority(PRIO_PROCESS, (id_t)m->a[0], (int)m->a[1]); break;
 	default: errno = ENOSYS; r = -1;
 	}
 	return r == -1 ? -errno : r;

@@ -868,6 +868,24 @@ EOF
 	none_marked "$MARK"
 }
 
+@test "rfork: setpriority of its parent from a remote child renices the parent at home (the parent's pid there is the proxy's)" {
+	cat > "$TDIR/nice.py" <<'EOF'
+import os
+if os.fork() == 0:
+    os.setpriority(os.PRIO_PROCESS, os.getppid(), 7)
+    print("child sees", os.getpriority(os.PRIO_PROCESS, os.getppid()), flush=True)
+    os._exit(0)
+os.wait()
+print("parent is", os.getpriority(os.PRIO_PROCESS, 0), flush=True)
+EOF
+	run rrun python3 "$TDIR/nice.py"
+	cat "$OUT"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = "child sees 7
+parent is 7" ]
+	none_marked "$MARK"
+}
+
 @test "rfork: MAP_SHARED stays local (EAGAIN when strict); a host that is down gets a local child" {
 	run --separate-stderr rrun "$TESTS/forker" shared
 	[ "$status" -eq 0 ]
