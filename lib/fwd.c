@@ -493,3 +493,20 @@ rf_fwd_spin_us(struct pollfd *pf, unsigned long n, long us)
 		sched_yield();
 	}
 }
+
+int
+rf_fwd_pids_add(pid_t **v, size_t *n, size_t *cap, pid_t pid)
+{
+	pid_t *nv;
+	size_t c;
+
+	if (*n == *cap) {
+		c = *cap ? 2 * *cap : 8;
+		if ((nv = realloc(*v, c * sizeof(*nv))) == NULL)
+			return -1;
+		*v = nv;
+		*cap = c;
+	}
+	(*v)[(*n)++] = pid;
+	return 0;
+}

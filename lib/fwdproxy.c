@@ -588,22 +588,6 @@ standin_find(struct px *p, pid_t pid)
 	return -1;
 }
 
-static int
-standin_add(struct px *p, pid_t pid)
-{
-	pid_t *n;
-
-	if (p->nstandin == p->capstandin) {
-		size_t cap = p->capstandin ? 2 * p->capstandin : 8;
-		if ((n = realloc(p->standin, cap * sizeof(*n))) == NULL)
-			return -1;
-		p->standin = n;
-		p->capstandin = cap;
-	}
-	p->standin[p->nstandin++] = pid;
-	return 0;
-}
-
 /*
  * What the grandchild did (SIGNAL SIGCHLD with a[1] its CLD_ code, a[2] its
  * wait status, a[3] its pid), done by its stand-in, so that C's waits and
@@ -671,8 +655,9 @@ on_signal_msg(struct px *p, const struct rf_fwd_msg *m)
 	return 0;
 }
 
+/* A one-way message to the stub, for the current family. */
 static int
-oneway(struct px *p, int op, int flags, int64_t a0, int64_t a1, int64_t a2,
+oneway4(struct px *p, int op, int flags, int64_t a0, int64_t a1, int64_t a2, int64_t a3,
     const void *data, size_t len)
 {
 	struct rf_fwd_msg m;
@@ -684,30 +669,18 @@ oneway(struct px *p, int op, int flags, int64_t a0, int64_t a1, int64_t a2,
 	m.a[0] = a0;
 	m.a[1] = a1;
 	m.a[2] = a2;
+	m.a[3] = a3;
 	m.dlen = len;
 	if (rf_fwd_send(&p->c, &m, data) == -1)
 		return lost(p, rf_fwd_op_name(op));
 	return 0;
 }
 
-/* A one-way message with four arguments. */
 static int
-oneway4(struct px *p, int op, int64_t a0, int64_t a1, int64_t a2, int64_t a3, const void *data,
-    size_t len)
+oneway(struct px *p, int op, int flags, int64_t a0, int64_t a1, int64_t a2,
+    const void *data, size_t len)
 {
-	struct rf_fwd_msg m;
-
-	memset(&m, 0, sizeof(m));
-	m.op = op;
-	m.fam = p->f->id;
-	m.a[0] = a0;
-	m.a[1] = a1;
-	m.a[2] = a2;
-	m.a[3] = a3;
-	m.dlen = len;
-	if (rf_fwd_send(&p->c, &m, data) == -1)
-		return lost(p, rf_fwd_op_name(op));
-	return 0;
+	return oneway4(p, op, flags, a0, a1, a2, 0, data, len);
 }
 
 /* The process's pid in /proc (the outer numbering): NSpid of its pidfd. */
@@ -747,20 +720,29 @@ host_tid(struct px *p, pid_t tid)
 }
 
 /* Thread tid's signals: pending (its own and its process's), blocked, ignored. */
+/* Task tid's /proc/TID/status (/proc numbers it outside), or NULL. */
+static FILE *
+task_status(struct px *p, pid_t tid)
+{
+	char path[64];
+	pid_t h = host_tid(p, tid);
+
+	if (h <= 0)
+		return NULL;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)h);
+	return fopen(path, "re");
+}
+
 static int
 sig_state(struct px *p, pid_t tid, unsigned long long *pnd, unsigned long long *blk,
     unsigned long long *ign)
 {
-	char path[64], line[256];
+	char line[256];
 	unsigned long long shd = 0;
-	pid_t h = host_tid(p, tid);
 	FILE *f;
 
 	*pnd = *blk = *ign = 0;
-	if (h <= 0)
-		return -1;
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)h);
-	if ((f = fopen(path, "re")) == NULL)
+	if ((f = task_status(p, tid)) == NULL)
 		return -1;
 	while (fgets(line, sizeof(line), f) != NULL) {
 		if (strncmp(line, "SigPnd:", 7) == 0)
@@ -2339,7 +2321,7 @@ do_magic(struct px *p, struct seccomp_notif *n)
 	memcpy(p->path + hl + 1, fr.token, tl + 1);
 	/* the local copy took the grandchild's pid: it stays as its stand-in */
 	stand = hl > 0 && fr.standin == RF_FWD_STANDIN && standin_is(p, fr.pid) &&
-	    standin_add(p, fr.pid) == 0;
+	    rf_fwd_pids_add(&p->standin, &p->nstandin, &p->capstandin, fr.pid) == 0;
 	req(&m, RF_FWD_STUBGO, 0, fr.pid, stand, 0, 0);
 	m.dlen = hl == 0 ? 0 : hl + tl + 2;
 	if (call(p, &m, p->path, &rep, p->buf, 0) == -1)
@@ -3968,16 +3950,12 @@ static int
 creds_read(struct px *p, pid_t tid, uint32_t *ruid, uint32_t *uid, uint32_t *rgid, uint32_t *gid,
     uint32_t *umask, uint32_t *groups, int *ngroups)
 {
-	char path[64], line[8192], *q, *end;
-	pid_t h = host_tid(p, tid);
+	char line[8192], *q, *end;
 	unsigned long v;
 	int got = 0;
 	FILE *f;
 
-	if (h <= 0)
-		return -1;
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)h);
-	if ((f = fopen(path, "re")) == NULL)
+	if ((f = task_status(p, tid)) == NULL)
 		return -1;
 	*ngroups = 0;
 	while (fgets(line, sizeof(line), f) != NULL) {
@@ -4033,7 +4011,7 @@ creds_sync(struct px *p, pid_t tid)
 	if (p->o->verbose)
 		fprintf(stderr, "proxy: family %u acts as uid %u gid %u umask %03o at home\n",
 		    p->f->id, uid, gid, mask);
-	return oneway4(p, RF_FWD_CREDS, uid, gid, (int64_t)((uint64_t)rgid << 32 | ruid), mask,
+	return oneway4(p, RF_FWD_CREDS, 0, uid, gid, (int64_t)((uint64_t)rgid << 32 | ruid), mask,
 	    v, ng * 4);
 }
 

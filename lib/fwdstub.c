@@ -1456,22 +1456,6 @@ newstub(struct stub *s, const struct rf_fwd_msg *m)
 	return pid;
 }
 
-static int
-stand_add(struct stub *s, pid_t pid)
-{
-	pid_t *n;
-
-	if (s->nstand == s->capstand) {
-		size_t cap = s->capstand ? 2 * s->capstand : 8;
-		if ((n = realloc(s->stand, cap * sizeof(*n))) == NULL)
-			return -1;
-		s->stand = n;
-		s->capstand = cap;
-	}
-	s->stand[s->nstand++] = pid;
-	return 0;
-}
-
 /* STUBGO: tell the new stub where to go, or end it unseen; 1 if it went
    with a stand-in (a[1] 1, asked by the proxy). */
 static long
@@ -1492,7 +1476,7 @@ stubgo(struct stub *s, const struct rf_fwd_msg *m)
 	if (m->dlen > 0 && m->dlen <= GOMAX) {
 		if (write(ns->go, s->ibuf, m->dlen) != (ssize_t)m->dlen)
 			r = -EPIPE;
-		else if (m->a[1] == 1 && stand_add(s, ns->pid) == 0)
+		else if (m->a[1] == 1 && rf_fwd_pids_add(&s->stand, &s->nstand, &s->capstand, ns->pid) == 0)
 			r = 1;	/* its grandchild has a stand-in: its news are the proxy's */
 	}
 	close(ns->go);

@@ -249,6 +249,9 @@ struct rf_fwd_forkreq {
    as SCM_RIGHTS, at most RF_FWD_FDS_BATCH each; then end of file. */
 #define RF_FWD_FDS_BATCH 200
 
+/* Appends pid to the growing array *v (*n used, *cap room); -1 if out of memory. */
+int rf_fwd_pids_add(pid_t **v, size_t *n, size_t *cap, pid_t pid);
+
 /*
  * The buffered connection both sides use (lib/fwd.c).  Send writes header and
  * data with as few callback calls as it can; recv_hdr returns 1, or 0 on a
