@@ -162,6 +162,7 @@ static const int notified[] = {
 	SYS_setuid, SYS_setgid, SYS_setreuid, SYS_setregid, SYS_setresuid, SYS_setresgid,
 	SYS_setgroups, SYS_setfsuid, SYS_setfsgid, SYS_umask,
 	SYS_pidfd_open, SYS_pidfd_send_signal, SYS_getpriority, SYS_setpriority,
+	SYS_prlimit64,
 	SYS_read, SYS_write, SYS_open, SYS_close, SYS_stat, SYS_fstat, SYS_lstat,
 	SYS_poll, SYS_lseek, SYS_ioctl, SYS_pread64, SYS_pwrite64, SYS_readv,
 	SYS_writev, SYS_access, SYS_dup, SYS_dup2, SYS_sendfile, SYS_sendto,
@@ -3195,6 +3196,39 @@ do_proc(struct px *p, struct seccomp_notif *n, int sub, int64_t a0, int64_t a1)
 	return 0;
 }
 
+/*
+ * prlimit64 of a process at home (the parent's pid here is the proxy's, a
+ * grandchild's stand-in's is the grandchild's): there.  Its own, its
+ * children's here: native.
+ */
+static int
+do_prlimit(struct px *p, struct seccomp_notif *n)
+{
+	uint64_t *a = (uint64_t *)n->data.args;
+	pid_t pid = (pid_t)a[0];
+	struct rf_fwd_msg m, rep;
+	struct rlimit nl;
+	int r;
+
+	if (pid == 0 || (standin_find(p, pid) < 0 && local_pid(p, pid, 0))) {
+		cont(p, n->id);
+		return 0;
+	}
+	if (a[2] != 0 && (r = rmem(p, n->pid, a[2], &nl, sizeof(nl))) < 0) {
+		resp(p, n->id, 0, r);
+		return 0;
+	}
+	req(&m, RF_FWD_PROC, RF_PROC_PRLIMIT, pid, (int)a[1], a[2] != 0, 0);
+	m.dlen = a[2] != 0 ? sizeof(nl) : 0;
+	if (call(p, &m, &nl, &rep, p->buf, sizeof(nl)) == -1)
+		return -1;
+	if (rep.a[0] == 0 && a[3] != 0 && rep.dlen == sizeof(nl) &&
+	    (r = wmem(p, n->pid, a[3], p->buf, sizeof(nl))) < 0)
+		rep.a[0] = r;
+	result(p, n->id, rep.a[0]);
+	return 0;
+}
+
 /* --- poll and select: all fds home, or none --- */
 
 static int
@@ -4366,6 +4400,8 @@ handle(struct px *p, struct seccomp_notif *n)
 		return do_proc(p, n, RF_PROC_GETPGID, 0, 0);
 	case SYS_getpgid:
 		return do_proc(p, n, RF_PROC_GETPGID, (int)a[0], 0);
+	case SYS_prlimit64:
+		return do_prlimit(p, n);
 	case SYS_getpriority:
 	case SYS_setpriority:
 		/* a process at home (the parent's pid here is the proxy's) */

@@ -1879,6 +1879,17 @@ serve(struct stub *s, const struct rf_fwd_msg *m)
 		r = do_pathop(s, m, &outlen);
 		goto done;
 	case RF_FWD_PROC:
+		if (m->flags == RF_PROC_PRLIMIT) {
+			struct rlimit nl, ol;
+			if (m->a[2] && m->dlen == sizeof(nl))
+				memcpy(&nl, s->ibuf, sizeof(nl));
+			r = prlimit((pid_t)m->a[0], (int)m->a[1], m->a[2] ? &nl : NULL, &ol);
+			if (r == 0) {
+				memcpy(s->obuf, &ol, sizeof(ol));
+				outlen = sizeof(ol);
+			}
+			break;
+		}
 		r = do_proc(m);
 		goto done;
 	case RF_FWD_SOCK:

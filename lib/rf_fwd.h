@@ -183,6 +183,8 @@ enum { RF_SOCK_ACCEPT = 1, RF_SOCK_GETSOCKNAME, RF_SOCK_GETPEERNAME, RF_SOCK_GET
 #define RF_FWD_OPT_MAX 256	/* socket option value, socket address */
 enum { RF_PROC_GETPGID = 1, RF_PROC_SETPGID, RF_PROC_GETSID, RF_PROC_SETSID,
 	RF_PROC_GETPRIO, RF_PROC_SETPRIO,	/* PRIO_PROCESS: a pid, a nice value */
+	RF_PROC_PRLIMIT,	/* a pid, a resource, a[2] 1 if data (new struct
+				   rlimit64) -> the old one as data */
 	RF_PROC_NOPS };
 
 /*

@@ -868,21 +868,25 @@ EOF
 	none_marked "$MARK"
 }
 
-@test "rfork: setpriority of its parent from a remote child renices the parent at home (the parent's pid there is the proxy's)" {
+@test "rfork: setpriority and prlimit of its parent from a remote child act on the parent at home (the parent's pid there is the proxy's)" {
 	cat > "$TDIR/nice.py" <<'EOF'
-import os
+import os, resource
 if os.fork() == 0:
     os.setpriority(os.PRIO_PROCESS, os.getppid(), 7)
     print("child sees", os.getpriority(os.PRIO_PROCESS, os.getppid()), flush=True)
+    hard = resource.prlimit(os.getppid(), resource.RLIMIT_CORE)[1]
+    resource.prlimit(os.getppid(), resource.RLIMIT_CORE, (4096, hard))
+    print("child sees core", resource.prlimit(os.getppid(), resource.RLIMIT_CORE)[0], flush=True)
     os._exit(0)
 os.wait()
-print("parent is", os.getpriority(os.PRIO_PROCESS, 0), flush=True)
+print("parent is", os.getpriority(os.PRIO_PROCESS, 0), resource.getrlimit(resource.RLIMIT_CORE)[0], flush=True)
 EOF
 	run rrun python3 "$TDIR/nice.py"
 	cat "$OUT"
 	[ "$status" -eq 0 ]
 	[ "$(cat "$OUT")" = "child sees 7
-parent is 7" ]
+child sees core 4096
+parent is 7 4096" ]
 	none_marked "$MARK"
 }
 
