@@ -1456,6 +1456,18 @@ drain(struct px *p)
 	}
 }
 
+/* A write failed at home with err (negative): the signal it raises in a
+   writer, SIGPIPE (unless MSG_NOSIGNAL) or SIGXFSZ (past the file size
+   limit; the stub lets its own go), goes to the caller. */
+static void
+write_signal(struct px *p, struct seccomp_notif *n, int64_t err, int64_t msgflags)
+{
+	if (err == -EPIPE && !(msgflags & MSG_NOSIGNAL))
+		syscall(SYS_tgkill, p->f->pid, n->pid, SIGPIPE);
+	else if (err == -EFBIG)
+		syscall(SYS_tgkill, p->f->pid, n->pid, SIGXFSZ);
+}
+
 /* A posted write to fd failed at home: this call fails with its error, and
    raises SIGPIPE as the write would have.  Returns -errno, or 0. */
 static int
@@ -1465,8 +1477,7 @@ posted_error(struct px *p, struct seccomp_notif *n, int64_t fd, int64_t msgflags
 
 	if (p->nperr == 0 || (err = perr_take(p, p->f->id, fd)) == 0)
 		return 0;
-	if (err == EPIPE && !(msgflags & MSG_NOSIGNAL))
-		syscall(SYS_tgkill, p->f->pid, n->pid, SIGPIPE);
+	write_signal(p, n, -err, msgflags);
 	return -err;
 }
 
@@ -1578,8 +1589,8 @@ do_write(struct px *p, struct seccomp_notif *n, int64_t fd, uint64_t buf, uint64
 			break;
 		done += rep.a[0];
 	} while ((size_t)rep.a[0] == k && done < count);
-	if (rep.a[0] == -EPIPE && !(msgflags & MSG_NOSIGNAL) && done == 0)
-		syscall(SYS_tgkill, p->f->pid, n->pid, SIGPIPE);
+	if (done == 0)
+		write_signal(p, n, rep.a[0], msgflags);
 	result(p, n->id, done > 0 ? (int64_t)done : rep.a[0]);
 	return 0;
 }
@@ -1633,8 +1644,7 @@ do_vec(struct px *p, struct seccomp_notif *n, int wr, int64_t fd, uint64_t iovp,
 		m.dlen = total;
 		if (call(p, &m, ob, &rep, p->buf, 0) == -1)
 			goto lost;
-		if (rep.a[0] == -EPIPE && !(msgflags & MSG_NOSIGNAL))
-			syscall(SYS_tgkill, p->f->pid, n->pid, SIGPIPE);
+		write_signal(p, n, rep.a[0], msgflags);
 	} else {
 		req(&m, RF_FWD_READ, pos ? RF_FWDF_POS : 0, fd, total, off, msgflags);
 		if (call(p, &m, NULL, &rep, p->buf, total) == -1)

@@ -890,6 +890,17 @@ parent is 7 4096" ]
 	none_marked "$MARK"
 }
 
+@test "rfork: a remote child's write past the parent's file size limit at home dies of SIGXFSZ, as a local one" {
+	mkdir -p "$TDIR/fsz"
+	printf '%s\n' "cd $TDIR/fsz" 'ulimit -f 1' '( head -c 10000 /dev/zero > big; echo "rc=$?" )' 'stat -c %s big' > "$TDIR/fsz.sh"
+	run rrun bash "$TDIR/fsz.sh"
+	cat "$OUT"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = "rc=153
+1024" ]
+	none_marked "$MARK"
+}
+
 @test "rfork: MAP_SHARED stays local (EAGAIN when strict); a host that is down gets a local child" {
 	run --separate-stderr rrun "$TESTS/forker" shared
 	[ "$status" -eq 0 ]
