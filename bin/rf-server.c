@@ -743,6 +743,7 @@ fork_proxy(void *arg)
 	struct rf_proc p = { 0 };
 	struct rf_imgr r;
 	struct rf_err e = { 0 };
+	char msg[64];
 	struct feed f = { 0 };
 	struct rf_lazy *lz = NULL;
 	siginfo_t si;
@@ -850,8 +851,11 @@ fork_proxy(void *arg)
 	o.ph = w->ph;
 	o.preset = w->preset;
 	o.npreset = w->npreset;
-	o.ctlmsg = ctlmsg;
-	o.ctlmsglen = sizeof(ctlmsg);
+	/* "remote child", and the number of the filter's listener in C, which
+	   librfork closes: the proxy has its own (docs/PRELOAD.md) */
+	snprintf(msg, sizeof(msg), "%s fd %d", ctlmsg, rs.listener);
+	o.ctlmsg = msg;
+	o.ctlmsglen = strlen(msg) + 1;
 	o.verbose = getenv("RF_FWD_VERBOSE") != NULL;
 	o.before_fork = rf_lazy_wait;
 	o.host = w->host[0] != '\0' ? w->host : NULL;

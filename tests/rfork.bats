@@ -901,6 +901,88 @@ parent is 7 4096" ]
 	none_marked "$MARK"
 }
 
+@test "rfork: a remote child's next fd has the number a local child's would (no filter listener left in it), and so has a grandchild's" {
+	cat > "$TDIR/nextfd.py" <<'EOF'
+import os
+def link(n):
+    try:
+        return os.readlink("/proc/self/fd/" + n)
+    except OSError:
+        return ""       # the listing's own fd, closed by now
+def report(who):
+    fd = os.open("/dev/null", os.O_RDONLY)
+    seccomp = [n for n in os.listdir("/proc/self/fd") if link(n).startswith("anon_inode:seccomp")]
+    print(who, "next fd", fd, "listeners", len(seccomp), flush=True)
+    os.close(fd)
+report("parent")
+if os.fork() == 0:
+    report("child")
+    if os.fork() == 0:
+        report("grandchild")
+        os._exit(0)
+    os.wait()
+    os._exit(0)
+os.wait()
+EOF
+	run rrun python3 "$TDIR/nextfd.py"
+	cat "$OUT"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = "parent next fd 3 listeners 0
+child next fd 3 listeners 0
+grandchild next fd 3 listeners 0" ]
+	none_marked "$MARK"
+}
+
+@test "rfork: a confined process (no_new_privs, a seccomp filter of its own, a smaller bounding set, dropped capabilities) forks locally and says so (EAGAIN when strict)" {
+	cat > "$TDIR/filter.py" <<'EOF'
+import ctypes, os, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+# sysinfo (99) fails with EPERM, the rest is allowed
+ins = [(0x20, 0, 0, 0), (0x15, 0, 1, 99), (0x06, 0, 0, 0x00050001), (0x06, 0, 0, 0x7fff0000)]
+code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in ins))
+class Prog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+prog = Prog(len(ins), ctypes.addressof(code))
+if libc.prctl(22, 2, ctypes.byref(prog), 0, 0) != 0:    # PR_SET_SECCOMP, filter
+    sys.exit("seccomp: %d" % ctypes.get_errno())
+os.execv(sys.argv[1], sys.argv[1:])
+EOF
+	cat > "$TDIR/capdrop.py" <<'EOF'
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+hdr = (ctypes.c_uint32 * 2)(0x20080522, 0)      # _LINUX_CAPABILITY_VERSION_3, this process
+data = (ctypes.c_uint32 * 6)()                  # effective, permitted, inheritable; twice
+if libc.capget(hdr, data) != 0:
+    sys.exit("capget: %d" % ctypes.get_errno())
+data[0] &= ~(1 << 13)                           # CAP_NET_RAW out of effective
+data[1] &= ~(1 << 13)                           # and permitted
+if libc.capset(hdr, data) != 0:
+    sys.exit("capset: %d" % ctypes.get_errno())
+# an exec would give root its capabilities back: this process forks
+pid = os.fork()
+if pid == 0:
+    print("child %d ppid %d host %s" % (os.getpid(), os.getppid(), os.uname().nodename), flush=True)
+    os._exit(4)
+print("forked %d status exit %d" % (pid, os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])), flush=True)
+EOF
+	for how in "setpriv --no-new-privs" "setpriv --bounding-set -net_raw" \
+	    "python3 $TDIR/capdrop.py" "python3 $TDIR/filter.py"; do
+		run --separate-stderr rrun $how "$TESTS/rforkhost" 4
+		echo "$how: $(cat "$OUT") / $stderr"
+		[ "$status" -eq 0 ]
+		[ "$(grep -c "^child .* host ${PFX}1$" "$OUT")" -eq 1 ]
+		grep -q "status exit 4" "$OUT" 
+		[[ "$stderr" == *"fork stays local: the process is confined ("*"), which a remote child would not keep"* ]]
+	done
+	run --separate-stderr inh 1 env RFTEST_MARK="$MARK" RFORK_POLICY=all RFORK_STRICT=1 \
+	    "$ROOT/sh/rf-run" -k "$KEY" -H "$(addr 2)" setpriv --no-new-privs "$TESTS/rforkhost" 4
+	echo "$output / $stderr"
+	[ "$status" -ne 0 ]
+	! grep -q '^child ' <<<"$output"
+	[[ "$stderr" == *"fork fails (RFORK_STRICT=1): the process is confined (no_new_privs)"* ]]
+	none_marked "$MARK"
+}
+
 @test "rfork: MAP_SHARED stays local (EAGAIN when strict); a host that is down gets a local child" {
 	run --separate-stderr rrun "$TESTS/forker" shared
 	[ "$status" -eq 0 ]

@@ -258,6 +258,22 @@ cld_child(void)
 	atomic_flag_clear(&cld_lock);
 }
 
+/*
+ * The proxy's answer, "remote child fd N": N is the filter's listener,
+ * which the restore left in C at the lowest free number (the proxy has its
+ * own copy).  Closed, the child's next fd gets the number a local child's
+ * would.
+ */
+static void
+drop_listener(const char *msg)
+{
+	const char *q = strstr(msg, " fd ");
+	long fd;
+
+	if (q != NULL && (fd = strtol(q + 4, NULL, 10)) > 2 && fd < INT_MAX)
+		rfp_close((int)fd);
+}
+
 /* One message from K: a line, or the proxy's one answer ("remote..."). */
 static size_t
 read_ctl(int fd, char *buf, size_t cap)
@@ -771,6 +787,7 @@ child(int k[2], const sigset_t *old, pid_t ppid, int lazy, uint64_t gen,
 			   (docs/PRELOAD.md).  src is a pid of home: not ours to touch. */
 			remote_child = 1;
 			src = 0;
+			drop_listener(msg);
 		} else if (strncmp(msg, "stub ", 5) == 0 || strncmp(msg, "hand ", 5) == 0) {
 			char state[RFP_STATE];
 			size_t slen = 0;
@@ -1338,6 +1355,7 @@ grand_child(int k[2], const sigset_t *old, pid_t ppid, pid_t newpid, pid_t proxy
 		prctl(PR_SET_PDEATHSIG, 0);
 		if (strncmp(msg, "remote", 6) == 0) {
 			rfp_close(k[1]);
+			drop_listener(msg);
 			sigprocmask(SIG_SETMASK, old, NULL);
 			return 0;
 		}
@@ -1517,7 +1535,7 @@ wrap(pid_t (*realf)(void))
 
 	if (rfp_cfg.policy == RFP_NONE || grand_off || !goes_remote())
 		return realf();
-	if (rfp_shared_mapping(&why, &m) != 0) {
+	if (rfp_shared_mapping(&why, &m) != 0 || rfp_confined(&why, remote_child)) {
 		if (rfp_cfg.strict) {
 			rfp_log("fork fails (RFORK_STRICT=1): ", why.s, NULL);
 			errno = EAGAIN;

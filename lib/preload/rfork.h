@@ -76,6 +76,9 @@ struct rfp_maps {
 /* 1 if a mapping forbids a remote child (*why says which), 0 if none, -1 if
  * the maps could not be read (*why says so); *m as they were. */
 int rfp_shared_mapping(struct rfp_str *why, struct rfp_maps *m);
+/* 1 (why says how) if the process is confined in a way a remote child would
+   not keep (confine.c); remote: this is a remote child already. */
+int rfp_confined(struct rfp_str *why, int remote);
 
 /* Find rf-snap, rf-send, rf-stub (rfp_cfg.snap...): 0, or -1 with *why. */
 int rfp_find_tools(struct rfp_str *why);
