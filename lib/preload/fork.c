@@ -43,6 +43,9 @@ static atomic_uint nexthost;
 static atomic_int said_policy, said_hosts, said_nohost;
 /* Set in a remote child: its forks go through its proxy and stub (grand_fork). */
 static int remote_child;
+/* The forking thread's name, for the remote child to take again: the
+   restore leaves it the server's (rf-server) */
+static __thread char fork_name[16];
 /* ...but this process has no home identity (a local descendant of one). */
 static int grand_off;
 /* In a remote child: the host it was sent to, as home names it. */
@@ -788,6 +791,7 @@ child(int k[2], const sigset_t *old, pid_t ppid, int lazy, uint64_t gen,
 			remote_child = 1;
 			src = 0;
 			drop_listener(msg);
+			prctl(PR_SET_NAME, fork_name);
 		} else if (strncmp(msg, "stub ", 5) == 0 || strncmp(msg, "hand ", 5) == 0) {
 			char state[RFP_STATE];
 			size_t slen = 0;
@@ -1240,6 +1244,7 @@ remote_fork(pid_t (*realf)(void), const struct rfp_maps *m)
 	if (gen != 0)
 		record_once();
 	cld_enter();
+	prctl(PR_GET_NAME, fork_name);
 	pid = realf();
 	if (pid == 0) {
 		/* the child's host, through S: set in S alone, where no other
@@ -1356,6 +1361,7 @@ grand_child(int k[2], const sigset_t *old, pid_t ppid, pid_t newpid, pid_t proxy
 		if (strncmp(msg, "remote", 6) == 0) {
 			rfp_close(k[1]);
 			drop_listener(msg);
+			prctl(PR_SET_NAME, fork_name);
 			sigprocmask(SIG_SETMASK, old, NULL);
 			return 0;
 		}
@@ -1444,6 +1450,7 @@ grand_fork(pid_t (*realf)(void))
 		goto abort;
 	}
 	cld_enter();
+	prctl(PR_GET_NAME, fork_name);
 	pid = realf();
 	if (pid == 0) {
 		memcpy(my_host, fr.host, sizeof(my_host));	/* the grandchild's, through L */
