@@ -2246,7 +2246,13 @@ next_pid(pid_t pid)
 	close(fd);
 }
 
-/* Is pid a child of C's here, in this namespace, stopped (shipped, waiting)? */
+/*
+ * Is pid (numbered in this namespace) a child of C's?  /proc here numbers
+ * processes outside it: the pid's own number there (its pidfd's NSpid) and
+ * its parent's are compared with C's.  (Where the origin is this same
+ * machine, the namespace's number names the new stub at home, whose parent
+ * is C's stub, of C's number: reading /proc by it would say yes wrongly.)
+ */
 static int
 standin_is(struct px *p, pid_t pid)
 {
@@ -2254,10 +2260,16 @@ standin_is(struct px *p, pid_t pid)
 	int fd;
 	ssize_t k;
 	long ppid;
+	pid_t h;
 
-	if (pid <= 1 || standin_find(p, pid) >= 0)
+	if (pid <= 1 || p->hostpid <= 0 || standin_find(p, pid) >= 0 ||
+	    (fd = syscall(SYS_pidfd_open, pid, 0)) == -1)
 		return 0;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	h = host_pid(fd);
+	close(fd);
+	if (h <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)h);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 		return 0;
 	k = read(fd, st, sizeof(st) - 1);
@@ -2265,7 +2277,7 @@ standin_is(struct px *p, pid_t pid)
 	st[k > 0 ? k : 0] = '\0';
 	if ((q = strrchr(st, ')')) == NULL || sscanf(q + 1, " %*c %ld", &ppid) != 1)
 		return 0;
-	return ppid == p->child;
+	return ppid == p->hostpid;
 }
 
 static int
